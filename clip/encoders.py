@@ -1,0 +1,268 @@
+"""Prompted CLIP encoders that run open_clip's own modules (no copy of CLIP's model code).
+
+Both functions are functional: prompts are passed in, so the same code serves IVLP / PromptSRC / the
+PromptKD teacher and student (independent deep prompts, reference-behaviour §2.2), MaPLe (prompts made
+by a coupling function, §2.3) and plain zero-shot CLIP (no prompts). The recipe follows §2.5:
+
+- vision: conv1 -> flatten -> [CLS] + patches -> + positional embedding -> patch dropout -> append the
+  layer-0 prompts at the END (no positional embedding) -> ln_pre -> block i (1 <= i < len(prompts))
+  first REPLACES the last Nv tokens with prompts[i] -> ... -> ln_post(token 0) @ proj;
+- text: token embeddings (layer-0 context already at positions 1..n_ctx) + positional embedding ->
+  causal blocks; block k+1 first REPLACES positions 1..n_ctx with deep_prompts[k] -> ln_final ->
+  feature at the EOT position (argmax of the ids) @ text_projection.
+
+With no prompts both reproduce ``model.encode_image`` / ``model.encode_text`` exactly.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from open_clip import CLIP, CustomTextCLIP
+from open_clip.transformer import TextTransformer, VisionTransformer, text_global_pool
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+def _run_block(block: nn.Module, x: Tensor, attn_mask: Tensor | None, use_checkpoint: bool) -> Tensor:
+    if use_checkpoint and torch.is_grad_enabled():
+        return _checkpoint(functools.partial(block, attn_mask=attn_mask), x, use_reentrant=False)
+    return block(x, attn_mask=attn_mask)
+
+
+def _batched_prompt(p: Tensor, batch: int, width: int, dtype: torch.dtype, label: str) -> Tensor:
+    """[N, W] -> [B, N, W] (broadcast) or check a per-sample [B, N, W]; cast to the activation dtype."""
+    if not isinstance(p, Tensor):
+        raise TypeError(f"{label}: expected a Tensor, got {type(p).__name__}")
+    if p.dim() == 2:
+        p = p.unsqueeze(0).expand(batch, -1, -1)
+    elif p.dim() != 3 or p.shape[0] != batch:
+        raise ValueError(f"{label}: expected shape [N, {width}] or [{batch}, N, {width}], got {list(p.shape)}")
+    if p.shape[-1] != width:
+        raise ValueError(f"{label}: prompt width {p.shape[-1]} does not match the transformer width {width}")
+    return p.to(dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# image tower
+# --------------------------------------------------------------------------------------------------
+def _as_visual(visual: nn.Module) -> nn.Module:
+    if isinstance(visual, (CLIP, CustomTextCLIP)):
+        return visual.visual
+    return visual
+
+
+def encode_image(
+    visual: nn.Module,
+    images: Tensor,
+    prompts: Sequence[Tensor] | None = None,
+    *,
+    checkpoint: bool = False,
+) -> Tensor:
+    """Image features [B, D] (unnormalised) with IVLP/MaPLe deep visual prompts (§2.2, §2.3, §2.5).
+
+    ``visual``: ``model.visual`` (an open_clip ``VisionTransformer``; a whole CLIP is accepted too).
+    ``prompts``: ``prompts[0]`` ([Nv, W] or [B, Nv, W]) is appended after the positional embedding;
+    ``prompts[i]`` (1 <= i < len) replaces the last Nv tokens before block i; blocks i >= len carry
+    the previous outputs. None / empty = plain CLIP (equals ``model.encode_image``).
+    ``checkpoint``: gradient checkpointing per block (saves activation memory when training).
+    """
+    visual = _as_visual(visual)
+    prompts = [] if prompts is None else list(prompts)
+    if not isinstance(visual, VisionTransformer):
+        if prompts:
+            raise ValueError(f"deep visual prompts need a ViT image tower; got {type(visual).__name__}")
+        weight = next(visual.parameters())
+        return visual(images.to(weight.dtype))
+    if getattr(visual, "attn_pool", None) is not None:
+        raise ValueError("vision towers with attentional pooling (attn_pool) are not supported by clip.encode_image")
+    if visual.pool_type == "none":
+        raise ValueError("vision pool_type 'none' returns tokens, not an image feature; not supported")
+    if prompts and visual.pool_type != "tok":
+        raise ValueError(
+            f"deep visual prompts are defined for CLS-token pooling (pool_type 'tok'); this tower uses "
+            f"'{visual.pool_type}'"
+        )
+    blocks = visual.transformer.resblocks
+    if len(prompts) > len(blocks):
+        raise ValueError(f"{len(prompts)} visual prompt layers given but the tower has only {len(blocks)} blocks")
+    if images.dim() != 4:
+        raise ValueError(f"images: expected [B, 3, H, W], got {list(images.shape)}")
+
+    dtype = visual.conv1.weight.dtype
+    x = visual.conv1(images.to(dtype))  # [B, W, g, g]
+    batch, width = x.shape[0], x.shape[1]
+    x = x.reshape(batch, width, -1).permute(0, 2, 1)  # [B, g*g, W]
+    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(batch, -1, -1)
+    x = torch.cat([cls, x], dim=1)
+    x = x + visual.positional_embedding.to(x.dtype)
+    x = visual.patch_dropout(x)
+
+    n_prompt = 0
+    if prompts:
+        p0 = _batched_prompt(prompts[0], batch, width, x.dtype, "prompts[0]")
+        n_prompt = p0.shape[1]
+        x = torch.cat([x, p0], dim=1)  # prompts at the end, after the positional embedding
+    x = visual.ln_pre(x)
+
+    batch_first = getattr(visual.transformer, "batch_first", True)
+    if not batch_first:
+        x = x.transpose(0, 1)
+    for i, block in enumerate(blocks):
+        if 1 <= i < len(prompts):
+            p = _batched_prompt(prompts[i], batch, width, x.dtype, f"prompts[{i}]")
+            if p.shape[1] != n_prompt:
+                raise ValueError(f"prompts[{i}] has {p.shape[1]} tokens, prompts[0] has {n_prompt}")
+            if batch_first:
+                x = torch.cat([x[:, :-n_prompt], p], dim=1)
+            else:
+                x = torch.cat([x[:-n_prompt], p.transpose(0, 1)], dim=0)
+        x = _run_block(block, x, None, checkpoint)
+    if not batch_first:
+        x = x.transpose(0, 1)
+
+    if visual.pool_type == "tok":
+        # LayerNorm is per token, so ln_post(x[:, 0]) equals open_clip's ln_post(x)[:, 0] (and is its
+        # final_ln_after_pool branch); the reference does ln_post(x[:, 0, :]).
+        pooled = visual.ln_post(x[:, 0])
+    else:
+        pooled, _ = visual._pool(x)
+    if visual.proj is not None:
+        pooled = pooled @ visual.proj
+    return pooled
+
+
+# --------------------------------------------------------------------------------------------------
+# text tower
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class _TextParts:
+    token_embedding: nn.Embedding
+    positional_embedding: Tensor
+    transformer: nn.Module
+    ln_final: nn.Module
+    text_projection: Tensor | nn.Linear | None
+    attn_mask: Tensor | None
+    pool_type: str
+    eos_id: int | None
+
+
+def _text_parts(model: nn.Module) -> _TextParts:
+    if isinstance(model, CLIP):
+        return _TextParts(
+            model.token_embedding, model.positional_embedding, model.transformer, model.ln_final,
+            model.text_projection, model.attn_mask, model.text_pool_type, getattr(model, "text_eos_id", None),
+        )
+    text = getattr(model, "text", model)
+    if isinstance(text, TextTransformer):
+        if text.cls_emb is not None:
+            raise ValueError("text towers with an appended CLS embedding (CoCa) are not supported")
+        if text.use_pad_mask:
+            raise ValueError("bidirectional text towers with padding masks are not supported")
+        return _TextParts(
+            text.token_embedding, text.positional_embedding, text.transformer, text.ln_final,
+            text.text_projection, text.attn_mask, text.pool_type, text.eos_id,
+        )
+    raise ValueError(
+        f"unsupported text tower {type(text).__name__}: clip.encode_text needs an open_clip CLIP or a "
+        "CustomTextCLIP with a TextTransformer"
+    )
+
+
+def token_embedding(model: nn.Module, token_ids: Tensor) -> Tensor:
+    """Token embeddings [C, L, W] of tokenised prompts (no positional embedding), as the prompt
+    learners split into prefix / context / suffix (§2.2 step 1)."""
+    parts = _text_parts(model)
+    vocab = parts.token_embedding.num_embeddings
+    if token_ids.numel() and (int(token_ids.max()) >= vocab or int(token_ids.min()) < 0):
+        raise ValueError(
+            f"token ids range [{int(token_ids.min())}, {int(token_ids.max())}] outside the model's vocabulary "
+            f"of {vocab}; tokenise with the model's tokenizer"
+        )
+    return parts.token_embedding(token_ids)
+
+
+def encode_text(
+    model: nn.Module,
+    token_embeds: Tensor,
+    token_ids: Tensor,
+    deep_prompts: Sequence[Tensor] | None = None,
+    n_ctx: int = 0,
+    *,
+    checkpoint: bool = False,
+) -> Tensor:
+    """Text features [C, D] (unnormalised) with deep text prompts (§2.2 text tower, §2.3).
+
+    ``token_embeds``: [C, L, W] embeddings that already hold the learned layer-0 context at positions
+    1..n_ctx (no positional embedding). ``token_ids``: [C, L] ids of the tokenised prompts (EOT = argmax).
+    ``deep_prompts[k]`` ([n_ctx, W] or [C, n_ctx, W]) replaces positions 1..n_ctx before block k+1.
+    ``checkpoint``: gradient checkpointing per block (user pain P7: ViT-L/14 text tower memory).
+    With ``deep_prompts`` None and ``token_embeds = token_embedding(model, ids)`` this equals
+    ``model.encode_text(ids)``.
+    """
+    parts = _text_parts(model)
+    deep = [] if deep_prompts is None else list(deep_prompts)
+    if token_embeds.dim() != 3:
+        raise ValueError(f"token_embeds: expected [C, L, W], got {list(token_embeds.shape)}")
+    n_cls, seq_len, width = token_embeds.shape
+    if tuple(token_ids.shape) != (n_cls, seq_len):
+        raise ValueError(
+            f"token_ids: expected shape [{n_cls}, {seq_len}] to match token_embeds, got {list(token_ids.shape)}"
+        )
+    num_pos = parts.positional_embedding.shape[0]
+    if seq_len > num_pos:
+        raise ValueError(
+            f"prompts have {seq_len} tokens but the text tower's context length is {num_pos}; tokenise with "
+            f"context_length={num_pos}"
+        )
+    if width != parts.positional_embedding.shape[1]:
+        raise ValueError(
+            f"token_embeds width {width} does not match the text transformer width "
+            f"{parts.positional_embedding.shape[1]}"
+        )
+    blocks = parts.transformer.resblocks
+    if deep:
+        if n_ctx < 1 or 1 + n_ctx > seq_len:
+            raise ValueError(f"n_ctx={n_ctx}: deep text prompts need 1 <= n_ctx <= {seq_len - 1}")
+        if len(deep) > len(blocks) - 1:
+            raise ValueError(
+                f"{len(deep)} deep text prompt layers given; the text tower has {len(blocks)} blocks, so at "
+                f"most {len(blocks) - 1} (blocks 1..{len(blocks) - 1}) can take one"
+            )
+
+    cast_dtype = parts.transformer.get_cast_dtype()
+    x = token_embeds.to(cast_dtype) + parts.positional_embedding[:seq_len].to(cast_dtype)
+    attn_mask = parts.attn_mask
+    if attn_mask is not None and attn_mask.shape[-1] != seq_len:
+        attn_mask = attn_mask[:seq_len, :seq_len]
+
+    batch_first = getattr(parts.transformer, "batch_first", True)
+    if not batch_first:
+        x = x.transpose(0, 1)
+    for i, block in enumerate(blocks):
+        if 1 <= i <= len(deep):
+            p = _batched_prompt(deep[i - 1], n_cls, width, x.dtype, f"deep_prompts[{i - 1}]")
+            if p.shape[1] != n_ctx:
+                raise ValueError(f"deep_prompts[{i - 1}] has {p.shape[1]} tokens, expected n_ctx={n_ctx}")
+            if batch_first:
+                x = torch.cat([x[:, :1], p, x[:, 1 + n_ctx:]], dim=1)
+            else:
+                x = torch.cat([x[:1], p.transpose(0, 1), x[1 + n_ctx:]], dim=0)
+        x = _run_block(block, x, attn_mask, checkpoint)
+    if not batch_first:
+        x = x.transpose(0, 1)
+
+    x = parts.ln_final(x)
+    pooled = text_global_pool(x, token_ids, parts.pool_type, eos_token_id=parts.eos_id)
+    proj = parts.text_projection
+    if proj is not None:
+        pooled = proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
+    return pooled
+
+
+__all__ = ["encode_image", "encode_text", "token_embedding"]

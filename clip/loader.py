@@ -1,0 +1,270 @@
+"""``clip.load``: one entry point for every way a CLIP model reaches this project.
+
+Resolution order (reference-behaviour §2.1/§2.5; the reference hard-codes ``./clip/ViT-B-16.pt``):
+1. an existing file: OpenAI TorchScript archive, OpenAI-layout state dict, or open_clip checkpoint;
+2. an OpenAI name (``ViT-B/16``, ``ViT-B-16``, ``RN50`` ...) -> local file found by
+   ``clip.weights.resolve_weights_path`` (QuickGELU architecture);
+3. ``open_clip:<model-name>[:<pretrained-tag-or-file>]`` -> ``open_clip.create_model``;
+4. the tiny architectures in ``clip/model_configs`` (random weights, ``allow_random=True`` only).
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from open_clip import CLIP, CustomTextCLIP
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from open_clip.model import convert_weights_to_lp, get_cast_dtype
+from open_clip.transform import PreprocessCfg
+from torch import nn
+
+from .configs import TINY_CONFIGS, config_from_openai_state_dict, register_tiny_configs, tiny_model_names
+from .weights import (
+    OPENAI_MODELS,
+    WeightsFile,
+    candidate_weight_paths,
+    looks_like_path,
+    openai_name,
+    read_weights_file,
+    resolve_weights_path,
+)
+
+logger = logging.getLogger(__name__)
+
+OPEN_CLIP_PREFIX = "open_clip:"
+ALLOW_RANDOM_KEY = "MODEL.BACKBONE.ALLOW_RANDOM_INIT"
+PRECISIONS = ("fp32", "fp16", "bf16")
+_PRECISION_ALIASES = {"fp32": "fp32", "float32": "fp32", "amp": "fp32", "fp16": "fp16", "float16": "fp16",
+                      "half": "fp16", "bf16": "bf16", "bfloat16": "bf16"}
+
+register_tiny_configs()
+
+
+def available_models() -> list[str]:
+    """OpenAI CLIP names (need local weight files) followed by the tiny random-weight architectures.
+    Any open_clip architecture is also loadable as ``open_clip:<name>[:<tag-or-file>]``."""
+    return list(OPENAI_MODELS) + tiny_model_names()
+
+
+def _normalise_precision(precision: str) -> str:
+    key = str(precision).lower()
+    if key not in _PRECISION_ALIASES:
+        raise ValueError(
+            f"precision '{precision}' is not supported; use one of {PRECISIONS} "
+            "('amp' is accepted and means fp32 weights, for use under autocast)"
+        )
+    return _PRECISION_ALIASES[key]
+
+
+def _finalize(model: nn.Module, precision: str, device: torch.device | str) -> nn.Module:
+    """Move to ``device`` and apply the OpenAI-style mixed precision: Linear/Conv/attention weights and
+    projections in fp16/bf16, LayerNorms computed in fp32 (the model was built with LayerNormFp32)."""
+    model.to(device=device)
+    if precision in ("fp16", "bf16"):
+        convert_weights_to_lp(model, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+    return model.eval()
+
+
+def build_from_config(
+    model_cfg: dict[str, Any], precision: str = "fp32", device: torch.device | str = "cpu"
+) -> nn.Module:
+    """Instantiate an open_clip ``CLIP`` (or ``CustomTextCLIP``) from a config dict with random weights."""
+    precision = _normalise_precision(precision)
+    cfg = dict(model_cfg)
+    if "multimodal_cfg" in cfg:
+        raise ValueError("CoCa models (config key 'multimodal_cfg') are not supported by clip.load")
+    custom_text = bool(cfg.pop("custom_text", False))
+    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
+    if missing:
+        raise ValueError(f"model config lacks key(s) {missing}; open_clip configs need embed_dim, vision_cfg, text_cfg")
+    cls = CustomTextCLIP if custom_text else CLIP
+    model = cls(**cfg, cast_dtype=get_cast_dtype(precision))
+    return _finalize(model, precision, device)
+
+
+def _set_preprocess(model: nn.Module) -> None:
+    image_size = getattr(model.visual, "image_size", 224)
+    pp = asdict(PreprocessCfg())
+    pp.update(size=image_size, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
+    open_clip.set_model_preprocess_cfg(model, pp)
+
+
+def _load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{source}: weights do not fit the architecture built for them: {e}") from e
+
+
+def load_weights_file(
+    path: str | os.PathLike, precision: str = "fp32", device: torch.device | str = "cpu"
+) -> nn.Module:
+    """Build a model from a weights file (format decided by content, see ``clip.weights.read_weights_file``)."""
+    precision = _normalise_precision(precision)
+    wf: WeightsFile = read_weights_file(path)
+    if wf.kind == "openai":
+        cfg = config_from_openai_state_dict(wf.state_dict, quick_gelu=True)
+        source = f"{wf.path} (OpenAI {'TorchScript archive' if wf.jit else 'state dict'})"
+    else:
+        cfg = dict(wf.model_cfg or {})
+        source = f"{wf.path} (open_clip checkpoint, model '{wf.model_name}')"
+    cfg_build = dict(cfg)
+    custom_text = bool(cfg_build.pop("custom_text", False))
+    if "multimodal_cfg" in cfg_build:
+        raise ValueError(f"{wf.path}: CoCa checkpoints are not supported by clip.load")
+    cls = CustomTextCLIP if custom_text else CLIP
+    model = cls(**cfg_build, cast_dtype=get_cast_dtype(precision))
+    _load_state_dict_strict(model, wf.state_dict, source)
+    _set_preprocess(model)
+    logger.info("Loaded CLIP from %s", source)
+    return _finalize(model, precision, device)
+
+
+def _create_random(arch: str, precision: str, device: torch.device | str) -> nn.Module:
+    model = open_clip.create_model(arch, pretrained=None, precision=precision, device=device)
+    return model.eval()
+
+
+def _close_matches(name: str, choices: list[str]) -> str:
+    m = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    return f" Did you mean {m}?" if m else ""
+
+
+def _load_open_clip_spec(
+    spec: str, allow_random: bool, precision: str, device: torch.device | str
+) -> nn.Module:
+    """``open_clip:<model-name>[:<pretrained-tag-or-file>]`` via ``open_clip.create_model``."""
+    rest = spec[len(OPEN_CLIP_PREFIX):].strip()
+    if rest.startswith(("hf-hub:", "local-dir:")):
+        arch, pretrained = rest, None
+        schema = True
+    else:
+        arch, _, tag = rest.partition(":")
+        arch = arch.replace("/", "-")
+        pretrained = tag or None
+        schema = False
+    if not arch:
+        raise ValueError(f"'{spec}': expected 'open_clip:<model-name>[:<pretrained-tag-or-file>]'")
+    kwargs: dict[str, Any] = {}
+    if not schema:
+        model_cfg = open_clip.get_model_config(arch)
+        if model_cfg is None:
+            raise ValueError(
+                f"'{spec}': '{arch}' is not an open_clip architecture.{_close_matches(arch, open_clip.list_models())} "
+                "See open_clip.list_models()."
+            )
+        if pretrained is None:
+            if not allow_random:
+                tags = open_clip.list_pretrained_tags_by_model(arch)
+                raise ValueError(
+                    f"'{spec}' names no pretrained weights, so the model would be random. Give a tag or file "
+                    f"('open_clip:{arch}:<tag-or-file>', tags for {arch}: {tags}) or pass allow_random=True "
+                    f"(config key {ALLOW_RANDOM_KEY})."
+                )
+            logger.warning("open_clip model %s built with RANDOM weights (allow_random=True)", arch)
+        elif os.path.isfile(os.path.expanduser(pretrained)):
+            pretrained = os.path.expanduser(pretrained)
+        else:
+            tags = open_clip.list_pretrained_tags_by_model(arch)
+            if pretrained not in tags:
+                if looks_like_path(pretrained):
+                    raise FileNotFoundError(f"'{spec}': weights file '{pretrained}' does not exist")
+                raise ValueError(
+                    f"'{spec}': '{pretrained}' is neither a file nor a pretrained tag of {arch}; tags: {tags}"
+                )
+            tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
+            if tag_cfg.get("quick_gelu", False) and not model_cfg.get("quick_gelu", False):
+                logger.info("%s:%s was trained with QuickGELU; building with force_quick_gelu=True", arch, pretrained)
+                kwargs["force_quick_gelu"] = True
+    try:
+        model = open_clip.create_model(
+            arch,
+            pretrained=pretrained,
+            precision=precision,
+            device=device,
+            require_pretrained=pretrained is not None or schema,
+            **kwargs,
+        )
+    except (RuntimeError, OSError, ValueError) as e:
+        if pretrained is None and not schema:
+            raise
+        if pretrained is not None and os.path.isfile(pretrained):
+            raise ValueError(f"'{spec}': could not load weights file {pretrained} into {arch}: {e}") from e
+        raise RuntimeError(
+            f"'{spec}': could not obtain the open_clip weights ({type(e).__name__}: {e}). open_clip downloads "
+            "them from the Hugging Face Hub / the release URL and needs internet access. Offline: download "
+            "them on a connected machine (they land in the Hugging Face cache, ~/.cache/huggingface) and copy "
+            f"the cache over, or pass a local file: 'open_clip:{arch}:/path/to/weights.bin'."
+        ) from e
+    return model.eval()
+
+
+def load(
+    name: str,
+    *,
+    weights_dir: str | os.PathLike | None = None,
+    allow_random: bool = False,
+    precision: str = "fp32",
+    device: torch.device | str = "cpu",
+) -> CLIP:
+    """Load a CLIP model as an open_clip ``CLIP`` in eval mode (``requires_grad`` untouched).
+
+    ``name``: a weights file, an OpenAI name (``ViT-B/16``; file ``<weights_dir>/ViT-B-16.pt``), an
+    ``open_clip:<model>[:<tag-or-file>]`` spec, or a tiny architecture (``tiny-vit-student``).
+    ``weights_dir``: folder with OpenAI weight files (else ``$CLIP_WEIGHTS_DIR``, ``./clip``, ``~/.cache/clip``).
+    ``allow_random``: build random weights when no weights exist (always needed for tiny architectures).
+    ``precision``: fp32 / fp16 / bf16 (OpenAI-style: matmul weights cast, LayerNorm in fp32).
+    (open_clip checkpoints of custom-text architectures come back as ``open_clip.CustomTextCLIP``.)
+    """
+    precision = _normalise_precision(precision)
+    name = str(name).strip()
+    if not name:
+        raise ValueError("clip.load: empty model name; set MODEL.BACKBONE.NAME (e.g. 'ViT-B/16')")
+
+    if Path(os.path.expanduser(name)).is_file():
+        return load_weights_file(name, precision, device)
+
+    canonical = openai_name(name)
+    if canonical is not None:
+        try:
+            path = resolve_weights_path(canonical, weights_dir)
+        except FileNotFoundError:
+            if not allow_random:
+                raise
+            tried = ", ".join(str(p) for p in candidate_weight_paths(canonical, weights_dir))
+            logger.warning(
+                "No weights file for %s (tried %s); building the %s architecture with RANDOM weights "
+                "because allow_random=True", canonical, tried, OPENAI_MODELS[canonical]
+            )
+            return _create_random(OPENAI_MODELS[canonical], precision, device)
+        return load_weights_file(path, precision, device)
+
+    if name.startswith(OPEN_CLIP_PREFIX):
+        return _load_open_clip_spec(name, allow_random, precision, device)
+
+    tiny = name.replace("/", "-")
+    if tiny in TINY_CONFIGS:
+        if not allow_random:
+            raise ValueError(
+                f"'{tiny}' is a tiny test architecture without pretrained weights; it can only be built with "
+                f"random weights: pass allow_random=True (config key {ALLOW_RANDOM_KEY}: True), or load a "
+                "saved copy by its file path."
+            )
+        logger.warning("Building tiny CLIP '%s' with RANDOM weights (allow_random=True)", tiny)
+        return _create_random(tiny, precision, device)
+
+    if looks_like_path(name):
+        raise FileNotFoundError(f"CLIP weights file '{name}' does not exist (resolved to {Path(name).resolve()})")
+    raise ValueError(
+        f"unknown CLIP model '{name}'.{_close_matches(name, available_models())} Known names: "
+        f"{available_models()}; or a weights file path; or 'open_clip:<architecture>[:<tag-or-file>]'."
+    )
+
+
+__all__ = ["ALLOW_RANDOM_KEY", "available_models", "build_from_config", "load", "load_weights_file"]

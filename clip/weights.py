@@ -1,0 +1,357 @@
+"""Where CLIP weights come from and how they are read and written.
+
+- OpenAI names (``ViT-B/16`` ...) map to the files of OpenAI's CLIP release (``ViT-B-16.pt``: TorchScript
+  archives, reference-behaviour §2.1). ``resolve_weights_path`` looks for them locally, never downloads.
+- ``read_weights_file`` tells the on-disk formats apart by content: TorchScript archive, OpenAI-layout
+  state dict, or an open_clip checkpoint (``{"state_dict": ...}`` written by ``save_open_clip_checkpoint``).
+- ``save_openai_state_dict`` / ``save_open_clip_checkpoint`` write a model so that ``clip.load`` reads
+  it back bit-exactly; files are written atomically (temp file + ``os.replace``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from open_clip.transformer import VisionTransformer
+from torch import nn
+
+from .configs import NON_WEIGHT_KEYS, HEAD_WIDTH, config_from_model, get_config, is_openai_state_dict, openai_heads
+
+logger = logging.getLogger(__name__)
+
+ENV_WEIGHTS_DIR = "CLIP_WEIGHTS_DIR"
+CONFIG_KEY_WEIGHTS_DIR = "MODEL.BACKBONE.WEIGHTS_DIR"
+DEFAULT_CACHE_DIR = "~/.cache/clip"  # where OpenAI's ``clip.load`` caches its downloads
+REFERENCE_DIR = "./clip"  # where the PromptKD reference expects ViT-B-16.pt / ViT-L-14.pt
+
+# OpenAI release name -> open_clip architecture with QuickGELU (the activation OpenAI trained with)
+OPENAI_MODELS: dict[str, str] = {
+    "RN50": "RN50-quickgelu",
+    "RN101": "RN101-quickgelu",
+    "RN50x4": "RN50x4-quickgelu",
+    "RN50x16": "RN50x16-quickgelu",
+    "RN50x64": "RN50x64-quickgelu",
+    "ViT-B/32": "ViT-B-32-quickgelu",
+    "ViT-B/16": "ViT-B-16-quickgelu",
+    "ViT-L/14": "ViT-L-14-quickgelu",
+    "ViT-L/14@336px": "ViT-L-14-336-quickgelu",
+}
+_OPENAI_ALIASES: dict[str, str] = {}
+for _name in OPENAI_MODELS:
+    _OPENAI_ALIASES[_name] = _name
+    _OPENAI_ALIASES[_name.replace("/", "-")] = _name
+_OPENAI_ALIASES["ViT-L-14-336px"] = "ViT-L/14@336px"
+
+
+def openai_name(name: str) -> str | None:
+    """Canonical OpenAI name (``ViT-B/16``) for ``name`` or its '-' form (``ViT-B-16``); None otherwise."""
+    return _OPENAI_ALIASES.get(name.strip())
+
+
+def openai_release_url(name: str) -> str:
+    """URL of the OpenAI CLIP release file for an OpenAI model name (as listed by open_clip)."""
+    canonical = openai_name(name)
+    if canonical is None:
+        raise KeyError(f"'{name}' is not an OpenAI CLIP name; known: {list(OPENAI_MODELS)}")
+    return open_clip.get_pretrained_url(OPENAI_MODELS[canonical], "openai")
+
+
+def openai_filenames(name: str) -> list[str]:
+    """File names an OpenAI model may be stored under: the release file name (``ViT-L-14-336px.pt``)
+    and the name with '/' replaced by '-' (``ViT-B-16.pt``)."""
+    canonical = openai_name(name)
+    if canonical is None:
+        raise KeyError(f"'{name}' is not an OpenAI CLIP name; known: {list(OPENAI_MODELS)}")
+    names = []
+    url = openai_release_url(canonical)
+    if url:
+        names.append(url.rsplit("/", 1)[-1])
+    names.append(canonical.replace("/", "-") + ".pt")
+    return list(dict.fromkeys(names))
+
+
+def weight_search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Folders searched for OpenAI weight files, in order.
+
+    An explicit ``weights_dir`` (config ``MODEL.BACKBONE.WEIGHTS_DIR``) is the only place searched.
+    Otherwise: ``$CLIP_WEIGHTS_DIR`` (if set), ``./clip`` (the reference layout), ``~/.cache/clip``.
+    """
+    if weights_dir:
+        return [Path(os.path.expanduser(str(weights_dir)))]
+    dirs: list[Path] = []
+    env = os.environ.get(ENV_WEIGHTS_DIR)
+    if env:
+        dirs.append(Path(os.path.expanduser(env)))
+    dirs.append(Path(REFERENCE_DIR))
+    dirs.append(Path(os.path.expanduser(DEFAULT_CACHE_DIR)))
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def candidate_weight_paths(name: str, weights_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Every path ``resolve_weights_path`` tries for the OpenAI model ``name``, in order."""
+    return [d / fn for d in weight_search_dirs(weights_dir) for fn in openai_filenames(name)]
+
+
+def missing_weights_message(name: str, tried: list[Path]) -> str:
+    canonical = openai_name(name) or name
+    url = openai_release_url(canonical) if openai_name(name) else ""
+    tried_s = "\n".join(f"  - {p}" for p in tried)
+    first = tried[0] if tried else Path(REFERENCE_DIR) / (canonical.replace("/", "-") + ".pt")
+    return (
+        f"CLIP weights for '{canonical}' not found. Tried:\n{tried_s}\n"
+        f"Get the file from OpenAI's CLIP release ({url}); OpenAI's `clip.load('{canonical}')` caches it "
+        f"as {DEFAULT_CACHE_DIR}/{first.name}, and open_clip can fetch the same weights with "
+        f"`open_clip.create_model('{OPENAI_MODELS.get(canonical, canonical)}', pretrained='openai')` "
+        f"(use the name 'open_clip:{OPENAI_MODELS.get(canonical, canonical)}:openai' here, needs internet). "
+        f"Then point to the folder that holds it with the config key {CONFIG_KEY_WEIGHTS_DIR} or the "
+        f"environment variable {ENV_WEIGHTS_DIR}, or copy it to {REFERENCE_DIR}/{first.name}. "
+        f"For tests without weights pass allow_random=True (random initialisation)."
+    )
+
+
+def resolve_weights_path(name: str, weights_dir: str | os.PathLike | None = None) -> Path:
+    """Locate the weights file for ``name``: an existing file path is returned as is; an OpenAI name
+    (``ViT-B/16`` or ``ViT-B-16``) is looked up in ``weight_search_dirs(weights_dir)``.
+
+    Raises FileNotFoundError (listing the paths tried and where the file comes from) when nothing
+    exists, and KeyError for a name that is neither a file nor an OpenAI model.
+    """
+    path = Path(os.path.expanduser(str(name)))
+    if path.is_file():
+        return path
+    if openai_name(str(name)) is None:
+        if looks_like_path(str(name)):
+            raise FileNotFoundError(f"CLIP weights file '{name}' does not exist (resolved to {path.resolve()})")
+        raise KeyError(f"'{name}' is neither an existing file nor an OpenAI CLIP name ({list(OPENAI_MODELS)})")
+    tried = candidate_weight_paths(str(name), weights_dir)
+    for p in tried:
+        if p.is_file():
+            logger.info("Using CLIP weights %s for %s", p, name)
+            return p
+    raise FileNotFoundError(missing_weights_message(str(name), tried))
+
+
+def looks_like_path(name: str) -> bool:
+    """Heuristic used for error messages: does ``name`` look like a file path rather than a model name?"""
+    return (
+        name.endswith((".pt", ".pth", ".bin", ".tar", ".safetensors", ".ckpt"))
+        or name.startswith((".", "~"))
+        or os.sep in name and not openai_name(name)
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class WeightsFile:
+    """Content of a weights file, classified.
+
+    kind: "openai" (OpenAI-layout state dict, from a TorchScript archive or a plain file) or
+    "open_clip" (checkpoint dict with ``state_dict`` and a model config or registered name).
+    """
+
+    path: Path
+    kind: str
+    state_dict: dict[str, torch.Tensor]
+    model_cfg: dict[str, Any] | None = None
+    model_name: str | None = None
+    jit: bool = False
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any(n.endswith("/constants.pkl") or "/code/" in n for n in zf.namelist())
+
+
+def _strip_prefix(state_dict: dict[str, Any], prefix: str = "module.") -> dict[str, Any]:
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def read_weights_file(path: str | os.PathLike) -> WeightsFile:
+    """Load a weights file and classify it by its content (reference §2.1: JIT archive first, then a
+    plain state dict). Tensors are mapped to CPU. Unknown layouts raise ValueError naming the file."""
+    path = Path(os.path.expanduser(str(path)))
+    if not path.is_file():
+        raise FileNotFoundError(f"CLIP weights file '{path}' does not exist")
+    if _is_torchscript_archive(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated but the only reader
+            jit_model = torch.jit.load(str(path), map_location="cpu")
+        sd = {k: v for k, v in jit_model.state_dict().items() if k not in NON_WEIGHT_KEYS}
+        if not is_openai_state_dict(sd):
+            raise ValueError(
+                f"{path}: TorchScript archive does not contain an OpenAI CLIP model (keys: {list(sd)[:8]} ...)"
+            )
+        return WeightsFile(path, "openai", sd, jit=True)
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        obj: Any = load_file(str(path), device="cpu")
+    else:
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle errors of all kinds: report which file and why
+            raise ValueError(
+                f"{path}: cannot read as a torch checkpoint with weights_only=True ({type(e).__name__}: {e}). "
+                "Expected an OpenAI CLIP .pt (TorchScript archive or state dict) or an open_clip checkpoint."
+            ) from e
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a dict of tensors or a checkpoint dict, got {type(obj).__name__}")
+
+    if "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        sd = _strip_prefix(dict(obj["state_dict"]))
+        model_cfg = obj.get("model_cfg")
+        model_name = obj.get("model_name")
+        if model_cfg is None and model_name is not None:
+            model_cfg = get_config(str(model_name))
+            if model_cfg is None:
+                raise ValueError(
+                    f"{path}: checkpoint names model '{model_name}' which is not a registered open_clip config "
+                    f"and carries no 'model_cfg'; load it with 'open_clip:<architecture>:{path}'"
+                )
+        if model_cfg is None:
+            raise ValueError(
+                f"{path}: open_clip checkpoint without 'model_cfg' or 'model_name' (e.g. an open_clip training "
+                f"checkpoint); the architecture cannot be known from it. Load it with "
+                f"'open_clip:<architecture>:{path}' (for instance 'open_clip:ViT-B-32:{path}')."
+            )
+        return WeightsFile(path, "open_clip", sd, model_cfg=dict(model_cfg), model_name=model_name)
+
+    sd = _strip_prefix(dict(obj))
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor) and k not in NON_WEIGHT_KEYS]
+    if bad:
+        raise ValueError(f"{path}: expected a state dict of tensors; non-tensor entries {bad[:5]}")
+    sd = {k: v for k, v in sd.items() if k not in NON_WEIGHT_KEYS}
+    if is_openai_state_dict(sd):
+        return WeightsFile(path, "openai", sd)
+    raise ValueError(
+        f"{path}: unrecognised state dict layout (first keys {list(sd)[:6]}). Expected OpenAI CLIP keys "
+        "('visual.conv1.weight', 'transformer.resblocks.*', 'text_projection', ...). For an open_clip "
+        f"architecture use 'open_clip:<architecture>:{path}'."
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------------
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the target folder, then ``os.replace`` (never a torn file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def check_openai_compatible(model: nn.Module) -> None:
+    """Raise ValueError if ``model`` cannot round-trip through the OpenAI state-dict layout, i.e. if
+    ``config_from_openai_state_dict`` would rebuild a different architecture from its weights."""
+    if type(model) is not open_clip.CLIP:
+        raise ValueError(f"OpenAI layout needs an open_clip.CLIP, got {type(model).__name__}")
+    cfg = config_from_model(model)
+    problems = []
+    if not cfg["quick_gelu"]:
+        problems.append("activation is nn.GELU (the OpenAI layout implies QuickGELU)")
+    if isinstance(model.visual, VisionTransformer):
+        vw = cfg["vision_cfg"]["width"]
+        vh = vw // cfg["vision_cfg"]["head_width"]
+        if vh != openai_heads(vw):
+            problems.append(
+                f"vision tower has {vh} heads, the rule heads = width // {HEAD_WIDTH} gives {openai_heads(vw)}"
+            )
+        if cfg["vision_cfg"]["pool_type"] != "tok" or cfg["vision_cfg"]["final_ln_after_pool"]:
+            problems.append("vision pooling is not OpenAI's (pool_type 'tok', LayerNorm before pooling)")
+        if cfg["vision_cfg"].get("patch_dropout"):
+            problems.append("patch dropout is enabled")
+    tw, th = cfg["text_cfg"]["width"], cfg["text_cfg"]["heads"]
+    if th != openai_heads(tw):
+        problems.append(f"text tower has {th} heads, the rule heads = width // {HEAD_WIDTH} gives {openai_heads(tw)}")
+    if cfg["text_cfg"]["pool_type"] != "argmax" or cfg["text_cfg"]["no_causal_mask"]:
+        problems.append("text tower is not OpenAI's (argmax pooling with a causal mask)")
+    if "proj_type" in cfg["text_cfg"] or cfg["text_cfg"].get("proj_bias"):
+        problems.append("text projection is not a bias-free matrix")
+    if "init_logit_bias" in cfg or cfg.get("nonscalar_logit_scale"):
+        problems.append("model has a logit bias or a non-scalar logit scale")
+    if problems:
+        raise ValueError(
+            "model cannot be saved in the OpenAI state-dict layout without losing its architecture: "
+            + "; ".join(problems)
+            + ". Use save_open_clip_checkpoint(model, path, model_name) instead."
+        )
+
+
+def save_openai_state_dict(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Save ``model``'s weights in OpenAI CLIP's key layout (open_clip ``CLIP`` keys equal OpenAI's),
+    atomically. ``clip.load(path)`` rebuilds the architecture from the keys (heads = width // 64,
+    QuickGELU); models that rule cannot describe are refused with ValueError."""
+    check_openai_compatible(model)
+    return atomic_torch_save(_cpu_state_dict(model), path)
+
+
+def save_open_clip_checkpoint(model: nn.Module, path: str | os.PathLike, model_name: str) -> Path:
+    """Save an open_clip checkpoint ``{"state_dict", "model_name", "model_cfg"}`` atomically.
+
+    ``model_cfg`` describes the architecture exactly (read from the model), so ``clip.load(path)`` works
+    even when ``model_name`` is not registered; open_clip's ``create_model(model_name, pretrained=path)``
+    (and ``clip.load('open_clip:<model_name>:<path>')``) can read it too.
+    """
+    try:
+        model_cfg: dict[str, Any] | None = config_from_model(model)
+    except ValueError:
+        model_cfg = get_config(model_name)
+        if model_cfg is None:
+            raise ValueError(
+                f"cannot describe model {type(model).__name__} and '{model_name}' is not a registered "
+                "open_clip config; register its JSON config with open_clip.add_model_config first"
+            ) from None
+    ckpt = {"state_dict": _cpu_state_dict(model), "model_name": model_name.replace("/", "-"), "model_cfg": model_cfg}
+    return atomic_torch_save(ckpt, path)
+
+
+__all__ = [
+    "CONFIG_KEY_WEIGHTS_DIR",
+    "ENV_WEIGHTS_DIR",
+    "OPENAI_MODELS",
+    "WeightsFile",
+    "atomic_torch_save",
+    "candidate_weight_paths",
+    "check_openai_compatible",
+    "openai_filenames",
+    "openai_name",
+    "read_weights_file",
+    "resolve_weights_path",
+    "save_open_clip_checkpoint",
+    "save_openai_state_dict",
+    "weight_search_dirs",
+]

@@ -1,0 +1,60 @@
+"""``ProvingGround``: the target domain of the procedural proving-ground world, in CoOp's layout.
+
+On disk (written by ``tools/build_proving_ground.py`` / :func:`proving_ground.dataset.write_dataset`)::
+
+    <DATASET.ROOT>/proving_ground/images/<colour>_<shape>/<split>_<index>.png
+    <DATASET.ROOT>/proving_ground/split_zhou_ProvingGround.json   # {"train"|"val"|"test": [[relpath, label, classname], ...]}
+    <DATASET.ROOT>/proving_ground/world.json                      # the world config that rendered it
+
+Class names are ``"<colour> <shape>"`` (e.g. ``"red triangle"``), ordered so that base (first
+ceil(N/2) labels) and novel classes both contain every colour and every shape. The reader only reads
+the split file, as for the real benchmarks; the protocol (few-shot, base/novel, eval sets) is applied
+by :class:`datasets.base.BenchmarkDataset`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from engine.api import DATASET_REGISTRY
+
+from .base import BenchmarkDataset, FullSplits, require_dir, require_file
+from .utils import DatasetFileNotFoundError, classnames_from_items, read_split
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ProvingGround"]
+
+_HINT = (
+    "Generate it with `python tools/build_proving_ground.py` and pass the data root it prints as "
+    "--root (DATASET.ROOT)"
+)
+
+
+@DATASET_REGISTRY.register()
+class ProvingGround(BenchmarkDataset):
+    """Target domain of the offline proving-ground world (64 colour x shape classes by default)."""
+
+    dataset_dir = "proving_ground"
+
+    def _init_paths(self, root: str) -> None:
+        try:
+            super()._init_paths(root)
+        except DatasetFileNotFoundError as exc:
+            raise DatasetFileNotFoundError(
+                f"{self.name}: dataset folder not found: {os.path.join(root, type(self).dataset_dir)} "
+                f"(DATASET.ROOT={root}). {_HINT}."
+            ) from exc
+
+    def setup_paths(self) -> None:
+        self.image_dir = os.path.join(self.dataset_dir, "images")
+        self.split_path = os.path.join(self.dataset_dir, "split_zhou_ProvingGround.json")
+
+    def read_full_splits(self, cfg) -> FullSplits:
+        require_dir(self.image_dir, self.name, "image folder", _HINT + ".")
+        require_file(self.split_path, self.name, "split file", _HINT + "; an interrupted build leaves no split file.")
+        self.split_source = self.split_path
+        train, val, test = read_split(self.split_path, self.image_dir)
+        names = classnames_from_items({"train": train, "val": val, "test": test}, self.split_source)
+        return train, val, test, names

@@ -1,0 +1,158 @@
+"""The one import point for Dassl names (``from engine.api import TrainerX, DATASET_REGISTRY, ...``).
+
+The backend is chosen once, at import time, by the environment variable ``PROMPTKD_ENGINE``:
+
+- ``builtin`` (default): the objects of this package (``engine.*``);
+- ``dassl``: the objects of an installed Dassl.pytorch (``dassl.config``, ``dassl.engine``,
+  ``dassl.data``, ``dassl.data.datasets``, ``dassl.data.transforms``, ``dassl.optim``,
+  ``dassl.evaluation``, ``dassl.metrics``, ``dassl.utils``), so the project's trainers and datasets
+  subclass and register into Dassl itself.
+
+Our own helpers that Dassl lacks (atomic saves, distributed helpers, checked config merges,
+engine config extras) always come from ``engine.*`` and work with both backends.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from typing import Any, Dict, List, Tuple
+
+import torch
+
+from engine import __version__ as _ENGINE_VERSION
+from engine import dist
+from engine.config import add_engine_extras, merge_from_file_checked, merge_from_list_checked
+from engine.fileio import atomic_torch_save, atomic_write_json, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = "PROMPTKD_ENGINE"
+VALID_ENGINES = ("builtin", "dassl")
+
+# name -> (builtin module, dassl module). The attribute name is the same in both.
+_SOURCES: Dict[str, Tuple[str, str]] = {
+    "get_cfg_default": ("engine.config", "dassl.config"),
+    "TRAINER_REGISTRY": ("engine.trainer", "dassl.engine"),
+    "build_trainer": ("engine.trainer", "dassl.engine"),
+    "TrainerBase": ("engine.trainer", "dassl.engine"),
+    "SimpleTrainer": ("engine.trainer", "dassl.engine"),
+    "TrainerX": ("engine.trainer", "dassl.engine"),
+    "TrainerXU": ("engine.trainer", "dassl.engine"),
+    "SimpleNet": ("engine.trainer", "dassl.engine"),
+    "DATASET_REGISTRY": ("engine.data.datasets", "dassl.data.datasets"),
+    "build_dataset": ("engine.data.datasets", "dassl.data.datasets"),
+    "Datum": ("engine.data.datasets", "dassl.data.datasets"),
+    "DatasetBase": ("engine.data.datasets", "dassl.data.datasets"),
+    "DataManager": ("engine.data.data_manager", "dassl.data"),
+    "DatasetWrapper": ("engine.data.data_manager", "dassl.data"),
+    "build_data_loader": ("engine.data.data_manager", "dassl.data.data_manager"),
+    "build_transform": ("engine.data.transforms", "dassl.data.transforms"),
+    "INTERPOLATION_MODES": ("engine.data.transforms", "dassl.data.transforms"),
+    "build_optimizer": ("engine.optim", "dassl.optim"),
+    "build_lr_scheduler": ("engine.optim", "dassl.optim"),
+    "EVALUATOR_REGISTRY": ("engine.evaluation", "dassl.evaluation"),
+    "build_evaluator": ("engine.evaluation", "dassl.evaluation"),
+    "EvaluatorBase": ("engine.evaluation", "dassl.evaluation"),
+    "Classification": ("engine.evaluation", "dassl.evaluation"),
+    "compute_accuracy": ("engine.evaluation", "dassl.metrics"),
+    "load_pretrained_weights": ("engine.checkpoint", "dassl.utils"),
+    "load_checkpoint": ("engine.checkpoint", "dassl.utils"),
+    "save_checkpoint": ("engine.checkpoint", "dassl.utils"),
+    "resume_from_checkpoint": ("engine.checkpoint", "dassl.utils"),
+    "count_num_param": ("engine.utils", "dassl.utils"),
+    "setup_logger": ("engine.utils", "dassl.utils"),
+    "set_random_seed": ("engine.utils", "dassl.utils"),
+    "collect_env_info": ("engine.utils", "dassl.utils"),
+    "mkdir_if_missing": ("engine.utils", "dassl.utils"),
+    "check_isfile": ("engine.utils", "dassl.utils"),
+    "read_json": ("engine.utils", "dassl.utils"),
+    "write_json": ("engine.utils", "dassl.utils"),
+    "read_image": ("engine.utils", "dassl.utils"),
+    "listdir_nohidden": ("engine.utils", "dassl.utils"),
+    "tolist_if_not": ("engine.utils", "dassl.utils"),
+    "AverageMeter": ("engine.utils", "dassl.utils"),
+    "MetricMeter": ("engine.utils", "dassl.utils"),
+    "Registry": ("engine.registry", "dassl.utils"),
+}
+
+_DASSL_INSTALL_HELP = (
+    "Install Dassl.pytorch from source: `git clone https://github.com/KaiyangZhou/Dassl.pytorch && "
+    "cd Dassl.pytorch && pip install -r requirements.txt && python setup.py develop`. "
+    "Upstream Dassl imports the `wilds` package at import time (dassl/data/datasets/dg/wilds), so "
+    "`wilds` must be installed too (its requirements pin wilds==1.2.2). "
+    f"Or unset {ENV_VAR} to use the built-in engine."
+)
+
+
+def selected_engine() -> str:
+    """The backend named by ``PROMPTKD_ENGINE`` (default builtin); anything else is an error."""
+    value = os.environ.get(ENV_VAR, "builtin").strip().lower() or "builtin"
+    if value not in VALID_ENGINES:
+        raise ValueError(
+            f"{ENV_VAR}={os.environ.get(ENV_VAR)!r} is not valid: use one of {list(VALID_ENGINES)} "
+            "(builtin = this project's engine, dassl = an installed Dassl.pytorch)"
+        )
+    return value
+
+
+def _import(module_name: str, engine_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as e:
+        if engine_name != "dassl":
+            raise
+        if e.name == "dassl":
+            raise ImportError(f"{ENV_VAR}=dassl but the `dassl` package is not importable. {_DASSL_INSTALL_HELP}") from e
+        raise ImportError(
+            f"{ENV_VAR}=dassl: importing {module_name} failed ({e.__class__.__name__}: {e}). {_DASSL_INSTALL_HELP}"
+        ) from e
+
+
+def _resolve(engine_name: str) -> Dict[str, Any]:
+    index = 0 if engine_name == "builtin" else 1
+    modules: Dict[str, Any] = {}
+    out: Dict[str, Any] = {}
+    for name, sources in _SOURCES.items():
+        module_name = sources[index]
+        if module_name not in modules:
+            modules[module_name] = _import(module_name, engine_name)
+        module = modules[module_name]
+        if not hasattr(module, name):
+            raise ImportError(
+                f"{ENV_VAR}={engine_name}: {module_name} has no attribute '{name}' "
+                f"(is the installed {'Dassl' if index else 'engine'} too old?). {_DASSL_INSTALL_HELP if index else ''}".rstrip()
+            )
+        out[name] = getattr(module, name)
+    return out
+
+
+ENGINE_NAME: str = selected_engine()
+globals().update(_resolve(ENGINE_NAME))
+
+
+def describe_engine() -> str:
+    """One line for the log naming the backend and its version."""
+    if ENGINE_NAME == "dassl":
+        mod = importlib.import_module("dassl")
+        version = getattr(mod, "__version__", "unknown")
+        return f"Engine: dassl (Dassl.pytorch {version}, selected by {ENV_VAR}=dassl; torch {torch.__version__})"
+    return f"Engine: builtin (PromptKD engine {_ENGINE_VERSION}, Dassl-compatible; torch {torch.__version__})"
+
+
+__all__: List[str] = sorted(
+    list(_SOURCES)
+    + [
+        "ENGINE_NAME",
+        "describe_engine",
+        "selected_engine",
+        "dist",
+        "atomic_torch_save",
+        "atomic_write_text",
+        "atomic_write_json",
+        "merge_from_file_checked",
+        "merge_from_list_checked",
+        "add_engine_extras",
+    ]
+)

@@ -1,0 +1,189 @@
+"""Checkpoint save/load (Dassl ``dassl.utils.torchtools``), reference §1.6.
+
+Layout (Dassl): ``<dir>/<model name>/model.pth.tar-<epoch>``, ``model-best.pth.tar`` and a
+one-line ``checkpoint`` pointer file naming the latest regular save. Changes from Dassl:
+- every file is written atomically (temp file + ``os.replace``): a crash mid-save leaves the
+  previous checkpoint intact;
+- saving ``model-best.pth.tar`` does not move the ``checkpoint`` pointer (reference defect §5.9:
+  resuming a best_val run restarted from the best instead of the last epoch);
+- ``load_checkpoint`` always maps to CPU (the trainer moves weights to its device) and reads
+  ``weights_only`` first, falling back to full unpickling (with a warning) for legacy files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os.path as osp
+import pickle
+import shutil
+import warnings
+from collections import OrderedDict
+from typing import Any, Dict, Optional
+
+import torch
+import torch.nn as nn
+
+from engine.fileio import atomic_torch_save, atomic_write, atomic_write_json, atomic_write_text
+from engine.utils import mkdir_if_missing
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "resume_from_checkpoint",
+    "load_pretrained_weights",
+    "read_checkpoint_pointer",
+    "strip_module_prefix",
+    "atomic_torch_save",
+    "atomic_write_text",
+    "atomic_write_json",
+]
+
+BEST_NAME = "model-best.pth.tar"
+POINTER_NAME = "checkpoint"
+
+
+def strip_module_prefix(state_dict: Dict[str, Any]) -> "OrderedDict[str, Any]":
+    """Remove a leading ``module.`` (DataParallel/DDP wrappers) from every key."""
+    out: "OrderedDict[str, Any]" = OrderedDict()
+    for k, v in state_dict.items():
+        out[k[7:] if k.startswith("module.") else k] = v
+    return out
+
+
+def save_checkpoint(
+    state: Dict[str, Any],
+    save_dir: str,
+    is_best: bool = False,
+    remove_module_from_keys: bool = True,
+    model_name: str = "",
+    update_pointer: Optional[bool] = None,
+) -> str:
+    """Save ``state`` (with keys ``state_dict``, ``epoch``, ...) to ``save_dir`` atomically.
+
+    File name: ``model_name`` or ``model.pth.tar-<epoch>``. The ``checkpoint`` pointer file is
+    rewritten with that name unless the save is ``model-best.pth.tar`` (``update_pointer``
+    overrides). ``is_best`` also writes a copy as ``model-best.pth.tar``. Returns the file path.
+    """
+    mkdir_if_missing(save_dir)
+    if "state_dict" not in state or "epoch" not in state:
+        raise KeyError(f"save_checkpoint: state must contain 'state_dict' and 'epoch', got keys {sorted(state)}")
+    if remove_module_from_keys:
+        state = dict(state)
+        state["state_dict"] = strip_module_prefix(state["state_dict"])
+    if not model_name:
+        model_name = f"model.pth.tar-{state['epoch']}"
+    fpath = osp.join(save_dir, model_name)
+    atomic_torch_save(state, fpath)
+    logger.info("Checkpoint saved to %s", fpath)
+    if update_pointer is None:
+        update_pointer = model_name != BEST_NAME
+    if update_pointer:
+        atomic_write_text(osp.join(save_dir, POINTER_NAME), f"{model_name}\n")
+    if is_best and model_name != BEST_NAME:
+        best_fpath = osp.join(save_dir, BEST_NAME)
+
+        def _copy(dst_file: Any) -> None:
+            with open(fpath, "rb") as src:
+                shutil.copyfileobj(src, dst_file)
+
+        atomic_write(best_fpath, _copy)
+        logger.info('Best checkpoint saved to "%s"', best_fpath)
+    return fpath
+
+
+def load_checkpoint(fpath: str) -> Dict[str, Any]:
+    """Load a checkpoint file onto the CPU; a missing file raises ``FileNotFoundError`` naming it."""
+    if fpath is None or fpath == "":
+        raise ValueError("load_checkpoint: file path is None/empty")
+    if not osp.exists(fpath):
+        raise FileNotFoundError(f'Checkpoint file not found at "{fpath}"')
+    try:
+        return torch.load(fpath, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        logger.warning(
+            "%s contains non-tensor Python objects; loading it with weights_only=False (only do this for files you trust)",
+            fpath,
+        )
+    except UnicodeDecodeError:
+        pass
+    try:
+        return torch.load(fpath, map_location="cpu", weights_only=False)
+    except UnicodeDecodeError:
+        # Checkpoints pickled under Python 2.
+        return torch.load(fpath, map_location="cpu", weights_only=False, encoding="latin1")
+    except Exception as e:
+        raise RuntimeError(f'Unable to load checkpoint "{fpath}": {e.__class__.__name__}: {e}') from e
+
+
+def read_checkpoint_pointer(fdir: str) -> Optional[str]:
+    """Return the file name stored in ``<fdir>/checkpoint`` (None if the pointer file is absent)."""
+    pointer = osp.join(fdir, POINTER_NAME)
+    if not osp.isfile(pointer):
+        return None
+    with open(pointer, "r", encoding="utf-8") as f:
+        name = f.readline().strip()
+    if not name:
+        raise ValueError(f"Checkpoint pointer file {pointer} is empty; delete it or write the checkpoint file name into it")
+    return name
+
+
+def resume_from_checkpoint(
+    fdir: str,
+    model: nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    scheduler: Optional[Any] = None,
+) -> int:
+    """Load the checkpoint named by ``<fdir>/checkpoint`` into model (strict), optimizer and scheduler.
+
+    Returns the stored ``epoch`` (= number of finished epochs, the epoch to start from).
+    """
+    name = read_checkpoint_pointer(fdir)
+    if name is None:
+        raise FileNotFoundError(f"No checkpoint pointer file in {fdir}: cannot tell which checkpoint to resume from")
+    fpath = osp.join(fdir, name)
+    logger.info("Loading checkpoint from %s", fpath)
+    checkpoint = load_checkpoint(fpath)
+    model.load_state_dict(checkpoint["state_dict"])
+    logger.info("Loaded model weights")
+    if optimizer is not None and checkpoint.get("optimizer") is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        logger.info("Loaded optimizer")
+    if scheduler is not None and checkpoint.get("scheduler") is not None:
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        logger.info("Loaded scheduler")
+    start_epoch = int(checkpoint["epoch"])
+    logger.info("Previous epoch: %d", start_epoch)
+    return start_epoch
+
+
+def load_pretrained_weights(model: nn.Module, weight_path: str) -> None:
+    """Load the weights of ``weight_path`` whose names and shapes match the model's; report the rest.
+
+    Accepts a checkpoint with a ``state_dict`` key or a raw state dict; a leading ``module.`` is
+    stripped. Warns when nothing matched.
+    """
+    checkpoint = load_checkpoint(weight_path)
+    state_dict = checkpoint["state_dict"] if isinstance(checkpoint, dict) and "state_dict" in checkpoint else checkpoint
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"{weight_path} does not contain a state dict (got {type(state_dict).__name__})")
+    model_dict = model.state_dict()
+    new_state_dict: "OrderedDict[str, Any]" = OrderedDict()
+    matched, discarded = [], []
+    for k, v in strip_module_prefix(state_dict).items():
+        if k in model_dict and isinstance(v, torch.Tensor) and model_dict[k].size() == v.size():
+            new_state_dict[k] = v
+            matched.append(k)
+        else:
+            discarded.append(k)
+    model_dict.update(new_state_dict)
+    model.load_state_dict(model_dict)
+    if not matched:
+        warnings.warn(
+            f'The pretrained weights "{weight_path}" cannot be loaded: no key matches the model (names or shapes differ)'
+        )
+    else:
+        logger.info('Successfully loaded pretrained weights from "%s"', weight_path)
+        if discarded:
+            logger.info("Layers discarded due to unmatched keys or size: %s", discarded)

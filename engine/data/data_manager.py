@@ -1,0 +1,285 @@
+"""Data loaders and the ``DataManager`` (Dassl ``dassl.data.data_manager``).
+
+Beyond Dassl (pain points P3/P4): a seeded ``torch.Generator`` and a ``worker_init_fn`` make the
+data order and the workers' augmentation RNG reproducible from ``cfg.SEED``; workers are
+persistent (not re-forked every epoch, reference defect §5.26) and prefetch; DDP runs get a
+``DistributedSampler`` for training and a padding-free strided sampler for evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torchvision.transforms as T
+from torch.utils.data import DataLoader, Dataset
+
+from engine import dist
+from engine.data.datasets import Datum, build_dataset
+from engine.data.samplers import build_sampler
+from engine.data.transforms import INTERPOLATION_MODES, build_transform
+from engine.utils import read_image
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DataManager", "DatasetWrapper", "build_data_loader", "seed_worker"]
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed ``random`` and numpy from the worker's torch seed.
+
+    torch derives each worker's seed from the loader's generator (base seed + worker id), so with a
+    seeded generator every worker's augmentation stream is reproducible.
+    """
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def _make_generator(cfg: Any) -> Optional[torch.Generator]:
+    """A generator seeded with ``cfg.SEED`` (+ rank, so DDP ranks augment differently); None when SEED < 0."""
+    if cfg.SEED is None or cfg.SEED < 0:
+        return None
+    g = torch.Generator()
+    g.manual_seed(int(cfg.SEED) + 1000003 * dist.get_rank())
+    return g
+
+
+def build_data_loader(
+    cfg: Any,
+    sampler_type: str = "SequentialSampler",
+    data_source: Optional[Sequence[Datum]] = None,
+    batch_size: int = 64,
+    n_domain: int = 0,
+    n_ins: int = 2,
+    tfm: Optional[Callable] = None,
+    is_train: bool = True,
+    dataset_wrapper: Optional[type] = None,
+) -> DataLoader:
+    """Build a DataLoader over ``data_source`` wrapped by ``dataset_wrapper`` (default ``DatasetWrapper``).
+
+    ``drop_last`` follows Dassl (train loaders drop the last incomplete batch when there is at least
+    one full batch). ``pin_memory`` when CUDA is used, persistent workers and prefetching when
+    ``NUM_WORKERS > 0``. An empty loader raises an error explaining why.
+    """
+    if not data_source:
+        raise ValueError(
+            f"build_data_loader: the data source is empty (is_train={is_train}); check the dataset files under "
+            f"DATASET.ROOT='{cfg.DATASET.ROOT}' for DATASET.NAME='{cfg.DATASET.NAME}'"
+        )
+    if batch_size <= 0:
+        raise ValueError(f"build_data_loader: batch size must be positive, got {batch_size}")
+    generator = _make_generator(cfg)
+    sampler = build_sampler(
+        sampler_type,
+        cfg=cfg,
+        data_source=data_source,
+        batch_size=batch_size,
+        n_domain=n_domain,
+        n_ins=n_ins,
+        generator=generator,
+    )
+    if dataset_wrapper is None:
+        dataset_wrapper = DatasetWrapper
+    num_workers = int(cfg.DATALOADER.NUM_WORKERS)
+    use_cuda = bool(cfg.USE_CUDA) and torch.cuda.is_available()
+    kwargs: Dict[str, Any] = {}
+    if num_workers > 0:
+        kwargs["persistent_workers"] = True
+        kwargs["prefetch_factor"] = 2
+        kwargs["worker_init_fn"] = seed_worker
+    loader = DataLoader(
+        dataset_wrapper(cfg, data_source, transform=tfm, is_train=is_train),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=is_train and len(sampler) >= batch_size,
+        pin_memory=use_cuda,
+        generator=generator,
+        **kwargs,
+    )
+    if len(loader) == 0:
+        raise ValueError(
+            f"build_data_loader: the loader has no batches ({len(data_source)} items, {len(sampler)} on this rank, "
+            f"batch size {batch_size}, is_train={is_train}); lower the batch size or add data"
+        )
+    return loader
+
+
+class DataManager:
+    """Build the dataset and its loaders from ``cfg`` (Dassl semantics).
+
+    Attributes: ``dataset``, ``train_loader_x``, ``train_loader_u`` (None unless the dataset has
+    ``train_u``), ``val_loader`` (None unless ``dataset.val`` is non-empty), ``test_loader``,
+    ``num_classes``, ``num_source_domains``, ``lab2cname``, ``tfm_train``, ``tfm_test``.
+    """
+
+    def __init__(
+        self,
+        cfg: Any,
+        custom_tfm_train: Optional[Callable] = None,
+        custom_tfm_test: Optional[Callable] = None,
+        dataset_wrapper: Optional[type] = None,
+    ) -> None:
+        dataset = build_dataset(cfg)
+        tfm_train = build_transform(cfg, is_train=True) if custom_tfm_train is None else custom_tfm_train
+        if custom_tfm_train is not None:
+            logger.info("* Using custom transform for training")
+        tfm_test = build_transform(cfg, is_train=False) if custom_tfm_test is None else custom_tfm_test
+        if custom_tfm_test is not None:
+            logger.info("* Using custom transform for testing")
+
+        dl = cfg.DATALOADER
+        train_loader_x = build_data_loader(
+            cfg,
+            sampler_type=dl.TRAIN_X.SAMPLER,
+            data_source=dataset.train_x,
+            batch_size=dl.TRAIN_X.BATCH_SIZE,
+            n_domain=dl.TRAIN_X.N_DOMAIN,
+            n_ins=dl.TRAIN_X.N_INS,
+            tfm=tfm_train,
+            is_train=True,
+            dataset_wrapper=dataset_wrapper,
+        )
+
+        train_loader_u = None
+        if dataset.train_u:
+            u = dl.TRAIN_X if dl.TRAIN_U.SAME_AS_X else dl.TRAIN_U
+            train_loader_u = build_data_loader(
+                cfg,
+                sampler_type=u.SAMPLER,
+                data_source=dataset.train_u,
+                batch_size=u.BATCH_SIZE,
+                n_domain=u.N_DOMAIN,
+                n_ins=u.N_INS,
+                tfm=tfm_train,
+                is_train=True,
+                dataset_wrapper=dataset_wrapper,
+            )
+
+        val_loader = None
+        if dataset.val:
+            val_loader = build_data_loader(
+                cfg,
+                sampler_type=dl.TEST.SAMPLER,
+                data_source=dataset.val,
+                batch_size=dl.TEST.BATCH_SIZE,
+                tfm=tfm_test,
+                is_train=False,
+                dataset_wrapper=dataset_wrapper,
+            )
+
+        if not dataset.test:
+            raise ValueError(
+                f"Dataset '{cfg.DATASET.NAME}' has an empty test split; check its files under DATASET.ROOT='{cfg.DATASET.ROOT}'"
+            )
+        test_loader = build_data_loader(
+            cfg,
+            sampler_type=dl.TEST.SAMPLER,
+            data_source=dataset.test,
+            batch_size=dl.TEST.BATCH_SIZE,
+            tfm=tfm_test,
+            is_train=False,
+            dataset_wrapper=dataset_wrapper,
+        )
+
+        self._num_classes = dataset.num_classes
+        self._num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
+        self._lab2cname = dataset.lab2cname
+        self.dataset = dataset
+        self.train_loader_x = train_loader_x
+        self.train_loader_u = train_loader_u
+        self.val_loader = val_loader
+        self.test_loader = test_loader
+        self.tfm_train = tfm_train
+        self.tfm_test = tfm_test
+
+        if cfg.VERBOSE:
+            self.show_dataset_summary(cfg)
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    @property
+    def num_source_domains(self) -> int:
+        return self._num_source_domains
+
+    @property
+    def lab2cname(self) -> Dict[int, str]:
+        return self._lab2cname
+
+    def show_dataset_summary(self, cfg: Any) -> None:
+        """Log a two-column summary table (dataset, domains, #classes, #train_x, #train_u, #val, #test)."""
+        rows = [("Dataset", cfg.DATASET.NAME)]
+        if cfg.DATASET.SOURCE_DOMAINS:
+            rows.append(("Source", str(list(cfg.DATASET.SOURCE_DOMAINS))))
+        if cfg.DATASET.TARGET_DOMAINS:
+            rows.append(("Target", str(list(cfg.DATASET.TARGET_DOMAINS))))
+        rows.append(("# classes", f"{self.num_classes:,}"))
+        rows.append(("# train_x", f"{len(self.dataset.train_x):,}"))
+        if self.dataset.train_u:
+            rows.append(("# train_u", f"{len(self.dataset.train_u):,}"))
+        if self.dataset.val:
+            rows.append(("# val", f"{len(self.dataset.val):,}"))
+        rows.append(("# test", f"{len(self.dataset.test):,}"))
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        sep = f"{'-' * w0}  {'-' * w1}"
+        lines = [sep] + [f"{a:<{w0}}  {b}" for a, b in rows] + [sep]
+        logger.info("\n".join(lines))
+
+
+class DatasetWrapper(Dataset):
+    """Torch dataset over a list of ``Datum`` returning Dassl's batch dict.
+
+    Keys: ``img`` (transformed tensor; with a list of transforms ``img``, ``img2``, ...; with
+    ``K_TRANSFORMS > 1`` at train time each key holds a list of K views), ``label``, ``domain``,
+    ``impath``, ``index`` and, when ``DATALOADER.RETURN_IMG0``, ``img0`` (resize + ToTensor
+    [+ normalize], no augmentation). An unreadable image raises an error naming the file.
+    """
+
+    def __init__(self, cfg: Any, data_source: Sequence[Datum], transform: Optional[Union[Callable, List[Callable]]] = None, is_train: bool = False) -> None:
+        self.cfg = cfg
+        self.data_source = data_source
+        self.transform = transform
+        self.is_train = is_train
+        self.k_tfm = cfg.DATALOADER.K_TRANSFORMS if is_train else 1
+        self.return_img0 = cfg.DATALOADER.RETURN_IMG0
+        if self.k_tfm > 1 and transform is None:
+            raise ValueError(f"DATALOADER.K_TRANSFORMS={self.k_tfm} needs a transform, but transform is None")
+        interp = INTERPOLATION_MODES.get(cfg.INPUT.INTERPOLATION)
+        if interp is None:
+            raise ValueError(f"INPUT.INTERPOLATION: unknown mode '{cfg.INPUT.INTERPOLATION}'. Valid: {sorted(INTERPOLATION_MODES)}")
+        to_tensor: List[Callable] = [T.Resize(tuple(cfg.INPUT.SIZE), interpolation=interp), T.ToTensor()]
+        if "normalize" in cfg.INPUT.TRANSFORMS:
+            to_tensor.append(T.Normalize(mean=list(cfg.INPUT.PIXEL_MEAN), std=list(cfg.INPUT.PIXEL_STD)))
+        self.to_tensor = T.Compose(to_tensor)
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+    def __getitem__(self, idx: int) -> Dict[str, Any]:
+        item = self.data_source[idx]
+        output: Dict[str, Any] = {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx}
+        img0 = read_image(item.impath)
+        if self.transform is not None:
+            if isinstance(self.transform, (list, tuple)):
+                for i, tfm in enumerate(self.transform):
+                    key = "img" if i == 0 else f"img{i + 1}"
+                    output[key] = self._transform_image(tfm, img0)
+            else:
+                output["img"] = self._transform_image(self.transform, img0)
+        else:
+            # Dassl returns the PIL image here, which the default collate cannot batch; a tensor can.
+            output["img"] = self.to_tensor(img0)
+        if self.return_img0:
+            output["img0"] = self.to_tensor(img0)
+        return output
+
+    def _transform_image(self, tfm: Callable, img0: Any) -> Any:
+        views = [tfm(img0) for _ in range(self.k_tfm)]
+        return views[0] if len(views) == 1 else views

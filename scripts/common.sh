@@ -1,0 +1,473 @@
+# shellcheck shell=bash
+# Helpers shared by every script under scripts/ (sourced, never executed on its own).
+#
+# Environment variables understood by all scripts (all optional):
+#   DATA         dataset root passed as --root (DATASET.ROOT); default ./data. Relative paths are taken
+#                from the directory you run the script from.
+#   OUTPUT_ROOT  folder that receives the run folders; default "output" (relative to the repository
+#                root, as in the reference scripts).
+#   PYTHON       interpreter; default "python".
+#   DRY_RUN=1    print each command (shell-quoted, one line) instead of running it.
+#   FORCE=1      run again even when <run dir>/results.json already exists (default: skip finished runs;
+#                an unfinished run resumes from its last checkpoint).
+#   CFG          trainer config name (file stem under configs/trainers/<TRAINER>/) replacing a script's
+#                default, e.g. CFG=tiny_smoke.
+#   RUN_DIR      output folder replacing a script's default run folder (used by the ablation scripts).
+#   LOADEP       checkpoint epoch loaded by the *_test.sh scripts; default: OPTIM.MAX_EPOCH of the config.
+# GPUs: nothing here sets CUDA_VISIBLE_DEVICES; choose the device(s) in your shell.
+
+set -euo pipefail
+
+_CALLER_PWD="$PWD"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+_DATA_GIVEN="${DATA:+1}"
+DATA="${DATA:-./data}"
+if [[ "$DATA" != /* && "$_CALLER_PWD" != "$REPO_ROOT" ]]; then
+    DATA="$_CALLER_PWD/$DATA"  # keep the user's relative path meaning after the cd above
+fi
+OUTPUT_ROOT="${OUTPUT_ROOT:-output}"
+PYTHON="${PYTHON:-python}"
+DRY_RUN="${DRY_RUN:-0}"
+FORCE="${FORCE:-0}"
+export DATA OUTPUT_ROOT PYTHON DRY_RUN FORCE
+
+# The 15 datasets: short name (configs/datasets/<short>.yaml) -> DATASET.NAME.
+declare -A DATASET_NAMES=(
+    [imagenet]=ImageNet [caltech101]=Caltech101 [oxford_pets]=OxfordPets [stanford_cars]=StanfordCars
+    [oxford_flowers]=OxfordFlowers [food101]=Food101 [fgvc_aircraft]=FGVCAircraft [sun397]=SUN397
+    [dtd]=DescribableTextures [eurosat]=EuroSAT [ucf101]=UCF101 [imagenetv2]=ImageNetV2
+    [imagenet_sketch]=ImageNetSketch [imagenet_a]=ImageNetA [imagenet_r]=ImageNetR
+)
+# Which trainer config reproduces which paper row (single source for the per-method and table scripts;
+# configs/README.md explains the choices). Keys: method folder under scripts/.
+declare -A TRAINER_OF=(
+    [promptkd]=PromptKD [promptsrc]=PromptSRC [ivlp]=IVLP [maple]=MaPLe [cocoop]=CoCoOp [coop]=CoOp
+    [zsclip]=ZeroshotCLIP [teacher]=PromptSRC
+)
+declare -A B2N_CFG=(  # base-to-novel (Table 1; teacher: Table 10)
+    [promptkd]="vit_b16_c2_ep20_batch8_4+4ctx" [promptsrc]="vit_b16_c2_ep20_batch4_4+4ctx"
+    [ivlp]="vit_b16_c2_ep20_batch4_4+4ctx" [maple]="vit_b16_c2_ep5_batch4_2ctx"
+    [cocoop]="vit_b16_c4_ep10_batch1_ctxv1" [coop]="vit_b16_ctxv1" [zsclip]="vit_b16"
+    [teacher]="vit_l14_c2_ep20_batch8_4+4ctx"
+)
+declare -A XD_CFG=(  # cross-dataset and domain generalisation (Tables 2 and 9; teacher: Table 11)
+    [promptkd]="vit_b16_c2_ep20_batch8_4+4ctx_cross_datasets"
+    [promptsrc]="vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets"
+    [maple]="vit_b16_c2_ep5_batch4_2ctx_cross_datasets" [cocoop]="vit_b16_c4_ep10_batch1_ctxv1"
+    [coop]="vit_b16_ep50_ctxv1" [zsclip]="vit_b16" [teacher]="vit_l14_c2_ep20_batch8_4+4ctx"
+)
+# With SMOKE=1 the table scripts use these instead (tiny random-weight models, 32 px, 1 epoch).
+declare -A SMOKE_CFG=(
+    [promptkd]=tiny_smoke [promptsrc]=tiny_smoke [ivlp]=tiny_smoke [maple]=tiny_smoke [cocoop]=tiny_smoke
+    [coop]=tiny_smoke [zsclip]=tiny_smoke [teacher]=tiny_smoke_teacher
+)
+
+# Paper order (Table 1 / Table 2 / Table 9).
+BASE2NEW_DATASETS="imagenet caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101"
+XD_TARGETS="caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101"
+DG_TARGETS="imagenetv2 imagenet_sketch imagenet_a imagenet_r"
+
+known_datasets() {
+    echo "$BASE2NEW_DATASETS $DG_TARGETS"
+}
+
+die() {
+    echo "error: $*" >&2
+    exit 2
+}
+
+note() {
+    echo "[$(basename "$0")] $*" >&2
+}
+
+# require_dataset_seed USAGE "$@": checks the two positional arguments DATASET SEED.
+require_dataset_seed() {
+    local usage="$1"
+    shift
+    if [[ $# -lt 2 ]]; then
+        die "missing arguments. Usage: $usage"
+    fi
+    dataset_name "$1" >/dev/null
+    [[ "$2" =~ ^[0-9]+$ ]] || die "SEED must be a non-negative integer, got '$2'. Usage: $usage"
+}
+
+# dataset_config SHORT -> configs/datasets/SHORT.yaml (checked)
+dataset_config() {
+    local short="$1"
+    if [[ -z "${DATASET_NAMES[$short]+x}" ]]; then
+        die "unknown dataset '$short'; expected one of: $(known_datasets)"
+    fi
+    local f="configs/datasets/${short}.yaml"
+    if [[ ! -f "$f" ]]; then
+        if [[ "$DRY_RUN" == 1 ]]; then
+            note "warning: $f does not exist"
+        else
+            die "$f not found: every dataset needs its yaml under configs/datasets/"
+        fi
+    fi
+    echo "$f"
+}
+
+# dataset_name SHORT -> registry name (DescribableTextures for dtd)
+dataset_name() {
+    [[ -n "${DATASET_NAMES[$1]+x}" ]] || die "unknown dataset '$1'; expected one of: $(known_datasets)"
+    echo "${DATASET_NAMES[$1]}"
+}
+
+# trainer_config TRAINER CFG -> configs/trainers/TRAINER/CFG.yaml (checked)
+trainer_config() {
+    local f="configs/trainers/$1/$2.yaml"
+    [[ -f "$f" ]] || die "$f not found; available configs: $(cd "configs/trainers/$1" 2>/dev/null && ls -- *.yaml | tr '\n' ' ')"
+    echo "$f"
+}
+
+# cfg_max_epoch FILE -> OPTIM.MAX_EPOCH written in the yaml
+cfg_max_epoch() {
+    local ep
+    ep="$(awk '/^[[:space:]]*MAX_EPOCH:/ {print $2; exit}' "$1")"
+    [[ "$ep" =~ ^[0-9]+$ ]] || die "$1: no integer OPTIM.MAX_EPOCH found; set LOADEP=<epoch> explicitly"
+    echo "$ep"
+}
+
+# seed_list: the SEEDS variable (default "1 2 3"), validated
+seed_list() {
+    local s
+    for s in ${SEEDS:-1 2 3}; do
+        [[ "$s" =~ ^[0-9]+$ ]] || die "SEEDS must hold integers, got '$s'"
+        echo "$s"
+    done
+}
+
+# run_cmd ARGS...: run (or print with DRY_RUN=1) one command
+run_cmd() {
+    if [[ "$DRY_RUN" == 1 ]]; then
+        printf '%q ' "$@"
+        printf '\n'
+    else
+        "$@"
+    fi
+}
+
+# train_py ARGS...: python train.py ARGS (or print)
+train_py() {
+    if [[ "$DRY_RUN" != 1 && ! -d "$DATA" ]]; then
+        die "data root DATA=$DATA does not exist; set DATA=/path/to/datasets (layout: configs/README.md)"
+    fi
+    run_cmd "$PYTHON" train.py "$@"
+}
+
+# already_done DIR: true (and a note) when DIR/results.json exists and FORCE is not 1
+already_done() {
+    if [[ "$FORCE" != 1 && -f "$1/results.json" ]]; then
+        note "results are available in $1 (results.json); skipping this job (FORCE=1 runs it again)"
+        return 0
+    fi
+    return 1
+}
+
+# Output folders (identical to the reference scripts).
+#   b2n_dir PHASE DATASET SHOTS TRAINER CFG SEEDDIR -> OUTPUT_ROOT/base2new/PHASE/DATASET/shots_SHOTS/TRAINER/CFG/SEEDDIR
+b2n_dir() {
+    echo "$OUTPUT_ROOT/base2new/$1/$2/shots_$3/$4/$5/$6"
+}
+#   xd_dir DATASET TRAINER CFG SHOTS SEED [SUB] -> OUTPUT_ROOT/DATASET/TRAINER/CFG_SHOTSshots[/SUB]/seedSEED
+xd_dir() {
+    echo "$OUTPUT_ROOT/$1/$2/$3_$4shots${6:+/$6}/seed$5"
+}
+#   xd_eval_dir TRAINER CFG SHOTS DATASET SEED [SUB]
+#       -> OUTPUT_ROOT/evaluation/TRAINER/CFG_SHOTSshots[/SUB]/DATASET/seedSEED
+xd_eval_dir() {
+    echo "$OUTPUT_ROOT/evaluation/$1/$2_$3shots${6:+/$6}/$4/seed$5"
+}
+#   teacher_dir PROTOCOL DATASET CFG SEED -> folder written by scripts/promptsrc/train_teacher.sh
+teacher_dir() {
+    if [[ "$1" == cross ]]; then
+        echo "$OUTPUT_ROOT/teachers/xd/$2/PromptSRCTeacher/$3_16shots/seed$4"
+    else
+        echo "$OUTPUT_ROOT/teachers/base2new/$2/shots_16/PromptSRCTeacher/$3/seed$4"
+    fi
+}
+
+# teacher_opts: the trainer opts that point a PromptKD student at its teacher (from the environment)
+#   TEACHER_CKPT   teacher checkpoint file or teacher run folder -> TRAINER.PROMPTKD.TEACHER_CKPT
+#   CLASS_VECTORS  class-vector file        -> TRAINER.PROMPTKD.CLASS_VECTORS
+TEACHER_OPTS=()
+collect_teacher_opts() {
+    TEACHER_OPTS=()
+    if [[ -n "${TEACHER_CKPT:-}" ]]; then
+        TEACHER_OPTS+=(TRAINER.PROMPTKD.TEACHER_CKPT "$TEACHER_CKPT")
+    fi
+    if [[ -n "${CLASS_VECTORS:-}" ]]; then
+        TEACHER_OPTS+=(TRAINER.PROMPTKD.CLASS_VECTORS "$CLASS_VECTORS")
+    fi
+}
+
+# run_script SCRIPT ARGS...: run another script of this folder with the current environment
+run_script() {
+    bash "$REPO_ROOT/scripts/$1" "${@:2}"
+}
+
+# existing_dirs DIR...: the arguments that exist (all of them with DRY_RUN=1)
+existing_dirs() {
+    local d
+    for d in "$@"; do
+        if [[ "$DRY_RUN" == 1 || -d "$d" ]]; then
+            echo "$d"
+        fi
+    done
+}
+
+# ------------------------------------------------------------------------------------------------------
+# The four reference workflows of the prompt-learning baselines (CoOp, CoCoOp, IVLP, MaPLe, PromptSRC).
+# A script sets METHOD_OPTS (extra trainer opts) and DIR_SUB (extra folder level, CoOp only) if needed,
+# then calls one of these with: TRAINER DEFAULT_CFG "$@" (its own DATASET SEED [KEY VALUE ...]).
+# SHOTS (default 16) is the number of labeled shots per class.
+# ------------------------------------------------------------------------------------------------------
+METHOD_OPTS=()
+DIR_SUB=""
+
+# Base-to-novel training on the base classes. Unlike the reference, the run also evaluates the novel
+# classes with the same final checkpoint (DATASET.EVAL_PROTOCOL base2novel), so results.json holds
+# base_acc, novel_acc and hm; base2new_test.sh still gives the reference's separate novel evaluation.
+baseline_b2n_train() {
+    local trainer="$1" default_cfg="$2"
+    shift 2
+    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
+    local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}"
+    local dataset_cfg trainer_cfg dir
+    dataset_cfg="$(dataset_config "$dataset")"
+    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
+    dir="${RUN_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
+    if already_done "$dir"; then return 0; fi
+    note "run this job and save the output to $dir"
+    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
+        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
+        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES base DATASET.EVAL_PROTOCOL base2novel \
+        "${METHOD_OPTS[@]}" "${@:3}"
+}
+
+# Reference novel-class evaluation: --eval-only of the base2new_train.sh checkpoint on the new classes.
+baseline_b2n_test() {
+    local trainer="$1" default_cfg="$2"
+    shift 2
+    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
+    local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}"
+    local dataset_cfg trainer_cfg dir model_dir loadep
+    dataset_cfg="$(dataset_config "$dataset")"
+    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
+    loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
+    model_dir="${MODEL_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
+    dir="${RUN_DIR:-$(b2n_dir test_new "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
+    if already_done "$dir"; then return 0; fi
+    note "evaluate $model_dir (epoch $loadep) on the novel classes; output in $dir"
+    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
+        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
+        --model-dir "$model_dir" --load-epoch "$loadep" --eval-only \
+        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES new DATASET.EVAL_PROTOCOL subsample \
+        "${METHOD_OPTS[@]}" "${@:3}"
+}
+
+# Cross-dataset / DG source training: SHOTS-shot, all classes (DATASET is normally imagenet).
+baseline_xd_train() {
+    local trainer="$1" default_cfg="$2"
+    shift 2
+    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]  (DATASET: normally imagenet)" "$@"
+    local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}"
+    local dataset_cfg trainer_cfg dir
+    dataset_cfg="$(dataset_config "$dataset")"
+    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
+    dir="${RUN_DIR:-$(xd_dir "$dataset" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
+    if already_done "$dir"; then return 0; fi
+    note "run this job and save the output to $dir"
+    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
+        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
+        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample \
+        "${METHOD_OPTS[@]}" "${@:3}"
+}
+
+# Cross-dataset / DG evaluation of the SOURCE (default imagenet) model on DATASET's test split.
+baseline_xd_test() {
+    local trainer="$1" default_cfg="$2"
+    shift 2
+    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
+    local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}" source="${SOURCE:-imagenet}"
+    local dataset_cfg trainer_cfg dir model_dir loadep
+    dataset_cfg="$(dataset_config "$dataset")"
+    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
+    loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
+    model_dir="${MODEL_DIR:-$(xd_dir "$source" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
+    dir="${RUN_DIR:-$(xd_eval_dir "$trainer" "$cfg" "$shots" "$dataset" "$seed" "$DIR_SUB")}"
+    if already_done "$dir"; then return 0; fi
+    note "evaluate $model_dir (epoch $loadep) on $dataset; output in $dir"
+    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
+        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
+        --model-dir "$model_dir" --load-epoch "$loadep" --eval-only \
+        DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample \
+        "${METHOD_OPTS[@]}" "${@:3}"
+}
+
+# ------------------------------------------------------------------------------------------------------
+# Table scripts (scripts/tables/*.sh)
+#   SMOKE=1           tiny configs (SMOKE_CFG), one seed, one epoch, teachers trained on the fly, output in
+#                     OUTPUT_ROOT (default output/smoke); DATA must point at a generated data root.
+#   SEEDS             seeds (default "1 2 3"; SMOKE: "1")
+#   DATASETS          datasets (table-specific default; SMOKE: "dtd")
+#   TRAIN_TEACHERS=1  train PromptKD's teachers with scripts/promptsrc/train_teacher.sh (seed TEACHER_SEED,
+#                     default 1) instead of using released ones under TEACHER_ROOT (default teacher_model,
+#                     reference layout <DATASET.NAME>/VLPromptLearner/model-best.pth.tar and
+#                     ImageNet-xd/VLPromptLearner_large/model.pth.tar-20). SMOKE implies TRAIN_TEACHERS=1.
+# ------------------------------------------------------------------------------------------------------
+table_setup() {
+    SMOKE="${SMOKE:-0}"
+    if [[ "$SMOKE" == 1 ]]; then
+        if [[ -z "$_DATA_GIVEN" && "$DRY_RUN" != 1 ]]; then
+            die "SMOKE=1 needs DATA=<root of a generated dataset tree> (the tiny run reads real files)"
+        fi
+        if [[ "$OUTPUT_ROOT" == output ]]; then
+            OUTPUT_ROOT=output/smoke
+        fi
+        SEEDS="${SEEDS:-1}"
+        DATASETS="${DATASETS:-dtd}"
+        TRAIN_TEACHERS=1
+    fi
+    SEEDS="${SEEDS:-1 2 3}"
+    TRAIN_TEACHERS="${TRAIN_TEACHERS:-0}"
+    TEACHER_SEED="${TEACHER_SEED:-1}"
+    TEACHER_ROOT="${TEACHER_ROOT:-teacher_model}"
+    export OUTPUT_ROOT SEEDS
+    [[ "$TEACHER_SEED" =~ ^[0-9]+$ ]] || die "TEACHER_SEED must be an integer, got '$TEACHER_SEED'"
+    seed_list >/dev/null
+}
+
+# cfg_for METHOD PROTOCOL(b2n|xd) -> config stem used by the table scripts
+cfg_for() {
+    local method="$1" protocol="$2"
+    [[ -n "${TRAINER_OF[$method]+x}" ]] || die "unknown method '$method'; expected one of: ${!TRAINER_OF[*]}"
+    if [[ "${SMOKE:-0}" == 1 ]]; then
+        echo "${SMOKE_CFG[$method]}"
+    elif [[ "$protocol" == xd ]]; then
+        [[ -n "${XD_CFG[$method]+x}" ]] || die "method '$method' has no cross-dataset setting"
+        echo "${XD_CFG[$method]}"
+    else
+        echo "${B2N_CFG[$method]}"
+    fi
+}
+
+first_seed() {
+    seed_list | head -n 1
+}
+
+# ensure_teacher PROTOCOL(base2novel|cross) DATASET [KEY VALUE ...]: with TRAIN_TEACHERS=1, trains the
+# teacher (skipped when done). Then teacher_ckpt PROTOCOL DATASET prints the TRAINER.PROMPTKD.TEACHER_CKPT
+# value to use (a checkpoint file or a run folder; the trainer takes its latest model.pth.tar-N).
+ensure_teacher() {
+    local protocol="$1" dataset="$2"
+    if [[ "$TRAIN_TEACHERS" == 1 ]]; then
+        CFG="$(cfg_for teacher "$protocol")" TEACHER_PROTOCOL="$protocol" \
+            run_script promptsrc/train_teacher.sh "$dataset" "$TEACHER_SEED" "${@:3}"
+    fi
+}
+
+teacher_ckpt() {
+    local protocol="$1" dataset="$2" f
+    if [[ "$TRAIN_TEACHERS" == 1 ]]; then
+        # a run folder: the trainer picks its latest model.pth.tar-N
+        teacher_dir "$protocol" "$dataset" "$(cfg_for teacher "$protocol")" "$TEACHER_SEED"
+        return 0
+    fi
+    if [[ "$protocol" == cross ]]; then
+        f="$TEACHER_ROOT/ImageNet-xd/VLPromptLearner_large/model.pth.tar-20"
+    else
+        f="$TEACHER_ROOT/$(dataset_name "$dataset")/VLPromptLearner"
+    fi
+    if [[ ! -e "$f" && "$DRY_RUN" != 1 ]]; then
+        die "teacher checkpoint $f not found: put the released teachers under TEACHER_ROOT=$TEACHER_ROOT (reference layout) or set TRAIN_TEACHERS=1 to train them"
+    fi
+    echo "$f"
+}
+
+# results_table KIND OUT_NAME DIR...: aggregate the given run folders with tools/results.py
+results_table() {
+    local kind="$1" name="$2" dirs=()
+    shift 2
+    mapfile -t dirs < <(existing_dirs "$@")
+    if [[ ${#dirs[@]} -eq 0 ]]; then
+        die "no run folder exists among: $*"
+    fi
+    run_cmd "$PYTHON" tools/results.py "${dirs[@]}" --table "$kind" --out "$OUTPUT_ROOT/tables/$name"
+}
+
+# xd_table KIND(cross|dg) DEFAULT_TARGETS: the cross-dataset / DG protocol for METHODS (paper Tables 2, 9).
+# Baselines: SOURCE-trained model (xd_train.sh, shared by both tables) evaluated on every target; zero-shot
+# CLIP: evaluated on every target; PromptKD: distilled on each target's unlabeled training images from the
+# SOURCE teacher (transductive) and evaluated on it.
+xd_table() {
+    local kind="$1" default_targets="$2" m d s cfg trainer ckpt
+    table_setup
+    local targets="${DATASETS:-$default_targets}" source="${SOURCE:-imagenet}"
+    [[ "$SMOKE" == 1 ]] && source="${SOURCE:-dtd}"
+    local methods="${METHODS:-zsclip coop cocoop maple promptsrc promptkd}"
+    local result_dirs=()
+    for d in $source $targets; do dataset_config "$d" >/dev/null; done
+    for m in $methods; do
+        cfg="$(cfg_for "$m" xd)"
+        trainer="${TRAINER_OF[$m]}"
+        case "$m" in
+            zsclip)
+                for d in $targets; do
+                    CFG="$cfg" run_script zsclip/xd_test.sh "$d" "$(first_seed)"
+                    result_dirs+=("$OUTPUT_ROOT/evaluation/$trainer/$cfg/$d")
+                done ;;
+            promptkd)
+                ensure_teacher cross "$source"
+                ckpt="$(teacher_ckpt cross "$source")"
+                for d in $targets; do
+                    for s in $(seed_list); do
+                        CFG="$cfg" TEACHER_CKPT="$ckpt" run_script promptkd/xd_train.sh "$d" "$s"
+                    done
+                    result_dirs+=("$OUTPUT_ROOT/$d/$trainer/${cfg}_0shots")
+                done ;;
+            coop | cocoop | maple | promptsrc)
+                for s in $(seed_list); do
+                    CFG="$cfg" SOURCE="$source" run_script "$m/xd_train.sh" "$source" "$s"
+                    for d in $targets; do
+                        CFG="$cfg" SOURCE="$source" run_script "$m/xd_test.sh" "$d" "$s"
+                    done
+                done
+                local sub=""
+                [[ "$m" == coop ]] && sub="/nctx${NCTX:-4}_csc${CSC:-False}_ctp${CTP:-end}"
+                for d in $targets; do
+                    result_dirs+=("$OUTPUT_ROOT/evaluation/$trainer/${cfg}_16shots$sub/$d")
+                done ;;
+            *) die "method '$m' has no cross-dataset protocol; choose from: zsclip coop cocoop maple promptsrc promptkd" ;;
+        esac
+    done
+    results_table "$kind" "table_${kind}" "${result_dirs[@]}"
+}
+
+# promptkd_sweep NAME TABLE_KIND CFG.KEY "VALUES": one PromptKD student per value of CFG.KEY (the paper's
+# ablations: ImageNet, IMAGES_PER_CLASS (default 64; -1 = all) unlabeled images per class through
+# DATASET.MAX_IMAGES_PER_CLASS, base-to-novel protocol),
+# then tools/results.py --table TABLE_KIND over OUTPUT_ROOT/ablations/NAME.
+promptkd_sweep() {
+    local name="$1" kind="$2" key="$3" values="$4" d s v cfg ckpt
+    table_setup
+    local datasets="${DATASETS:-imagenet}" shots="${IMAGES_PER_CLASS:-64}"
+    [[ "$shots" =~ ^-?[0-9]+$ ]] || die "IMAGES_PER_CLASS must be an integer (-1 = all), got '$shots'"
+    cfg="$(cfg_for promptkd b2n)"
+    for d in $datasets; do dataset_config "$d" >/dev/null; done
+    for d in $datasets; do
+        ensure_teacher base2novel "$d"
+        ckpt="$(teacher_ckpt base2novel "$d")"
+        for v in $values; do
+            for s in $(seed_list); do
+                RUN_DIR="$OUTPUT_ROOT/ablations/$name/$d/${key##*.}_${v//\//-}/seed_$s" CFG="$cfg" \
+                    TEACHER_CKPT="$ckpt" run_script promptkd/base2new_train.sh "$d" "$s" \
+                    "$key" "$v" DATASET.MAX_IMAGES_PER_CLASS "$shots"
+            done
+        done
+    done
+    results_table "$kind" "ablation_$name" "$OUTPUT_ROOT/ablations/$name"
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# MaPLe, base-to-novel (paper Table 1): train on SHOTS-shot data of the BASE classes of DATASET; the run
+# then evaluates base and novel test classes with its final checkpoint (results.json: base_acc,
+# novel_acc, hm).
+# Usage:  bash scripts/maple/base2new_train.sh DATASET SEED [KEY VALUE ...]
+# Config: configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml
+# Output: OUTPUT_ROOT/base2new/train_base/DATASET/shots_SHOTS/MaPLe/CFG/seedSEED (as the reference).
+# Environment: DATA (dataset root, default ./data), CFG, SHOTS (default 16), RUN_DIR, OUTPUT_ROOT,
+#   DRY_RUN=1, FORCE=1 (see scripts/common.sh).
+# Trailing KEY VALUE pairs are passed to train.py as config opts.
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+baseline_b2n_train MaPLe "${B2N_CFG[maple]}" "$@"

@@ -1,0 +1,295 @@
+"""End-to-end runs of the core trainers through ``train.main`` on a generated DTD root and tiny CLIPs.
+
+CPU only: tiny random CLIP architectures saved to weight files (so every run of a test loads the same
+weights), 4 classes, 32 px images, 1-2 epochs, no data-loader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import clip
+import train
+from engine import utils as engine_utils
+from tests.helpers.fake_roots import make_root
+
+torch.set_num_threads(1)
+
+DEPTH2 = ["PROMPT_DEPTH_TEXT", "2", "PROMPT_DEPTH_VISION", "2"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_env_info(monkeypatch):
+    # collect_env_info shells out to torch's env collector (seconds per call); not what is tested here
+    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    base = tmp_path_factory.mktemp("trainers_run")
+    root = make_root("DescribableTextures", base, n_classes=4, per_class=6)
+    torch.manual_seed(0)
+    weights = {}
+    for name in ("tiny-vit-student", "tiny-vit-teacher"):
+        path = str(base / f"{name}.pt")
+        clip.save_openai_state_dict(clip.load(name, allow_random=True), path)
+        weights[name] = path
+    return {"base": base, "root": root, "student": weights["tiny-vit-student"], "teacher": weights["tiny-vit-teacher"]}
+
+
+def run(env, trainer, out, opts=(), node=None, eval_only=False, model_dir=None, load_epoch=None, backbone=None):
+    """train.main with the small common settings; ``node`` prefixes DEPTH2-style short keys."""
+    argv = ["--root", env["root"], "--seed", "1", "--trainer", trainer,
+            "--dataset-config-file", "configs/datasets/dtd.yaml", "--output-dir", str(out)]
+    if eval_only:
+        argv.append("--eval-only")
+    if model_dir:
+        argv += ["--model-dir", str(model_dir)]
+    if load_epoch is not None:
+        argv += ["--load-epoch", str(load_epoch)]
+    argv += ["MODEL.BACKBONE.NAME", backbone or env["student"], "DATALOADER.NUM_WORKERS", "0",
+             "INPUT.SIZE", "(32, 32)", "OPTIM.MAX_EPOCH", "2", "OPTIM.NAME", "sgd", "OPTIM.LR", "0.01",
+             "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "8", "TRAIN.PRINT_FREQ", "10"]
+    if node:
+        argv += [f"TRAINER.{node}.PREC", "fp32"]
+    opts = list(opts)
+    if node:
+        opts = [f"TRAINER.{node}.{o}" if i % 2 == 0 and "." not in o else o for i, o in enumerate(opts)]
+    return train.main(argv + opts)
+
+
+def results(out):
+    with open(os.path.join(out, "results.json")) as f:
+        return json.load(f)
+
+
+def ckpt(out, epoch, name="VLPromptLearner"):
+    return torch.load(os.path.join(out, name, f"model.pth.tar-{epoch}"), map_location="cpu", weights_only=False)
+
+
+def check_gradients(trainer, batch, trainable_prefixes):
+    """After one step exactly the parameters under ``trainable_prefixes`` require and receive gradients."""
+    trainer.set_model_mode("train")
+    trainer.forward_backward(batch)
+    seen = 0
+    for name, p in trainer.model.named_parameters():
+        if name.startswith(trainable_prefixes):
+            assert p.requires_grad, name
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} received no gradient"
+            assert p.dtype == torch.float32, name
+            seen += 1
+        else:
+            assert not p.requires_grad and p.grad is None, f"frozen {name} has a gradient"
+    assert seen > 0
+
+
+# ------------------------------------------------------------------------------------------------
+def test_ivlp_train_eval_only_and_checkpoint(env, tmp_path):
+    out = tmp_path / "ivlp"
+    tr = run(env, "IVLP", out, DEPTH2, node="IVLP")
+    res = results(out)
+    assert res["trainer"] == "IVLP" and res["selection"] == "last_step" and res["epoch"] == 2
+    assert res["protocol"] == "base2novel" and set(res["metrics"]) == {"base", "novel"}
+    b, n = res["base_acc"], res["novel_acc"]
+    assert res["hm"] == pytest.approx(0 if b + n == 0 else 2 * b * n / (b + n))
+    assert res["metrics"]["base"]["num_images"] == 4 and res["metrics"]["novel"]["num_images"] == 4
+    # IVLP default N_CTX 2, depth 2 per tower, widths 64: 4 tensors of [2, 64]
+    assert res["trainable_params"] == 4 * 2 * 64
+    state = ckpt(out, 2)["state_dict"]
+    assert sorted(state) == ["image_prompts.layer0", "image_prompts.layer1", "text_prompts.layer0", "text_prompts.layer1"]
+    assert all(v.shape == (2, 64) for v in state.values())
+    trained = {k: v.clone() for k, v in state.items()}
+
+    ev = tmp_path / "ivlp_eval"
+    tr2 = run(env, "IVLP", ev, DEPTH2, node="IVLP", eval_only=True, model_dir=out, load_epoch=2)
+    res2 = results(ev)
+    assert res2["metrics"] == res["metrics"] and res2["selection"] == "loaded_checkpoint" and res2["epoch"] == 2
+    for k, v in tr2.model.named_parameters():
+        if k in trained:
+            assert torch.equal(v.detach(), trained[k])
+    check_gradients(tr, next(iter(tr.train_loader_x)), ("text_prompts.", "image_prompts."))
+
+
+def test_ivlp_best_val_selection_and_bf16(env, tmp_path):
+    out = tmp_path / "ivlp_best"
+    tr = run(env, "IVLP", out, DEPTH2 + ["PREC", "bf16"], node="IVLP")
+    assert tr.prec == "bf16"
+    # (a second run) best_val selection on the real val split is recorded as such
+    out2 = tmp_path / "ivlp_bestval"
+    run(env, "IVLP", out2, DEPTH2 + ["TEST.FINAL_MODEL", "best_val"], node="IVLP")
+    res = results(out2)
+    assert res["selection"] == "best_val" and res["epoch"] in (1, 2)
+    best = torch.load(out2 / "VLPromptLearner" / "model-best.pth.tar", weights_only=False)
+    assert best["epoch"] == res["epoch"] and best["val_result"] is not None
+    assert all(p.dtype == torch.float32 for p in tr.model.parameters() if p.requires_grad)
+
+
+def test_promptsrc_losses_gpa_and_resume(env, tmp_path):
+    from trainers.common.templates import IMAGENET_TEMPLATES
+    from trainers.promptsrc import gpa_weights
+
+    out = tmp_path / "src"
+    opts = DEPTH2 + ["GPA_MEAN", "2", "GPA_STD", "1", "TRAIN.CHECKPOINT_FREQ", "1"]
+    tr = run(env, "PromptSRC", out, opts, node="PROMPTSRC")
+    w = gpa_weights(2, 1, 2)
+    c1, c2 = ckpt(out, 1), ckpt(out, 2)
+    assert c1["gpa"]["epochs"] == [1] and c2["gpa"]["epochs"] == [1, 2]
+    for k in c1["state_dict"]:
+        # accumulator after epoch 1 = w1 * theta_1; the final model IS the aggregate w1*theta_1 + w2*theta_2
+        assert torch.allclose(c1["gpa"]["state"][k], w[0] * c1["state_dict"][k], atol=1e-7)
+        assert torch.allclose(c2["state_dict"][k], c2["gpa"]["state"][k], atol=1e-7)
+    assert sorted(c2["state_dict"]) == sorted(c1["state_dict"])  # trainable tensors only
+
+    # fixed embeddings: mean of the UNnormalised frozen text features over the 60 templates
+    model = tr.model
+    ids = torch.cat([clip.tokenize([t.format("banded") for t in IMAGENET_TEMPLATES], 77)])
+    manual = model.backbone.encode_text(ids).mean(dim=0)
+    assert torch.allclose(tr.fixed_embeddings[0], manual, atol=1e-5)
+
+    # each loss term on a fixed batch equals a hand computation
+    batch = next(iter(tr.train_loader_x))
+    images, labels = batch["img"], batch["label"]
+    with torch.no_grad():
+        t = F.normalize(model.encode_text(), dim=-1)
+        i = F.normalize(model.encode_image(images), dim=-1)
+        i0 = F.normalize(model.encode_image(images, prompted=False), dim=-1)
+        t0 = F.normalize(tr.fixed_embeddings, dim=-1)
+        z, z0 = 100.0 * i @ t.t(), 100.0 * i0 @ t0.t()
+        from trainers.promptsrc import promptsrc_losses
+
+        got = promptsrc_losses(z, z0, labels, t, t0, i, i0, 25.0, 10.0)
+    p0 = z0.softmax(1)
+    assert got["loss_ce"].item() == pytest.approx(-(z.log_softmax(1)[torch.arange(4), labels]).mean().item(), rel=1e-5)
+    assert got["loss_scl_logits"].item() == pytest.approx(
+        (p0 * (p0.log() - z.log_softmax(1))).sum().item() / z.numel(), rel=1e-4, abs=1e-7)
+    assert got["loss_scl_text"].item() == pytest.approx(25.0 * (t - t0).abs().mean().item(), rel=1e-5)
+    assert got["loss_scl_image"].item() == pytest.approx(10.0 * (i - i0).abs().mean().item(), rel=1e-5)
+    assert got["loss"].item() == pytest.approx(sum(got[k].item() for k in got if k != "loss"), rel=1e-6)
+    summary = tr.forward_backward(batch)
+    assert {"loss", "loss_ce", "loss_scl_logits", "loss_scl_text", "loss_scl_image"} <= set(summary)
+    check_gradients(tr, batch, ("text_prompts.", "image_prompts."))
+
+    # resume after epoch 1: the GPA state comes back from the checkpoint and the run completes
+    os.remove(out / "VLPromptLearner" / "model.pth.tar-2")
+    tr2 = run(env, "PromptSRC", out, opts, node="PROMPTSRC")
+    assert tr2.start_epoch == 1 and tr2.gpa_epochs == [1, 2]
+    c2b = ckpt(out, 2)
+    for k in c2b["state_dict"]:
+        assert torch.allclose(c2b["state_dict"][k], c2b["gpa"]["state"][k], atol=1e-7)
+
+
+def test_zeroshot_clip_eval_only(env, tmp_path):
+    from trainers.zsclip import ZeroshotCLIP2
+
+    out = tmp_path / "zs"
+    tr = run(env, "ZeroshotCLIP", out, ["TRAINER.ZSCLIP.PREC", "fp32"], eval_only=True)
+    res = results(out)
+    assert res["selection"] == "none" and res["trainable_params"] == 0 and set(res["metrics"]) == {"base", "novel"}
+    # the text features of the last evaluated class set (restored to the training classes) are "<name> texture."
+    names = tr.train_classnames
+    ids = clip.tokenize([f"{n.replace('_', ' ')} texture." for n in names], 77)
+    manual = F.normalize(tr.clip_model.encode_text(ids), dim=-1)
+    assert torch.allclose(tr.text_features, manual, atol=1e-6)
+
+    tr2 = run(env, "ZeroshotCLIP2", tmp_path / "zs2", ["TRAINER.ZSCLIP.PREC", "fp32"], eval_only=True)
+    tr3 = run(env, "ZeroshotCLIP2", tmp_path / "zs3", ["TRAINER.ZSCLIP.PREC", "fp32"], eval_only=True)
+    assert len(tr2.template_list) == 8 and tr2.template_list == tr3.template_list  # no accumulation (§5.13)
+    assert tr2.template_list[-1] == "{} texture."
+    assert isinstance(tr2, ZeroshotCLIP2)
+
+
+def test_teacher_to_student_pipeline(env, tmp_path, monkeypatch):
+    import trainers.common.teacher as teacher_mod
+    import trainers.promptkd as promptkd_mod
+
+    # ---- stage I: PromptSRCTeacher on the tiny "teacher" CLIP writes the class vectors of all classes
+    tout = tmp_path / "teacher"
+    teacher = run(env, "PromptSRCTeacher", tout, DEPTH2 + ["OPTIM.MAX_EPOCH", "1"], node="PROMPTSRC",
+                  backbone=env["teacher"])
+    cv_path = tout / "VLPromptLearner" / "class_vectors_DescribableTextures.pt"
+    cv = torch.load(cv_path, weights_only=True)
+    assert cv["classnames"] == list(teacher.dm.dataset.all_classnames)
+    with torch.no_grad():
+        teacher.model.set_classnames(cv["classnames"])
+        direct = F.normalize(teacher.model.encode_text(), dim=-1)
+    assert torch.allclose(cv["features"], direct, atol=1e-5)
+    assert cv["teacher"]["checkpoint_sha256"] is not None and cv["features"].shape == (4, 96)
+
+    # ---- stage II: the student; class vectors computed exactly once (counting the teacher text branch)
+    calls = {"n": 0}
+    real_encode_text = clip.encode_text
+
+    def counting(*a, **k):
+        calls["n"] += 1
+        return real_encode_text(*a, **k)
+
+    monkeypatch.setattr(clip, "encode_text", counting)
+    student_cv = tmp_path / "cv" / "student_cv.pt"
+    sopts = ["TRAINER.PROMPTKD.PREC", "fp32", "TRAINER.PROMPTKD.PROMPT_DEPTH_VISION", "2",
+             "TRAINER.PROMPTKD.TEACHER_CKPT", str(tout / "VLPromptLearner" / "model.pth.tar-1"),
+             "TRAINER.PROMPTKD.CLASS_VECTORS", str(student_cv), "TRAINER.PROMPTKD.KD_WEIGHT", "10.0",
+             "DATASET.TRAIN_LABELS", "drop"]
+    sout = tmp_path / "student"
+    st = run(env, "PromptKD", sout, sopts)
+    assert calls["n"] == 1  # 4 classes in one batch, never again during 2 epochs of training
+    assert all(d.label == -1 for d in st.dm.dataset.train_x)  # trained without any label
+    assert torch.allclose(torch.load(student_cv, weights_only=True)["features"], cv["features"], atol=1e-6)
+    res = results(sout)
+    assert res["trainer"] == "PromptKD" and res["teacher"]["checkpoint_sha256"] == cv["teacher"]["checkpoint_sha256"]
+    assert res["teacher"]["class_vectors"] == str(student_cv)
+    assert st.model.projector[0].in_features == 64 and st.model.projector[-1].out_features == 96  # inferred dims
+    state = ckpt(sout, 2)["state_dict"]
+    assert sorted(state) == sorted([
+        "image_prompts.layer0", "image_prompts.layer1", "projector.0.weight", "projector.0.bias",
+        "projector.1.weight", "projector.1.bias", "projector.1.running_mean", "projector.1.running_var",
+        "projector.1.num_batches_tracked", "projector.3.weight", "projector.3.bias"])
+
+    # KD loss of the trainer on a fixed batch equals the hand-written reference formula
+    batch = next(iter(st.train_loader_x))
+    st.set_model_mode("eval")
+    with torch.no_grad():
+        s_logits, t_logits = st.distillation_logits(batch["img"])
+        p_t = t_logits.softmax(1)
+        manual = (p_t * (p_t.log() - s_logits.log_softmax(1))).sum() / s_logits.numel()
+        assert st.kd_loss(s_logits, t_logits, 1.0).item() == pytest.approx(manual.item(), rel=1e-4, abs=1e-8)
+    # labels are never read: a batch without labels trains; teacher gets no gradients
+    check_gradients(st, {"img": batch["img"]}, ("image_prompts.", "projector."))
+    assert all(not p.requires_grad and p.grad is None for p in st.teacher_encoder.parameters())
+
+    # ---- second student run: the file is reused, the teacher text branch never runs
+    mtime = os.path.getmtime(student_cv)
+    calls["n"] = 0
+    run(env, "PromptKD", tmp_path / "student2", sopts + ["OPTIM.MAX_EPOCH", "1"])
+    assert calls["n"] == 0 and os.path.getmtime(student_cv) == mtime
+
+    # ---- stage III: evaluation builds no teacher and runs no text encoder
+    def forbidden(*a, **k):
+        raise AssertionError("the teacher / a text encoder was used at evaluation time")
+
+    monkeypatch.setattr(clip, "encode_text", forbidden)
+    monkeypatch.setattr(promptkd_mod, "build_teacher", forbidden)
+    monkeypatch.setattr(teacher_mod, "load_teacher_checkpoint", forbidden)
+    ev = tmp_path / "student_eval"
+    run(env, "PromptKD", ev, sopts, eval_only=True, model_dir=sout, load_epoch=2)
+    assert results(ev)["metrics"] == res["metrics"]
+    assert results(ev)["teacher"] == res["teacher"]
+
+
+def test_student_with_zeroshot_teacher_and_batchmean(env, tmp_path):
+    out = tmp_path / "zs_teacher"
+    opts = ["TRAINER.PROMPTKD.PREC", "fp32", "TRAINER.PROMPTKD.PROMPT_DEPTH_VISION", "1",
+            "TRAINER.PROMPTKD.TEACHER_TYPE", "zeroshot", "TRAINER.PROMPTKD.TEACHER_NAME", env["teacher"],
+            "TRAINER.PROMPTKD.LOSS", "kl_batchmean", "TRAINER.PROMPTKD.PROJECT_LAYER", "1", "OPTIM.MAX_EPOCH", "1"]
+    st = run(env, "PromptKDStudent", out, opts)
+    cv = torch.load(out / "class_vectors_DescribableTextures.pt", weights_only=True)
+    assert cv["teacher"]["type"] == "zeroshot" and cv["teacher"]["template"] == "{} texture."
+    tclip = clip.load(env["teacher"])
+    ids = clip.tokenize([f"{n} texture." for n in cv["classnames"]], 77)
+    assert torch.allclose(cv["features"], F.normalize(tclip.encode_text(ids), dim=-1), atol=1e-5)
+    assert [type(m).__name__ for m in st.model.projector] == ["Linear"]
+    assert results(out)["teacher"]["type"] == "zeroshot"

@@ -1,0 +1,86 @@
+"""Knowledge-distillation losses, registered by name (``TRAINER.PROMPTKD.LOSS``).
+
+Every loss takes ``(student_logits [B, C], teacher_logits [B, C], temperature)`` and returns a 0-d
+fp32 tensor; logits are cast to fp32 before any softmax. Adding a loss is one decorated function::
+
+    @register_kd_loss("my_loss")
+    def my_loss(student_logits, teacher_logits, temperature): ...
+
+Built-in losses:
+
+- ``kl_reference`` (default): the official PromptKD loss (reference §3.7.3)
+  ``T^2 * sum_{b,c} p_t (log p_t - log p_s) / (B * C)`` with ``p = softmax(logits / T)``, i.e.
+  ``F.kl_div(..., reduction="sum") / numel``. Its divisor includes the class count C, which is why the
+  published KD_WEIGHT values (200 / 1000) are so large.
+- ``kl_batchmean``: the textbook ``T^2 * KL(p_t || p_s)`` averaged over the batch
+  (``reduction="batchmean"``), equal to ``C * kl_reference``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Dict, List
+
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["KDLoss", "register_kd_loss", "get_kd_loss", "kd_loss_names", "kl_reference", "kl_batchmean"]
+
+KDLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+_KD_LOSSES: Dict[str, KDLoss] = {}
+
+
+def register_kd_loss(name: str) -> Callable[[KDLoss], KDLoss]:
+    """Decorator registering a KD loss under ``name`` (duplicate names raise KeyError)."""
+
+    def deco(fn: KDLoss) -> KDLoss:
+        if name in _KD_LOSSES:
+            raise KeyError(f"KD loss {name!r} is already registered")
+        _KD_LOSSES[name] = fn
+        return fn
+
+    return deco
+
+
+def kd_loss_names() -> List[str]:
+    return sorted(_KD_LOSSES)
+
+
+def get_kd_loss(name: str) -> KDLoss:
+    """The loss registered as ``name``; unknown names raise with the list of registered losses."""
+    if name not in _KD_LOSSES:
+        raise KeyError(
+            f"Unknown KD loss {name!r} (config key TRAINER.PROMPTKD.LOSS); registered: {', '.join(kd_loss_names())}"
+        )
+    return _KD_LOSSES[name]
+
+
+def _log_probs(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float):
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            f"KD loss: student logits {tuple(student_logits.shape)} and teacher logits "
+            f"{tuple(teacher_logits.shape)} must have the same shape [B, C]"
+        )
+    if temperature <= 0:
+        raise ValueError(f"KD temperature must be > 0 (TRAINER.PROMPTKD.TEMPERATURE), got {temperature}")
+    log_p_s = F.log_softmax(student_logits.float() / temperature, dim=1)
+    log_p_t = F.log_softmax(teacher_logits.float() / temperature, dim=1)
+    return log_p_s, log_p_t
+
+
+@register_kd_loss("kl_reference")
+def kl_reference(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Reference §3.7.3: ``T^2 * KL_sum(p_t || p_s) / (B * C)``."""
+    log_p_s, log_p_t = _log_probs(student_logits, teacher_logits, temperature)
+    kl = F.kl_div(log_p_s, log_p_t, reduction="sum", log_target=True)
+    return kl * (temperature ** 2) / student_logits.numel()
+
+
+@register_kd_loss("kl_batchmean")
+def kl_batchmean(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``T^2 * KL(p_t || p_s)`` averaged over the batch (= C x ``kl_reference``)."""
+    log_p_s, log_p_t = _log_probs(student_logits, teacher_logits, temperature)
+    kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
+    return kl * (temperature ** 2)

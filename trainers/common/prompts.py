@@ -1,0 +1,189 @@
+"""The one implementation of IVLP-style deep prompts (reference §2.2), shared by IVLP, PromptSRC,
+the PromptKD teacher and the PromptKD student.
+
+- :class:`VisualPromptStack`: ``depth`` (Jv) learnable prompt matrices [Nv, W_vision], N(0, 0.02^2).
+  ``layer0`` is appended to the patch tokens after the positional embedding (before ln_pre);
+  ``layer{i}`` (1 <= i < Jv) replaces the last Nv tokens before transformer block i.
+  ``forward()`` returns the list that :func:`clip.encode_image` takes.
+- :class:`TextPromptLearner`: layer-0 context ``layer0`` [Nt, W_text] (initialised from the word
+  embeddings of CTX_INIT when Nt <= its number of tokens, else N(0, 0.02^2)) and deep text prompts
+  ``layer1..layer{Jt-1}`` replacing positions 1..Nt before blocks 1..Jt-1. The class-name dependent
+  token embeddings (SOS prefix and "<name>." suffix) are cached as NON-persistent buffers, so a
+  checkpoint holds only the prompts and class sets can be switched with :meth:`set_classnames`.
+
+Prompt text per class: ``"<ctx words> <classname>."`` (underscores -> spaces). When Nt is smaller than
+the number of CTX_INIT tokens (e.g. IVLP's default Nt = 2 with "a photo of a"), only the first Nt
+words are learnable and the remaining words stay as fixed tokens in the suffix, as in the reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+import clip
+
+from .templates import format_classname
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["VisualPromptStack", "TextPromptLearner", "PROMPT_INIT_STD", "count_prompt_tokens"]
+
+PROMPT_INIT_STD = 0.02
+
+
+def _new_prompt(n_ctx: int, width: int) -> nn.Parameter:
+    p = torch.empty(n_ctx, width, dtype=torch.float32)
+    nn.init.normal_(p, std=PROMPT_INIT_STD)
+    return nn.Parameter(p)
+
+
+class VisualPromptStack(nn.Module):
+    """Deep visual prompts: parameters ``layer0 .. layer{depth-1}``, each [n_ctx, width] (fp32)."""
+
+    def __init__(self, n_ctx: int, depth: int, width: int) -> None:
+        super().__init__()
+        if depth < 0 or (depth > 0 and n_ctx < 1):
+            raise ValueError(f"VisualPromptStack: need depth >= 0 and n_ctx >= 1 (got n_ctx={n_ctx}, depth={depth})")
+        self.n_ctx = int(n_ctx)
+        self.depth = int(depth)
+        self.width = int(width)
+        for i in range(self.depth):
+            self.register_parameter(f"layer{i}", _new_prompt(n_ctx, width))
+
+    def prompts(self) -> List[nn.Parameter]:
+        return [getattr(self, f"layer{i}") for i in range(self.depth)]
+
+    def forward(self) -> Optional[List[torch.Tensor]]:
+        """The prompt list for :func:`clip.encode_image` (None when depth is 0: no visual prompting)."""
+        return self.prompts() if self.depth > 0 else None
+
+    def extra_repr(self) -> str:
+        return f"n_ctx={self.n_ctx}, depth={self.depth}, width={self.width}"
+
+
+def count_prompt_tokens(clip_model: nn.Module, text: str) -> int:
+    """Number of BPE tokens of ``text`` (without SOS/EOT)."""
+    info = clip.model_info(clip_model)
+    ids = clip.tokenize([text], info.context_length)
+    return int((ids[0] != 0).sum().item()) - 2
+
+
+class TextPromptLearner(nn.Module):
+    """Deep text prompts + cached class-name token embeddings (reference §2.2, text tower).
+
+    ``forward()`` returns ``(token_embeds [C, L, W] with the learned context at positions 1..Nt,
+    token_ids [C, L], deep_prompts list for blocks 1..Jt-1)``, the arguments of :func:`clip.encode_text`.
+    """
+
+    def __init__(
+        self,
+        clip_model: nn.Module,
+        classnames: Sequence[str],
+        n_ctx: int,
+        depth: int,
+        ctx_init: str = "",
+    ) -> None:
+        super().__init__()
+        if n_ctx < 1 or depth < 1:
+            raise ValueError(
+                f"TextPromptLearner needs N_CTX_TEXT >= 1 and PROMPT_DEPTH_TEXT >= 1 (got n_ctx={n_ctx}, depth={depth}); "
+                "the layer-0 text context is what the text side learns"
+            )
+        info = clip.model_info(clip_model)
+        self.n_ctx = int(n_ctx)
+        self.depth = int(depth)
+        self.width = int(info.text_width)
+        self.context_length = int(info.context_length)
+        # the CLIP model is NOT a sub-module (it is frozen and owned by the caller); it is only used
+        # to embed class-name tokens when the class set changes
+        self._clip_ref: Tuple[nn.Module] = (clip_model,)
+
+        ctx_init = (ctx_init or "").replace("_", " ").strip()
+        n_init_tokens = count_prompt_tokens(clip_model, ctx_init) if ctx_init else 0
+        if ctx_init and self.n_ctx <= n_init_tokens:
+            ids = clip.tokenize([ctx_init], self.context_length).to(self._embed_device())
+            with torch.no_grad():
+                emb = clip.token_embedding(clip_model, ids).float().cpu()
+            layer0 = nn.Parameter(emb[0, 1:1 + self.n_ctx].clone())
+            self.prompt_prefix = ctx_init
+            logger.info("Text context initialised from %r (first %d of %d tokens learnable)",
+                        ctx_init, self.n_ctx, n_init_tokens)
+        else:
+            layer0 = _new_prompt(self.n_ctx, self.width)
+            self.prompt_prefix = " ".join(["X"] * self.n_ctx)
+            if ctx_init:
+                logger.info("CTX_INIT %r has %d tokens < N_CTX_TEXT=%d: text context initialised randomly",
+                            ctx_init, n_init_tokens, self.n_ctx)
+        self.ctx_init = ctx_init
+        self.register_parameter("layer0", layer0)
+        for i in range(1, self.depth):
+            self.register_parameter(f"layer{i}", _new_prompt(self.n_ctx, self.width))
+        self.classnames: List[str] = []
+        self.register_buffer("token_prefix", torch.empty(0), persistent=False)
+        self.register_buffer("token_suffix", torch.empty(0), persistent=False)
+        self.register_buffer("token_ids", torch.empty(0, dtype=torch.long), persistent=False)
+        self.set_classnames(classnames)
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def clip_model(self) -> nn.Module:
+        return self._clip_ref[0]
+
+    def _embed_device(self) -> torch.device:
+        return self.clip_model.token_embedding.weight.device
+
+    @property
+    def ctx(self) -> nn.Parameter:
+        """Layer-0 text context (the reference's ``prompt_learner.ctx``)."""
+        return self.layer0
+
+    def deep_prompts(self) -> List[nn.Parameter]:
+        return [getattr(self, f"layer{i}") for i in range(1, self.depth)]
+
+    def prompts_for(self, classnames: Sequence[str]) -> List[str]:
+        return [f"{self.prompt_prefix} {format_classname(n)}." for n in classnames]
+
+    @torch.no_grad()
+    def set_classnames(self, classnames: Sequence[str]) -> None:
+        """Recompute the class-name token buffers for ``classnames`` (e.g. base or novel classes)."""
+        classnames = list(classnames)
+        if not classnames:
+            raise ValueError("TextPromptLearner.set_classnames: empty class list")
+        texts = self.prompts_for(classnames)
+        # tokenise once with room to spare to detect prompts longer than the context length
+        long_ids = clip.tokenize(texts, self.context_length + 64)
+        lengths = (long_ids != 0).sum(dim=1)
+        too_long = [(n, int(k)) for n, k in zip(classnames, lengths.tolist()) if k > self.context_length]
+        if too_long:
+            raise ValueError(
+                f"{len(too_long)} class prompt(s) exceed the text context length {self.context_length} tokens, "
+                f"e.g. {too_long[0][0]!r} ({too_long[0][1]} tokens); shorten the class names"
+            )
+        ids = long_ids[:, : self.context_length].contiguous()
+        device = self._embed_device()
+        emb = clip.token_embedding(self.clip_model, ids.to(device)).float()
+        buf_device = self.layer0.device
+        self.token_prefix = emb[:, :1, :].to(buf_device)
+        self.token_suffix = emb[:, 1 + self.n_ctx:, :].to(buf_device)
+        self.token_ids = ids.to(buf_device)
+        self.classnames = classnames
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classnames)
+
+    def forward(self) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
+        n_cls = self.token_prefix.shape[0]
+        ctx = self.layer0.unsqueeze(0).expand(n_cls, -1, -1)
+        prefix = self.token_prefix.to(ctx.dtype)
+        suffix = self.token_suffix.to(ctx.dtype)
+        token_embeds = torch.cat([prefix, ctx, suffix], dim=1)
+        return token_embeds, self.token_ids, self.deep_prompts()
+
+    def extra_repr(self) -> str:
+        return (f"n_ctx={self.n_ctx}, depth={self.depth}, width={self.width}, "
+                f"n_classes={len(self.classnames)}, prefix={self.prompt_prefix!r}")

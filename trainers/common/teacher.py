@@ -1,0 +1,362 @@
+"""The PromptKD teacher (reference §3.7.1, paper §3.2): a frozen large CLIP with PromptSRC prompts.
+
+Three sources (``TRAINER.PROMPTKD.TEACHER_TYPE`` / checkpoint content):
+
+(a) a checkpoint of OUR PromptSRCTeacher / PromptSRC / IVLP trainer: ``state_dict`` holds only
+    ``text_prompts.layer{i}`` / ``image_prompts.layer{i}``; ``meta`` names the backbone it was trained
+    on and its CTX_INIT;
+(b) an officially released PromptSRC / PromptKD-teacher checkpoint (whole CustomCLIP, §2.6 layout):
+    its prompts AND its CLIP tower weights are loaded; the token embedding (not part of the released
+    files) comes from ``TEACHER_NAME``, whose architecture must match the checkpoint's;
+(c) vanilla zero-shot CLIP (``TEACHER_TYPE zeroshot``, paper Table 6), one template per dataset.
+
+The architecture is read from the checkpoint keys (Nt/Jt/Nv/Jv from the prompt shapes and the
+VPT_shallow indices) instead of being hard-coded (fixes defect §5.4), and loading is strict: any key
+that is not consumed, other than class-name buffers and PromptSRC's ``ZS_image_encoder`` copy, is an
+error that lists the missing/unexpected keys.
+
+The teacher's text branch is run by :func:`compute_class_vectors` once, after the weights are loaded
+(the reference issue #33 trap), for every class of the dataset; afterwards only
+:class:`TeacherImageEncoder` (frozen tower + trained visual prompts) is needed for distillation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import re
+from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import clip
+
+from .backbone import build_clip, freeze
+from .checkpoints import (
+    CheckpointKeyError,
+    _fmt,
+    file_sha256,
+    is_reference_vl_state,
+    prompt_layout,
+    split_reference_vl_state,
+    strict_load,
+)
+from .prompts import VisualPromptStack
+from .templates import dataset_template, format_classname
+from .vl_model import VLPromptCLIP, cast_prompts, tower_dtype
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TEACHER_TYPES",
+    "REGISTERED_NAME",
+    "Teacher",
+    "TeacherImageEncoder",
+    "resolve_teacher_path",
+    "find_teacher_checkpoint",
+    "load_teacher_checkpoint",
+    "build_zeroshot_teacher",
+    "build_teacher",
+    "compute_class_vectors",
+]
+
+TEACHER_TYPES = ("promptsrc", "zeroshot")
+REGISTERED_NAME = "VLPromptLearner"
+_CKPT_RE = re.compile(r"model\.pth\.tar-(\d+)$")
+
+
+class TeacherImageEncoder(nn.Module):
+    """Frozen teacher image tower + its trained visual prompts; ``forward`` -> L2-normalised fp32 features."""
+
+    def __init__(self, visual: nn.Module, image_prompts: Optional[VisualPromptStack] = None) -> None:
+        super().__init__()
+        self.visual = visual
+        self.image_prompts = image_prompts
+        freeze(self)
+
+    def train(self, mode: bool = True) -> "TeacherImageEncoder":
+        return super().train(False)  # always eval: the teacher is never trained
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        dtype = tower_dtype(self.visual)
+        prompts = cast_prompts(self.image_prompts(), dtype) if self.image_prompts is not None else None
+        feats = clip.encode_image(self.visual, images.to(dtype), prompts=prompts)
+        return F.normalize(feats.float(), dim=-1)
+
+
+class Teacher:
+    """A loaded teacher: frozen CLIP (+ prompts for PromptSRC teachers) and its identity.
+
+    Only the loaders of this module create it, after the weights are in place.
+    """
+
+    def __init__(self, kind: str, clip_model: nn.Module, identity: Dict[str, Any],
+                 vl_model: Optional[VLPromptCLIP] = None, template: Optional[str] = None) -> None:
+        if kind not in TEACHER_TYPES:
+            raise ValueError(f"teacher kind must be one of {TEACHER_TYPES}, got {kind!r}")
+        self.kind = kind
+        self.clip_model = clip_model
+        self.vl_model = vl_model
+        self.template = template
+        self.identity = identity
+        info = clip.model_info(clip_model)
+        self.embed_dim = int(info.embed_dim)
+        self.loaded = True
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.clip_model.logit_scale.detach().float().exp().item())
+
+    def image_encoder(self) -> TeacherImageEncoder:
+        prompts = self.vl_model.image_prompts if self.vl_model is not None else None
+        return TeacherImageEncoder(self.clip_model.visual, prompts)
+
+
+# ------------------------------------------------------------------------------------------------
+# locating checkpoints
+# ------------------------------------------------------------------------------------------------
+def resolve_teacher_path(template: str, dataset: str, root: str) -> str:
+    """Fill the ``{dataset}`` / ``{root}`` placeholders of ``TRAINER.PROMPTKD.TEACHER_CKPT``."""
+    try:
+        path = template.format(dataset=dataset, root=root)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            f"TRAINER.PROMPTKD.TEACHER_CKPT {template!r}: only the placeholders {{dataset}} and {{root}} are "
+            f"supported ({exc})"
+        ) from exc
+    return os.path.expanduser(path)
+
+
+def find_teacher_checkpoint(path: str) -> str:
+    """A teacher checkpoint file from a file path or a run directory.
+
+    For a directory (a teacher's OUTPUT_DIR or its ``VLPromptLearner`` folder) the latest
+    ``model.pth.tar-N`` is used, else ``model-best.pth.tar``; the choice is logged.
+    """
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise FileNotFoundError(
+            f"Teacher checkpoint not found: {path}. Train a teacher with the PromptSRCTeacher trainer, download a "
+            "released PromptKD teacher, and set TRAINER.PROMPTKD.TEACHER_CKPT (placeholders {dataset}, {root}); "
+            "or use TRAINER.PROMPTKD.TEACHER_TYPE zeroshot."
+        )
+    folder = os.path.join(path, REGISTERED_NAME) if os.path.isdir(os.path.join(path, REGISTERED_NAME)) else path
+    numbered = []
+    for f in glob.glob(os.path.join(folder, "model.pth.tar-*")):
+        m = _CKPT_RE.search(f)
+        if m:
+            numbered.append((int(m.group(1)), f))
+    if numbered:
+        chosen = max(numbered)[1]
+    elif os.path.isfile(os.path.join(folder, "model-best.pth.tar")):
+        chosen = os.path.join(folder, "model-best.pth.tar")
+    else:
+        raise FileNotFoundError(f"No teacher checkpoint (model.pth.tar-N or model-best.pth.tar) in {folder}")
+    logger.info("Teacher checkpoint: %s", chosen)
+    return chosen
+
+
+def _read_checkpoint(path: str) -> Dict[str, Any]:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ValueError(f"Cannot read teacher checkpoint {path}: {exc}") from exc
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"Teacher checkpoint {path}: expected a dict, got {type(ckpt).__name__}")
+    return ckpt
+
+
+# ------------------------------------------------------------------------------------------------
+# loaders
+# ------------------------------------------------------------------------------------------------
+def _load_backbone_weights(backbone: nn.Module, state: Mapping[str, torch.Tensor], path: str, teacher_name: str) -> int:
+    """Strictly load the CLIP tower weights of a released checkpoint into ``backbone``.
+
+    Every backbone tensor except ``token_embedding.weight`` (not saved by the reference) must be present.
+    """
+    own = backbone.state_dict()
+    expected = set(own) - {"token_embedding.weight"}
+    got = set(state)
+    missing, unexpected = sorted(expected - got), sorted(got - set(own))
+    if missing or unexpected:
+        raise CheckpointKeyError(
+            f"Teacher checkpoint {path}: its CLIP weights do not match the architecture of TEACHER_NAME "
+            f"{teacher_name!r}.\n  missing: {_fmt(missing)}\n  unexpected: {_fmt(unexpected)}\n"
+            "Set TRAINER.PROMPTKD.TEACHER_NAME to the teacher's CLIP (the released teachers are ViT-L/14)."
+        )
+    for k in got:
+        if tuple(own[k].shape) != tuple(state[k].shape):
+            raise ValueError(
+                f"Teacher checkpoint {path}: {k} has shape {tuple(state[k].shape)} but TEACHER_NAME {teacher_name!r} "
+                f"has {tuple(own[k].shape)}; set TRAINER.PROMPTKD.TEACHER_NAME to the teacher's CLIP architecture"
+            )
+    backbone.load_state_dict(dict(state), strict=False)
+    return len(got)
+
+
+def load_teacher_checkpoint(
+    cfg,
+    path: str,
+    device: torch.device | str,
+    prec: str = "fp32",
+    teacher_name: Optional[str] = None,
+    ctx_init: Optional[str] = None,
+    classnames: Sequence[str] = ("object",),
+) -> Teacher:
+    """Build a PromptSRC teacher from a checkpoint of ours (a) or a released one (b); strict.
+
+    ``teacher_name`` (default ``TRAINER.PROMPTKD.TEACHER_NAME``) provides the CLIP weights that the
+    checkpoint does not contain; ``ctx_init`` (default from our checkpoint's meta, else
+    ``TRAINER.PROMPTKD.CTX_INIT``) matters only when Nt is smaller than its number of words.
+    """
+    path = find_teacher_checkpoint(path)
+    ckpt = _read_checkpoint(path)
+    state = ckpt.get("state_dict", ckpt)
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"Teacher checkpoint {path}: no state_dict")
+    meta = ckpt.get("meta", {}) or {}
+    pk = cfg.TRAINER.PROMPTKD
+    configured_name = teacher_name or pk.TEACHER_NAME
+
+    if is_reference_vl_state(state):
+        fmt = "reference"
+        ref = split_reference_vl_state(state)
+        if ref.unexpected:
+            raise CheckpointKeyError(
+                f"Teacher checkpoint {path} (PromptSRC layout): unexpected keys {_fmt(ref.unexpected)}; this is not "
+                "a PromptSRC/IVLP teacher checkpoint (a PromptKD student or MaPLe checkpoint?)"
+            )
+        if ref.skipped:
+            zs = [k for k in ref.skipped if "ZS_image_encoder" in k]
+            logger.info("Teacher checkpoint: skipped %d class-name buffers and %d ZS_image_encoder tensors "
+                        "(PromptSRC's frozen duplicate of the visual tower)", len(ref.skipped) - len(zs), len(zs))
+        prompts, backbone_state = ref.prompts, ref.backbone
+        backbone_name = configured_name
+        ctx = ctx_init if ctx_init is not None else pk.CTX_INIT
+    else:
+        fmt = "ours"
+        bad = sorted(k for k in state if not k.startswith(("text_prompts.layer", "image_prompts.layer")))
+        if bad:
+            raise CheckpointKeyError(
+                f"Teacher checkpoint {path}: unexpected keys {_fmt(bad)}; a teacher checkpoint holds only "
+                "text_prompts.layer* / image_prompts.layer* (PromptSRCTeacher / PromptSRC / IVLP runs)"
+            )
+        prompts, backbone_state = dict(state), {}
+        backbone_name = meta.get("backbone") or configured_name
+        if teacher_name is None and meta.get("backbone") and meta["backbone"] != pk.TEACHER_NAME:
+            logger.warning("Teacher checkpoint %s was trained on %r; TRAINER.PROMPTKD.TEACHER_NAME %r is ignored",
+                           path, meta["backbone"], pk.TEACHER_NAME)
+        ctx = ctx_init if ctx_init is not None else meta.get("ctx_init", pk.CTX_INIT)
+
+    layout = prompt_layout(prompts, f"Teacher checkpoint {path}")
+    backbone = build_clip(cfg, name=backbone_name, prec=prec, device=device, what="TRAINER.PROMPTKD.TEACHER_NAME")
+    n_backbone = 0
+    if backbone_state:
+        n_backbone = _load_backbone_weights(backbone, backbone_state, path, backbone_name)
+        logger.info("Teacher: %d CLIP tensors loaded from the checkpoint, token embedding from %s",
+                    n_backbone, backbone_name)
+    info = clip.model_info(backbone)
+    if layout.text_width != info.text_width or (layout.depth_vision and layout.vision_width != info.vision_width):
+        raise ValueError(
+            f"Teacher checkpoint {path}: prompt widths (text {layout.text_width}, vision {layout.vision_width}) do not "
+            f"match the CLIP {backbone_name!r} (text {info.text_width}, vision {info.vision_width}); set "
+            "TRAINER.PROMPTKD.TEACHER_NAME to the teacher's architecture"
+        )
+    model = VLPromptCLIP(backbone, list(classnames), layout.n_ctx_text, layout.depth_text, ctx,
+                         max(layout.n_ctx_vision, 1), layout.depth_vision).to(device)
+    strict_load(model, prompts, f"Teacher checkpoint {path}",
+                expected=[k for k, _ in model.named_parameters() if k.startswith(("text_prompts.", "image_prompts."))])
+    freeze(model)
+    identity = {
+        "type": "promptsrc",
+        "format": fmt,
+        "model": backbone_name,
+        "checkpoint": path,
+        "checkpoint_sha256": file_sha256(path),
+        "prompt": {**layout.as_dict(), "ctx_init": model.text_prompts.ctx_init},
+        "embed_dim": int(info.embed_dim),
+        "trainer": meta.get("trainer", "reference PromptSRC"),
+        "dataset": meta.get("dataset"),
+    }
+    logger.info("Teacher loaded from %s (%s layout): %s, text %d ctx x depth %d, vision %d ctx x depth %d",
+                path, fmt, backbone_name, layout.n_ctx_text, layout.depth_text,
+                layout.n_ctx_vision, layout.depth_vision)
+    return Teacher("promptsrc", backbone, identity, vl_model=model)
+
+
+def build_zeroshot_teacher(cfg, device: torch.device | str, prec: str = "fp32",
+                           teacher_name: Optional[str] = None) -> Teacher:
+    """Vanilla CLIP as teacher (paper Table 6): no prompts, the dataset's single template."""
+    name = teacher_name or cfg.TRAINER.PROMPTKD.TEACHER_NAME
+    backbone = build_clip(cfg, name=name, prec=prec, device=device, what="TRAINER.PROMPTKD.TEACHER_NAME")
+    template = dataset_template(cfg.DATASET.NAME)
+    info = clip.model_info(backbone)
+    identity = {"type": "zeroshot", "model": name, "template": template, "embed_dim": int(info.embed_dim)}
+    logger.info("Zero-shot CLIP teacher %s with template %r", name, template)
+    return Teacher("zeroshot", backbone, identity, template=template)
+
+
+def build_teacher(cfg, device: torch.device | str, prec: str = "fp32") -> Teacher:
+    """The teacher described by ``TRAINER.PROMPTKD`` (TEACHER_TYPE, TEACHER_CKPT, TEACHER_NAME)."""
+    pk = cfg.TRAINER.PROMPTKD
+    kind = pk.TEACHER_TYPE
+    if kind not in TEACHER_TYPES:
+        raise ValueError(f"TRAINER.PROMPTKD.TEACHER_TYPE = {kind!r}; expected one of {list(TEACHER_TYPES)}")
+    if kind == "zeroshot":
+        return build_zeroshot_teacher(cfg, device, prec)
+    path = resolve_teacher_path(pk.TEACHER_CKPT, cfg.DATASET.NAME, cfg.DATASET.ROOT)
+    return load_teacher_checkpoint(cfg, path, device, prec)
+
+
+# ------------------------------------------------------------------------------------------------
+# class vectors
+# ------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def compute_class_vectors(
+    teacher: Teacher,
+    classnames: Sequence[str],
+    batch_size: int = 256,
+    autocast: Optional[Callable[[], ContextManager]] = None,
+) -> torch.Tensor:
+    """Run the teacher's text branch once over ``classnames`` (batched) -> L2-normalised [N, D] fp32.
+
+    Must be called after the teacher weights are loaded (every :class:`Teacher` is; the flag guards
+    against misuse). PromptSRC teachers use their trained deep text prompts; zero-shot teachers the
+    dataset template.
+    """
+    if not getattr(teacher, "loaded", False):
+        raise RuntimeError("compute_class_vectors called before the teacher weights were loaded (reference issue #33)")
+    classnames = list(classnames)
+    if not classnames:
+        raise ValueError("compute_class_vectors: empty class list")
+    ctx = autocast or contextlib.nullcontext
+    out: List[torch.Tensor] = []
+    if teacher.kind == "promptsrc":
+        model = teacher.vl_model
+        previous = list(model.classnames)
+        try:
+            for start in range(0, len(classnames), batch_size):
+                model.set_classnames(classnames[start:start + batch_size])
+                with ctx():
+                    out.append(model.encode_text().float())
+        finally:
+            model.set_classnames(previous)
+    else:
+        backbone = teacher.clip_model
+        info = clip.model_info(backbone)
+        device = backbone.token_embedding.weight.device
+        for start in range(0, len(classnames), batch_size):
+            texts = [teacher.template.format(format_classname(n)) for n in classnames[start:start + batch_size]]
+            ids = clip.tokenize(texts, info.context_length).to(device)
+            with ctx():
+                out.append(backbone.encode_text(ids).float())
+    feats = F.normalize(torch.cat(out, dim=0), dim=-1)
+    if not torch.isfinite(feats).all():
+        raise FloatingPointError("Teacher class vectors contain NaN/Inf (check the teacher checkpoint and PREC)")
+    return feats

@@ -1,0 +1,367 @@
+"""PromptKD student (reference §3.7, paper §3.2): unsupervised prompt distillation into a small CLIP.
+
+Student = the frozen image tower of ``MODEL.BACKBONE.NAME`` (the text tower is dropped) + deep
+visual prompts (N_CTX_VISION x PROMPT_DEPTH_VISION) + a projector from the student's embedding
+dimension to the teacher's (inferred from the two models, not hard-coded 512 -> 768; defect §5.6):
+
+    PROJECT_LAYER 1: Linear(d_s, d_t)
+    PROJECT_LAYER 2: Linear(d_s, d_t) -> BatchNorm1d(d_t) -> ReLU -> Linear(d_t, d_t)   (reference)
+    PROJECT_LAYER 3: the 2-layer form followed by BatchNorm1d -> ReLU -> Linear(d_t, d_t)
+
+(the reference's 1x1 convolutions + BatchNorm2d on a 1x1 map are exactly these layers).
+
+Teacher knowledge = the class vectors W [N, d_t] (the teacher's normalised text features for all
+classes), read from a file or computed ONCE from the teacher after its weights are loaded, and the
+teacher's image features, computed by :class:`TeacherImageEncoder` (built only when training).
+
+Training step (§3.7.3): q_t = s_t * u_t W^T (no grad), q_s = s_s * norm(proj(f_s)) W^T,
+loss = KD_WEIGHT * LOSS(q_s, q_t, TEMPERATURE). Labels are never read. Evaluation uses the student
+and the class vectors only (no teacher, no text encoder). Checkpoint ("VLPromptLearner") = visual
+prompts + projector (+ BatchNorm statistics).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import os.path as osp
+import re
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from yacs.config import CfgNode as CN
+
+import clip
+from engine.api import TRAINER_REGISTRY
+from engine import dist
+
+from .common.backbone import build_clip, check_input_size, freeze
+from .common.base import PromptTrainer
+from .common.checkpoints import CheckpointKeyError, _fmt, file_sha256
+from .common.class_vectors import ClassVectors, load_class_vectors, save_class_vectors
+from .common.kd import get_kd_loss, kd_loss_names
+from .common.prompts import VisualPromptStack
+from .common.teacher import (
+    TEACHER_TYPES,
+    Teacher,
+    TeacherImageEncoder,
+    build_teacher,
+    compute_class_vectors,
+    find_teacher_checkpoint,
+    resolve_teacher_path,
+)
+from .common.vl_model import cast_prompts, tower_dtype
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PromptKDStudent", "PromptKD", "PromptKDStudentModel", "build_projector", "add_config"]
+
+
+def add_config(cfg: CN) -> None:
+    """TRAINER.PROMPTKD (reference §4.1 keys, fixed defaults, and the teacher / class-vector keys)."""
+    if "MODAL" not in cfg.TRAINER:
+        # reference key: "base2novel" | "cross"; with DATASET.EVAL_PROTOCOL "auto" it picks the
+        # evaluation sets (base2novel -> base/novel, otherwise a single test set)
+        cfg.TRAINER.MODAL = "base2novel"
+    pk = CN()
+    pk.N_CTX_VISION = 4  # student visual prompt tokens per layer (Nv)
+    pk.N_CTX_TEXT = 4  # kept for config compatibility: the teacher's prompt shape is read from its checkpoint
+    pk.CTX_INIT = "a photo of a"  # teacher CTX_INIT for released checkpoints (matters only if Nt < its words)
+    pk.PREC = "fp16"  # fp32 | fp16 (frozen towers in half) | amp | bf16
+    pk.PROMPT_DEPTH_VISION = 9  # student Jv: layers with visual prompts
+    pk.PROMPT_DEPTH_TEXT = 9  # kept for config compatibility (teacher depth is read from its checkpoint)
+    pk.PROJECT_LAYER = 2  # projector depth 1-3 (2 = Linear-BN-ReLU-Linear, the reference)
+    pk.CE_WEIGHT = 0.0  # kept for config compatibility; must be 0: the student never reads labels
+    pk.KD_WEIGHT = 1000.0  # loss multiplier (reference scripts: 1000; 200 for FGVCAircraft, OxfordFlowers, DTD)
+    pk.TEMPERATURE = 1.0  # KD temperature T
+    pk.LOSS = "kl_reference"  # kl_reference (sum-KL*T^2/(B*C), reference) | kl_batchmean (T^2 * batch-mean KL)
+    pk.TEACHER_NAME = "ViT-L/14"  # teacher CLIP (weights for parts the teacher checkpoint lacks)
+    pk.TEACHER_TYPE = "promptsrc"  # promptsrc (trained teacher checkpoint) | zeroshot (vanilla CLIP, Table 6)
+    # teacher checkpoint file or run directory; placeholders {dataset} (DATASET.NAME), {root} (DATASET.ROOT)
+    pk.TEACHER_CKPT = "teacher_model/{dataset}/VLPromptLearner/model.pth.tar-20"
+    # class-vectors file; "" -> class_vectors_<DATASET.NAME>.pt next to the teacher checkpoint
+    # (zero-shot teacher: in OUTPUT_DIR)
+    pk.CLASS_VECTORS = ""
+    cfg.TRAINER.PROMPTKD = pk
+
+
+def build_projector(in_dim: int, out_dim: int, layers: int) -> nn.Sequential:
+    """The student -> teacher feature projector (see the module docstring)."""
+    if layers == 1:
+        return nn.Sequential(nn.Linear(in_dim, out_dim))
+    if layers == 2:
+        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True),
+                             nn.Linear(out_dim, out_dim))
+    if layers == 3:
+        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True),
+                             nn.Linear(out_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True),
+                             nn.Linear(out_dim, out_dim))
+    raise ValueError(f"TRAINER.PROMPTKD.PROJECT_LAYER must be 1, 2 or 3, got {layers}")
+
+
+class PromptKDStudentModel(nn.Module):
+    """Frozen student image tower + visual prompts + projector; ``forward`` -> normalised [B, d_t] fp32."""
+
+    def __init__(self, visual: nn.Module, n_ctx: int, depth: int, vision_width: int, in_dim: int, out_dim: int,
+                 project_layers: int, logit_scale: float) -> None:
+        super().__init__()
+        self.visual = freeze(visual)
+        self.image_prompts = VisualPromptStack(n_ctx, depth, vision_width)
+        self.projector = build_projector(in_dim, out_dim, project_layers)
+        self.register_buffer("logit_scale", torch.tensor(float(logit_scale)), persistent=False)
+
+    def train(self, mode: bool = True) -> "PromptKDStudentModel":
+        super().train(mode)
+        self.visual.eval()
+        return self
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        dtype = tower_dtype(self.visual)
+        feats = clip.encode_image(self.visual, images.to(dtype), prompts=cast_prompts(self.image_prompts(), dtype))
+        return feats.float()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        feats = self.image_features(images)
+        with torch.autocast(device_type=feats.device.type, enabled=False):
+            projected = self.projector(feats.float())
+        return F.normalize(projected, dim=-1)
+
+
+_REF_STUDENT_PROMPT = re.compile(r"^image_encoder\.transformer\.resblocks\.(\d+)\.VPT_shallow$")
+_REF_PROJECTOR = re.compile(r"^VPT_image_trans\.conv1\.(\d+)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
+
+
+@TRAINER_REGISTRY.register()
+class PromptKDStudent(PromptTrainer):
+    """PromptKD stage II (training) and stage III (teacher-free inference)."""
+
+    CFG_NODE = "PROMPTKD"
+    REGISTERED_NAME = "VLPromptLearner"
+
+    def check_cfg(self, cfg) -> None:
+        super().check_cfg(cfg)
+        pk = cfg.TRAINER.PROMPTKD
+        if float(pk.CE_WEIGHT) != 0.0:
+            raise ValueError(
+                f"TRAINER.PROMPTKD.CE_WEIGHT = {pk.CE_WEIGHT}: PromptKD distils without labels (the student never "
+                "reads them); set it to 0.0"
+            )
+        if pk.LOSS not in kd_loss_names():
+            raise ValueError(f"TRAINER.PROMPTKD.LOSS = {pk.LOSS!r}; registered KD losses: {kd_loss_names()}")
+        if pk.TEACHER_TYPE not in TEACHER_TYPES:
+            raise ValueError(f"TRAINER.PROMPTKD.TEACHER_TYPE = {pk.TEACHER_TYPE!r}; expected one of {list(TEACHER_TYPES)}")
+        if int(pk.PROJECT_LAYER) not in (1, 2, 3):
+            raise ValueError(f"TRAINER.PROMPTKD.PROJECT_LAYER must be 1, 2 or 3, got {pk.PROJECT_LAYER}")
+        if float(pk.TEMPERATURE) <= 0:
+            raise ValueError(f"TRAINER.PROMPTKD.TEMPERATURE must be > 0, got {pk.TEMPERATURE}")
+
+    # ------------------------------------------------------------------ class vectors / teacher
+    def class_vectors_path(self) -> str:
+        cfg = self.cfg
+        pk = cfg.TRAINER.PROMPTKD
+        if pk.CLASS_VECTORS:
+            return os.path.expanduser(pk.CLASS_VECTORS)
+        filename = f"class_vectors_{cfg.DATASET.NAME}.pt"
+        if pk.TEACHER_TYPE == "zeroshot":
+            return osp.join(cfg.OUTPUT_DIR, filename)
+        ckpt = resolve_teacher_path(pk.TEACHER_CKPT, cfg.DATASET.NAME, cfg.DATASET.ROOT)
+        if osp.isdir(ckpt):
+            sub = osp.join(ckpt, self.REGISTERED_NAME)
+            folder = sub if osp.isdir(sub) else ckpt
+        else:
+            folder = osp.dirname(ckpt) or "."
+        return osp.join(folder, filename)
+
+    def _teacher(self) -> Teacher:
+        if getattr(self, "_teacher_obj", None) is None:
+            self._teacher_obj = build_teacher(self.cfg, self.device, self.prec)
+        return self._teacher_obj
+
+    def _check_same_teacher(self, cv: ClassVectors) -> None:
+        """A class-vectors file must come from the configured teacher (type, and checkpoint hash when the
+        teacher checkpoint is available locally)."""
+        pk = self.cfg.TRAINER.PROMPTKD
+        kind = cv.teacher.get("type")
+        if kind != pk.TEACHER_TYPE:
+            raise ValueError(
+                f"Class-vectors file {cv.path} was made by a {kind!r} teacher but TRAINER.PROMPTKD.TEACHER_TYPE is "
+                f"{pk.TEACHER_TYPE!r}; delete the file or set TRAINER.PROMPTKD.CLASS_VECTORS"
+            )
+        expected_sha = cv.teacher.get("checkpoint_sha256")
+        if kind != "promptsrc" or not expected_sha:
+            return
+        path = resolve_teacher_path(pk.TEACHER_CKPT, self.cfg.DATASET.NAME, self.cfg.DATASET.ROOT)
+        try:
+            path = find_teacher_checkpoint(path)
+        except FileNotFoundError:
+            logger.info("Teacher checkpoint %s not available: class vectors used as they are", path)
+            return
+        actual = file_sha256(path)
+        if actual != expected_sha:
+            raise ValueError(
+                f"Class-vectors file {cv.path} was computed from a teacher checkpoint with sha256 {expected_sha[:12]}..., "
+                f"but TRAINER.PROMPTKD.TEACHER_CKPT {path} has sha256 {actual[:12]}...; delete the stale file to "
+                "recompute it, or point TRAINER.PROMPTKD.CLASS_VECTORS to the matching file"
+            )
+
+    def load_or_compute_class_vectors(self) -> ClassVectors:
+        """Class vectors for ALL dataset classes: from the file when it exists (checked), else computed
+        once from the teacher (after its weights are loaded) and written atomically."""
+        path = self.class_vectors_path()
+        all_names = list(self.dm.dataset.all_classnames)
+        if osp.isfile(path):
+            cv = load_class_vectors(path, expected_classnames=all_names)
+            self._check_same_teacher(cv)
+            logger.info("Class vectors: %s (%d classes x %d dims, teacher %s)", path, len(cv), cv.dim,
+                        cv.teacher.get("model"))
+            return cv
+        logger.info("Class-vectors file %s not found: computing it once from the teacher", path)
+        teacher = self._teacher()
+        feats = compute_class_vectors(teacher, all_names, autocast=self.autocast).cpu()
+        if dist.is_main_process():
+            return save_class_vectors(path, feats, all_names, teacher.identity, teacher.logit_scale)
+        return ClassVectors(feats, all_names, dict(teacher.identity), teacher.logit_scale, path)
+
+    def teacher_identity(self) -> Optional[Dict[str, Any]]:
+        cv = self.class_vectors
+        return {**cv.teacher, "class_vectors": cv.path, "logit_scale": cv.logit_scale}
+
+    # ------------------------------------------------------------------ model
+    def build_model(self) -> None:
+        cfg = self.cfg
+        pk = cfg.TRAINER.PROMPTKD
+        clip_model = build_clip(cfg, prec=self.prec, device=self.device)
+        check_input_size(cfg, clip_model, cfg.MODEL.BACKBONE.NAME)
+        info = clip.model_info(clip_model)
+        student_scale = float(clip_model.logit_scale.detach().float().exp().item())
+        visual = clip_model.visual
+        del clip_model  # the student's text tower is never used (reference inefficiency §5.22)
+
+        self.class_vectors = self.load_or_compute_class_vectors()
+        self.model = PromptKDStudentModel(
+            visual, int(pk.N_CTX_VISION), int(pk.PROMPT_DEPTH_VISION), info.vision_width,
+            in_dim=info.embed_dim, out_dim=self.class_vectors.dim, project_layers=int(pk.PROJECT_LAYER),
+            logit_scale=student_scale,
+        ).to(self.device)
+        logger.info("Projector: %d (student %s) -> %d (teacher %s), %d layer(s)", info.embed_dim,
+                    cfg.MODEL.BACKBONE.NAME, self.class_vectors.dim, self.class_vectors.teacher.get("model"),
+                    int(pk.PROJECT_LAYER))
+        self.kd_loss = get_kd_loss(pk.LOSS)
+        self.teacher_encoder: Optional[TeacherImageEncoder] = None
+        optim, sched = self.build_optim_sched(self.model.parameters())
+        self.optim, self.sched = optim, sched
+        self.register_model(self.REGISTERED_NAME, self.model, optim, sched)
+        self.set_eval_classnames(self.train_classnames)
+
+    def set_eval_classnames(self, classnames: Sequence[str]) -> None:
+        """Select the class-vector rows of ``classnames`` (base / novel / training classes)."""
+        self.class_weights = self.class_vectors.select(list(classnames)).to(self.device)
+
+    # ------------------------------------------------------------------ training
+    def before_train(self) -> None:
+        super().before_train()
+        self.build_teacher_encoder()
+
+    def build_teacher_encoder(self) -> None:
+        """The frozen teacher image tower + visual prompts (training only; never registered or saved)."""
+        teacher = self._teacher()
+        if teacher.embed_dim != self.class_vectors.dim:
+            raise ValueError(
+                f"Teacher {teacher.identity.get('model')} has {teacher.embed_dim}-d features but the class vectors "
+                f"{self.class_vectors.path} are {self.class_vectors.dim}-d: they come from another teacher"
+            )
+        if abs(teacher.logit_scale - self.class_vectors.logit_scale) > 1e-3 * max(1.0, teacher.logit_scale):
+            raise ValueError(f"Teacher logit scale {teacher.logit_scale} differs from the class-vectors file's "
+                             f"{self.class_vectors.logit_scale} ({self.class_vectors.path}): another teacher")
+        self.teacher_encoder = teacher.image_encoder().to(self.device)
+        self.teacher_scale = teacher.logit_scale
+        self._teacher_obj = None  # drop the teacher's text side; only its image tower is kept
+        logger.info("Teacher image encoder ready (%s, frozen, not saved)", teacher.identity.get("model"))
+
+    def parse_batch_train(self, batch):
+        """Images only: the student never reads labels (DATASET.TRAIN_LABELS drop gives -1)."""
+        return batch["img"].to(self.device, non_blocking=True)
+
+    def distillation_logits(self, images: torch.Tensor):
+        """(student logits, teacher logits) over the current class set, both fp32."""
+        weights = self.class_weights
+        with torch.no_grad():
+            with self.autocast():
+                u_t = self.teacher_encoder(images)
+            teacher_logits = self.teacher_scale * u_t.float() @ weights.t()
+        with self.autocast():
+            f_s = self.model(images)
+        student_logits = self.model.logit_scale * f_s.float() @ weights.t()
+        return student_logits, teacher_logits
+
+    def forward_backward(self, batch) -> Dict[str, float]:
+        if self.teacher_encoder is None:
+            raise RuntimeError("PromptKDStudent.forward_backward: the teacher image encoder is not built "
+                               "(before_train() was not run)")
+        images = self.parse_batch_train(batch)
+        pk = self.cfg.TRAINER.PROMPTKD
+        student_logits, teacher_logits = self.distillation_logits(images)
+        kd = self.kd_loss(student_logits, teacher_logits, float(pk.TEMPERATURE))
+        loss = float(pk.KD_WEIGHT) * kd
+        grad_norm = self.optimize(loss)
+        return {"loss": loss.item(), "kd": kd.item(), "grad_norm": grad_norm}
+
+    @torch.no_grad()
+    def model_inference(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.logit_scale * self.model(images).float() @ self.class_weights.t()
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_meta(self, name: str) -> Dict[str, Any]:
+        meta = super().checkpoint_meta(name)
+        meta["teacher"] = self.teacher_identity()
+        return meta
+
+    def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """A released PromptKD student checkpoint (§2.6: ``image_encoder.*`` incl. VPT prompts, ``logit_scale``,
+        ``VPT_image_trans.conv1.{0,1,3}.*`` with 1x1 conv weights) -> our keys. Its frozen image-tower
+        weights must equal the student backbone's (checked, not silently dropped)."""
+        if not any(k.startswith(("image_encoder.", "VPT_image_trans.")) for k in state_dict):
+            return state_dict
+        out: Dict[str, torch.Tensor] = {}
+        backbone: Dict[str, torch.Tensor] = {}
+        unexpected = []
+        for k, v in state_dict.items():
+            m_p, m_j = _REF_STUDENT_PROMPT.match(k), _REF_PROJECTOR.match(k)
+            if k == "image_encoder.VPT":
+                out["image_prompts.layer0"] = v
+            elif m_p:
+                out[f"image_prompts.layer{int(m_p.group(1))}"] = v
+            elif m_j:
+                if m_j.group(2) == "weight" and v.dim() == 4:
+                    v = v.reshape(v.shape[0], v.shape[1])  # 1x1 conv [out, in, 1, 1] -> Linear [out, in]
+                out[f"projector.{m_j.group(1)}.{m_j.group(2)}"] = v
+            elif k.startswith("image_encoder."):
+                backbone[k[len("image_encoder."):]] = v
+            elif k == "logit_scale":
+                backbone_scale = float(v.float().exp().item())
+                if abs(backbone_scale - float(self.model.logit_scale)) > 1e-2:
+                    raise ValueError(f"reference student checkpoint: logit scale {backbone_scale} differs from the "
+                                     f"backbone's {float(self.model.logit_scale)}")
+            else:
+                unexpected.append(k)
+        if unexpected:
+            raise CheckpointKeyError(f"reference PromptKD student checkpoint: unexpected keys {_fmt(unexpected)}")
+        own = self.model.visual.state_dict()
+        unknown = sorted(k for k in backbone if k not in own)
+        differing = sorted(k for k in backbone if k in own and (own[k].shape != backbone[k].shape or not torch.allclose(
+            own[k].float().cpu(), backbone[k].float(), atol=1e-2, rtol=1e-2)))
+        if unknown or differing:
+            raise ValueError(
+                f"reference PromptKD student checkpoint: its image tower does not match MODEL.BACKBONE.NAME "
+                f"{self.cfg.MODEL.BACKBONE.NAME!r} (unknown keys {_fmt(unknown)}, differing tensors {_fmt(differing)})"
+            )
+        logger.info("Reference PromptKD student checkpoint: %d prompt/projector tensors mapped, %d frozen image-tower "
+                    "tensors checked against the backbone", len(out), len(backbone))
+        return out
+
+
+@TRAINER_REGISTRY.register()
+class PromptKD(PromptKDStudent):
+    """The reference's trainer name (``--trainer PromptKD``): identical to :class:`PromptKDStudent`."""

@@ -1,0 +1,267 @@
+"""PromptSRC (reference §3.6) and PromptSRCTeacher (PromptKD stage I).
+
+Model: the IVLP model (§2.2) plus frozen zero-shot signals computed on the SAME frozen CLIP (no second
+copy of the visual tower, fixing defect §5.24):
+
+- ``fixed_embeddings`` T0: mean over the 60 PromptSRC templates of the UNnormalised frozen text
+  features of each training class (no per-template normalisation), normalised at use;
+- zero-shot image features I0 = ``clip.encode_image`` without prompts.
+
+Loss (per batch, Z = s * I T^T prompted logits, Z0 = s * I0 T0^T zero-shot logits, all normalised):
+``L_CE(Z, y) + KL_sum(softmax Z0 || softmax Z) / (B*C) + TEXT_LOSS_WEIGHT * mean|T - T0|
++ IMAGE_LOSS_WEIGHT * mean|I - I0|``, each term logged.
+
+Gaussian prompt aggregation (GPA): after epoch e (1-based) the TRAINABLE tensors are accumulated with
+weight w_e = N(e; GPA_MEAN, GPA_STD) / sum_k N(k; GPA_MEAN, GPA_STD), k = 1..MAX_EPOCH; after the last
+epoch the model takes the aggregate before the final save and test. The accumulator is saved in the
+checkpoints so resuming keeps it (defect §5.9).
+
+``PromptSRCTeacher`` additionally writes the class-vectors file for every class of the dataset after
+training (and after ``--eval-only`` loading when TRAINER.PROMPTSRC.WRITE_CLASS_VECTORS is True).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from yacs.config import CfgNode as CN
+
+import clip
+from engine.api import TRAINER_REGISTRY
+
+from .common.checkpoints import file_sha256
+from .common.class_vectors import save_class_vectors
+from .common.kd import kl_reference
+from .common.templates import IMAGENET_TEMPLATES, format_classname
+from .common.teacher import Teacher, compute_class_vectors
+from .ivlp import VLPromptTrainer
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PromptSRC", "PromptSRCTeacher", "add_config", "gpa_weights", "promptsrc_losses"]
+
+
+def add_config(cfg: CN) -> None:
+    """TRAINER.PROMPTSRC (reference §4.1 defaults + the teacher's class-vectors keys)."""
+    cfg.TRAINER.PROMPTSRC = CN()
+    cfg.TRAINER.PROMPTSRC.N_CTX_VISION = 4  # visual prompt tokens per layer (Nv)
+    cfg.TRAINER.PROMPTSRC.N_CTX_TEXT = 4  # text context tokens per layer (Nt)
+    cfg.TRAINER.PROMPTSRC.CTX_INIT = "a photo of a"  # words initialising the layer-0 text context
+    cfg.TRAINER.PROMPTSRC.PREC = "fp16"  # fp32 | fp16 (frozen towers in half) | amp | bf16
+    cfg.TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION = 9  # Jv: layers with visual prompts
+    cfg.TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT = 9  # Jt: layers with text prompts
+    cfg.TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT = 25  # weight of the L1 text-feature consistency loss
+    cfg.TRAINER.PROMPTSRC.IMAGE_LOSS_WEIGHT = 10  # weight of the L1 image-feature consistency loss
+    cfg.TRAINER.PROMPTSRC.GPA_MEAN = 15  # Gaussian prompt aggregation: mean epoch (1-based)
+    cfg.TRAINER.PROMPTSRC.GPA_STD = 1  # Gaussian prompt aggregation: std in epochs
+    # PromptSRCTeacher: where the class-vectors file goes ("" -> next to the checkpoint:
+    # <OUTPUT_DIR>/VLPromptLearner/class_vectors_<DATASET.NAME>.pt; in --eval-only runs next to the
+    # loaded checkpoint)
+    cfg.TRAINER.PROMPTSRC.CLASS_VECTORS_OUT = ""
+    # PromptSRCTeacher: also write the class-vectors file in --eval-only runs (after the weights load)
+    cfg.TRAINER.PROMPTSRC.WRITE_CLASS_VECTORS = False
+
+
+def gpa_weights(mean: float, std: float, num_epochs: int) -> List[float]:
+    """w_e = N(e; mean, std) / sum_k N(k; mean, std) for e = 1..num_epochs (reference §3.6)."""
+    if std <= 0:
+        raise ValueError(f"TRAINER.PROMPTSRC.GPA_STD must be > 0, got {std}")
+    if num_epochs < 1:
+        raise ValueError(f"OPTIM.MAX_EPOCH must be >= 1 for GPA, got {num_epochs}")
+    pdf = [math.exp(-0.5 * ((e - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi)) for e in range(1, num_epochs + 1)]
+    total = sum(pdf)
+    if total <= 0:
+        raise ValueError(f"GPA weights vanish for GPA_MEAN={mean}, GPA_STD={std}, MAX_EPOCH={num_epochs}")
+    return [p / total for p in pdf]
+
+
+def promptsrc_losses(
+    logits: torch.Tensor,
+    zs_logits: torch.Tensor,
+    labels: torch.Tensor,
+    text_feats: torch.Tensor,
+    fixed_text_feats: torch.Tensor,
+    image_feats: torch.Tensor,
+    zs_image_feats: torch.Tensor,
+    text_weight: float,
+    image_weight: float,
+) -> Dict[str, torch.Tensor]:
+    """The four PromptSRC terms (§3.6); features must be L2-normalised, all computed in fp32."""
+    ce = F.cross_entropy(logits.float(), labels)
+    scl_logits = kl_reference(logits.float(), zs_logits.float(), 1.0)
+    scl_text = text_weight * F.l1_loss(text_feats.float(), fixed_text_feats.float(), reduction="mean")
+    scl_image = image_weight * F.l1_loss(image_feats.float(), zs_image_feats.float(), reduction="mean")
+    return {"loss_ce": ce, "loss_scl_logits": scl_logits, "loss_scl_text": scl_text, "loss_scl_image": scl_image,
+            "loss": ce + scl_logits + scl_text + scl_image}
+
+
+@TRAINER_REGISTRY.register()
+class PromptSRC(VLPromptTrainer):
+    """PromptSRC: IVLP prompts + self-regulating consistency losses + Gaussian prompt aggregation."""
+
+    CFG_NODE = "PROMPTSRC"
+
+    def build_extra(self) -> None:
+        node = self.cfg.TRAINER.PROMPTSRC
+        self._reset_gpa()
+        self.fixed_embeddings = self.compute_fixed_embeddings(self.train_classnames)
+        self.gpa_w = gpa_weights(float(node.GPA_MEAN), float(node.GPA_STD), int(self.max_epoch))
+        logger.info("GPA weights (epochs 1..%d): %s", self.max_epoch, ", ".join(f"{w:.4f}" for w in self.gpa_w))
+
+    def _reset_gpa(self) -> None:
+        self.gpa_state: Optional[Dict[str, torch.Tensor]] = None
+        self.gpa_epochs: List[int] = []
+
+    @torch.no_grad()
+    def compute_fixed_embeddings(self, classnames: Sequence[str]) -> torch.Tensor:
+        """Mean over the 60 templates of the frozen CLIP text features (unnormalised) -> [C, D] fp32."""
+        backbone = self.model.backbone
+        info = clip.model_info(backbone)
+        device = backbone.token_embedding.weight.device
+        names = [format_classname(c) for c in classnames]
+        total = None
+        for template in IMAGENET_TEMPLATES:
+            ids = clip.tokenize([template.format(n) for n in names], info.context_length).to(device)
+            with self.autocast():
+                feats = backbone.encode_text(ids).float()
+            total = feats if total is None else total + feats
+        return total / len(IMAGENET_TEMPLATES)
+
+    # ------------------------------------------------------------------ training
+    def forward_backward(self, batch) -> Dict[str, float]:
+        images, labels = self.parse_batch_train(batch)
+        node = self.cfg.TRAINER.PROMPTSRC
+        model = self.model
+        with self.autocast():
+            text = model.encode_text()
+            image = model.encode_image(images, prompted=True)
+            with torch.no_grad():
+                zs_image = model.encode_image(images, prompted=False)
+        text_n = F.normalize(text.float(), dim=-1)
+        image_n = F.normalize(image.float(), dim=-1)
+        zs_image_n = F.normalize(zs_image.float(), dim=-1)
+        fixed_n = F.normalize(self.fixed_embeddings.float(), dim=-1)
+        scale = model.logit_scale
+        logits = scale * image_n @ text_n.t()
+        zs_logits = scale * zs_image_n @ fixed_n.t()
+        losses = promptsrc_losses(logits, zs_logits, labels, text_n, fixed_n, image_n, zs_image_n,
+                                  float(node.TEXT_LOSS_WEIGHT), float(node.IMAGE_LOSS_WEIGHT))
+        grad_norm = self.optimize(losses["loss"])
+        out = {k: v.item() for k, v in losses.items()}
+        out["acc"] = (logits.argmax(dim=1) == labels).float().mean().item() * 100.0
+        out["grad_norm"] = grad_norm
+        return out
+
+    # ------------------------------------------------------------------ GPA
+    def _trainable(self) -> Dict[str, torch.nn.Parameter]:
+        return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def on_epoch_end(self) -> None:
+        """Accumulate w_e * theta_e over the trainable tensors; after the last epoch, load the aggregate."""
+        e = self.epoch + 1
+        if e in self.gpa_epochs:
+            raise RuntimeError(f"GPA: epoch {e} was already accumulated (inconsistent resume state)")
+        w = self.gpa_w[e - 1]
+        with torch.no_grad():
+            params = self._trainable()
+            if self.gpa_state is None:
+                self.gpa_state = {n: p.detach().float() * w for n, p in params.items()}
+            else:
+                for n, p in params.items():
+                    self.gpa_state[n].add_(p.detach().float(), alpha=w)
+        self.gpa_epochs.append(e)
+        if e == self.max_epoch:
+            expected = list(range(1, self.max_epoch + 1))
+            if sorted(self.gpa_epochs) != expected:
+                raise RuntimeError(f"GPA: accumulated epochs {sorted(self.gpa_epochs)} != {expected}")
+            logger.info("Using the GPA model (Gaussian-weighted average of epochs 1..%d) for final inference",
+                        self.max_epoch)
+            with torch.no_grad():
+                for n, p in self._trainable().items():
+                    p.copy_(self.gpa_state[n].to(p.dtype))
+            self._text_cache = None
+
+    def extra_checkpoint_state(self, name: str) -> Dict[str, Any]:
+        if self.gpa_state is None:
+            return {"gpa": None}
+        return {"gpa": {"state": {k: v.detach().cpu().clone() for k, v in self.gpa_state.items()},
+                        "epochs": list(self.gpa_epochs)}}
+
+    def load_extra_checkpoint_state(self, name: str, checkpoint: Dict[str, Any], resume: bool) -> None:
+        if not resume:
+            return
+        gpa = checkpoint.get("gpa")
+        if gpa is None:
+            if int(checkpoint.get("epoch", 0)) > 0 and "gpa" not in checkpoint:
+                raise KeyError("resume: the checkpoint has no GPA state (made by another trainer?); "
+                               "PromptSRC cannot resume Gaussian prompt aggregation without it")
+            self.gpa_state, self.gpa_epochs = None, []
+            return
+        params = self._trainable()
+        if set(gpa["state"]) != set(params):
+            raise KeyError(f"resume: GPA state keys {sorted(gpa['state'])} != trainable parameters {sorted(params)}")
+        self.gpa_state = {k: v.to(params[k].device).float() for k, v in gpa["state"].items()}
+        self.gpa_epochs = [int(e) for e in gpa["epochs"]]
+
+
+@TRAINER_REGISTRY.register()
+class PromptSRCTeacher(PromptSRC):
+    """PromptKD stage I: a PromptSRC teacher (ViT-L/14 config) that writes the class-vectors file."""
+
+    def class_vectors_path(self, checkpoint_dir: Optional[str] = None) -> str:
+        out = self.cfg.TRAINER.PROMPTSRC.CLASS_VECTORS_OUT
+        if out:
+            return out
+        folder = checkpoint_dir or osp.join(self.output_dir, self.REGISTERED_NAME)
+        return osp.join(folder, f"class_vectors_{self.cfg.DATASET.NAME}.pt")
+
+    def write_class_vectors(self, checkpoint_file: Optional[str]) -> str:
+        """Run the prompted text branch once over ALL classes of the dataset and save the file."""
+        node = self.cfg.TRAINER.PROMPTSRC
+        all_names = list(self.dm.dataset.all_classnames)
+        identity: Dict[str, Any] = {
+            "type": "promptsrc",
+            "format": "ours",
+            "model": self.cfg.MODEL.BACKBONE.NAME,
+            "checkpoint": checkpoint_file,
+            "checkpoint_sha256": file_sha256(checkpoint_file) if checkpoint_file and osp.isfile(checkpoint_file) else None,
+            "prompt": {"n_ctx_text": int(node.N_CTX_TEXT), "depth_text": int(node.PROMPT_DEPTH_TEXT),
+                       "n_ctx_vision": int(node.N_CTX_VISION), "depth_vision": int(node.PROMPT_DEPTH_VISION),
+                       "ctx_init": self.model.text_prompts.ctx_init},
+            "embed_dim": int(self.model.embed_dim),
+            "trainer": self.cfg.TRAINER.NAME,
+            "dataset": self.cfg.DATASET.NAME,
+            "seed": self.cfg.SEED,
+        }
+        teacher = Teacher("promptsrc", self.model.backbone, identity, vl_model=self.model)
+        self.set_model_mode("eval")
+        feats = compute_class_vectors(teacher, all_names, autocast=self.autocast)
+        path = self.class_vectors_path(osp.dirname(checkpoint_file) if checkpoint_file else None)
+        from engine.dist import is_main_process
+
+        if is_main_process():
+            save_class_vectors(path, feats, all_names, identity, float(self.model.logit_scale.item()))
+        return path
+
+    def _current_checkpoint_file(self) -> Optional[str]:
+        loaded = getattr(self, "_loaded_checkpoint", None)
+        if loaded is not None:
+            return loaded["file"]
+        path = osp.join(self.output_dir, self.REGISTERED_NAME, f"model.pth.tar-{self.max_epoch}")
+        return path if osp.isfile(path) else None
+
+    def after_train(self) -> None:
+        self._loaded_checkpoint = None
+        super().after_train()
+        self.write_class_vectors(self._current_checkpoint_file())
+
+    def after_load_model(self) -> None:
+        super().after_load_model()
+        if self.cfg.TRAINER.PROMPTSRC.WRITE_CLASS_VECTORS and getattr(self, "_loaded_checkpoint", None):
+            self.write_class_vectors(self._loaded_checkpoint["file"])

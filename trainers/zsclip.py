@@ -1,0 +1,91 @@
+"""Zero-shot CLIP baselines (reference §3.1).
+
+- ``ZeroshotCLIP``: one hand-crafted template per dataset (``CUSTOM_TEMPLATES``).
+- ``ZeroshotCLIP2``: prompt ensemble over ``IMAGENET_TEMPLATES_SELECT`` plus the dataset's template
+  for every dataset except ImageNet (per-template normalised features averaged, then renormalised).
+  The template list is built per instance (the reference extended a class attribute in place,
+  defect §5.13).
+
+Nothing is trained or registered; use ``--eval-only`` (no ``--model-dir`` needed). With
+``DATASET.EVAL_PROTOCOL base2novel`` the text features are recomputed for each evaluation set's
+classes, which gives the CLIP row of the base-to-novel table.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Sequence
+
+import torch
+import torch.nn.functional as F
+from yacs.config import CfgNode as CN
+
+import clip
+from engine.api import TRAINER_REGISTRY
+
+from .common.backbone import build_clip
+from .common.base import PromptTrainer
+from .common.templates import IMAGENET_TEMPLATES_SELECT, dataset_template, format_classname
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ZeroshotCLIP", "ZeroshotCLIP2", "add_config"]
+
+
+def add_config(cfg: CN) -> None:
+    """TRAINER.ZSCLIP (not in the reference, which loads CLIP in fp16 for zero-shot evaluation)."""
+    cfg.TRAINER.ZSCLIP = CN()
+    cfg.TRAINER.ZSCLIP.PREC = "fp16"  # fp32 | fp16 (CLIP weights in half, as the reference) | amp | bf16
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIP(PromptTrainer):
+    """logits = exp(logit_scale) * norm(image) @ norm(text(template(class)))^T."""
+
+    CFG_NODE = "ZSCLIP"
+
+    def templates(self) -> List[str]:
+        return [dataset_template(self.cfg.DATASET.NAME)]
+
+    def build_model(self) -> None:
+        self.clip_model = build_clip(self.cfg, prec=self.prec, device=self.device)
+        self.template_list = self.templates()
+        logger.info("Zero-shot templates: %s", self.template_list)
+        self.logit_scale = float(self.clip_model.logit_scale.detach().float().exp().item())
+        self.set_eval_classnames(self.train_classnames)
+
+    @torch.no_grad()
+    def encode_classnames(self, classnames: Sequence[str]) -> torch.Tensor:
+        """Normalised text features [C, D]: per-template normalised, averaged over templates, renormalised."""
+        info = clip.model_info(self.clip_model)
+        device = self.clip_model.token_embedding.weight.device
+        names = [format_classname(c) for c in classnames]
+        feats = []
+        for template in self.template_list:
+            ids = clip.tokenize([template.format(n) for n in names], info.context_length).to(device)
+            with self.autocast():
+                feats.append(F.normalize(self.clip_model.encode_text(ids).float(), dim=-1))
+        return F.normalize(torch.stack(feats).mean(dim=0), dim=-1)
+
+    def set_eval_classnames(self, classnames: Sequence[str]) -> None:
+        self.text_features = self.encode_classnames(list(classnames))
+
+    @torch.no_grad()
+    def model_inference(self, images: torch.Tensor) -> torch.Tensor:
+        feats = self.clip_model.encode_image(images.to(self.clip_model.visual.conv1.weight.dtype))
+        return self.logit_scale * F.normalize(feats.float(), dim=-1) @ self.text_features.t()
+
+    def set_model_mode(self, mode: str = "train", names=None) -> None:
+        super().set_model_mode(mode, names)
+        self.clip_model.eval()  # frozen, not registered: always eval
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIP2(ZeroshotCLIP):
+    """Prompt ensembling: the 7 selected ImageNet templates (+ the dataset template, except for ImageNet)."""
+
+    def templates(self) -> List[str]:
+        templates = list(IMAGENET_TEMPLATES_SELECT)
+        if self.cfg.DATASET.NAME != "ImageNet":
+            templates.append(dataset_template(self.cfg.DATASET.NAME))
+        return templates
