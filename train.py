@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="PromptKD / CoOp-ecosystem prompt learning (Dassl-compatible)")
     parser.add_argument("--root", type=str, default="", help="path to the dataset root ($DATA)")
     parser.add_argument("--output-dir", type=str, default="", help="output directory")
-    parser.add_argument("--resume", type=str, default="", help="checkpoint directory to resume from (default: OUTPUT_DIR)")
+    parser.add_argument(
+        "--resume", type=str, default="", help="checkpoint directory to resume from (default: OUTPUT_DIR)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="only a non-negative value fixes the seed")
     parser.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
     parser.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
@@ -57,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
     parser.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
-    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command line (KEY VALUE pairs)")
+    parser.add_argument(
+        "opts",
+        default=None,
+        nargs=argparse.REMAINDER,
+        help="modify config options using the command line (KEY VALUE pairs)",
+    )
     return parser
 
 

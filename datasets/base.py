@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from engine.api import Datum, DatasetBase
 
@@ -116,7 +116,7 @@ class BenchmarkDataset(DatasetBase):
         """Return ``(train, val, test, all_classnames)`` over all classes (labels 0..N-1)."""
         raise DatasetError(f"{self.name} does not implement read_full_splits")
 
-    def save_generated_split(self, save_fn, path: str) -> None:
+    def save_generated_split(self, save_fn: Callable[[], None], path: str) -> None:
         """Persist a split generated in the absence of the official split file (skipped by ``inspect``)."""
         if not self.write_enabled:
             return
@@ -168,7 +168,7 @@ def split_or_generate(
     ds: BenchmarkDataset,
     split_path: str,
     path_prefix: str,
-    generate,
+    generate: Callable[[], Tuple[List[Datum], List[Datum], List[Datum]]],
     raw_hint: str,
 ) -> Tuple[List[Datum], List[Datum], List[Datum]]:
     """Read the official split file, or generate one with ``generate()`` (reference behaviour) and save it.

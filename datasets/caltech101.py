@@ -8,6 +8,7 @@ the reference. Without the split file a 50/20/30 split is generated and saved.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from engine.api import DATASET_REGISTRY
 
@@ -30,7 +31,7 @@ class Caltech101(BenchmarkDataset):
         self.image_dir = os.path.join(self.dataset_dir, "101_ObjectCategories")
         self.split_path = os.path.join(self.dataset_dir, "split_zhou_Caltech101.json")
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         require_dir(self.image_dir, self.name, "image folder", "Extract 101_ObjectCategories.tar.gz into caltech-101/.")
         train, val, test = split_or_generate(
             self, self.split_path, self.image_dir,

@@ -7,6 +7,7 @@ Land", ...). Without the split file a 50/20/30 split is generated and saved.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from engine.api import DATASET_REGISTRY
 
@@ -39,7 +40,7 @@ class EuroSAT(BenchmarkDataset):
         self.image_dir = os.path.join(self.dataset_dir, "2750")
         self.split_path = os.path.join(self.dataset_dir, "split_zhou_EuroSAT.json")
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         require_dir(self.image_dir, self.name, "image folder", "Extract EuroSAT.zip (RGB) so that eurosat/2750/<class>/ exists.")
         train, val, test = split_or_generate(
             self, self.split_path, self.image_dir,

@@ -8,7 +8,7 @@ are used directly (no split json, as in the reference).
 from __future__ import annotations
 
 import os
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from engine.api import DATASET_REGISTRY, Datum
 
@@ -45,7 +45,7 @@ class FGVCAircraft(BenchmarkDataset):
                                    label=cname2lab[classname], classname=classname))
         return items
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         require_dir(self.image_dir, self.name, "image folder", _HINT)
         variants = require_file(os.path.join(self.dataset_dir, "variants.txt"), self.name, "class list", _HINT)
         with open(variants, "r", encoding="utf-8") as f:

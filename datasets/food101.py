@@ -7,6 +7,7 @@ generated as in the reference and saved.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from engine.api import DATASET_REGISTRY
 
@@ -26,7 +27,7 @@ class Food101(BenchmarkDataset):
         self.image_dir = os.path.join(self.dataset_dir, "images")
         self.split_path = os.path.join(self.dataset_dir, "split_zhou_Food101.json")
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         require_dir(self.image_dir, self.name, "image folder", "Extract food-101.tar.gz under DATASET.ROOT.")
         train, val, test = split_or_generate(
             self, self.split_path, self.image_dir, lambda: read_and_split_data(self.image_dir), ""

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from engine.api import DATASET_REGISTRY, Datum
 
@@ -126,7 +126,7 @@ class ImageNet(BenchmarkDataset):
             out[split] = entries
         return out
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         wnid2name = read_wnid_classnames(self.classnames_file, _CLASSNAMES_HINT)
         with open(self.classnames_file, "rb") as f:
             classnames_sha1 = hashlib.sha1(f.read()).hexdigest()

@@ -9,7 +9,7 @@ split and ``NUM_SHOTS`` is not applied.
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import Any, List
 
 from .base import BenchmarkDataset, FullSplits
 from .imagenet import names_for, read_wnid_folders, wnid_folders
@@ -36,7 +36,7 @@ class ImageNetVariant(BenchmarkDataset):
         """Sorted class folders (files such as README.txt are ignored)."""
         return wnid_folders(self.image_dir, self.name, "image", f"Extract the {self.name} archive (see DATASETS.md).")
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         wnid2name = read_wnid_classnames(self.classnames_file, self._classnames_hint())
         folders = self.class_folders()
         names = names_for(folders, wnid2name, self.classnames_file, self.image_dir, self.name)

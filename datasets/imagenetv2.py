@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 from engine.api import DATASET_REGISTRY
 
@@ -23,7 +23,7 @@ class ImageNetV2(ImageNetVariant):
     dataset_dir = "imagenetv2"
     image_subdir = "imagenetv2-matched-frequency-format-val"
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         wnid2name = read_wnid_classnames(self.classnames_file, self._classnames_hint())
         names = list(wnid2name.values())
         present = set(wnid_folders(self.image_dir, self.name, "image", "Extract imagenetv2-matched-frequency.tar.gz into imagenetv2/."))

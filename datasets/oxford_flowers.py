@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 from collections import OrderedDict
+from typing import Any
 
 from engine.api import DATASET_REGISTRY, Datum
 
@@ -63,7 +64,7 @@ class OxfordFlowers(BenchmarkDataset):
             test += collate(impaths[n_train + n_val :])
         return train, val, test
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         require_dir(self.image_dir, self.name, "image folder", "Extract 102flowers.tgz into oxford_flowers/ (gives jpg/).")
         train, val, test = split_or_generate(self, self.split_path, self.image_dir, self._generate, "")
         names = classnames_from_items({"train": train, "val": val, "test": test}, self.split_source)

@@ -9,7 +9,7 @@ the split file: official trainval split 80/20 into train/val per class (referenc
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import Any, List
 
 from engine.api import DATASET_REGISTRY, Datum
 
@@ -54,7 +54,7 @@ class OxfordPets(BenchmarkDataset):
         train, val = split_trainval(trainval)
         return train, val, test
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         require_dir(self.image_dir, self.name, "image folder", "Extract images.tar.gz into oxford_pets/.")
         train, val, test = split_or_generate(self, self.split_path, self.image_dir, self._generate, "")
         names = classnames_from_items({"train": train, "val": val, "test": test}, self.split_source)

@@ -34,10 +34,9 @@ cross-dataset student (target)    all                subsample       drop       
 from __future__ import annotations
 
 import logging
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from engine.api import Datum
 
@@ -91,18 +90,24 @@ def _check_full_splits(
     n = len(all_classnames)
     if n == 0:
         raise DatasetError(f"{name}: no classes found under {root}")
+    present: set = set()
     for split, items in splits.items():
         if not items and (split != "val" or has_val):
             raise DatasetError(
                 f"{name}: the full '{split}' split is empty (dataset folder {root}); check the split file "
                 "and that the images are in place (python tools/check_datasets.py --root <DATA> --dataset " + name + ")"
             )
-        for it in items:
-            if not (0 <= it.label < n) or it.classname != all_classnames[it.label]:
-                raise DatasetError(
-                    f"{name}: '{split}' item {it.impath} has label {it.label} / class {it.classname!r}, "
-                    f"inconsistent with the {n} class names of the dataset"
-                )
+        pairs = {(it.label, it.classname) for it in items}  # one pass; at most N distinct pairs when consistent
+        bad = [(lab, c) for lab, c in pairs if not (0 <= lab < n) or c != all_classnames[lab]]
+        if bad:
+            lab, c = bad[0]
+            example = next(it.impath for it in items if (it.label, it.classname) == (lab, c))
+            raise DatasetError(
+                f"{name}: '{split}' item {example} has label {lab} / class {c!r}, "
+                f"inconsistent with the {n} class names of the dataset"
+            )
+        if split == "train":
+            present = {lab for lab, _ in pairs}
     test_paths = {it.impath for it in splits["test"]}
     for split in ("val",) if test_only else ("val", "train"):
         leaked = [it.impath for it in splits[split] if it.impath in test_paths]
@@ -111,7 +116,6 @@ def _check_full_splits(
                 f"{name}: {len(leaked)} image(s) of the '{split}' split are also in the test split "
                 f"(e.g. {leaked[0]}); the split file in {root} is corrupt"
             )
-    present = {it.label for it in splits["train"]}
     absent = [all_classnames[i] for i in range(n) if i not in present]
     if absent:
         raise DatasetError(
@@ -125,7 +129,7 @@ def _drop_labels(items: Sequence[Datum]) -> List[Datum]:
 
 
 def apply_protocol(
-    cfg,
+    cfg: Any,
     dataset_dir: str,
     train: Sequence[Datum],
     val: Sequence[Datum],

@@ -9,7 +9,7 @@ Without the split file: official train split 80/20 into train/val + official tes
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import Any, List
 
 from engine.api import DATASET_REGISTRY, Datum
 
@@ -63,7 +63,7 @@ class StanfordCars(BenchmarkDataset):
         train, val = split_trainval(trainval)
         return train, val, test
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         train, val, test = split_or_generate(self, self.split_path, self.dataset_dir, self._generate, "")
         names = classnames_from_items({"train": train, "val": val, "test": test}, self.split_source)
         return train, val, test, names

@@ -9,7 +9,7 @@ apartment_building"). Without the split file: Training_01 split 80/20 into train
 from __future__ import annotations
 
 import os
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from engine.api import DATASET_REGISTRY, Datum
 
@@ -62,7 +62,7 @@ class SUN397(BenchmarkDataset):
         train, val = split_trainval(trainval)
         return train, val, test
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         require_dir(self.image_dir, self.name, "image folder", "Extract SUN397.tar.gz into sun397/.")
         train, val, test = split_or_generate(self, self.split_path, self.image_dir, self._generate, "")
         names = classnames_from_items({"train": train, "val": val, "test": test}, self.split_source)

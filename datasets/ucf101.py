@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from engine.api import DATASET_REGISTRY, Datum
 
@@ -67,7 +67,7 @@ class UCF101(BenchmarkDataset):
         train, val = split_trainval(trainval)
         return train, val, test
 
-    def read_full_splits(self, cfg) -> FullSplits:
+    def read_full_splits(self, cfg: Any) -> FullSplits:
         require_dir(self.image_dir, self.name, "frame folder", "Extract UCF-101-midframes.zip into ucf101/.")
         train, val, test = split_or_generate(self, self.split_path, self.image_dir, self._generate, "")
         names = classnames_from_items({"train": train, "val": val, "test": test}, self.split_source)

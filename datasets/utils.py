@@ -113,6 +113,10 @@ def load_json(path: str, what: str = "JSON file") -> Any:
 
 def to_relpath(impath: str, prefix: str) -> str:
     """``impath`` relative to ``prefix`` with ``/`` separators (the split-file convention)."""
+    head = prefix.rstrip(os.sep) + os.sep
+    if impath.startswith(head) and ".." not in impath:  # fast path (ImageNet: 1.3M paths)
+        rel = impath[len(head):]
+        return rel if os.sep == "/" else rel.replace(os.sep, "/")
     rel = os.path.relpath(impath, prefix)
     if rel.startswith(".."):
         raise DatasetError(f"image path {impath} is not inside {prefix}; cannot store it relative to it")

@@ -22,9 +22,11 @@ from typing import Any, Dict, List, Tuple
 import torch
 
 from engine import __version__ as _ENGINE_VERSION
-from engine import dist
-from engine.config import add_engine_extras, merge_from_file_checked, merge_from_list_checked
-from engine.fileio import atomic_torch_save, atomic_write_json, atomic_write_text
+
+# Engine-only helpers, re-exported with either backend.
+from engine import dist  # noqa: F401
+from engine.config import add_engine_extras, merge_from_file_checked, merge_from_list_checked  # noqa: F401
+from engine.fileio import atomic_torch_save, atomic_write_json, atomic_write_text  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +106,9 @@ def _import(module_name: str, engine_name: str) -> Any:
         if engine_name != "dassl":
             raise
         if e.name == "dassl":
-            raise ImportError(f"{ENV_VAR}=dassl but the `dassl` package is not importable. {_DASSL_INSTALL_HELP}") from e
+            raise ImportError(
+                f"{ENV_VAR}=dassl but the `dassl` package is not importable. {_DASSL_INSTALL_HELP}"
+            ) from e
         raise ImportError(
             f"{ENV_VAR}=dassl: importing {module_name} failed ({e.__class__.__name__}: {e}). {_DASSL_INSTALL_HELP}"
         ) from e

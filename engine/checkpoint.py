@@ -125,7 +125,9 @@ def read_checkpoint_pointer(fdir: str) -> Optional[str]:
     with open(pointer, "r", encoding="utf-8") as f:
         name = f.readline().strip()
     if not name:
-        raise ValueError(f"Checkpoint pointer file {pointer} is empty; delete it or write the checkpoint file name into it")
+        raise ValueError(
+            f"Checkpoint pointer file {pointer} is empty; delete it or write the checkpoint file name into it"
+        )
     return name
 
 

@@ -14,13 +14,20 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from typing import Any, Iterable, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from yacs.config import CfgNode as CN
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["get_cfg_default", "merge_from_file_checked", "merge_from_list_checked", "add_engine_extras", "all_keys", "CN"]
+__all__ = [
+    "get_cfg_default",
+    "merge_from_file_checked",
+    "merge_from_list_checked",
+    "add_engine_extras",
+    "all_keys",
+    "CN",
+]
 
 _C = CN()
 
@@ -262,7 +269,9 @@ def merge_from_file_checked(cfg: CN, path: str) -> None:
     if not path:
         raise ValueError("merge_from_file_checked: empty config file path")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Config file not found: {path} (check the path given to --config-file/--dataset-config-file)")
+        raise FileNotFoundError(
+            f"Config file not found: {path} (check the path given to --config-file/--dataset-config-file)"
+        )
     try:
         with open(path, "r", encoding="utf-8") as f:
             other = cfg.load_cfg(f)

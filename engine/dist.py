@@ -73,13 +73,17 @@ def init_distributed_from_env(backend: Optional[str] = None) -> bool:
     if world_size <= 1:
         return False
     if not torch_dist.is_available():
-        raise RuntimeError("Launched by torchrun with WORLD_SIZE>1 but torch.distributed is not available in this torch build")
+        raise RuntimeError(
+            "Launched by torchrun with WORLD_SIZE>1 but torch.distributed is not available in this torch build"
+        )
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(get_local_rank())
     torch_dist.init_process_group(backend=backend, init_method="env://")
-    logger.info("Initialised torch.distributed (backend=%s, rank=%d, world_size=%d)", backend, get_rank(), get_world_size())
+    logger.info(
+        "Initialised torch.distributed (backend=%s, rank=%d, world_size=%d)", backend, get_rank(), get_world_size()
+    )
     return True
 
 
@@ -98,7 +102,11 @@ def all_reduce_sum(value: Any, device: Optional[torch.device] = None) -> Any:
         return value
     is_tensor = isinstance(value, torch.Tensor)
     if device is None:
-        device = torch.device("cuda", torch.cuda.current_device()) if torch_dist.get_backend() == "nccl" else torch.device("cpu")
+        device = (
+            torch.device("cuda", torch.cuda.current_device())
+            if torch_dist.get_backend() == "nccl"
+            else torch.device("cpu")
+        )
     t = value.detach().clone().to(device) if is_tensor else torch.tensor(value, dtype=torch.float64, device=device)
     torch_dist.all_reduce(t, op=torch_dist.ReduceOp.SUM)
     if is_tensor:

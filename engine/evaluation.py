@@ -40,7 +40,9 @@ __all__ = [
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
 
 
-def compute_accuracy(output: Union[torch.Tensor, Sequence[torch.Tensor]], target: torch.Tensor, topk: Tuple[int, ...] = (1,)) -> List[torch.Tensor]:
+def compute_accuracy(
+    output: Union[torch.Tensor, Sequence[torch.Tensor]], target: torch.Tensor, topk: Tuple[int, ...] = (1,)
+) -> List[torch.Tensor]:
     """Top-k accuracies in percent (Dassl semantics: a list of one-element tensors, one per k).
 
     ``output`` may be a tuple/list, in which case its first element holds the logits.
@@ -75,7 +77,9 @@ def macro_f1_score(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     return float(np.mean(f1s))
 
 
-def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], normalize: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+def confusion_matrix(
+    y_true: Sequence[int], y_pred: Sequence[int], normalize: bool = True
+) -> Tuple[np.ndarray, np.ndarray]:
     """Confusion matrix over the sorted union of labels (rows: true, columns: predicted).
 
     With ``normalize`` each row is divided by its total (sklearn ``normalize="true"``). Returns
@@ -122,7 +126,9 @@ class Classification(EvaluatorBase):
         self._lab2cname = lab2cname
         self._per_class = bool(cfg.TEST.PER_CLASS_RESULT)
         if self._per_class and lab2cname is None:
-            raise ValueError("TEST.PER_CLASS_RESULT=True needs lab2cname (label -> class name) to be given to the evaluator")
+            raise ValueError(
+                "TEST.PER_CLASS_RESULT=True needs lab2cname (label -> class name) to be given to the evaluator"
+            )
         self.reset()
 
     def reset(self) -> None:
@@ -134,7 +140,9 @@ class Classification(EvaluatorBase):
     def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
         """Accumulate one batch: ``mo`` logits [B, C], ``gt`` labels [B]."""
         if mo.dim() != 2 or gt.dim() != 1 or mo.shape[0] != gt.shape[0]:
-            raise ValueError(f"Classification.process expects logits [B, C] and labels [B], got {tuple(mo.shape)} and {tuple(gt.shape)}")
+            raise ValueError(
+                f"Classification.process expects logits [B, C] and labels [B], got {tuple(mo.shape)} and {tuple(gt.shape)}"
+            )
         pred = mo.max(1)[1]
         matches = pred.eq(gt)
         self._correct += int(matches.sum().item())

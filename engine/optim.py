@@ -64,7 +64,9 @@ def build_optimizer(
     if param_groups is None:
         if optim_cfg.STAGED_LR:
             if not isinstance(model, nn.Module):
-                raise TypeError("OPTIM.STAGED_LR=True needs an nn.Module passed to build_optimizer, not an iterable of parameters")
+                raise TypeError(
+                    "OPTIM.STAGED_LR=True needs an nn.Module passed to build_optimizer, not an iterable of parameters"
+                )
             model = _unwrap(model)
             new_layers = optim_cfg.NEW_LAYERS
             if isinstance(new_layers, str):
@@ -120,7 +122,9 @@ class _BaseWarmupScheduler(LRScheduler):
     ``step()`` steps the successor.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, successor: LRScheduler, warmup_epoch: int, last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, successor: LRScheduler, warmup_epoch: int, last_epoch: int = -1
+    ) -> None:
         self.successor = successor
         self.warmup_epoch = warmup_epoch
         super().__init__(optimizer, last_epoch)
@@ -156,7 +160,14 @@ class _BaseWarmupScheduler(LRScheduler):
 class ConstantWarmupScheduler(_BaseWarmupScheduler):
     """Constant LR ``cons_lr`` during warm-up."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, successor: LRScheduler, warmup_epoch: int, cons_lr: float, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        successor: LRScheduler,
+        warmup_epoch: int,
+        cons_lr: float,
+        last_epoch: int = -1,
+    ) -> None:
         self.cons_lr = cons_lr
         super().__init__(optimizer, successor, warmup_epoch, last_epoch)
 
@@ -167,7 +178,14 @@ class ConstantWarmupScheduler(_BaseWarmupScheduler):
 class LinearWarmupScheduler(_BaseWarmupScheduler):
     """Linear warm-up: ``min_lr`` at step 0, then ``base_lr * last_epoch / warmup_epoch``."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, successor: LRScheduler, warmup_epoch: int, min_lr: float, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        successor: LRScheduler,
+        warmup_epoch: int,
+        min_lr: float,
+        last_epoch: int = -1,
+    ) -> None:
         self.min_lr = min_lr
         super().__init__(optimizer, successor, warmup_epoch, last_epoch)
 
@@ -210,5 +228,7 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: Any) -> LRSc
         elif optim_cfg.WARMUP_TYPE == "linear":
             scheduler = LinearWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_MIN_LR)
         else:
-            raise ValueError(f"OPTIM.WARMUP_TYPE: unknown warm-up type '{optim_cfg.WARMUP_TYPE}'. Must be 'constant' or 'linear'")
+            raise ValueError(
+                f"OPTIM.WARMUP_TYPE: unknown warm-up type '{optim_cfg.WARMUP_TYPE}'. Must be 'constant' or 'linear'"
+            )
     return scheduler

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -102,4 +102,3 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry(name={self._name!r}, names={self.registered_names()})"
-

@@ -30,7 +30,14 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from engine import dist
-from engine.checkpoint import BEST_NAME, load_checkpoint, load_pretrained_weights, read_checkpoint_pointer, resume_from_checkpoint, save_checkpoint
+from engine.checkpoint import (
+    BEST_NAME,
+    load_checkpoint,
+    load_pretrained_weights,
+    read_checkpoint_pointer,
+    resume_from_checkpoint,
+    save_checkpoint,
+)
 from engine.data.data_manager import DataManager
 from engine.evaluation import build_evaluator
 from engine.optim import build_lr_scheduler, build_optimizer
@@ -39,7 +46,16 @@ from engine.utils import AverageMeter, MetricMeter, count_num_param, mkdir_if_mi
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TRAINER_REGISTRY", "build_trainer", "TrainerBase", "SimpleTrainer", "TrainerX", "TrainerXU", "SimpleNet", "unwrap_model"]
+__all__ = [
+    "TRAINER_REGISTRY",
+    "build_trainer",
+    "TrainerBase",
+    "SimpleTrainer",
+    "TrainerX",
+    "TrainerXU",
+    "SimpleNet",
+    "unwrap_model",
+]
 
 TRAINER_REGISTRY = Registry("TRAINER")
 
@@ -90,10 +106,14 @@ class SimpleNet(nn.Module):
         self.head: Optional[nn.Module] = None
         if model_cfg.HEAD.NAME and model_cfg.HEAD.HIDDEN_LAYERS:
             if model_cfg.HEAD.NAME != "mlp":
-                raise ValueError(f"MODEL.HEAD.NAME='{model_cfg.HEAD.NAME}' is unknown; the built-in engine provides 'mlp'")
+                raise ValueError(
+                    f"MODEL.HEAD.NAME='{model_cfg.HEAD.NAME}' is unknown; the built-in engine provides 'mlp'"
+                )
             acts = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
             if model_cfg.HEAD.ACTIVATION not in acts:
-                raise ValueError(f"MODEL.HEAD.ACTIVATION='{model_cfg.HEAD.ACTIVATION}' is unknown; choose from {sorted(acts)}")
+                raise ValueError(
+                    f"MODEL.HEAD.ACTIVATION='{model_cfg.HEAD.ACTIVATION}' is unknown; choose from {sorted(acts)}"
+                )
             layers: List[nn.Module] = []
             in_dim = fdim
             for hidden in model_cfg.HEAD.HIDDEN_LAYERS:
@@ -136,7 +156,13 @@ class TrainerBase(ABC):
         self._writer = None
 
     # ------------------------------------------------------------------ model registry
-    def register_model(self, name: str = "model", model: Optional[nn.Module] = None, optim: Optional[torch.optim.Optimizer] = None, sched: Any = None) -> None:
+    def register_model(
+        self,
+        name: str = "model",
+        model: Optional[nn.Module] = None,
+        optim: Optional[torch.optim.Optimizer] = None,
+        sched: Any = None,
+    ) -> None:
         """Register a model (and its optimiser/scheduler) under ``name``; the name is the checkpoint folder."""
         if self.__dict__.get("_models") is None:
             raise AttributeError("Cannot assign model before super().__init__() call")
@@ -160,7 +186,14 @@ class TrainerBase(ABC):
         return names_real
 
     # ------------------------------------------------------------------ checkpoints
-    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: Optional[float] = None, model_name: str = "") -> None:
+    def save_model(
+        self,
+        epoch: int,
+        directory: str,
+        is_best: bool = False,
+        val_result: Optional[float] = None,
+        model_name: str = "",
+    ) -> None:
         """Save every registered model to ``<directory>/<name>/`` (rank 0 only; all ranks then sync)."""
         if dist.is_main_process():
             for name in self.get_model_names():
@@ -197,7 +230,9 @@ class TrainerBase(ABC):
         start_epoch = 0
         for name in names:
             path = osp.join(directory, name)
-            start_epoch = resume_from_checkpoint(path, unwrap_model(self._models[name]), self._optims[name], self._scheds[name])
+            start_epoch = resume_from_checkpoint(
+                path, unwrap_model(self._models[name]), self._optims[name], self._scheds[name]
+            )
             best_path = osp.join(path, BEST_NAME)
             if osp.isfile(best_path):
                 best = load_checkpoint(best_path).get("val_result")
@@ -212,7 +247,9 @@ class TrainerBase(ABC):
         ``strict=False`` mismatches are logged as warnings (never silently ignored).
         """
         if not directory:
-            logger.info("Note that load_model() is skipped as no pretrained model is given (ignore this if it's done on purpose)")
+            logger.info(
+                "Note that load_model() is skipped as no pretrained model is given (ignore this if it's done on purpose)"
+            )
             return
         model_file = BEST_NAME if epoch is None else f"model.pth.tar-{epoch}"
         for name in self.get_model_names():
@@ -233,7 +270,13 @@ class TrainerBase(ABC):
             self.load_state_dict_checked(unwrap_model(self._models[name]), state_dict, strict=strict, source=model_path)
 
     @staticmethod
-    def load_state_dict_checked(model: nn.Module, state_dict: Dict[str, Any], strict: bool = True, source: str = "", allowed_missing: Sequence[str] = ()) -> None:
+    def load_state_dict_checked(
+        model: nn.Module,
+        state_dict: Dict[str, Any],
+        strict: bool = True,
+        source: str = "",
+        allowed_missing: Sequence[str] = (),
+    ) -> None:
         """``load_state_dict`` that reports key mismatches with the file name.
 
         Keys in ``allowed_missing`` (exact names) may be absent from ``state_dict`` even when strict.
@@ -446,7 +489,9 @@ class SimpleTrainer(TrainerBase):
         if not any(p.requires_grad for p in model.parameters()):
             return
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        self.model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=self.ddp_find_unused_parameters)
+        self.model = nn.parallel.DistributedDataParallel(
+            model, device_ids=device_ids, find_unused_parameters=self.ddp_find_unused_parameters
+        )
         logger.info("Wrapped the model in DistributedDataParallel (world size %d)", dist.get_world_size())
 
     def train(self) -> None:  # type: ignore[override]
@@ -504,7 +549,9 @@ class SimpleTrainer(TrainerBase):
             split = "test"
             data_loader = self.test_loader
         logger.info("Evaluate on the *%s* set", split)
-        for batch in tqdm(data_loader, disable=not _progress_enabled(), leave=False, desc=f"eval {split}", dynamic_ncols=True):
+        for batch in tqdm(
+            data_loader, disable=not _progress_enabled(), leave=False, desc=f"eval {split}", dynamic_ncols=True
+        ):
             input, label = self.parse_batch_test(batch)
             output = self.model_inference(input)
             self.evaluator.process(output, label)
@@ -658,7 +705,9 @@ def build_trainer(cfg: Any) -> TrainerBase:
     """Instantiate the trainer registered as ``cfg.TRAINER.NAME`` (unknown names list the registered ones)."""
     name = cfg.TRAINER.NAME
     if not name:
-        raise ValueError(f"TRAINER.NAME is empty: pass --trainer <Name>. Registered trainers: {sorted(TRAINER_REGISTRY.registered_names())}")
+        raise ValueError(
+            f"TRAINER.NAME is empty: pass --trainer <Name>. Registered trainers: {sorted(TRAINER_REGISTRY.registered_names())}"
+        )
     trainer_cls = TRAINER_REGISTRY.get(name)
     if cfg.VERBOSE:
         logger.info("Loading trainer: %s", name)

@@ -339,4 +339,3 @@ class MetricMeter:
 
     def __str__(self) -> str:
         return self.delimiter.join(f"{name} {meter.val:.4f} ({meter.avg:.4f})" for name, meter in self.meters.items())
-

@@ -58,10 +58,14 @@ declare -A XD_CFG=(  # cross-dataset and domain generalisation (Tables 2 and 9; 
     [maple]="vit_b16_c2_ep5_batch4_2ctx_cross_datasets" [cocoop]="vit_b16_c4_ep10_batch1_ctxv1"
     [coop]="vit_b16_ep50_ctxv1" [zsclip]="vit_b16" [teacher]="vit_l14_c2_ep20_batch8_4+4ctx"
 )
-# With SMOKE=1 the table scripts use these instead (tiny random-weight models, 32 px, 1 epoch).
+# With SMOKE=1 the table scripts use these instead (tiny random-weight models, 32 px, 1 epoch);
+# SMOKE_XD_CFG overrides SMOKE_CFG for the cross-dataset / DG protocol.
 declare -A SMOKE_CFG=(
     [promptkd]=tiny_smoke [promptsrc]=tiny_smoke [ivlp]=tiny_smoke [maple]=tiny_smoke [cocoop]=tiny_smoke
     [coop]=tiny_smoke [zsclip]=tiny_smoke [teacher]=tiny_smoke_teacher
+)
+declare -A SMOKE_XD_CFG=(
+    [promptkd]=tiny_smoke_cross_datasets
 )
 
 # Paper order (Table 1 / Table 2 / Table 9).
@@ -93,7 +97,7 @@ require_dataset_seed() {
     [[ "$2" =~ ^[0-9]+$ ]] || die "SEED must be a non-negative integer, got '$2'. Usage: $usage"
 }
 
-# dataset_config SHORT -> configs/datasets/SHORT.yaml (checked)
+# dataset_config SHORT -> configs/datasets/<SHORT>.yaml (checked)
 dataset_config() {
     local short="$1"
     if [[ -z "${DATASET_NAMES[$short]+x}" ]]; then
@@ -116,7 +120,7 @@ dataset_name() {
     echo "${DATASET_NAMES[$1]}"
 }
 
-# trainer_config TRAINER CFG -> configs/trainers/TRAINER/CFG.yaml (checked)
+# trainer_config TRAINER CFG -> configs/trainers/<TRAINER>/<CFG>.yaml (checked)
 trainer_config() {
     local f="configs/trainers/$1/$2.yaml"
     [[ -f "$f" ]] || die "$f not found; available configs: $(cd "configs/trainers/$1" 2>/dev/null && ls -- *.yaml | tr '\n' ' ')"
@@ -153,7 +157,7 @@ run_cmd() {
 # train_py ARGS...: python train.py ARGS (or print)
 train_py() {
     if [[ "$DRY_RUN" != 1 && ! -d "$DATA" ]]; then
-        die "data root DATA=$DATA does not exist; set DATA=/path/to/datasets (layout: configs/README.md)"
+        die "data root DATA=$DATA does not exist; set DATA=<folder holding the dataset folders (CoOp layout: dtd/, eurosat/, imagenet/, ...)>"
     fi
     run_cmd "$PYTHON" train.py "$@"
 }
@@ -345,7 +349,9 @@ table_setup() {
 cfg_for() {
     local method="$1" protocol="$2"
     [[ -n "${TRAINER_OF[$method]+x}" ]] || die "unknown method '$method'; expected one of: ${!TRAINER_OF[*]}"
-    if [[ "${SMOKE:-0}" == 1 ]]; then
+    if [[ "${SMOKE:-0}" == 1 && "$protocol" == xd && -n "${SMOKE_XD_CFG[$method]+x}" ]]; then
+        echo "${SMOKE_XD_CFG[$method]}"
+    elif [[ "${SMOKE:-0}" == 1 ]]; then
         echo "${SMOKE_CFG[$method]}"
     elif [[ "$protocol" == xd ]]; then
         [[ -n "${XD_CFG[$method]+x}" ]] || die "method '$method' has no cross-dataset setting"

@@ -53,6 +53,22 @@ def test_datum_does_not_touch_the_file_system(monkeypatch):
         Datum(impath="a.jpg", label="3")
 
 
+class _TaggedDatum(Datum):
+    def __init__(self, *args, tag="", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tag = tag
+
+
+def test_datum_pickles_with_subclass_attributes():
+    import pickle
+
+    d = _TaggedDatum("a.jpg", 2, 1, "dog", tag="x")
+    back = pickle.loads(pickle.dumps(d))
+    assert back == d and back.tag == "x" and isinstance(back, _TaggedDatum)
+    plain = Datum("b.jpg", 1, classname="cat")
+    assert pickle.loads(pickle.dumps(plain)) == plain
+
+
 def test_datasetbase_metadata_from_train_x_and_fewshot():
     train = [Datum(f"{c}{i}.jpg", label=l, classname=c) for l, c in [(0, "a"), (2, "c")] for i in range(5)]
     test = [Datum("x.jpg", label=5, classname="zzz")]
@@ -121,7 +137,9 @@ def test_dataset_wrapper_items_and_unreadable_image(tmp_path):
     with pytest.raises(OSError, match="broken.png"):
         ds[1]
     cfg.DATALOADER.K_TRANSFORMS = 3
-    multi = DatasetWrapper(cfg, [good], transform=[build_transform(cfg, True), build_transform(cfg, True)], is_train=True)[0]
+    multi = DatasetWrapper(
+        cfg, [good], transform=[build_transform(cfg, True), build_transform(cfg, True)], is_train=True
+    )[0]
     assert len(multi["img"]) == 3 and len(multi["img2"]) == 3
 
 
@@ -129,7 +147,9 @@ def _items(tmp_path, n_per_class=5, n_classes=3):
     items = []
     for c in range(n_classes):
         for i in range(n_per_class):
-            items.append(Datum(_png(tmp_path / f"c{c}_{i}.png", (40 * c, 10 * i, 0)), label=c, domain=i % 2, classname=f"c{c}"))
+            items.append(
+                Datum(_png(tmp_path / f"c{c}_{i}.png", (40 * c, 10 * i, 0)), label=c, domain=i % 2, classname=f"c{c}")
+            )
     return items
 
 
@@ -157,6 +177,28 @@ def test_data_loader_order_is_reproducible_from_seed_and_drop_last(tmp_path):
         build_data_loader(cfg, "SequentialSampler", [], batch_size=4, tfm=tfm)
 
 
+def test_worker_augmentations_are_seeded_from_cfg_seed(tmp_path):
+    # random_translation draws from Python's `random` inside the workers; their seeds must come from
+    # cfg.SEED (the loader's generator), not from the parent's global random / torch RNG state.
+    items = _items(tmp_path, n_per_class=2, n_classes=2)
+    cfg = _cfg(TRANSFORMS=["random_translation"])
+    cfg.SEED = 3
+    cfg.DATALOADER.NUM_WORKERS = 2
+    tfm = build_transform(cfg, is_train=True)
+
+    def images():
+        loader = build_data_loader(cfg, "RandomSampler", items, batch_size=2, tfm=tfm, is_train=True)
+        assert loader.persistent_workers and loader.num_workers == 2
+        return torch.cat([b["img"] for b in loader])
+
+    random.seed(100)
+    torch.manual_seed(100)
+    first = images()
+    random.seed(200)
+    torch.manual_seed(200)
+    assert torch.equal(images(), first)
+
+
 def test_distributed_eval_sampler_covers_every_index_once():
     data = list(range(10))
     parts = [list(DistributedEvalSampler(data, num_replicas=3, rank=r)) for r in range(3)]
@@ -171,8 +213,8 @@ def test_class_and_domain_samplers(tmp_path):
     idx = list(RandomClassSampler(items, batch_size=4, n_ins=2))
     assert len(idx) == len(RandomClassSampler(items, batch_size=4, n_ins=2))
     for b in range(0, len(idx), 4):
-        labels = [items[i].label for i in idx[b:b + 4]]
+        labels = [items[i].label for i in idx[b : b + 4]]
         assert labels[0] == labels[1] and labels[2] == labels[3] and labels[0] != labels[2]
     idx = list(RandomDomainSampler(items, batch_size=4, n_domain=2))
     for b in range(0, len(idx), 4):
-        assert sorted(items[i].domain for i in idx[b:b + 4]) == [0, 0, 1, 1]
+        assert sorted(items[i].domain for i in idx[b : b + 4]) == [0, 0, 1, 1]

@@ -33,8 +33,16 @@ def test_accuracy_macro_f1_per_class_and_log_lines(tmp_path, caplog):
     # F1 per class: c0 2*1/(2+1+1)=0.5, c1 2*2/(4+1+0)=0.8, c2 2*1/(2+0+1)=2/3
     assert res["macro_f1"] == pytest.approx(100 * (0.5 + 0.8 + 2 / 3) / 3)
     assert res["perclass_accuracy"] == pytest.approx((50 + 100 + 50) / 3)
-    for line in ["=> result", "* total: 6", "* correct: 4", "* accuracy: 66.7%", "* error: 33.3%", "* macro_f1: 65.6%",
-                 "* class: 1 (dog)\ttotal: 2\tcorrect: 2\tacc: 100.0%", "* average: 66.7%"]:
+    for line in [
+        "=> result",
+        "* total: 6",
+        "* correct: 4",
+        "* accuracy: 66.7%",
+        "* error: 33.3%",
+        "* macro_f1: 65.6%",
+        "* class: 1 (dog)\ttotal: 2\tcorrect: 2\tacc: 100.0%",
+        "* average: 66.7%",
+    ]:
         assert line in "\n".join(caplog.messages).splitlines(), line
     cmat = torch.load(tmp_path / "cmat.pt", weights_only=False)
     assert np.allclose(cmat, [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.5, 0.0, 0.5]])

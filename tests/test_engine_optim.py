@@ -12,8 +12,26 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 # Reference §1.7: lr 0.005, 20 epochs, cosine, constant warm-up 1 epoch at 1e-5.
 REFERENCE_LRS = [
-    1e-5, 5.000e-3, 4.969e-3, 4.878e-3, 4.728e-3, 4.523e-3, 4.268e-3, 3.969e-3, 3.635e-3, 3.273e-3,
-    2.891e-3, 2.500e-3, 2.109e-3, 1.727e-3, 1.365e-3, 1.031e-3, 7.32e-4, 4.78e-4, 2.73e-4, 1.22e-4,
+    1e-5,
+    5.000e-3,
+    4.969e-3,
+    4.878e-3,
+    4.728e-3,
+    4.523e-3,
+    4.268e-3,
+    3.969e-3,
+    3.635e-3,
+    3.273e-3,
+    2.891e-3,
+    2.500e-3,
+    2.109e-3,
+    1.727e-3,
+    1.365e-3,
+    1.031e-3,
+    7.32e-4,
+    4.78e-4,
+    2.73e-4,
+    1.22e-4,
 ]
 
 
@@ -47,8 +65,15 @@ def _per_epoch_lrs(optim_cfg, n_epochs, model=None):
 
 
 def test_promptkd_schedule_matches_reference_numbers():
-    ocfg = _optim_cfg(NAME="sgd", LR=0.005, MAX_EPOCH=20, LR_SCHEDULER="cosine",
-                      WARMUP_EPOCH=1, WARMUP_TYPE="constant", WARMUP_CONS_LR=1e-5)
+    ocfg = _optim_cfg(
+        NAME="sgd",
+        LR=0.005,
+        MAX_EPOCH=20,
+        LR_SCHEDULER="cosine",
+        WARMUP_EPOCH=1,
+        WARMUP_TYPE="constant",
+        WARMUP_CONS_LR=1e-5,
+    )
     lrs, _, sched = _per_epoch_lrs(ocfg, 20)
     assert isinstance(sched, ConstantWarmupScheduler)
     for got, want in zip(lrs, REFERENCE_LRS):
@@ -62,30 +87,55 @@ def test_sgd_hyper_parameters_from_dassl_defaults():
     opt = build_optimizer(torch.nn.Linear(3, 2), _optim_cfg(NAME="sgd", LR=0.01))
     group = opt.param_groups[0]
     assert isinstance(opt, torch.optim.SGD)
-    assert (group["lr"], group["momentum"], group["weight_decay"], group["dampening"], group["nesterov"]) == (0.01, 0.9, 5e-4, 0, False)
+    assert (group["lr"], group["momentum"], group["weight_decay"], group["dampening"], group["nesterov"]) == (
+        0.01,
+        0.9,
+        5e-4,
+        0,
+        False,
+    )
 
 
 def test_linear_warmup_then_cosine():
-    ocfg = _optim_cfg(NAME="sgd", LR=0.1, MAX_EPOCH=4, LR_SCHEDULER="cosine",
-                      WARMUP_EPOCH=2, WARMUP_TYPE="linear", WARMUP_MIN_LR=1e-4)
+    ocfg = _optim_cfg(
+        NAME="sgd", LR=0.1, MAX_EPOCH=4, LR_SCHEDULER="cosine", WARMUP_EPOCH=2, WARMUP_TYPE="linear", WARMUP_MIN_LR=1e-4
+    )
     lrs, _, sched = _per_epoch_lrs(ocfg, 6)
     assert isinstance(sched, LinearWarmupScheduler)
     # step 0: min lr; step 1: base * 1/2; step 2: successor's initial lr; then cosine (recounted)
-    expected = [1e-4, 0.05, 0.1, 0.1 * (1 + math.cos(math.pi / 4)) / 2, 0.1 * (1 + math.cos(math.pi * 2 / 4)) / 2,
-                0.1 * (1 + math.cos(math.pi * 3 / 4)) / 2]
+    expected = [
+        1e-4,
+        0.05,
+        0.1,
+        0.1 * (1 + math.cos(math.pi / 4)) / 2,
+        0.1 * (1 + math.cos(math.pi * 2 / 4)) / 2,
+        0.1 * (1 + math.cos(math.pi * 3 / 4)) / 2,
+    ]
     assert lrs == pytest.approx(expected, rel=1e-9)
 
 
 def test_warmup_recount_false_continues_successor_count():
-    ocfg = _optim_cfg(NAME="sgd", LR=0.1, MAX_EPOCH=4, LR_SCHEDULER="single_step", STEPSIZE=(3,), GAMMA=0.5,
-                      WARMUP_EPOCH=2, WARMUP_TYPE="constant", WARMUP_CONS_LR=1e-3, WARMUP_RECOUNT=False)
+    ocfg = _optim_cfg(
+        NAME="sgd",
+        LR=0.1,
+        MAX_EPOCH=4,
+        LR_SCHEDULER="single_step",
+        STEPSIZE=(3,),
+        GAMMA=0.5,
+        WARMUP_EPOCH=2,
+        WARMUP_TYPE="constant",
+        WARMUP_CONS_LR=1e-3,
+        WARMUP_RECOUNT=False,
+    )
     lrs, _, _ = _per_epoch_lrs(ocfg, 5)
     # successor starts counting at 2, so its first decay (epoch 3) comes one step after warm-up
     assert lrs == pytest.approx([1e-3, 1e-3, 0.1, 0.05, 0.05])
 
 
 def test_single_step_default_stepsize_is_max_epoch():
-    lrs, _, _ = _per_epoch_lrs(_optim_cfg(NAME="sgd", LR=1.0, MAX_EPOCH=3, LR_SCHEDULER="single_step", STEPSIZE=(-1,), GAMMA=0.1), 5)
+    lrs, _, _ = _per_epoch_lrs(
+        _optim_cfg(NAME="sgd", LR=1.0, MAX_EPOCH=3, LR_SCHEDULER="single_step", STEPSIZE=(-1,), GAMMA=0.1), 5
+    )
     assert lrs == pytest.approx([1.0, 1.0, 1.0, 0.1, 0.1])
 
 
@@ -95,8 +145,15 @@ def test_multi_step():
 
 
 def test_warmup_scheduler_state_round_trip_resumes_the_schedule():
-    ocfg = _optim_cfg(NAME="sgd", LR=0.005, MAX_EPOCH=20, LR_SCHEDULER="cosine",
-                      WARMUP_EPOCH=1, WARMUP_TYPE="constant", WARMUP_CONS_LR=1e-5)
+    ocfg = _optim_cfg(
+        NAME="sgd",
+        LR=0.005,
+        MAX_EPOCH=20,
+        LR_SCHEDULER="cosine",
+        WARMUP_EPOCH=1,
+        WARMUP_TYPE="constant",
+        WARMUP_CONS_LR=1e-5,
+    )
     model = torch.nn.Linear(3, 2)
     _, opt, sched = _per_epoch_lrs(ocfg, 5, model)
     state_o, state_s = opt.state_dict(), sched.state_dict()
@@ -118,7 +175,9 @@ def test_staged_lr_and_errors():
     model = torch.nn.Sequential()
     model.add_module("backbone", torch.nn.Linear(3, 3))
     model.add_module("classifier", torch.nn.Linear(3, 2))
-    opt = build_optimizer(model, _optim_cfg(NAME="adam", LR=0.1, STAGED_LR=True, NEW_LAYERS=("classifier",), BASE_LR_MULT=0.1))
+    opt = build_optimizer(
+        model, _optim_cfg(NAME="adam", LR=0.1, STAGED_LR=True, NEW_LAYERS=("classifier",), BASE_LR_MULT=0.1)
+    )
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.01, 0.1])
     assert opt.param_groups[1]["params"][0] is model.classifier.weight
     with pytest.raises(ValueError, match="unsupported optimizer 'lion'.*sgd"):

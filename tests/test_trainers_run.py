@@ -91,7 +91,8 @@ def check_gradients(trainer, batch, trainable_prefixes):
 # ------------------------------------------------------------------------------------------------
 def test_ivlp_train_eval_only_and_checkpoint(env, tmp_path):
     out = tmp_path / "ivlp"
-    tr = run(env, "IVLP", out, DEPTH2, node="IVLP")
+    tr = run(env, "IVLP", out, DEPTH2 + ["OPTIM.LR_SCHEDULER", "cosine"], node="IVLP")
+    assert tr.sched.last_epoch == 2  # the LR schedule is stepped once per epoch
     res = results(out)
     assert res["trainer"] == "IVLP" and res["selection"] == "last_step" and res["epoch"] == 2
     assert res["protocol"] == "base2novel" and set(res["metrics"]) == {"base", "novel"}
@@ -112,6 +113,17 @@ def test_ivlp_train_eval_only_and_checkpoint(env, tmp_path):
     for k, v in tr2.model.named_parameters():
         if k in trained:
             assert torch.equal(v.detach(), trained[k])
+
+    # a released-style checkpoint (whole CustomCLIP in the reference key layout) of the same weights
+    from tests.test_trainers_teacher import to_reference_layout
+
+    ref_dir = tmp_path / "ivlp_reference"
+    os.makedirs(ref_dir / "VLPromptLearner")
+    torch.save({"state_dict": to_reference_layout(tr.model, half=False), "epoch": 20, "val_result": None},
+               ref_dir / "VLPromptLearner" / "model.pth.tar-20")
+    ev2 = tmp_path / "ivlp_eval_reference"
+    run(env, "IVLP", ev2, DEPTH2, node="IVLP", eval_only=True, model_dir=ref_dir, load_epoch=20)
+    assert results(ev2)["metrics"] == res["metrics"]
     check_gradients(tr, next(iter(tr.train_loader_x)), ("text_prompts.", "image_prompts."))
 
 
@@ -119,6 +131,10 @@ def test_ivlp_best_val_selection_and_bf16(env, tmp_path):
     out = tmp_path / "ivlp_best"
     tr = run(env, "IVLP", out, DEPTH2 + ["PREC", "bf16"], node="IVLP")
     assert tr.prec == "bf16"
+    images = next(iter(tr.train_loader_x))["img"]
+    with torch.no_grad(), tr.autocast():
+        assert tr.model(images).dtype == torch.float32  # logits stay fp32 under bf16 autocast
+    assert torch.isfinite(torch.tensor(results(out)["hm"]))
     # (a second run) best_val selection on the real val split is recorded as such
     out2 = tmp_path / "ivlp_bestval"
     run(env, "IVLP", out2, DEPTH2 + ["TEST.FINAL_MODEL", "best_val"], node="IVLP")
@@ -127,6 +143,13 @@ def test_ivlp_best_val_selection_and_bf16(env, tmp_path):
     best = torch.load(out2 / "VLPromptLearner" / "model-best.pth.tar", weights_only=False)
     assert best["epoch"] == res["epoch"] and best["val_result"] is not None
     assert all(p.dtype == torch.float32 for p in tr.model.parameters() if p.requires_grad)
+    # the reference's selection on base-class TEST accuracy exists only under its explicit name
+    out3 = tmp_path / "ivlp_besttest"
+    run(env, "IVLP", out3, DEPTH2 + ["TEST.FINAL_MODEL", "best_test_reference"], node="IVLP")
+    res3 = results(out3)
+    assert res3["selection"] == "best_test_reference"
+    best3 = torch.load(out3 / "VLPromptLearner" / "model-best.pth.tar", weights_only=False)
+    assert best3["epoch"] == res3["epoch"] and res3["metrics"]["base"]["accuracy"] == pytest.approx(best3["val_result"])
 
 
 def test_promptsrc_losses_gpa_and_resume(env, tmp_path):
@@ -143,7 +166,11 @@ def test_promptsrc_losses_gpa_and_resume(env, tmp_path):
         # accumulator after epoch 1 = w1 * theta_1; the final model IS the aggregate w1*theta_1 + w2*theta_2
         assert torch.allclose(c1["gpa"]["state"][k], w[0] * c1["state_dict"][k], atol=1e-7)
         assert torch.allclose(c2["state_dict"][k], c2["gpa"]["state"][k], atol=1e-7)
-    assert sorted(c2["state_dict"]) == sorted(c1["state_dict"])  # trainable tensors only
+    assert sorted(c2["state_dict"]) == ["image_prompts.layer0", "image_prompts.layer1", "text_prompts.layer0",
+                                        "text_prompts.layer1"]  # trainable tensors only
+    ev = tmp_path / "src_eval"
+    run(env, "PromptSRC", ev, opts, node="PROMPTSRC", eval_only=True, model_dir=out, load_epoch=2)
+    assert results(ev)["metrics"] == results(out)["metrics"]
 
     # fixed embeddings: mean of the UNnormalised frozen text features over the 60 templates
     model = tr.model
@@ -219,6 +246,15 @@ def test_teacher_to_student_pipeline(env, tmp_path, monkeypatch):
         direct = F.normalize(teacher.model.encode_text(), dim=-1)
     assert torch.allclose(cv["features"], direct, atol=1e-5)
     assert cv["teacher"]["checkpoint_sha256"] is not None and cv["features"].shape == (4, 96)
+    # an --eval-only run of the teacher reproduces its accuracy and, when asked, the class vectors
+    cv_again = tmp_path / "cv_again.pt"
+    run(env, "PromptSRCTeacher", tmp_path / "teacher_eval",
+        DEPTH2 + ["OPTIM.MAX_EPOCH", "1", "WRITE_CLASS_VECTORS", "True", "CLASS_VECTORS_OUT", str(cv_again)],
+        node="PROMPTSRC", backbone=env["teacher"], eval_only=True, model_dir=tout, load_epoch=1)
+    assert results(tmp_path / "teacher_eval")["metrics"] == results(tout)["metrics"]
+    again = torch.load(cv_again, weights_only=True)
+    assert torch.allclose(again["features"], cv["features"], atol=1e-6)
+    assert again["teacher"]["checkpoint_sha256"] == cv["teacher"]["checkpoint_sha256"]
 
     # ---- stage II: the student; class vectors computed exactly once (counting the teacher text branch)
     calls = {"n": 0}
@@ -278,6 +314,35 @@ def test_teacher_to_student_pipeline(env, tmp_path, monkeypatch):
     run(env, "PromptKD", ev, sopts, eval_only=True, model_dir=sout, load_epoch=2)
     assert results(ev)["metrics"] == res["metrics"]
     assert results(ev)["teacher"] == res["teacher"]
+
+    # a released PromptKD student checkpoint (reference layout: 1x1-conv projector) of the same weights
+    trained = ckpt(sout, 2)["state_dict"]
+    ref = {"image_encoder." + k: v for k, v in st.model.visual.state_dict().items()}
+    ref["image_encoder.VPT"] = trained["image_prompts.layer0"]
+    ref["image_encoder.transformer.resblocks.1.VPT_shallow"] = trained["image_prompts.layer1"]
+    ref["logit_scale"] = torch.tensor(st.model.logit_scale.item()).log()
+    for k, v in trained.items():
+        if k.startswith("projector."):
+            v = v[:, :, None, None] if k.endswith("weight") and v.dim() == 2 else v
+            ref["VPT_image_trans.conv1." + k[len("projector."):]] = v
+    ref_dir = tmp_path / "student_reference"
+    os.makedirs(ref_dir / "VLPromptLearner")
+    torch.save({"state_dict": ref, "epoch": 20}, ref_dir / "VLPromptLearner" / "model-best.pth.tar")
+    ev2 = tmp_path / "student_eval_reference"
+    run(env, "PromptKD", ev2, sopts, eval_only=True, model_dir=ref_dir)
+    assert results(ev2)["metrics"] == res["metrics"]
+    ref["VPT_image_trans.conv1.9.weight"] = torch.zeros(1)
+    torch.save({"state_dict": ref, "epoch": 20}, ref_dir / "VLPromptLearner" / "model-best.pth.tar")
+    with pytest.raises(KeyError, match=r"unexpected: \[projector.9.weight\]"):
+        run(env, "PromptKD", tmp_path / "student_eval_bad", sopts, eval_only=True, model_dir=ref_dir)
+
+    # class vectors made by another teacher checkpoint are refused (stale file)
+    other = torch.load(tout / "VLPromptLearner" / "model.pth.tar-1", weights_only=False)
+    other["epoch"] = 7
+    torch.save(other, tmp_path / "other_teacher.pth.tar")
+    stale = sopts + ["TRAINER.PROMPTKD.TEACHER_CKPT", str(tmp_path / "other_teacher.pth.tar")]
+    with pytest.raises(ValueError, match="sha256"):
+        run(env, "PromptKD", tmp_path / "student_stale", stale, eval_only=True, model_dir=sout)
 
 
 def test_student_with_zeroshot_teacher_and_batchmean(env, tmp_path):

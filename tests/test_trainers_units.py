@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 
 import pytest
@@ -295,3 +294,22 @@ def test_input_size_check(tiny):
         check_input_size(cfg, tiny, "tiny")
     cfg.INPUT.SIZE = (32, 32)
     check_input_size(cfg, tiny, "tiny")
+
+
+def test_optimize_step_grad_norm_and_non_finite_guard():
+    from trainers.ivlp import IVLP
+
+    model = nn.Linear(3, 1, bias=False)
+    optim = torch.optim.SGD(model.parameters(), lr=0.1)
+    tr = IVLP.__new__(IVLP)  # only the optimisation step is exercised
+    tr._models, tr._optims = {"m": model}, {"m": optim}
+    tr._prec, tr.device = "fp32", torch.device("cpu")
+    tr.epoch, tr.max_epoch, tr.batch_idx, tr.num_batches = 2, 5, 3, 10
+    before = model.weight.detach().clone()
+    x = torch.tensor([[1.0, 2.0, 2.0]])
+    norm = tr.optimize(model(x).sum())
+    assert norm == pytest.approx(3.0)  # d(w.x)/dw = x, |x| = 3
+    assert torch.allclose(model.weight, before - 0.1 * x)
+    with pytest.raises(FloatingPointError, match=r"Non-finite loss nan at epoch 3/5, step 4/10"):
+        tr.optimize(model(x).sum() * float("nan"))
+    assert torch.allclose(model.weight, before - 0.1 * x)  # no step was taken

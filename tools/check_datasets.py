@@ -16,7 +16,6 @@ table, then one actionable message per problem. Exit code 1 when any checked dat
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import random
 import sys

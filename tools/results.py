@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python tools/results.py output/base2new/train_base                      # Table 1 style
-    python tools/results.py output/xd --table cross --format csv --out out/  # Table 2 style
+    python tools/results.py output/evaluation --table cross --format csv --out out/  # Table 2 style
     python tools/results.py output/ablations/temperature --table ablation-temperature
 
 Every run directory written by ``train.py`` holds a ``results.json`` (schema in docs/ARCHITECTURE.md).
@@ -59,6 +59,7 @@ DATASET_ORDER = [
     "SUN397", "DescribableTextures", "EuroSAT", "UCF101",
     "ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR",
 ]
+DG_DATASETS = ("ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR")
 # Other spellings seen in configs, scripts and the paper -> registry name.
 DATASET_ALIASES = {
     "imagenet": "ImageNet", "caltech101": "Caltech101", "caltech-101": "Caltech101",
@@ -457,7 +458,7 @@ def aggregate(runs: Sequence[Run], table: str = "auto", paper: Optional[Dict[str
     """Aggregate runs over seeds into rows per (dataset, method, config) plus an Average row per method.
 
     ``table``: one of ``TABLE_CHOICES``; "auto" picks base2novel when any run has base/novel results,
-    else cross. ``paper``: loaded paper numbers (``load_paper_numbers()``) or None to leave them out.
+    dg when every run is on an ImageNet variant, else cross. ``paper``: loaded paper numbers (``load_paper_numbers()``) or None to leave them out.
     Returns a JSON-serialisable dict (see ``render_markdown`` / ``render_csv``).
     """
     if table not in TABLE_CHOICES:
@@ -465,7 +466,12 @@ def aggregate(runs: Sequence[Run], table: str = "auto", paper: Optional[Dict[str
     if not runs:
         raise ValueError("no runs to aggregate: no results.json was found (runs write it when they finish)")
     if table == "auto":
-        table = "base2novel" if any(r.has_base_novel or r.subsample in ("base", "new") for r in runs) else "cross"
+        if any(r.has_base_novel or r.subsample in ("base", "new") for r in runs):
+            table = "base2novel"
+        elif all(r.dataset in DG_DATASETS for r in runs):
+            table = "dg"
+        else:
+            table = "cross"
     spec = TABLES[table]
     notes: List[str] = []
 

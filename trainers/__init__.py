@@ -79,6 +79,8 @@ def extend_cfg(cfg: CN) -> CN:
     if "SUBSAMPLE_CLASSES" not in cfg.DATASET:
         cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all | base | new (datasets.extend_cfg documents it)
     for module in trainer_modules():
+        if not callable(getattr(module, "add_config", None)):
+            raise AttributeError(f"trainer module {module.__name__} has no add_config(cfg) adding its config node")
         module.add_config(cfg)
     _reference_baseline_nodes(cfg)
     return cfg

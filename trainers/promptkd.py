@@ -52,7 +52,7 @@ from .common.teacher import (
     find_teacher_checkpoint,
     resolve_teacher_path,
 )
-from .common.vl_model import cast_prompts, tower_dtype
+from .common.vl_model import cast_prompts, cosine_logits, tower_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -189,8 +189,17 @@ class PromptKDStudent(PromptTrainer):
                 f"Class-vectors file {cv.path} was made by a {kind!r} teacher but TRAINER.PROMPTKD.TEACHER_TYPE is "
                 f"{pk.TEACHER_TYPE!r}; delete the file or set TRAINER.PROMPTKD.CLASS_VECTORS"
             )
+        if kind == "zeroshot":
+            if cv.teacher.get("model") != pk.TEACHER_NAME:
+                raise ValueError(
+                    f"Class-vectors file {cv.path} was made by zero-shot CLIP {cv.teacher.get('model')!r} but "
+                    f"TRAINER.PROMPTKD.TEACHER_NAME is {pk.TEACHER_NAME!r}; delete the file or set TRAINER.PROMPTKD.CLASS_VECTORS"
+                )
+            return
         expected_sha = cv.teacher.get("checkpoint_sha256")
-        if kind != "promptsrc" or not expected_sha:
+        if not expected_sha:
+            logger.warning("Class-vectors file %s records no teacher checkpoint hash: it cannot be checked against "
+                           "TRAINER.PROMPTKD.TEACHER_CKPT", cv.path)
             return
         path = resolve_teacher_path(pk.TEACHER_CKPT, self.cfg.DATASET.NAME, self.cfg.DATASET.ROOT)
         try:
@@ -290,10 +299,10 @@ class PromptKDStudent(PromptTrainer):
         with torch.no_grad():
             with self.autocast():
                 u_t = self.teacher_encoder(images)
-            teacher_logits = self.teacher_scale * u_t.float() @ weights.t()
+            teacher_logits = cosine_logits(u_t, weights, self.teacher_scale)
         with self.autocast():
             f_s = self.model(images)
-        student_logits = self.model.logit_scale * f_s.float() @ weights.t()
+        student_logits = cosine_logits(f_s, weights, self.model.logit_scale)
         return student_logits, teacher_logits
 
     def forward_backward(self, batch) -> Dict[str, float]:
@@ -310,7 +319,7 @@ class PromptKDStudent(PromptTrainer):
 
     @torch.no_grad()
     def model_inference(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.logit_scale * self.model(images).float() @ self.class_weights.t()
+        return cosine_logits(self.model(images), self.class_weights, self.model.logit_scale)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_meta(self, name: str) -> Dict[str, Any]:

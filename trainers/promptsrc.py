@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -38,8 +37,9 @@ from engine.api import TRAINER_REGISTRY
 from .common.checkpoints import file_sha256
 from .common.class_vectors import save_class_vectors
 from .common.kd import kl_reference
-from .common.templates import IMAGENET_TEMPLATES, format_classname
 from .common.teacher import Teacher, compute_class_vectors
+from .common.templates import IMAGENET_TEMPLATES, format_classname
+from .common.vl_model import cosine_logits
 from .ivlp import VLPromptTrainer
 
 logger = logging.getLogger(__name__)
@@ -147,9 +147,8 @@ class PromptSRC(VLPromptTrainer):
         image_n = F.normalize(image.float(), dim=-1)
         zs_image_n = F.normalize(zs_image.float(), dim=-1)
         fixed_n = F.normalize(self.fixed_embeddings.float(), dim=-1)
-        scale = model.logit_scale
-        logits = scale * image_n @ text_n.t()
-        zs_logits = scale * zs_image_n @ fixed_n.t()
+        logits = cosine_logits(image_n, text_n, model.logit_scale)
+        zs_logits = cosine_logits(zs_image_n, fixed_n, model.logit_scale)
         losses = promptsrc_losses(logits, zs_logits, labels, text_n, fixed_n, image_n, zs_image_n,
                                   float(node.TEXT_LOSS_WEIGHT), float(node.IMAGE_LOSS_WEIGHT))
         grad_norm = self.optimize(losses["loss"])

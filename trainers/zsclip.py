@@ -14,7 +14,7 @@ classes, which gives the CLIP row of the base-to-novel table.
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ from engine.api import TRAINER_REGISTRY
 from .common.backbone import build_clip
 from .common.base import PromptTrainer
 from .common.templates import IMAGENET_TEMPLATES_SELECT, dataset_template, format_classname
+from .common.vl_model import cosine_logits
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ZeroshotCLIP(PromptTrainer):
     @torch.no_grad()
     def model_inference(self, images: torch.Tensor) -> torch.Tensor:
         feats = self.clip_model.encode_image(images.to(self.clip_model.visual.conv1.weight.dtype))
-        return self.logit_scale * F.normalize(feats.float(), dim=-1) @ self.text_features.t()
+        return cosine_logits(feats, self.text_features, self.logit_scale)
 
     def set_model_mode(self, mode: str = "train", names=None) -> None:
         super().set_model_mode(mode, names)

@@ -32,7 +32,8 @@ def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: seed ``random`` and numpy from the worker's torch seed.
 
     torch derives each worker's seed from the loader's generator (base seed + worker id), so with a
-    seeded generator every worker's augmentation stream is reproducible.
+    seeded generator every worker's augmentation stream is reproducible. Recent torch versions also
+    seed ``random`` themselves; doing it here keeps the guarantee explicit and version-independent.
     """
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
@@ -242,7 +243,13 @@ class DatasetWrapper(Dataset):
     [+ normalize], no augmentation). An unreadable image raises an error naming the file.
     """
 
-    def __init__(self, cfg: Any, data_source: Sequence[Datum], transform: Optional[Union[Callable, List[Callable]]] = None, is_train: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: Any,
+        data_source: Sequence[Datum],
+        transform: Optional[Union[Callable, List[Callable]]] = None,
+        is_train: bool = False,
+    ) -> None:
         self.cfg = cfg
         self.data_source = data_source
         self.transform = transform
@@ -253,7 +260,9 @@ class DatasetWrapper(Dataset):
             raise ValueError(f"DATALOADER.K_TRANSFORMS={self.k_tfm} needs a transform, but transform is None")
         interp = INTERPOLATION_MODES.get(cfg.INPUT.INTERPOLATION)
         if interp is None:
-            raise ValueError(f"INPUT.INTERPOLATION: unknown mode '{cfg.INPUT.INTERPOLATION}'. Valid: {sorted(INTERPOLATION_MODES)}")
+            raise ValueError(
+                f"INPUT.INTERPOLATION: unknown mode '{cfg.INPUT.INTERPOLATION}'. Valid: {sorted(INTERPOLATION_MODES)}"
+            )
         to_tensor: List[Callable] = [T.Resize(tuple(cfg.INPUT.SIZE), interpolation=interp), T.ToTensor()]
         if "normalize" in cfg.INPUT.TRANSFORMS:
             to_tensor.append(T.Normalize(mean=list(cfg.INPUT.PIXEL_MEAN), std=list(cfg.INPUT.PIXEL_STD)))

@@ -63,11 +63,13 @@ class Datum:
         return self._classname
 
     def __getstate__(self) -> Dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}
+        state = {k: getattr(self, k) for k in Datum.__slots__}
+        state.update(getattr(self, "__dict__", {}))  # attributes of subclasses without __slots__
+        return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        for k in self.__slots__:
-            object.__setattr__(self, k, state[k])
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
 
     def _key(self) -> Tuple[str, int, int, str]:
         return (self._impath, self._label, self._domain, self._classname)
@@ -81,7 +83,9 @@ class Datum:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        return f"Datum(impath={self._impath!r}, label={self._label}, domain={self._domain}, classname={self._classname!r})"
+        return (
+            f"Datum(impath={self._impath!r}, label={self._label}, domain={self._domain}, classname={self._classname!r})"
+        )
 
 
 class DatasetBase:

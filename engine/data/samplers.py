@@ -50,7 +50,9 @@ class RandomDomainSampler(Sampler):
         if n_domain is None or n_domain <= 0:
             n_domain = len(self.domains)
         if n_domain > len(self.domains):
-            raise ValueError(f"RandomDomainSampler: n_domain={n_domain} but the data has only {len(self.domains)} domains")
+            raise ValueError(
+                f"RandomDomainSampler: n_domain={n_domain} but the data has only {len(self.domains)} domains"
+            )
         if batch_size % n_domain != 0:
             raise ValueError(f"RandomDomainSampler: batch size {batch_size} must be divisible by n_domain={n_domain}")
         self.n_img_per_domain = batch_size // n_domain
@@ -91,7 +93,9 @@ class SeqDomainSampler(Sampler):
         self.domains = sorted(self.domain_dict.keys())
         n_domain = len(self.domains)
         if n_domain == 0 or batch_size % n_domain != 0:
-            raise ValueError(f"SeqDomainSampler: batch size {batch_size} must be divisible by the number of domains ({n_domain})")
+            raise ValueError(
+                f"SeqDomainSampler: batch size {batch_size} must be divisible by the number of domains ({n_domain})"
+            )
         self.n_img_per_domain = batch_size // n_domain
         self.batch_size = batch_size
         self.n_domain = n_domain
@@ -172,12 +176,16 @@ class RandomClassSampler(Sampler):
 class DistributedEvalSampler(Sampler):
     """Rank ``r`` of ``w`` gets indices ``r, r + w, r + 2w, ...``: disjoint, exhaustive, no padding."""
 
-    def __init__(self, data_source: Sequence[Any], num_replicas: Optional[int] = None, rank: Optional[int] = None) -> None:
+    def __init__(
+        self, data_source: Sequence[Any], num_replicas: Optional[int] = None, rank: Optional[int] = None
+    ) -> None:
         self.data_source = data_source
         self.num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
         self.rank = dist.get_rank() if rank is None else rank
         if not 0 <= self.rank < self.num_replicas:
-            raise ValueError(f"DistributedEvalSampler: rank {self.rank} out of range for world size {self.num_replicas}")
+            raise ValueError(
+                f"DistributedEvalSampler: rank {self.rank} out of range for world size {self.num_replicas}"
+            )
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(self.rank, len(self.data_source), self.num_replicas))

@@ -71,7 +71,9 @@ class Random2DTranslation:
     """With probability ``p``: resize to 1.125x (height, width) and random-crop back to (height, width);
     otherwise resize to (height, width)."""
 
-    def __init__(self, height: int, width: int, p: float = 0.5, interpolation: InterpolationMode = InterpolationMode.BILINEAR):
+    def __init__(
+        self, height: int, width: int, p: float = 0.5, interpolation: InterpolationMode = InterpolationMode.BILINEAR
+    ):
         self.height = height
         self.width = width
         self.p = p
@@ -212,7 +214,10 @@ def _build_transform_train(cfg: Any, choices: Sequence[str], size: tuple, normal
     if "colorjitter" in choices:
         tfms.append(
             T.ColorJitter(
-                brightness=inp.COLORJITTER_B, contrast=inp.COLORJITTER_C, saturation=inp.COLORJITTER_S, hue=inp.COLORJITTER_H
+                brightness=inp.COLORJITTER_B,
+                contrast=inp.COLORJITTER_C,
+                saturation=inp.COLORJITTER_S,
+                hue=inp.COLORJITTER_H,
             )
         )
     if "randomgrayscale" in choices:

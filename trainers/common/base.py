@@ -38,12 +38,13 @@ from typing import Any, ContextManager, Dict, Iterable, List, Optional, Sequence
 import torch
 from torch import nn
 
-from engine.api import TrainerX, build_data_loader, build_evaluator, load_checkpoint, save_checkpoint
+from datasets.config import resolve_eval_protocol
 from engine import dist
-from engine.dist import is_main_process
+from engine.api import (TrainerX, build_data_loader, build_evaluator, build_lr_scheduler, build_optimizer,
+                        build_transform, load_checkpoint, save_checkpoint)
 from engine.utils import write_json
 
-from .checkpoints import checkpoint_keys, strict_load, trainable_state_dict
+from .checkpoints import strict_load, trainable_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +144,6 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
 
     def build_optim_sched(self, params: Iterable[nn.Parameter]):
         """Optimizer + LR scheduler (OPTIM config) over the given trainable parameters only."""
-        from engine.api import build_lr_scheduler, build_optimizer
-
         params = [p for p in params if p.requires_grad]
         if not params:
             raise ValueError(f"{type(self).__name__}: no trainable parameters to optimise")
@@ -175,16 +174,23 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         scaler = self.scaler
         if scaler is not None:
             scaler.scale(loss).backward()
-            for name in names:
-                if self._optims[name] is not None:
-                    scaler.unscale_(self._optims[name])
         else:
             loss.backward()
         if dist.is_dist():
-            self._all_reduce_grads(names)
+            self._all_reduce_grads(names)  # before unscale_, so every rank sees the same inf/NaN check
+        if scaler is not None:
+            for name in names:
+                if self._optims[name] is not None:
+                    scaler.unscale_(self._optims[name])
         grads = [p.grad.detach().float().norm() for name in names for p in self._models[name].parameters()
                  if p.requires_grad and p.grad is not None]
         grad_norm = float(torch.linalg.vector_norm(torch.stack(grads)).item()) if grads else 0.0
+        if scaler is None and not math.isfinite(grad_norm):
+            raise FloatingPointError(
+                f"Non-finite gradient norm {grad_norm} at epoch {self.epoch + 1}/{self.max_epoch}, step "
+                f"{getattr(self, 'batch_idx', 0) + 1}/{getattr(self, 'num_batches', '?')} (loss {loss.item():.4g}, "
+                f"PREC {self.prec}); lower the learning rate or use fp32/amp"
+            )
         for name in names:
             if self._optims[name] is None:
                 continue
@@ -261,6 +267,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                 self.load_model(self.output_dir)
                 self._selection = {"selection": final, "epoch": self.best_epoch}
             else:
+                logger.info("Deploy the last-epoch model")
                 self._selection = {"selection": "last_step", "epoch": self.max_epoch}
             self.test()
         elapsed = round(time.time() - getattr(self, "time_start", time.time()))
@@ -281,8 +288,6 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         if name not in cache:
             tfm = getattr(self.dm, "tfm_test", None)
             if tfm is None:
-                from engine.api import build_transform
-
                 tfm = build_transform(self.cfg, is_train=False)
             cache[name] = build_data_loader(
                 self.cfg,
@@ -368,7 +373,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         return None
 
     def _write_results(self, results: "OrderedDict[str, Dict[str, float]]", summary: Dict[str, float]) -> None:
-        if not is_main_process():
+        if not dist.is_main_process():
             return
         sel = getattr(self, "_selection", None)
         if sel is None:
@@ -379,8 +384,6 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                 sel = {"selection": "none", "epoch": None}
             else:
                 sel = {"selection": "current_weights", "epoch": None}
-        from datasets.config import resolve_eval_protocol
-
         out: Dict[str, Any] = {
             "trainer": self.cfg.TRAINER.NAME,
             "dataset": self.cfg.DATASET.NAME,
@@ -426,7 +429,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
     def save_model(self, epoch: int, directory: str, is_best: bool = False,
                    val_result: Optional[float] = None, model_name: str = "") -> None:
         """Dassl-layout save of the trainable tensors only (see :func:`checkpoints.checkpoint_keys`)."""
-        for name in self.get_model_names() if is_main_process() else []:
+        for name in self.get_model_names() if dist.is_main_process() else []:
             model = self._models[name]
             optim, sched = self._optims[name], self._scheds[name]
             state = {

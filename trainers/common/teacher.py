@@ -92,7 +92,8 @@ class TeacherImageEncoder(nn.Module):
 class Teacher:
     """A loaded teacher: frozen CLIP (+ prompts for PromptSRC teachers) and its identity.
 
-    Only the loaders of this module create it, after the weights are in place.
+    Created by the loaders of this module (after the weights are in place) or by PromptSRCTeacher
+    around its own trained model.
     """
 
     def __init__(self, kind: str, clip_model: nn.Module, identity: Dict[str, Any],
@@ -248,7 +249,7 @@ def load_teacher_checkpoint(
                 "text_prompts.layer* / image_prompts.layer* (PromptSRCTeacher / PromptSRC / IVLP runs)"
             )
         prompts, backbone_state = dict(state), {}
-        backbone_name = meta.get("backbone") or configured_name
+        backbone_name = teacher_name or meta.get("backbone") or configured_name
         if teacher_name is None and meta.get("backbone") and meta["backbone"] != pk.TEACHER_NAME:
             logger.warning("Teacher checkpoint %s was trained on %r; TRAINER.PROMPTKD.TEACHER_NAME %r is ignored",
                            path, meta["backbone"], pk.TEACHER_NAME)

@@ -20,11 +20,18 @@ from .prompts import TextPromptLearner, VisualPromptStack
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VLPromptCLIP", "tower_dtype", "cast_prompts"]
+__all__ = ["VLPromptCLIP", "tower_dtype", "cast_prompts", "cosine_logits"]
 
 
 def tower_dtype(module: nn.Module) -> torch.dtype:
-    """Storage dtype of a frozen tower (fp16 when loaded in half precision)."""
+    """Compute dtype of a frozen tower: fp16/bf16 when its matmul weights were stored in low precision
+    (LayerNorms and embeddings stay fp32 in OpenAI-style mixed precision, so they do not count)."""
+    conv1 = getattr(module, "conv1", None)
+    if isinstance(conv1, nn.Module):
+        return conv1.weight.dtype
+    get_cast_dtype = getattr(module, "get_cast_dtype", None)
+    if callable(get_cast_dtype):
+        return get_cast_dtype()
     for p in module.parameters():
         if p.is_floating_point():
             return p.dtype
@@ -36,6 +43,15 @@ def cast_prompts(prompts: Optional[List[torch.Tensor]], dtype: torch.dtype) -> O
     if prompts is None:
         return None
     return [p.to(dtype) for p in prompts]
+
+
+def cosine_logits(image_features: torch.Tensor, class_features: torch.Tensor, scale) -> torch.Tensor:
+    """``scale * norm(image) @ norm(class).T`` in fp32, with autocast disabled (logits are never low precision)."""
+    with torch.autocast(device_type=image_features.device.type, enabled=False):
+        img = F.normalize(image_features.float(), dim=-1)
+        cls = F.normalize(class_features.float(), dim=-1)
+        scale = scale.float() if isinstance(scale, torch.Tensor) else float(scale)
+        return scale * img @ cls.t()
 
 
 class VLPromptCLIP(nn.Module):
@@ -103,9 +119,7 @@ class VLPromptCLIP(nn.Module):
         return clip.encode_image(visual, images.to(dtype), prompts=prompts).float()
 
     def logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        img = F.normalize(image_features.float(), dim=-1)
-        txt = F.normalize(text_features.float(), dim=-1)
-        return self.logit_scale * img @ txt.t()
+        return cosine_logits(image_features, text_features, self.logit_scale)
 
     def forward(self, images: torch.Tensor, text_features: Optional[torch.Tensor] = None) -> torch.Tensor:
         if text_features is None:

@@ -1,0 +1,240 @@
+"""MaPLe: multi-modal prompt learning (Khattak et al., CVPR 2023; reference-behaviour §2.3, §3.4).
+
+Text prompts as IVLP's text side (:class:`TextPromptLearner`, depth J, N context tokens; layer 0
+initialised from the first N words of ``CTX_INIT`` whose remaining words stay fixed in the prompt,
+layers 1..J-1 N(0, 0.02^2)). The visual prompts are not independent: they are COUPLED to the text
+prompts by linear maps ``text width -> vision width`` (dimensions read from the model, not the
+reference's hard-coded 512/768)::
+
+    visual prompt of layer 0 = couplings[0](text layer 0)        (the reference's ``proj``)
+    visual prompt of layer i = couplings[i](text layer i), 1 <= i < J
+                                (``compound_prompt_projections[i-1]``, deep copies of ONE freshly
+                                 initialised Linear, so they all start identical)
+
+and both go through the shared :func:`clip.encode_image` / :func:`clip.encode_text` (layer-0 visual
+prompts appended after the positional embedding, deeper ones replacing the last N tokens; deep text
+prompts replacing positions 1..N). Loss: cross-entropy. Trainable: the text prompts and the J
+couplings (3,555,072 parameters for ViT-B/16, J = 9, N = 2). Registered as "MultiModalPromptLearner".
+
+Our checkpoint keys and the reference's (whole CustomCLIP, §2.6) map as::
+
+    prompt_learner.ctx                                   -> text_prompts.layer0
+    prompt_learner.compound_prompts_text.{k}             -> text_prompts.layer{k+1}
+    prompt_learner.proj.{weight,bias}                    -> couplings.0.{weight,bias}
+    prompt_learner.compound_prompt_projections.{k}.*     -> couplings.{k+1}.*
+    prompt_learner.token_prefix / token_suffix           -> skipped (class-name buffers)
+    image_encoder.* / text_encoder.* / logit_scale       -> frozen CLIP: checked against the backbone
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from yacs.config import CfgNode as CN
+
+import clip
+from engine.api import TRAINER_REGISTRY
+
+from .common.backbone import build_clip, check_input_size
+from .common.checkpoints import CheckpointKeyError, ReferenceVLState, _fmt, split_reference_vl_state
+from .common.prompts import TextPromptLearner
+from .common.vl_model import cast_prompts, cosine_logits, tower_dtype
+from .coop import load_init_weights
+from .ivlp import VLPromptTrainer
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MaPLe",
+    "MaPLeCLIP",
+    "add_config",
+    "is_maple_reference_state",
+    "map_maple_reference_state",
+    "check_reference_backbone",
+]
+
+
+def add_config(cfg: CN) -> None:
+    """TRAINER.MAPLE (reference §4.1 keys and defaults)."""
+    cfg.TRAINER.MAPLE = CN()
+    cfg.TRAINER.MAPLE.N_CTX = 2  # context tokens per layer (text and, through the couplings, vision)
+    cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"  # words initialising the layer-0 text context
+    cfg.TRAINER.MAPLE.PREC = "fp16"  # fp32 | fp16 (frozen CLIP in half) | amp | bf16
+    cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9  # J: layers with coupled prompts (>= 1)
+
+
+class MaPLeCLIP(nn.Module):
+    """Frozen CLIP (``backbone``) + text prompts (``text_prompts.layer{i}``) + couplings (``couplings.{i}``).
+
+    ``encode_text()`` -> prompted text features for the current class set [C, D] (fp32, unnormalised);
+    ``encode_image(images)`` -> [B, D]; ``forward(images, text_features=None)`` -> logits [B, C] (fp32).
+    """
+
+    def __init__(self, clip_model: nn.Module, classnames: Sequence[str], n_ctx: int, depth: int,
+                 ctx_init: str = "a photo of a") -> None:
+        super().__init__()
+        info = clip.model_info(clip_model)
+        if not info.is_vit:
+            raise ValueError("MaPLe prompts the image transformer: MODEL.BACKBONE.NAME must be a ViT CLIP (e.g. ViT-B/16)")
+        max_depth = min(info.text_layers, info.vision_layers)
+        if not 1 <= depth <= max_depth:
+            raise ValueError(f"TRAINER.MAPLE.PROMPT_DEPTH = {depth}: need 1 <= depth <= {max_depth} "
+                             f"(blocks: text {info.text_layers}, vision {info.vision_layers})")
+        if n_ctx < 1:
+            raise ValueError(f"TRAINER.MAPLE.N_CTX = {n_ctx}: need >= 1 context token")
+        self.backbone = clip_model
+        self.text_prompts = TextPromptLearner(clip_model, classnames, n_ctx, depth, ctx_init)
+        layer0 = nn.Linear(info.text_width, info.vision_width)
+        deep = nn.Linear(info.text_width, info.vision_width)
+        self.couplings = nn.ModuleList([layer0] + [copy.deepcopy(deep) for _ in range(depth - 1)])
+        self.depth = int(depth)
+
+    def train(self, mode: bool = True) -> "MaPLeCLIP":
+        super().train(mode)
+        self.backbone.eval()  # frozen tower: never in train mode
+        return self
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.backbone.logit_scale.detach().float().exp()
+
+    @property
+    def classnames(self) -> List[str]:
+        return self.text_prompts.classnames
+
+    def set_classnames(self, classnames: Sequence[str]) -> None:
+        self.text_prompts.set_classnames(classnames)
+
+    def visual_prompts(self) -> List[torch.Tensor]:
+        """[couplings[i](text layer i) for i < J]: the prompt list of :func:`clip.encode_image`."""
+        text_layers = [self.text_prompts.layer0] + self.text_prompts.deep_prompts()
+        return [coupling(p) for coupling, p in zip(self.couplings, text_layers)]
+
+    def encode_text(self) -> torch.Tensor:
+        token_embeds, token_ids, deep = self.text_prompts()
+        dtype = tower_dtype(self.backbone.transformer)
+        feats = clip.encode_text(self.backbone, token_embeds.to(dtype), token_ids,
+                                 deep_prompts=cast_prompts(deep, dtype), n_ctx=self.text_prompts.n_ctx)
+        return feats.float()
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        visual = self.backbone.visual
+        dtype = tower_dtype(visual)
+        prompts = cast_prompts(self.visual_prompts(), dtype)
+        return clip.encode_image(visual, images.to(dtype), prompts=prompts).float()
+
+    def forward(self, images: torch.Tensor, text_features: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if text_features is None:
+            text_features = self.encode_text()
+        return cosine_logits(self.encode_image(images), text_features, self.logit_scale)
+
+
+# ------------------------------------------------------------------------------------------------
+# reference checkpoint layout
+# ------------------------------------------------------------------------------------------------
+_REF_COMPOUND_TEXT = re.compile(r"^prompt_learner\.compound_prompts_text\.(\d+)$")
+_REF_COMPOUND_PROJ = re.compile(r"^prompt_learner\.compound_prompt_projections\.(\d+)\.(weight|bias)$")
+_REF_PROJ = re.compile(r"^prompt_learner\.proj\.(weight|bias)$")
+
+
+def is_maple_reference_state(state: Mapping[str, torch.Tensor]) -> bool:
+    """True for the reference CustomCLIP layout (``prompt_learner.*`` / ``image_encoder.*`` keys)."""
+    return any(k.split(".", 1)[0] in ("prompt_learner", "image_encoder", "text_encoder")
+               or k.startswith("module.prompt_learner.") for k in state)
+
+
+def map_maple_reference_state(state: Mapping[str, torch.Tensor]) -> ReferenceVLState:
+    """Split a reference MaPLe state dict into our prompt keys (``prompts``), CLIP backbone keys
+    (``backbone``, open_clip names), skipped class-name buffers and unexpected keys (module docstring)."""
+    prompts: Dict[str, torch.Tensor] = {}
+    rest: Dict[str, torch.Tensor] = {}
+    ivlp_prompts: List[str] = []
+    for k, v in state.items():
+        key = k[len("module."):] if k.startswith("module.") else k
+        m_text, m_proj, m0 = _REF_COMPOUND_TEXT.match(key), _REF_COMPOUND_PROJ.match(key), _REF_PROJ.match(key)
+        if key == "image_encoder.VPT" or key.endswith(".VPT_shallow"):
+            ivlp_prompts.append(key)  # IVLP's independent prompts have no place in MaPLe
+        elif m_text:
+            prompts[f"text_prompts.layer{int(m_text.group(1)) + 1}"] = v
+        elif m_proj:
+            prompts[f"couplings.{int(m_proj.group(1)) + 1}.{m_proj.group(2)}"] = v
+        elif m0:
+            prompts[f"couplings.0.{m0.group(1)}"] = v
+        else:
+            rest[key] = v
+    # the rest has the IVLP/PromptSRC layout: prompt_learner.ctx, class-name buffers, CLIP towers
+    out = split_reference_vl_state(rest)
+    out.unexpected.extend(ivlp_prompts)
+    out.prompts.update(prompts)
+    return out
+
+
+def check_reference_backbone(backbone: nn.Module, reference: Mapping[str, torch.Tensor], model_name: str,
+                             what: str = "reference checkpoint") -> None:
+    """The frozen-CLIP tensors of a reference checkpoint must be the backbone's own weights (up to the
+    fp16 storage of released files): unknown keys raise :class:`CheckpointKeyError`, other values ValueError."""
+    own = backbone.state_dict()
+    unknown = sorted(k for k in reference if k not in own)
+    if unknown:
+        raise CheckpointKeyError(f"{what}: CLIP keys not in {model_name}: {_fmt(unknown)}")
+    differing = [k for k, v in reference.items()
+                 if tuple(own[k].shape) != tuple(v.shape)
+                 or not torch.allclose(own[k].float().cpu(), v.float().cpu(), atol=1e-2, rtol=1e-2)]
+    if differing:
+        raise ValueError(f"{what}: {len(differing)} CLIP tensors differ from the backbone {model_name!r} "
+                         f"(e.g. {differing[:3]}); it was trained on another CLIP model")
+
+
+@TRAINER_REGISTRY.register()
+class MaPLe(VLPromptTrainer):
+    """MaPLe trainer: L = CE(exp(logit_scale) * cos(prompted image, prompted text), y)."""
+
+    CFG_NODE = "MAPLE"
+    REGISTERED_NAME = "MultiModalPromptLearner"
+
+    def build_model(self) -> None:
+        cfg = self.cfg
+        node = cfg.TRAINER.MAPLE
+        clip_model = build_clip(cfg, prec=self.prec, device=self.device)
+        check_input_size(cfg, clip_model, cfg.MODEL.BACKBONE.NAME)
+        self.model = MaPLeCLIP(clip_model, self.train_classnames, int(node.N_CTX), int(node.PROMPT_DEPTH),
+                               node.CTX_INIT).to(self.device)
+        self._text_cache: Optional[torch.Tensor] = None
+        optim, sched = self.build_optim_sched(self.model.parameters())
+        self.optim, self.sched = optim, sched
+        self.register_model(self.REGISTERED_NAME, self.model, optim, sched)
+        load_init_weights(self, self.REGISTERED_NAME)
+
+    def checkpoint_meta(self, name: str) -> Dict:
+        meta = super().checkpoint_meta(name)
+        meta.update(n_ctx=self.model.text_prompts.n_ctx, prompt_depth=self.model.depth)
+        return meta
+
+    def forward_backward(self, batch) -> Dict[str, float]:
+        images, labels = self.parse_batch_train(batch)
+        with self.autocast():
+            logits = self.model(images)
+        loss = F.cross_entropy(logits.float(), labels)
+        grad_norm = self.optimize(loss)
+        acc = (logits.argmax(dim=1) == labels).float().mean().item() * 100.0
+        return {"loss": loss.item(), "acc": acc, "grad_norm": grad_norm}
+
+    def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Released MaPLe checkpoints (whole CustomCLIP) -> our prompt keys; their CLIP tensors are checked
+        against the frozen backbone. Our own checkpoints pass through unchanged."""
+        if not is_maple_reference_state(state_dict):
+            return state_dict
+        ref = map_maple_reference_state(state_dict)
+        if ref.unexpected:
+            raise CheckpointKeyError(f"reference MaPLe checkpoint: unexpected keys {_fmt(ref.unexpected)}")
+        check_reference_backbone(self.model.backbone, ref.backbone, self.cfg.MODEL.BACKBONE.NAME,
+                                 "reference MaPLe checkpoint")
+        logger.info("Reference MaPLe checkpoint: %d prompt tensors mapped; %d CLIP tensors match the backbone; "
+                    "%d class-name buffers skipped", len(ref.prompts), len(ref.backbone), len(ref.skipped))
+        return dict(ref.prompts)
