@@ -194,7 +194,11 @@ class TrainerBase(ABC):
         val_result: Optional[float] = None,
         model_name: str = "",
     ) -> None:
-        """Save every registered model to ``<directory>/<name>/`` (rank 0 only; all ranks then sync)."""
+        """Save every registered model to ``<directory>/<name>/``.
+
+        Call it on every rank: rank 0 writes, then all ranks meet at a barrier (so a following
+        ``load_model`` on any rank sees the file).
+        """
         if dist.is_main_process():
             for name in self.get_model_names():
                 optim = self._optims[name]
@@ -223,8 +227,15 @@ class TrainerBase(ABC):
             return 0
         for name in names:
             path = osp.join(directory, name)
-            if not osp.isdir(path) or read_checkpoint_pointer(path) is None:
+            if not osp.isdir(path):
                 logger.info("No checkpoint found, train from scratch")
+                return 0
+            if read_checkpoint_pointer(path) is None:
+                logger.info(
+                    "No checkpoint found, train from scratch (%s has no 'checkpoint' pointer file; files: %s)",
+                    path,
+                    sorted(os.listdir(path)),
+                )
                 return 0
         logger.info("Found checkpoint at %s (will resume training)", directory)
         start_epoch = 0
@@ -575,6 +586,16 @@ class SimpleTrainer(TrainerBase):
             if optim is not None:
                 return optim.param_groups[0]["lr"]
         return 0.0
+
+    def get_specific_lr(self, names: Optional[str] = None) -> float:
+        """LR of param group 0 of the optimiser of model ``names`` (default: the first registered model)."""
+        name = self.get_model_names()[0] if names is None else names
+        if name not in self._optims:
+            raise KeyError(f"Model '{name}' is not registered; registered models: {self.get_model_names()}")
+        optim = self._optims[name]
+        if optim is None:
+            raise ValueError(f"Model '{name}' was registered without an optimizer")
+        return optim.param_groups[0]["lr"]
 
     # ------------------------------------------------------------------ helpers for run_epoch
     def _set_sampler_epoch(self, loader: Any) -> None:

@@ -262,7 +262,7 @@ def pretrain(
         "train_seconds": round(seconds, 2),
         "final_loss": float(np.mean(losses[-20:])),
         "loss_curve": [round(float(np.mean(losses[i:i + 50])), 4) for i in range(0, len(losses), 50)],
-        "logit_scale": float(model.logit_scale.exp()),
+        "logit_scale": model.logit_scale.detach().exp().item(),
         "params_visual": sum(p.numel() for p in model.visual.parameters()),
     }
     return model, stats

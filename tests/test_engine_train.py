@@ -152,6 +152,10 @@ def test_train_checkpoint_resume_and_eval_only_reproduce(tmp_path, registered):
     assert len(records) == 1 and records[0]["split"] is None  # final test after training (last_step)
     final = records[0]
     assert trainer.epoch == 1 and trainer.start_epoch == 0
+    # cosine over 2 epochs, stepped once per epoch: 0.05 -> 0.025 -> 0
+    assert trainer.get_current_lr() == trainer.get_specific_lr("linear_probe") == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(KeyError, match="linear_probe"):
+        trainer.get_specific_lr("prompt_learner")
 
     # Dassl layout + our extras
     ck_dir = out / "linear_probe"

@@ -9,7 +9,7 @@ as "VLPromptLearner" like the reference and hold only these tensors.
 from __future__ import annotations
 
 import logging
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +86,7 @@ class VLPromptTrainer(PromptTrainer):
             self._text_cache = self.model.encode_text()
         return self.model(images, text_features=self._text_cache)
 
-    def parse_batch_train(self, batch):
+    def parse_batch_train(self, batch: Dict) -> Tuple[torch.Tensor, torch.Tensor]:
         return batch["img"].to(self.device), batch["label"].to(self.device)
 
     # ------------------------------------------------------------------ reference checkpoints

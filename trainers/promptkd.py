@@ -26,7 +26,7 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -62,9 +62,11 @@ __all__ = ["PromptKDStudent", "PromptKD", "PromptKDStudentModel", "build_project
 def add_config(cfg: CN) -> None:
     """TRAINER.PROMPTKD (reference §4.1 keys, fixed defaults, and the teacher / class-vector keys)."""
     if "MODAL" not in cfg.TRAINER:
-        # reference key: "base2novel" | "cross"; with DATASET.EVAL_PROTOCOL "auto" it picks the
-        # evaluation sets (base2novel -> base/novel, otherwise a single test set)
-        cfg.TRAINER.MODAL = "base2novel"
+        # reference key: "base2novel" | "cross" (the original scripts pass it on the command line).
+        # With DATASET.EVAL_PROTOCOL "auto" it picks the evaluation sets: "base2novel" -> base and
+        # novel, anything else -> a single test set. The default is "" (the reference defaulted to
+        # "base2novel", which would make every baseline's cross-dataset run report base/novel).
+        cfg.TRAINER.MODAL = ""
     pk = CN()
     pk.N_CTX_VISION = 4  # student visual prompt tokens per layer (Nv)
     pk.N_CTX_TEXT = 4  # kept for config compatibility: the teacher's prompt shape is read from its checkpoint
@@ -289,11 +291,11 @@ class PromptKDStudent(PromptTrainer):
         self._teacher_obj = None  # drop the teacher's text side; only its image tower is kept
         logger.info("Teacher image encoder ready (%s, frozen, not saved)", teacher.identity.get("model"))
 
-    def parse_batch_train(self, batch):
+    def parse_batch_train(self, batch: Dict[str, Any]) -> torch.Tensor:
         """Images only: the student never reads labels (DATASET.TRAIN_LABELS drop gives -1)."""
         return batch["img"].to(self.device, non_blocking=True)
 
-    def distillation_logits(self, images: torch.Tensor):
+    def distillation_logits(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(student logits, teacher logits) over the current class set, both fp32."""
         weights = self.class_weights
         with torch.no_grad():

@@ -33,7 +33,7 @@ import re
 import time
 from abc import ABCMeta, abstractmethod
 from collections import OrderedDict
-from typing import Any, ContextManager, Dict, Iterable, List, Optional, Sequence
+from typing import Any, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -142,7 +142,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         logger.info("Model %r: %s trainable parameters in %d tensors (%s frozen)\n%s",
                     name, f"{total:,}", len(trainable), f"{frozen:,}", "\n".join(lines))
 
-    def build_optim_sched(self, params: Iterable[nn.Parameter]):
+    def build_optim_sched(self, params: Iterable[nn.Parameter]) -> Tuple[Any, Any]:
         """Optimizer + LR scheduler (OPTIM config) over the given trainable parameters only."""
         params = [p for p in params if p.requires_grad]
         if not params:
@@ -399,7 +399,8 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
             **summary,
             "teacher": self.teacher_identity(),
             "trainable_params": self.num_trainable_params(),
-            "config": self.cfg.get("CONFIG_FILE", None) or None,
+            # train.py may set ``trainer.config_file`` (the --config-file path); else a CONFIG_FILE key if any
+            "config": getattr(self, "config_file", None) or self.cfg.get("CONFIG_FILE", None) or None,
             "output_dir": self.output_dir,
         }
         path = osp.join(self.output_dir, "results.json")
