@@ -161,6 +161,8 @@ def main(argv: Optional[List[str]] = None) -> Any:
             atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
 
         trainer = api.build_trainer(cfg)
+        # recorded in results.json so result tables can tell two configs of one trainer apart
+        trainer.config_file = args.config_file or None
         if args.eval_only:
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
             trainer.test()

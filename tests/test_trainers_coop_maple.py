@@ -73,7 +73,7 @@ def run(env, trainer, out, opts=(), eval_only=False, model_dir=None, load_epoch=
     if load_epoch is not None:
         argv += ["--load-epoch", str(load_epoch)]
     argv += ["MODEL.BACKBONE.NAME", env["weights"], "OPTIM.MAX_EPOCH", str(epochs), "OPTIM.LR", "0.01",
-             "TRAIN.PRINT_FREQ", "10"]
+             "TRAIN.PRINT_FREQ", "10", "DATASET.EVAL_PROTOCOL", "base2novel"]
     return train.main(argv + list(opts))
 
 

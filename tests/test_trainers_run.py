@@ -54,7 +54,8 @@ def run(env, trainer, out, opts=(), node=None, eval_only=False, model_dir=None, 
         argv += ["--load-epoch", str(load_epoch)]
     argv += ["MODEL.BACKBONE.NAME", backbone or env["student"], "DATALOADER.NUM_WORKERS", "0",
              "INPUT.SIZE", "(32, 32)", "OPTIM.MAX_EPOCH", "2", "OPTIM.NAME", "sgd", "OPTIM.LR", "0.01",
-             "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "8", "TRAIN.PRINT_FREQ", "10"]
+             "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "8", "TRAIN.PRINT_FREQ", "10",
+             "DATASET.EVAL_PROTOCOL", "base2novel"]
     if node:
         argv += [f"TRAINER.{node}.PREC", "fp32"]
     opts = list(opts)
