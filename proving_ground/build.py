@@ -75,10 +75,10 @@ def preset(name: str, seed: int = 0) -> BuildConfig:
             data=DatasetConfig(train_per_class=80, val_per_class=20, test_per_class=40),
             teacher=ModelConfig("pg_teacher", embed_dim=128, vision_width=192, vision_layers=4,
                                 text_width=128, text_layers=2),
-            teacher_train=TrainConfig(steps=800, batch_size=256, lr=2e-3, seed=seed),
+            teacher_train=TrainConfig(steps=1100, batch_size=128, lr=1e-3, seed=seed),
             student=ModelConfig("pg_student", embed_dim=128, vision_width=128, vision_layers=3,
                                 text_width=128, text_layers=2),
-            student_train=TrainConfig(steps=500, batch_size=256, lr=2e-3, seed=seed),
+            student_train=TrainConfig(steps=700, batch_size=128, lr=1e-3, seed=seed),
         )
     if name == "reduced":
         world = W.WorldConfig(seed=seed, colours=("red", "green", "blue", "yellow"),

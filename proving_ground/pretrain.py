@@ -105,8 +105,8 @@ class TrainConfig:
     """Pre-training schedule (values follow the calibration note; see README)."""
 
     steps: int = 800
-    batch_size: int = 256
-    lr: float = 2e-3
+    batch_size: int = 128
+    lr: float = 1e-3
     weight_decay: float = 0.1
     betas: Tuple[float, float] = (0.9, 0.98)
     warmup_frac: float = 0.05
