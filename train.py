@@ -10,6 +10,13 @@ Config merge order (reference §1.2): engine defaults -> ``datasets.extend_cfg``
 opts -> freeze. ``--resume DIR`` keeps DIR (the reference PromptKD set it to "", defect §5.9).
 Importing the ``datasets`` and ``trainers`` packages registers every dataset and trainer.
 Launch with ``torchrun --nproc_per_node N train.py ...`` for DDP.
+
+Run folder semantics (docs/RELIABILITY.md): ``--resume auto`` (the default when the flag is absent,
+as Dassl) resumes OUTPUT_DIR if it holds a resumable state or checkpoints, ``--resume none`` never
+resumes, ``--resume PATH`` resumes that run directory / ``last_state.pth.tar``. A finished run
+(``OUTPUT_DIR/DONE``, written after results.json) is never silently redone: the same command again
+says so and exits 0, unless ``--overwrite`` (start again from scratch in that folder) or an explicit
+``--resume`` is given.
 """
 
 from __future__ import annotations
@@ -22,8 +29,12 @@ if not sys.path or sys.path[0] != _REPO_ROOT:
     sys.path.insert(0, _REPO_ROOT)
 
 import argparse  # noqa: E402
+import datetime  # noqa: E402
+import glob  # noqa: E402
 import logging  # noqa: E402
-from typing import Any, List, Optional  # noqa: E402
+import shlex  # noqa: E402
+import subprocess  # noqa: E402
+from typing import Any, Dict, List, Optional  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -31,7 +42,8 @@ from engine import api  # noqa: E402
 from engine import dist  # noqa: E402
 from engine import utils as engine_utils  # noqa: E402
 from engine.config import add_engine_extras, merge_from_file_checked, merge_from_list_checked  # noqa: E402
-from engine.fileio import atomic_write_text  # noqa: E402
+from engine.checkpoint import DONE_NAME, RESUME_STATE_NAME  # noqa: E402
+from engine.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 logger = logging.getLogger("train")
 
@@ -44,7 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", type=str, default="", help="path to the dataset root ($DATA)")
     parser.add_argument("--output-dir", type=str, default="", help="output directory")
     parser.add_argument(
-        "--resume", type=str, default="", help="checkpoint directory to resume from (default: OUTPUT_DIR)"
+        "--resume",
+        type=str,
+        default="",
+        help="auto (default: resume OUTPUT_DIR if it holds a resumable state or checkpoints; also re-opens a "
+        "finished run) | none (never resume) | PATH (a run directory or its last_state.pth.tar)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again from scratch in an OUTPUT_DIR that holds a finished or interrupted run (its DONE marker, "
+        "results, resumable state, metrics.csv and checkpoints are removed first)",
     )
     parser.add_argument("--seed", type=int, default=None, help="only a non-negative value fixes the seed")
     parser.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
@@ -68,11 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_reliability_keys(cfg: Any) -> None:
+    """Keys of the resume machinery (docs/RELIABILITY.md); existing values are kept."""
+    if "CHECKPOINT_STEPS" not in cfg.TRAIN:
+        # save the resumable OUTPUT_DIR/last_state.pth.tar every N training steps (0: only at epoch ends)
+        cfg.TRAIN.CHECKPOINT_STEPS = 0
+    if "DEBUG_KILL_AT_STEP" not in cfg.TRAIN:
+        # TESTS ONLY: SIGKILL the process after this global training step (0: off); used to test resume
+        cfg.TRAIN.DEBUG_KILL_AT_STEP = 0
+
+
 def extend_cfg(cfg: Any) -> None:
-    """Add the config nodes of the datasets and trainers packages (their ``extend_cfg``, when defined)."""
+    """Add the config nodes of the datasets and trainers packages (their ``extend_cfg``, when defined)
+    and the resume keys (:func:`add_reliability_keys`)."""
     import datasets
     import trainers
 
+    add_reliability_keys(cfg)
     for package in (datasets, trainers):
         if hasattr(package, "extend_cfg"):
             package.extend_cfg(cfg)
@@ -127,6 +161,68 @@ def _log_args_and_cfg(args: argparse.Namespace, cfg: Any) -> None:
     logger.info("\n".join(lines))
 
 
+def read_done_marker(output_dir: str) -> Optional[Dict[str, Any]]:
+    """Content of ``<output_dir>/DONE`` (None when the run is not finished)."""
+    path = os.path.join(output_dir, DONE_NAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        return engine_utils.read_json(path)
+    except ValueError:
+        return {"finished_at": "unknown (unreadable DONE file)"}
+
+
+def finished_run_message(output_dir: str, done: Dict[str, Any]) -> str:
+    results = os.path.join(output_dir, "results.json")
+    return (
+        f"{output_dir} already holds a finished run (DONE marker written {done.get('finished_at', '?')}; results: "
+        f"{results if os.path.isfile(results) else 'none'}). Nothing to do. To train again from scratch in this folder "
+        "pass --overwrite; to re-open it (resume / re-evaluate) pass --resume auto; or choose another --output-dir."
+    )
+
+
+def clear_previous_run(output_dir: str) -> List[str]:
+    """``--overwrite``: remove what marks or resumes a previous run in ``output_dir`` (DONE, results.json,
+    the resumable state, metrics.csv and the Dassl checkpoint files of its model folders). Logs are kept
+    (a new log.txt gets a time stamp, as in Dassl). Returns the removed paths."""
+    removed = []
+    candidates = [os.path.join(output_dir, n) for n in (DONE_NAME, "results.json", RESUME_STATE_NAME, "metrics.csv")]
+    for pattern in ("model.pth.tar-*", "model-best.pth.tar", "checkpoint"):
+        candidates += glob.glob(os.path.join(output_dir, "*", pattern))
+    for path in candidates:
+        if os.path.isfile(path):
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", _REPO_ROOT, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if out.returncode != 0:
+            return "unknown (not a git checkout)"
+        dirty = subprocess.run(["git", "-C", _REPO_ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unknown ({exc.__class__.__name__})"
+
+
+def _log_environment(argv: List[str]) -> None:
+    """Environment info at the top of every log: command, code version, engine, system/library versions."""
+    lines = [
+        "** Run **",
+        f"command: python train.py {' '.join(shlex.quote(a) for a in argv)}",
+        f"started: {datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"working directory: {os.getcwd()}",
+        f"code: git commit {_git_commit()}",
+        api.describe_engine(),
+        "** System info **",
+        engine_utils.collect_env_info(),
+    ]
+    logger.info("Collecting env info ...\n%s\n", "\n".join(lines))
+
+
 def _setup_logging(cfg: Any) -> None:
     if api.ENGINE_NAME == "builtin":
         api.setup_logger(cfg.OUTPUT_DIR)
@@ -138,8 +234,17 @@ def _setup_logging(cfg: Any) -> None:
 
 def main(argv: Optional[List[str]] = None) -> Any:
     """Run training or evaluation; returns the trainer (handy for tests and notebooks)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.overwrite and args.resume:
+        raise ValueError(f"--overwrite starts from scratch but --resume {args.resume!r} asks to resume: pass only one")
     cfg = setup_cfg(args)
+    done = read_done_marker(cfg.OUTPUT_DIR)
+    explicit_resume = str(cfg.RESUME).strip().lower() not in ("", "none") and not args.eval_only
+    if done is not None and not args.overwrite and not explicit_resume:
+        engine_utils.setup_logger(None)  # console only: nothing is written into the finished run's folder
+        logger.warning(finished_run_message(cfg.OUTPUT_DIR, done))
+        return None
 
     started_dist = False
     if cfg.TRAIN.DIST != "none" and not dist.is_dist():
@@ -148,15 +253,25 @@ def main(argv: Optional[List[str]] = None) -> Any:
         if cfg.SEED >= 0:
             # Superset of Dassl's set_random_seed (same RNGs) plus the optional deterministic mode.
             engine_utils.set_random_seed(cfg.SEED, deterministic=cfg.ENGINE.DETERMINISTIC)
+        removed: List[str] = []
+        if args.overwrite:
+            if dist.is_main_process():
+                removed = clear_previous_run(cfg.OUTPUT_DIR)
+            dist.barrier()
+            cfg.defrost()
+            cfg.RESUME = "none"
+            cfg.freeze()
         _setup_logging(cfg)
         if torch.cuda.is_available() and cfg.USE_CUDA and not cfg.ENGINE.DETERMINISTIC:
             torch.backends.cudnn.benchmark = True
 
-        logger.info(api.describe_engine())
+        _log_environment(argv)
+        if args.overwrite:
+            logger.info("--overwrite: removed %d file(s) of the previous run in %s: %s", len(removed), cfg.OUTPUT_DIR,
+                        removed)
         if dist.is_dist():
             logger.info("Distributed run: rank %d of %d", dist.get_rank(), dist.get_world_size())
         _log_args_and_cfg(args, cfg)
-        logger.info("Collecting env info ...\n** System info **\n%s\n", engine_utils.collect_env_info())
         if dist.is_main_process():
             atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
 
@@ -166,13 +281,35 @@ def main(argv: Optional[List[str]] = None) -> Any:
         if args.eval_only:
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
             trainer.test()
+            mark_done(cfg, argv, "eval-only")
             return trainer
         if not args.no_train:
             trainer.train()
+            mark_done(cfg, argv, "train")
         return trainer
     finally:
         if started_dist:
             dist.destroy_distributed()
+
+
+def mark_done(cfg: Any, argv: List[str], mode: str) -> None:
+    """Completion marker ``OUTPUT_DIR/DONE`` (after results.json, atomically); the resumable state is no
+    longer needed and is removed (the Dassl epoch checkpoints stay)."""
+    if not dist.is_main_process():
+        return
+    out = cfg.OUTPUT_DIR
+    results = os.path.join(out, "results.json")
+    atomic_write_json(os.path.join(out, DONE_NAME), {
+        "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
+        "mode": mode,
+        "trainer": cfg.TRAINER.NAME,
+        "results": "results.json" if os.path.isfile(results) else None,
+        "command": "python train.py " + " ".join(shlex.quote(a) for a in argv),
+    })
+    state = os.path.join(out, RESUME_STATE_NAME)
+    if os.path.isfile(state):
+        os.remove(state)
+    logger.info("Run complete: %s written", os.path.join(out, DONE_NAME))
 
 
 if __name__ == "__main__":

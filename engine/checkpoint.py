@@ -8,6 +8,11 @@ one-line ``checkpoint`` pointer file naming the latest regular save. Changes fro
   resuming a best_val run restarted from the best instead of the last epoch);
 - ``load_checkpoint`` always maps to CPU (the trainer moves weights to its device) and reads
   ``weights_only`` first, falling back to full unpickling (with a warning) for legacy files.
+
+Resumable state (docs/RELIABILITY.md): besides the Dassl epoch checkpoints, the trainer keeps ONE
+resumable file ``<OUTPUT_DIR>/last_state.pth.tar`` (every ``TRAIN.CHECKPOINT_STEPS`` steps and at every
+epoch end) with model/optimiser/scheduler/trainer state, the position in the epoch and every RNG state
+(:func:`capture_rng_state`), so a run killed at any point resumes onto the same trajectory.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from __future__ import annotations
 import logging
 import os.path as osp
 import pickle
+import random
 import shutil
 import warnings
 from collections import OrderedDict
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -38,10 +45,23 @@ __all__ = [
     "atomic_torch_save",
     "atomic_write_text",
     "atomic_write_json",
+    "RESUME_STATE_NAME",
+    "DONE_NAME",
+    "capture_rng_state",
+    "restore_rng_state",
+    "save_resume_state",
+    "load_resume_state",
+    "is_resume_state",
 ]
 
 BEST_NAME = "model-best.pth.tar"
 POINTER_NAME = "checkpoint"
+#: the single resumable state of a run, in OUTPUT_DIR (removed once the run is complete)
+RESUME_STATE_NAME = "last_state.pth.tar"
+#: completion marker of a run, in OUTPUT_DIR (written by train.py after results.json)
+DONE_NAME = "DONE"
+_RESUME_FORMAT = "promptkd-resume-state"
+_RESUME_VERSION = 1
 
 
 def strip_module_prefix(state_dict: Dict[str, Any]) -> "OrderedDict[str, Any]":
@@ -189,3 +209,99 @@ def load_pretrained_weights(model: nn.Module, weight_path: str) -> None:
         logger.info('Successfully loaded pretrained weights from "%s"', weight_path)
         if discarded:
             logger.info("Layers discarded due to unmatched keys or size: %s", discarded)
+
+
+# ------------------------------------------------------------------------------------------------
+# resumable state
+# ------------------------------------------------------------------------------------------------
+def capture_rng_state(generators: Optional[Mapping[str, Optional[torch.Generator]]] = None) -> Dict[str, Any]:
+    """Every RNG a training step can draw from: Python ``random``, numpy's global generator, torch
+    (CPU and each CUDA device) and the named ``torch.Generator`` objects (the data loaders' / samplers').
+
+    The result holds only tensors, numbers, strings, lists and tuples (loadable with ``weights_only``).
+    """
+    np_state = np.random.get_state(legacy=False)
+    out: Dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": str(np_state["bit_generator"]),
+            "key": torch.from_numpy(np.asarray(np_state["state"]["key"], dtype=np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "generators": {},
+    }
+    for name, gen in (generators or {}).items():
+        if gen is not None:
+            out["generators"][name] = gen.get_state()
+    return out
+
+
+def restore_rng_state(state: Mapping[str, Any],
+                      generators: Optional[Mapping[str, Optional[torch.Generator]]] = None) -> None:
+    """Inverse of :func:`capture_rng_state`. A generator present on one side only is reported (WARNING):
+    the data order then differs from the interrupted run (e.g. ``SEED`` changed between the two runs)."""
+    random.setstate(_as_python_rng_state(state["python"]))
+    np_state = state["numpy"]
+    np.random.set_state((np_state["bit_generator"], np_state["key"].numpy().astype(np.uint32), int(np_state["pos"]),
+                         int(np_state["has_gauss"]), float(np_state["gauss"])))
+    torch.set_rng_state(state["torch"])
+    cuda_states = list(state.get("cuda") or [])
+    if cuda_states and torch.cuda.is_available():
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+        else:
+            logger.warning("Resume: the state has %d CUDA RNG states but %d devices are visible; CUDA RNGs not "
+                           "restored", len(cuda_states), torch.cuda.device_count())
+    saved = dict(state.get("generators") or {})
+    current = {k: g for k, g in (generators or {}).items() if g is not None}
+    for name, gen in current.items():
+        if name in saved:
+            gen.set_state(saved[name])
+    only_saved, only_now = sorted(set(saved) - set(current)), sorted(set(current) - set(saved))
+    if only_saved or only_now:
+        logger.warning("Resume: data-loader generators differ from the interrupted run (only in the state: %s, only "
+                       "now: %s); the remaining data order will differ (same SEED and config give identical runs)",
+                       only_saved, only_now)
+
+
+def _as_python_rng_state(value: Any) -> tuple:
+    """``random.setstate`` needs tuples; a state read back may hold lists."""
+    version, internal, gauss = value
+    return (int(version), tuple(int(v) for v in internal), gauss)
+
+
+def is_resume_state(obj: Any) -> bool:
+    """True for a dict written by :func:`save_resume_state`."""
+    return isinstance(obj, dict) and obj.get("format") == _RESUME_FORMAT
+
+
+def save_resume_state(state: Dict[str, Any], path: str) -> str:
+    """Write a resumable state atomically (temp file + ``os.replace``): an interrupted save leaves the
+    previous state intact. ``state`` must contain ``epoch`` and ``batches_done``."""
+    for key in ("epoch", "batches_done"):
+        if key not in state:
+            raise KeyError(f"save_resume_state: state must contain {key!r}, got keys {sorted(state)}")
+    payload = dict(state)
+    payload["format"] = _RESUME_FORMAT
+    payload["version"] = _RESUME_VERSION
+    atomic_torch_save(payload, path)
+    logger.debug("Resumable state saved to %s (epoch %s, batches done %s)", path, state["epoch"], state["batches_done"])
+    return path
+
+
+def load_resume_state(path: str) -> Dict[str, Any]:
+    """Read a file written by :func:`save_resume_state`; anything else is refused with a clear error."""
+    state = load_checkpoint(path)
+    if not is_resume_state(state):
+        raise ValueError(
+            f"{path} is not a resumable state file (expected a dict with format={_RESUME_FORMAT!r}, as written to "
+            f"OUTPUT_DIR/{RESUME_STATE_NAME}); pass the run directory or its {RESUME_STATE_NAME} to --resume"
+        )
+    if state.get("version") != _RESUME_VERSION:
+        raise ValueError(f"{path}: resumable state version {state.get('version')!r} is not supported by this code "
+                         f"(reads version {_RESUME_VERSION}); resume with --resume none or the code that wrote it")
+    return state

@@ -9,15 +9,25 @@ Every method of Dassl's trainers exists with the same name and meaning, so Dassl
 - ``load_model`` works with ``val_result=None`` (defect §5.10) and loads strictly by default,
   reporting missing/unexpected keys;
 - only rank 0 writes checkpoints, tensorboard and logs; evaluation is distributed-aware;
-- progress: a tqdm bar over batches (rank 0, TTY only) plus Dassl's periodic log line.
+- progress: a tqdm bar over batches (rank 0, TTY only) plus Dassl's periodic log line;
+- reliability (docs/RELIABILITY.md): ``RESUME`` auto / none / path; one resumable state
+  ``OUTPUT_DIR/last_state.pth.tar`` written atomically every ``TRAIN.CHECKPOINT_STEPS`` steps and at
+  every epoch end (weights, optimiser, scheduler, trainer state, position in the epoch, RNG states), so a
+  run killed mid-epoch resumes onto the same trajectory; per-epoch scalars in ``OUTPUT_DIR/metrics.csv``
+  and tensorboard (``epoch/*``); a non-finite loss stops the run naming epoch/step and keeps the last
+  good state.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import logging
+import math
 import os
 import os.path as osp
+import signal
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -32,17 +42,23 @@ from tqdm import tqdm
 from engine import dist
 from engine.checkpoint import (
     BEST_NAME,
+    RESUME_STATE_NAME,
+    capture_rng_state,
     load_checkpoint,
     load_pretrained_weights,
+    load_resume_state,
     read_checkpoint_pointer,
+    restore_rng_state,
     resume_from_checkpoint,
     save_checkpoint,
+    save_resume_state,
 )
 from engine.data.data_manager import DataManager
 from engine.evaluation import build_evaluator
+from engine.fileio import atomic_write_text
 from engine.optim import build_lr_scheduler, build_optimizer
 from engine.registry import Registry
-from engine.utils import AverageMeter, MetricMeter, count_num_param, mkdir_if_missing, tolist_if_not
+from engine.utils import AverageMeter, MetricMeter, count_num_param, mkdir_if_missing, set_random_seed, tolist_if_not
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +71,12 @@ __all__ = [
     "TrainerXU",
     "SimpleNet",
     "unwrap_model",
+    "METRICS_CSV_NAME",
 ]
 
 TRAINER_REGISTRY = Registry("TRAINER")
+#: per-epoch scalars of a run (one row per epoch), in OUTPUT_DIR
+METRICS_CSV_NAME = "metrics.csv"
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -319,8 +338,14 @@ class TrainerBase(ABC):
                 self._scheds[name].step()
 
     def detect_anomaly(self, loss: torch.Tensor) -> None:
+        """Non-finite loss guard: raises naming the epoch, step and value (nothing is stepped or saved)."""
         if not torch.isfinite(loss).all():
-            raise FloatingPointError("Loss is infinite or NaN!")
+            epoch, max_epoch = getattr(self, "epoch", 0) + 1, getattr(self, "max_epoch", "?")
+            step, num = getattr(self, "batch_idx", 0) + 1, getattr(self, "num_batches", "?")
+            raise FloatingPointError(
+                f"Loss is infinite or NaN! (loss {loss.detach().float().flatten()[:4].tolist()} at epoch "
+                f"{epoch}/{max_epoch}, step {step}/{num}); lower the learning rate or check the inputs"
+            )
 
     def model_zero_grad(self, names: Optional[Union[str, List[str]]] = None) -> None:
         for name in self.get_model_names(names):
@@ -332,6 +357,11 @@ class TrainerBase(ABC):
         loss.backward()
 
     def model_update(self, names: Optional[Union[str, List[str]]] = None) -> None:
+        """Step the optimisers; the gradient norm of their parameters is kept in ``last_grad_norm`` (logs)."""
+        grads = [p.grad.detach().float().norm() for name in self.get_model_names(names)
+                 if self._optims[name] is not None
+                 for group in self._optims[name].param_groups for p in group["params"] if p.grad is not None]
+        self.last_grad_norm = float(torch.linalg.vector_norm(torch.stack(grads)).item()) if grads else None
         for name in self.get_model_names(names):
             if self._optims[name] is not None:
                 self._optims[name].step()
@@ -372,6 +402,7 @@ class TrainerBase(ABC):
             self.before_epoch()
             self.run_epoch()
             self.after_epoch()
+            self.end_of_epoch()
         self.after_train()
 
     def before_train(self) -> None:
@@ -385,6 +416,9 @@ class TrainerBase(ABC):
 
     def after_epoch(self) -> None:
         """Hook called after each epoch."""
+
+    def end_of_epoch(self) -> None:
+        """Called after ``after_epoch`` (epoch logs and the resumable state in ``SimpleTrainer``)."""
 
     @abstractmethod
     def run_epoch(self) -> None:
@@ -433,9 +467,14 @@ class SimpleTrainer(TrainerBase):
         self.cfg = cfg
         self.best_result = -np.inf
         self.best_epoch: Optional[int] = None
+        self.epoch_log: List[Dict[str, Any]] = []  # one row of scalars per finished epoch (metrics.csv)
+        self._epoch_scalars: Dict[str, float] = {}
+        self._resume_point: Optional[Dict[str, Any]] = None
+        self._last_saved_state: Optional[tuple] = None
         self.build_data_loader()
         self.build_model()
         self.wrap_model_ddp()
+        self.seed_rank_streams()
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
 
     def check_cfg(self, cfg: Any) -> None:
@@ -505,12 +544,23 @@ class SimpleTrainer(TrainerBase):
         )
         logger.info("Wrapped the model in DistributedDataParallel (world size %d)", dist.get_world_size())
 
+    def seed_rank_streams(self) -> None:
+        """Per-rank seeding under torchrun: once the model is built (identically on every rank), ranks
+        > 0 reseed random / numpy / torch with ``dist.rank_seed(SEED)`` so that their augmentations
+        differ (the loaders' generators and workers are seeded per rank by ``build_data_loader``)."""
+        seed = self.cfg.SEED
+        if dist.is_dist() and dist.get_rank() > 0 and seed is not None and seed >= 0:
+            set_random_seed(dist.rank_seed(seed))
+
     def train(self) -> None:  # type: ignore[override]
-        super().train(self.start_epoch, self.max_epoch)
+        try:
+            super().train(self.start_epoch, self.max_epoch)
+        except FloatingPointError as exc:
+            logger.error("Training stopped: %s\n%s", exc, self._last_good_state_message())
+            raise
 
     def before_train(self) -> None:
-        directory = self.cfg.RESUME or self.cfg.OUTPUT_DIR
-        self.start_epoch = self.resume_model_if_exist(directory)
+        self.start_epoch = self.resume_or_start()
         writer_dir = osp.join(self.output_dir, "tensorboard")
         if dist.is_main_process():
             mkdir_if_missing(writer_dir)
@@ -525,7 +575,9 @@ class SimpleTrainer(TrainerBase):
                 self.load_model(self.output_dir)
             else:
                 logger.info("Deploy the last-epoch model")
-            self.test()
+            result = self.test()
+            if isinstance(result, (int, float)):
+                self.update_epoch_row({"test_accuracy": float(result)})
         elapsed = str(datetime.timedelta(seconds=round(time.time() - self.time_start)))
         logger.info("Elapsed: %s", elapsed)
         self.close_writer()
@@ -537,6 +589,7 @@ class SimpleTrainer(TrainerBase):
         meet_checkpoint_freq = (self.epoch + 1) % freq == 0 if freq > 0 else False
         if do_test and self.cfg.TEST.FINAL_MODEL == "best_val":
             curr_result = self.test(split="val")
+            self.log_epoch_scalar("val_accuracy", curr_result)
             if curr_result > self.best_result:
                 self.best_result = curr_result
                 self.best_epoch = self.epoch + 1
@@ -597,6 +650,320 @@ class SimpleTrainer(TrainerBase):
             raise ValueError(f"Model '{name}' was registered without an optimizer")
         return optim.param_groups[0]["lr"]
 
+    # ------------------------------------------------------------------ resume (docs/RELIABILITY.md)
+    @property
+    def resume_state_path(self) -> str:
+        """``<OUTPUT_DIR>/last_state.pth.tar``: the single resumable state of the run."""
+        return osp.join(self.output_dir, RESUME_STATE_NAME)
+
+    def resume_or_start(self) -> int:
+        """Apply ``RESUME`` and return the epoch to start from.
+
+        ``none``: train from scratch (a stale resumable state in OUTPUT_DIR is removed). ``""`` / ``auto``:
+        resume OUTPUT_DIR from its resumable state (exact, also mid-epoch), else from its Dassl epoch
+        checkpoints (``resume_model_if_exist``), else start from scratch. A path: that run directory (same
+        order) or a ``last_state.pth.tar`` file; a path that does not exist is an error.
+        """
+        mode = str(self.cfg.RESUME or "").strip()
+        if mode.lower() == "none":
+            if osp.isfile(self.resume_state_path) and dist.is_main_process():
+                logger.info("RESUME none: removing the stale resumable state %s", self.resume_state_path)
+                os.remove(self.resume_state_path)
+            dist.barrier()
+            return 0
+        auto = mode.lower() in ("", "auto")
+        target = self.output_dir if auto else osp.expanduser(mode)
+        if not osp.exists(target):
+            if auto:
+                return 0
+            raise FileNotFoundError(
+                f"RESUME / --resume {mode!r}: no such file or directory. Use 'auto' (resume OUTPUT_DIR when it holds "
+                "a resumable state or checkpoints), 'none' (start from scratch), or a run directory / its "
+                f"{RESUME_STATE_NAME}"
+            )
+        if osp.isfile(target):
+            return self.load_resume_state_file(target)
+        state_file = osp.join(target, RESUME_STATE_NAME)
+        if osp.isfile(state_file):
+            return self.load_resume_state_file(state_file)
+        start = self.resume_model_if_exist(target)
+        if start > 0:
+            logger.info("No %s in %s: resumed from the epoch-%d checkpoint (RNG states are not restored, so the rest "
+                        "of the run is not bit-identical to an uninterrupted one)", RESUME_STATE_NAME, target, start)
+            self._restore_epoch_log_from_csv(osp.join(target, METRICS_CSV_NAME), start)
+        elif not auto and self.get_model_names():
+            raise FileNotFoundError(
+                f"RESUME / --resume {mode!r}: the folder holds neither {RESUME_STATE_NAME} nor epoch checkpoints of "
+                f"{self.get_model_names()} (files: {sorted(os.listdir(target))}); pass the output directory of the "
+                "run to resume, or --resume none to start from scratch"
+            )
+        return start
+
+    def state_for_resume(self, name: str) -> Dict[str, Any]:
+        """What the resumable state stores for registered model ``name`` (default: its full state dict)."""
+        return {"state_dict": unwrap_model(self._models[name]).state_dict()}
+
+    def load_state_for_resume(self, name: str, entry: Dict[str, Any], source: str) -> None:
+        """Inverse of :meth:`state_for_resume` (strict)."""
+        self.load_state_dict_checked(unwrap_model(self._models[name]), entry["state_dict"], strict=True, source=source)
+
+    def extra_resume_state(self) -> Dict[str, Any]:
+        """Hook: trainer state outside the registered models to put in the resumable state (e.g. a GradScaler)."""
+        return {}
+
+    def load_extra_resume_state(self, extra: Dict[str, Any]) -> None:
+        """Hook: restore :meth:`extra_resume_state`."""
+
+    def _rng_generators(self) -> Dict[str, Optional[torch.Generator]]:
+        """The ``torch.Generator`` objects of the training loaders and their samplers (they set the data order)."""
+        gens: Dict[str, Optional[torch.Generator]] = {}
+        for tag in ("train_loader_x", "train_loader_u"):
+            loader = getattr(self, tag, None)
+            if loader is None:
+                continue
+            gens[f"{tag}.generator"] = getattr(loader, "generator", None)
+            sampler_gen = getattr(getattr(loader, "sampler", None), "generator", None)
+            if isinstance(sampler_gen, torch.Generator) and sampler_gen is not gens[f"{tag}.generator"]:
+                gens[f"{tag}.sampler"] = sampler_gen
+        return gens
+
+    def _meter_state(self) -> Dict[str, Dict[str, float]]:
+        meters = getattr(self, "_epoch_meters", None)
+        if meters is None:
+            return {}
+        return {k: {"val": float(m.val), "sum": float(m.sum), "count": int(m.count)} for k, m in meters.meters.items()}
+
+    @staticmethod
+    def _meters_from_state(state: Dict[str, Dict[str, float]]) -> MetricMeter:
+        meters = MetricMeter()
+        for k, v in state.items():
+            m = AverageMeter()
+            m.val, m.sum, m.count = float(v["val"]), float(v["sum"]), int(v["count"])
+            m.avg = m.sum / m.count if m.count else 0.0
+            meters.meters[k] = m
+        return meters
+
+    def save_resume_state(self, epoch: int, batches_done: int) -> None:
+        """Write the resumable state (rank 0, atomically): ``epoch`` = 0-based epoch in progress with
+        ``batches_done`` batches trained (``batches_done`` 0: the epoch has not started). Call on every rank."""
+        gens = self._rng_generators()
+        rng_now = dist.all_gather_object(capture_rng_state(gens))
+        start = getattr(self, "_rng_epoch_start", None) if batches_done > 0 else None
+        rng_start = dist.all_gather_object(start) if batches_done > 0 else rng_now
+        if dist.is_main_process():
+            models = {}
+            for name in self.get_model_names():
+                entry = dict(self.state_for_resume(name))
+                optim, sched = self._optims[name], self._scheds[name]
+                entry["optimizer"] = optim.state_dict() if optim is not None else None
+                entry["scheduler"] = sched.state_dict() if sched is not None else None
+                models[name] = entry
+            best = float(self.best_result) if math.isfinite(float(self.best_result)) else None
+            state = {
+                "trainer": type(self).__name__,
+                "epoch": int(epoch),
+                "batches_done": int(batches_done),
+                "num_batches": int(getattr(self, "num_batches", 0) or 0),
+                "max_epoch": int(self.max_epoch),
+                "models": models,
+                "extra": self.extra_resume_state(),
+                "rng_epoch_start": rng_start,
+                "rng_now": rng_now,
+                "meters": self._meter_state() if batches_done > 0 else {},
+                "epoch_log": [dict(r) for r in self.epoch_log],
+                "best_result": best,
+                "best_epoch": self.best_epoch,
+            }
+            save_resume_state(state, self.resume_state_path)
+        self._last_saved_state = (int(epoch), int(batches_done))
+        dist.barrier()
+
+    def load_resume_state_file(self, path: str) -> int:
+        """Restore a resumable state (weights, optimisers, schedulers, trainer state, logs, position, RNGs);
+        returns the epoch to start from. The RNGs are restored when that epoch starts (see ``run_epoch``)."""
+        state = load_resume_state(path)
+        if state.get("trainer") != type(self).__name__:
+            raise ValueError(f"Resumable state {path} was written by trainer {state.get('trainer')!r}, not "
+                             f"{type(self).__name__!r}; resume with the same --trainer or pass --resume none")
+        names = self.get_model_names()
+        saved = state.get("models") or {}
+        if sorted(saved) != sorted(names):
+            raise KeyError(f"Resumable state {path} holds models {sorted(saved)} but the trainer registers "
+                           f"{sorted(names)}; it comes from another configuration (pass --resume none to start "
+                           "from scratch)")
+        for name in names:
+            entry = saved[name]
+            self.load_state_for_resume(name, entry, path)
+            if self._optims[name] is not None and entry.get("optimizer") is not None:
+                self._optims[name].load_state_dict(entry["optimizer"])
+            if self._scheds[name] is not None and entry.get("scheduler") is not None:
+                self._scheds[name].load_state_dict(entry["scheduler"])
+        self.load_extra_resume_state(dict(state.get("extra") or {}))
+        if state.get("best_result") is not None:
+            self.best_result = float(state["best_result"])
+        self.best_epoch = state.get("best_epoch")
+        self.epoch_log = [dict(r) for r in state.get("epoch_log") or []]
+        epoch, done = int(state["epoch"]), int(state["batches_done"])
+        rng_start = self._rank_entry(state.get("rng_epoch_start"), path)
+        rng_now = self._rank_entry(state.get("rng_now"), path)
+        logger.info("Resuming from %s: epoch %d/%d, %d of %d batches done", path, epoch + 1 if epoch < self.max_epoch
+                    else epoch, self.max_epoch, done, int(state.get("num_batches") or 0))
+        if epoch >= self.max_epoch:
+            if rng_now is not None:
+                restore_rng_state(rng_now, self._rng_generators())
+            return epoch
+        self._resume_point = {"epoch": epoch, "batches_done": done, "num_batches": int(state.get("num_batches") or 0),
+                              "rng_epoch_start": rng_start, "rng_now": rng_now, "meters": state.get("meters") or {},
+                              "path": path}
+        return epoch
+
+    @staticmethod
+    def _rank_entry(per_rank: Any, path: str) -> Optional[Dict[str, Any]]:
+        if not per_rank:
+            return None
+        if len(per_rank) != dist.get_world_size():
+            logger.warning("Resumable state %s was written by %d process(es), this run has %d: RNG states are not "
+                           "restored (the data order of the rest of the run differs)", path, len(per_rank),
+                           dist.get_world_size())
+            return None
+        return per_rank[dist.get_rank()]
+
+    def _begin_epoch_data(self) -> int:
+        """Call after ``num_batches`` is set and before the epoch's loader iterators are created: records the
+        epoch-start RNG states, or, when resuming into this epoch, restores them and returns the number of
+        batches already trained (to replay without training)."""
+        self._epoch_lr = self.get_current_lr()
+        self._epoch_t0 = time.time()
+        point, gens = self._resume_point, self._rng_generators()
+        if point is None or point["epoch"] != self.epoch:
+            self._resume_point = None
+            self._rng_epoch_start = capture_rng_state(gens)
+            return 0
+        if point["num_batches"] and point["num_batches"] != self.num_batches:
+            raise ValueError(
+                f"Resumable state {point['path']} was saved with {point['num_batches']} batches per epoch but the "
+                f"training loader now has {self.num_batches}: the data, batch size or world size changed. Resume with "
+                "the same configuration, or pass --resume none to start from scratch"
+            )
+        if point["rng_epoch_start"] is not None:
+            restore_rng_state(point["rng_epoch_start"], gens)
+        self._rng_epoch_start = point["rng_epoch_start"] or capture_rng_state(gens)
+        if point["batches_done"] == 0:
+            self._finish_resume()
+        return int(point["batches_done"])
+
+    def _replay_batches(self, fetch: Any, count: int) -> None:
+        """Draw ``count`` batches without training (same data order, same worker streams), then restore the
+        RNG states and meters of the interrupted run at that point."""
+        logger.info("Resuming epoch %d/%d at batch %d/%d: replaying the data loader over %d batch(es) without "
+                    "training", self.epoch + 1, self.max_epoch, count + 1, self.num_batches, count)
+        for _ in range(count):
+            fetch()
+        self._finish_resume()
+
+    def _finish_resume(self) -> None:
+        point, self._resume_point = self._resume_point, None
+        if point is None:
+            return
+        if point["rng_now"] is not None:
+            restore_rng_state(point["rng_now"], self._rng_generators())
+        self._epoch_meters = self._meters_from_state(point["meters"])
+
+    def _run_step(self, *batches: Any) -> Any:
+        """``forward_backward`` plus the gradient norm in the summary when the trainer did not report it."""
+        self.last_grad_norm = None
+        summary = self.forward_backward(*batches)
+        grad_norm = getattr(self, "last_grad_norm", None)
+        if isinstance(summary, dict) and "grad_norm" not in summary and grad_norm is not None:
+            summary = dict(summary)
+            summary["grad_norm"] = grad_norm
+        return summary
+
+    def _after_train_step(self) -> None:
+        """Mid-epoch resumable state every ``TRAIN.CHECKPOINT_STEPS`` global steps (the epoch-end state is
+        written by :meth:`end_of_epoch`) and the test-only ``TRAIN.DEBUG_KILL_AT_STEP`` hook."""
+        train_cfg = self.cfg.TRAIN
+        step = self.epoch * self.num_batches + self.batch_idx + 1
+        every = int(train_cfg.get("CHECKPOINT_STEPS", 0) or 0)
+        if every > 0 and step % every == 0 and self.batch_idx + 1 < self.num_batches:
+            self.save_resume_state(self.epoch, self.batch_idx + 1)
+        kill_at = int(train_cfg.get("DEBUG_KILL_AT_STEP", 0) or 0)
+        if kill_at > 0 and step == kill_at:
+            logger.warning("TRAIN.DEBUG_KILL_AT_STEP = %d reached: killing this process (test hook)", kill_at)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+    def _last_good_state_message(self) -> str:
+        if self._last_saved_state is not None and osp.isfile(self.resume_state_path):
+            epoch, done = self._last_saved_state
+            where = f"after epoch {epoch}" if done == 0 else f"epoch {epoch + 1}, {done} batch(es) done"
+            return (f"The last good resumable state is kept: {self.resume_state_path} ({where}); fix the cause "
+                    "(e.g. lower OPTIM.LR) and run the same command with --resume auto")
+        return ("No resumable state was saved before the failure (set TRAIN.CHECKPOINT_STEPS to save within "
+                "epochs); earlier epoch checkpoints, if any, are untouched")
+
+    # ------------------------------------------------------------------ epoch logs (metrics.csv, tensorboard)
+    def log_epoch_scalar(self, name: str, value: float) -> None:
+        """Add a scalar (e.g. a validation accuracy) to this epoch's row of metrics.csv / tensorboard."""
+        self._epoch_scalars[name] = float(value)
+
+    def end_of_epoch(self) -> None:
+        """One row per epoch (LR used, mean of every loss term and of the gradient norm, logged scalars) to
+        ``metrics.csv`` and tensorboard ``epoch/*``, then the epoch-end resumable state."""
+        row: Dict[str, Any] = {"epoch": self.epoch + 1, "lr": getattr(self, "_epoch_lr", self.get_current_lr())}
+        meters = getattr(self, "_epoch_meters", None)
+        if meters is not None:
+            for k, m in meters.meters.items():
+                row[k] = m.avg
+        row.update(self._epoch_scalars)
+        self._epoch_scalars = {}
+        row["epoch_time_s"] = round(time.time() - getattr(self, "_epoch_t0", time.time()), 3)
+        self.epoch_log = [r for r in self.epoch_log if r.get("epoch") != row["epoch"]] + [row]
+        for k, v in row.items():
+            if k != "epoch" and isinstance(v, (int, float)):
+                self.write_scalar(f"epoch/{k}", v, self.epoch + 1)
+        self._write_metrics_csv()
+        self.save_resume_state(self.epoch + 1, 0)
+
+    def update_epoch_row(self, values: Dict[str, float]) -> None:
+        """Merge ``values`` (e.g. the final test accuracies) into the last epoch's row of metrics.csv."""
+        if not self.epoch_log:
+            return
+        self.epoch_log[-1].update({k: float(v) for k, v in values.items() if isinstance(v, (int, float))})
+        self._write_metrics_csv()
+
+    def _write_metrics_csv(self) -> None:
+        if not dist.is_main_process() or not self.epoch_log:
+            return
+        columns: List[str] = []
+        for row in self.epoch_log:
+            columns += [k for k in row if k not in columns]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in self.epoch_log:
+            writer.writerow(row)
+        atomic_write_text(osp.join(self.output_dir, METRICS_CSV_NAME), buf.getvalue())
+
+    def _restore_epoch_log_from_csv(self, path: str, start_epoch: int) -> None:
+        if not osp.isfile(path):
+            return
+        rows = []
+        with open(path, "r", encoding="utf-8", newline="") as f:
+            for raw in csv.DictReader(f):
+                row: Dict[str, Any] = {}
+                for k, v in raw.items():
+                    if v in ("", None):
+                        continue
+                    try:
+                        row[k] = int(v) if k == "epoch" else float(v)
+                    except ValueError:
+                        row[k] = v
+                if isinstance(row.get("epoch"), int) and row["epoch"] <= start_epoch:
+                    rows.append(row)
+        self.epoch_log = rows
+
     # ------------------------------------------------------------------ helpers for run_epoch
     def _set_sampler_epoch(self, loader: Any) -> None:
         sampler = getattr(loader, "sampler", None)
@@ -631,9 +998,10 @@ class SimpleTrainer(TrainerBase):
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
 
-    def _progress_bar(self) -> Any:
+    def _progress_bar(self, initial: int = 0) -> Any:
         return tqdm(
             total=self.num_batches,
+            initial=initial,
             disable=not _progress_enabled(),
             leave=False,
             desc=f"epoch {self.epoch + 1}/{self.max_epoch}",
@@ -646,7 +1014,7 @@ class TrainerXU(SimpleTrainer):
 
     def run_epoch(self) -> None:
         self.set_model_mode("train")
-        losses = MetricMeter()
+        losses = self._epoch_meters = MetricMeter()
         batch_time = AverageMeter()
         data_time = AverageMeter()
         if self.train_loader_u is None:
@@ -664,26 +1032,33 @@ class TrainerXU(SimpleTrainer):
             self.num_batches = min(len_x, len_u)
         else:
             raise ValueError(f"TRAIN.COUNT_ITER='{count_iter}' is unknown; use train_x, train_u or smaller_one")
-        iter_x = iter(self.train_loader_x)
-        iter_u = iter(self.train_loader_u)
-        bar = self._progress_bar()
+        skip = self._begin_epoch_data()
+        loaders = {"x": self.train_loader_x, "u": self.train_loader_u}
+        iters = {k: iter(v) for k, v in loaders.items()}
+
+        def fetch() -> List[Any]:
+            out = []
+            for key in ("x", "u"):
+                try:
+                    out.append(next(iters[key]))
+                except StopIteration:
+                    iters[key] = iter(loaders[key])
+                    out.append(next(iters[key]))
+            return out
+
+        if skip:
+            self._replay_batches(fetch, skip)
+        losses = self._epoch_meters  # restored by a resume into this epoch
+        bar = self._progress_bar(initial=skip)
         end = time.time()
-        for self.batch_idx in range(self.num_batches):
-            try:
-                batch_x = next(iter_x)
-            except StopIteration:
-                iter_x = iter(self.train_loader_x)
-                batch_x = next(iter_x)
-            try:
-                batch_u = next(iter_u)
-            except StopIteration:
-                iter_u = iter(self.train_loader_u)
-                batch_u = next(iter_u)
+        for self.batch_idx in range(skip, self.num_batches):
+            batch_x, batch_u = fetch()
             data_time.update(time.time() - end)
-            loss_summary = self.forward_backward(batch_x, batch_u)
+            loss_summary = self._run_step(batch_x, batch_u)
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
             self._log_progress(losses, batch_time, data_time, bar)
+            self._after_train_step()
             end = time.time()
         bar.close()
 
@@ -699,19 +1074,26 @@ class TrainerX(SimpleTrainer):
 
     def run_epoch(self) -> None:
         self.set_model_mode("train")
-        losses = MetricMeter()
+        losses = self._epoch_meters = MetricMeter()
         batch_time = AverageMeter()
         data_time = AverageMeter()
         self._set_sampler_epoch(self.train_loader_x)
         self.num_batches = len(self.train_loader_x)
-        bar = self._progress_bar()
+        skip = self._begin_epoch_data()
+        iterator = iter(self.train_loader_x)
+        if skip:
+            self._replay_batches(lambda: next(iterator), skip)
+        losses = self._epoch_meters  # restored by a resume into this epoch
+        bar = self._progress_bar(initial=skip)
         end = time.time()
-        for self.batch_idx, batch in enumerate(self.train_loader_x):
+        for self.batch_idx in range(skip, self.num_batches):
+            batch = next(iterator)
             data_time.update(time.time() - end)
-            loss_summary = self.forward_backward(batch)
+            loss_summary = self._run_step(batch)
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
             self._log_progress(losses, batch_time, data_time, bar)
+            self._after_train_step()
             end = time.time()
         bar.close()
 

@@ -70,6 +70,7 @@ class DomainConfig:
     backgrounds: Tuple[Tuple[str, float], ...]  # (kind, probability)
     background_level: Tuple[float, float]  # grey level range of background colours
     background_tint: float  # max saturation of the background tint (0 = pure grey)
+    background_contrast: Tuple[float, float]  # grey-level difference of the two background colours
     textures: Tuple[Tuple[str, float], ...]  # (fill texture, probability)
 
 
@@ -85,6 +86,7 @@ def default_source_domain() -> DomainConfig:
         backgrounds=(("plain", 0.6), ("gradient", 0.4)),
         background_level=(0.08, 0.92),
         background_tint=0.05,
+        background_contrast=(0.15, 0.35),
         textures=(("solid", 0.5), ("striped", 0.25), ("spotted", 0.25)),
     )
 
@@ -92,15 +94,16 @@ def default_source_domain() -> DomainConfig:
 def default_target_domain() -> DomainConfig:
     """Shifted downstream domain: patterned tinted backgrounds, new fill, noise, smaller objects."""
     return DomainConfig(
-        scale=(0.38, 0.72),
-        max_rotation_deg=35.0,
-        noise_std=(0.04, 0.12),
+        scale=(0.42, 0.75),
+        max_rotation_deg=30.0,
+        noise_std=(0.03, 0.08),
         brightness=(0.72, 1.12),
         colour_jitter=0.08,
         global_brightness=(0.85, 1.1),
         backgrounds=(("checker", 0.35), ("stripes", 0.35), ("blotches", 0.3)),
         background_level=(0.15, 0.85),
         background_tint=0.25,
+        background_contrast=(0.08, 0.22),
         textures=(("solid", 0.4), ("striped", 0.2), ("spotted", 0.2), ("checkered", 0.2)),
     )
 
@@ -224,7 +227,7 @@ def _validate_world(w: WorldConfig) -> None:
                     f"world config '{name}.{key}': expected (kind, probability) pairs with kinds from "
                     f"{list(allowed)} and probabilities summing to 1, got {list(choices)}"
                 )
-        for key in ("scale", "noise_std", "brightness", "global_brightness", "background_level"):
+        for key in ("scale", "noise_std", "brightness", "global_brightness", "background_level", "background_contrast"):
             lo, hi = getattr(dom, key)
             if not (0 <= lo <= hi):
                 raise ValueError(f"world config '{name}.{key}': expected 0 <= low <= high, got {(lo, hi)}")
@@ -358,7 +361,7 @@ def _background_colours(rng: np.random.Generator, dom: DomainConfig, n: int) -> 
     sat = rng.uniform(0.0, dom.background_tint, size=n)[:, None]
     g1 = rng.uniform(lo, hi, size=n)[:, None]
     # the second colour differs clearly from the first (contrast of the pattern / gradient)
-    delta = rng.uniform(0.15, 0.35, size=n)[:, None] * np.where(g1 > (lo + hi) / 2, -1.0, 1.0)
+    delta = rng.uniform(*dom.background_contrast, size=n)[:, None] * np.where(g1 > (lo + hi) / 2, -1.0, 1.0)
     g2 = np.clip(g1 + delta, 0.0, 1.0)
     c1 = g1 * (1 - sat) + g1 * sat * hue
     c2 = g2 * (1 - sat) + g2 * sat * hue

@@ -19,7 +19,8 @@ TRAINER_YAMLS = sorted((REPO / "configs" / "trainers").rglob("*.yaml"))
 SCRIPT_ENV = ("DATA", "OUTPUT_ROOT", "PYTHON", "DRY_RUN", "FORCE", "CFG", "RUN_DIR", "LOADEP", "MODEL_DIR",
               "SHOTS", "SOURCE", "SEEDS", "DATASETS", "METHODS", "SMOKE", "TEACHER_CKPT", "CLASS_VECTORS",
               "TRAIN_TEACHERS", "TEACHER_ROOT", "TEACHER_SEED", "TEACHER_PROTOCOL", "TEACHER_TRAINER", "TEMPS",
-              "DEPTHS", "TEACHERS", "IMAGES_PER_CLASS", "NCTX", "CSC", "CTP")
+              "DEPTHS", "TEACHERS", "IMAGES_PER_CLASS", "NCTX", "CSC", "CTP", "VALUES", "REFERENCE_ROWS",
+              "MAPLE_TEACHER_CKPT")
 
 
 def run_script(script, *args, cwd=REPO, **env):

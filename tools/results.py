@@ -116,7 +116,7 @@ TABLES: Dict[str, TableSpec] = {
     "ablation-student-size": TableSpec("bnh", ("table13_student_size",), ("MODEL.BACKBONE.NAME",),
                                        caption="Student size (paper Table 13)"),
 }
-TABLE_CHOICES = ["auto"] + list(TABLES)
+TABLE_CHOICES = ["auto"] + list(TABLES)  # the paper-layout kinds (LAYOUTS) are added below
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -463,6 +463,8 @@ def aggregate(runs: Sequence[Run], table: str = "auto", paper: Optional[Dict[str
     """
     if table not in TABLE_CHOICES:
         raise ValueError(f"unknown table '{table}'; choose one of {', '.join(TABLE_CHOICES)}")
+    if table in LAYOUTS:
+        raise ValueError(f"'{table}' is a paper layout: aggregate it with aggregate_layout()")
     if not runs:
         raise ValueError("no runs to aggregate: no results.json was found (runs write it when they finish)")
     if table == "auto":
@@ -805,6 +807,415 @@ def plot_hm_bars(agg: Dict[str, Any], path: os.PathLike) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Paper layouts of the ablation tables and figures (Tables 3-6, 12-14; Figures 4-6)
+# ----------------------------------------------------------------------------------------------------
+PROMPTKD_TRAINERS = ("PromptKD", "PromptKDStudent")
+KL_LOSSES = ("kl_reference", "kl_batchmean")
+_NAME_KEYS = ("MODEL.BACKBONE.NAME", "TRAINER.PROMPTKD.TEACHER_NAME")
+
+
+@dataclass(frozen=True)
+class LayoutRow:
+    """One row of a paper table (or one point of a paper figure) and the runs that reproduce it.
+
+    ``paper``: the row's name in ``paper_numbers.json`` (also our label). ``trainers``: trainer names whose
+    runs can fill it; empty = a published row this harness does not implement (shown from the paper for
+    reference). ``match``: (resolved-config key, accepted values) pairs a run must satisfy.
+    """
+
+    paper: str
+    trainers: Tuple[str, ...] = ()
+    match: Tuple[Tuple[str, Tuple[Any, ...]], ...] = ()
+    series: str = ""
+    x: Any = None
+
+
+@dataclass(frozen=True)
+class PaperLayout:
+    """How one ablation table / figure of the paper is laid out.
+
+    Sweeps (``x_key`` set) take their rows from the paper table's ``vary`` map (config value -> paper
+    row) and add a row for every other value our runs used; ``fixed`` constrains the other keys.
+    """
+
+    paper_table: str
+    caption: str
+    kind: str = "table"                         # "table" | "figure" (line plot)
+    rows: Tuple[LayoutRow, ...] = ()
+    x_key: str = ""
+    x_label: str = ""
+    trainers: Tuple[str, ...] = PROMPTKD_TRAINERS   # sweeps: trainers of the swept runs
+    fixed: Tuple[Tuple[str, Tuple[Any, ...]], ...] = ()
+    metrics: Tuple[str, ...] = ("base", "novel", "hm")  # what the paper prints
+
+
+def _m(**kv: Any) -> Tuple[Tuple[str, Tuple[Any, ...]], ...]:
+    """Short match spec: ``_m(LOSS=("a", "b"))`` -> ((TRAINER.PROMPTKD.LOSS, ("a", "b")),); keys with a
+    dot are taken as they are (``**{"MODEL.BACKBONE.NAME": ...}``)."""
+    out = []
+    for k, v in kv.items():
+        key = k if "." in k else f"TRAINER.PROMPTKD.{k}"
+        out.append((key, tuple(v) if isinstance(v, (tuple, list)) else (v,)))
+    return tuple(out)
+
+
+_DEFAULT_KD = dict(LOSS=KL_LOSSES, TRAIN_MODE="prompts_projector", CLASS_VECTORS_SOURCE="teacher")
+_BB = "MODEL.BACKBONE.NAME"
+
+LAYOUTS: Dict[str, PaperLayout] = {
+    "table3": PaperLayout("table3_flowers_unlabeled", "Table 3: Flowers102, methods using unlabeled data", rows=(
+        LayoutRow("CLIP", ("ZeroshotCLIP", "ZeroshotCLIP2")),
+        LayoutRow("PromptSRC", ("PromptSRC",)),
+        LayoutRow("CLIP-PR"), LayoutRow("UPL"), LayoutRow("LaFTer"), LayoutRow("FPL"), LayoutRow("IFPL"),
+        LayoutRow("GRIP"),
+        LayoutRow("PromptKD", PROMPTKD_TRAINERS, _m(**_DEFAULT_KD)),
+    )),
+    "table4": PaperLayout("table4_distillation_form", "Table 4: distillation form", rows=(
+        LayoutRow("Feature L1", PROMPTKD_TRAINERS, _m(LOSS="feature_l1")),
+        LayoutRow("Feature MSE", PROMPTKD_TRAINERS, _m(LOSS="feature_mse")),
+        LayoutRow("Logit KL (PromptKD)", PROMPTKD_TRAINERS, _m(LOSS=KL_LOSSES)),
+    )),
+    "table5": PaperLayout("table5_distillation_variants", "Table 5: what the student trains / shares", rows=(
+        LayoutRow("CLIP", ("ZeroshotCLIP", "ZeroshotCLIP2")),
+        LayoutRow("Projector only (no prompts)", PROMPTKD_TRAINERS,
+                  _m(TRAIN_MODE="projector_only", CLASS_VECTORS_SOURCE="teacher")),
+        LayoutRow("Full fine-tune (CLIP-KD style)", PROMPTKD_TRAINERS,
+                  _m(TRAIN_MODE="full_finetune", CLASS_VECTORS_SOURCE="teacher")),
+        LayoutRow("Without shared teacher text features", PROMPTKD_TRAINERS,
+                  _m(TRAIN_MODE="prompts_projector", CLASS_VECTORS_SOURCE="student_text")),
+        LayoutRow("PromptKD", PROMPTKD_TRAINERS, _m(**_DEFAULT_KD)),
+    )),
+    "table6": PaperLayout("table6_teacher_type", "Table 6: teacher pre-training method (ViT-L/14 -> ViT-B/16)", rows=(
+        LayoutRow("CLIP (ViT-B/16)", ("ZeroshotCLIP", "ZeroshotCLIP2"), _m(**{_BB: "ViT-B/16"})),
+        LayoutRow("PromptSRC (ViT-B/16)", ("PromptSRC",), _m(**{_BB: "ViT-B/16"})),
+        LayoutRow("Teacher: CLIP zero-shot (ViT-L/14)", ("ZeroshotCLIP", "ZeroshotCLIP2"), _m(**{_BB: "ViT-L/14"})),
+        LayoutRow("PromptKD student of CLIP zero-shot teacher", PROMPTKD_TRAINERS,
+                  _m(TEACHER_TYPE="zeroshot", TEACHER_NAME="ViT-L/14")),
+        LayoutRow("Teacher: MaPLe (ViT-L/14)", ("MaPLe",), _m(**{_BB: "ViT-L/14"})),
+        LayoutRow("PromptKD student of MaPLe teacher", PROMPTKD_TRAINERS,
+                  _m(TEACHER_TYPE="maple", TEACHER_NAME="ViT-L/14")),
+        LayoutRow("Teacher: PromptSRC (ViT-L/14)", ("PromptSRCTeacher", "PromptSRC"), _m(**{_BB: "ViT-L/14"})),
+        LayoutRow("PromptKD student of PromptSRC teacher", PROMPTKD_TRAINERS,
+                  _m(TEACHER_TYPE="promptsrc", TEACHER_NAME="ViT-L/14")),
+    )),
+    "table12": PaperLayout("table12_projector_depth", "Table 12: projector depth",
+                           x_key="TRAINER.PROMPTKD.PROJECT_LAYER", x_label="projector layers"),
+    "table13": PaperLayout("table13_student_size", "Table 13: student size (teacher ViT-L/14)", rows=(
+        LayoutRow("CLIP ViT-B/32", ("ZeroshotCLIP", "ZeroshotCLIP2"), _m(**{_BB: "ViT-B/32"})),
+        LayoutRow("PromptKD ViT-B/32 student", PROMPTKD_TRAINERS, _m(**{_BB: "ViT-B/32"})),
+        LayoutRow("CLIP ViT-B/16", ("ZeroshotCLIP", "ZeroshotCLIP2"), _m(**{_BB: "ViT-B/16"})),
+        LayoutRow("PromptKD ViT-B/16 student", PROMPTKD_TRAINERS, _m(**{_BB: "ViT-B/16"})),
+        # the teacher of the students (the script passes its run folder only); any backbone name
+        LayoutRow("PromptSRC teacher (ViT-L/14)", ("PromptSRCTeacher",)),
+    )),
+    "table14": PaperLayout("table14_epochs", "Table 14: training epochs", x_key="OPTIM.MAX_EPOCH", x_label="epochs"),
+    "fig4": PaperLayout("fig4_images_per_class", "Figure 4: unlabeled images per class", kind="figure",
+                        x_key="DATASET.MAX_IMAGES_PER_CLASS", x_label="unlabeled images per class"),
+    "fig5": PaperLayout("fig5_teacher_capacity", "Figure 5: teacher capacity (student ViT-B/16)", kind="figure",
+                        x_label="teacher", metrics=("hm",), rows=tuple(
+        row for name in ("ViT-B/32", "ViT-B/16", "ViT-L/14") for row in (
+            LayoutRow(f"Teacher {name}", ("PromptSRCTeacher", "PromptSRC"), _m(**{_BB: name}), "teacher", name),
+            LayoutRow(f"PromptKD (teacher {name})", PROMPTKD_TRAINERS,
+                      _m(TEACHER_TYPE="promptsrc", TEACHER_NAME=name), "student", name)))),
+    "fig6": PaperLayout("fig6_temperature", "Figure 6: KD temperature", kind="figure",
+                        x_key="TRAINER.PROMPTKD.TEMPERATURE", x_label="temperature"),
+}
+
+
+TABLE_CHOICES += [k for k in LAYOUTS if k not in TABLE_CHOICES]
+
+
+def _sweep_key(x: Any) -> Tuple[int, float, str]:
+    """Sort order of sweep values: numbers ascending, -1 ("all") last, then anything else."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return (2, 0.0, str(x))
+    return (1, 0.0, "") if v == -1 else (0, v, "")
+
+
+def _layout_rows(layout: PaperLayout, paper: Optional[Dict[str, Any]], sweep_values: Iterable[Any]) -> List[LayoutRow]:
+    """The layout's rows; for sweeps, one row per paper value (named as in the paper) and per extra value."""
+    if not layout.x_key:
+        return list(layout.rows)
+    table = (paper or {}).get("tables", {}).get(layout.paper_table) or {}
+    vary = table.get("vary") or {}
+    if not paper:  # no paper file: the names still come from the shipped one when it is readable
+        try:
+            vary = load_paper_numbers()["tables"].get(layout.paper_table, {}).get("vary") or {}
+        except (FileNotFoundError, ValueError):
+            vary = {}
+    rows: List[LayoutRow] = []
+    for name, value in (vary.get("values") or {}).items():
+        rows.append(LayoutRow(name, layout.trainers, layout.fixed + ((layout.x_key, (value,)),), "PromptKD", value))
+    short = layout.x_key.rsplit(".", 1)[-1]
+    for value in sweep_values:
+        if not any(_values_equal(value, r.x) for r in rows):
+            rows.append(LayoutRow(f"PromptKD ({short}={_format_value(value)})", layout.trainers,
+                                  layout.fixed + ((layout.x_key, (value,)),), "PromptKD", value))
+    return sorted(rows, key=lambda r: _sweep_key(r.x))
+
+
+def _row_matches(row: LayoutRow, trainer: str, cfg: Dict[str, Any], aliases: Dict[str, str]) -> bool:
+    if trainer not in row.trainers:
+        return False
+    for key, accepted in row.match:
+        try:
+            value = _lookup_dotted(cfg, key)
+        except KeyError:
+            return False
+        if key in _NAME_KEYS:
+            value = aliases.get(str(value), value)
+        if not any(_values_equal(value, a) for a in accepted):
+            return False
+    return True
+
+
+def _paper_dataset(paper: Optional[Dict[str, Any]], table_key: str) -> Optional[str]:
+    data = ((paper or {}).get("tables", {}).get(table_key) or {}).get("data") or {}
+    return next(iter(data), None)
+
+
+def aggregate_layout(runs: Sequence[Run], table: str, paper: Optional[Dict[str, Any]] = None,
+                     aliases: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Aggregate runs over seeds into the rows of a paper ablation table/figure (``LAYOUTS[table]``).
+
+    Runs are assigned to rows by trainer and resolved-config values (``config.yaml`` beside each
+    results.json); ``aliases`` maps our CLIP names to the paper's (e.g. ``tiny-vit-teacher`` ->
+    ``ViT-L/14`` in smoke runs) for MODEL.BACKBONE.NAME / TEACHER_NAME. Per dataset of our runs, every
+    layout row gets our mean ± std over seeds (HM of the means) and the paper's number (from the
+    paper's dataset; Δ only when it is the same dataset). Runs matching no row are listed in ``notes``.
+    """
+    if table not in LAYOUTS:
+        raise ValueError(f"unknown paper layout '{table}'; choose one of {', '.join(LAYOUTS)}")
+    layout = LAYOUTS[table]
+    aliases = dict(aliases or {})
+    if not runs:
+        raise ValueError("no runs to aggregate: no results.json was found (runs write it when they finish)")
+    # runs with base and novel are used as they are (the rows tell them apart, not method/config/seed);
+    # reference-style base-only / new-only evaluations are paired as in the other tables
+    records = [r for r in runs if r.has_base_novel]
+    paired, notes = _merge_base_novel([r for r in runs if not r.has_base_novel])
+    records += paired
+    configs: Dict[Path, Dict[str, Any]] = {}
+    for r in records:
+        cfg = _load_run_config(r.path.parent)
+        if cfg is None:
+            raise ValueError(f"{r.path.parent / CONFIG_FILE} is missing: the {table} layout assigns runs to rows by "
+                             f"their resolved config; re-run the evaluation (train.py writes config.yaml)")
+        configs[r.path] = cfg
+    sweep_values: List[Any] = []
+    if layout.x_key:
+        for r in records:
+            if r.trainer in layout.trainers:
+                try:
+                    v = _lookup_dotted(configs[r.path], layout.x_key)
+                except KeyError:
+                    raise ValueError(f"{r.path.parent / CONFIG_FILE}: has no key '{layout.x_key}'") from None
+                if not any(_values_equal(v, s) for s in sweep_values):
+                    sweep_values.append(v)
+    rows = _layout_rows(layout, paper, sweep_values)
+    paper_rows = ((paper or {}).get("tables", {}).get(layout.paper_table) or {}).get("data") or {}
+    paper_ds = _paper_dataset(paper, layout.paper_table)
+    assigned: Dict[Tuple[str, str], List[Run]] = {}
+    for r in records:
+        hits = [row for row in rows if _row_matches(row, r.trainer, configs[r.path], aliases)]
+        if not hits:
+            notes.append(f"ignored {r.path}: trainer {r.trainer} with this config matches no row of {table}")
+            continue
+        if len(hits) > 1:
+            raise ValueError(f"{r.path} matches several rows of {table} ({[h.paper for h in hits]}); pass "
+                             f"--alias or fewer directories")
+        assigned.setdefault((r.dataset, hits[0].paper), []).append(r)
+    datasets = sorted({ds for ds, _ in assigned}, key=_dataset_sort_key)
+    blocks = []
+    for ds in datasets:
+        out_rows = []
+        for row in rows:
+            members = sorted(assigned.get((ds, row.paper), []), key=lambda m: (m.seed is None, m.seed or 0))
+            seeds = [m.seed for m in members]
+            dupes = sorted({s for s in seeds if s is not None and seeds.count(s) > 1})
+            if dupes:
+                raise ValueError(f"{table} / {ds} / {row.paper}: seed(s) {dupes} appear more than once "
+                                 f"({', '.join(str(m.path) for m in members if m.seed in dupes)})")
+            ours = None
+            if members:
+                bases = [m.base for m in members if m.base is not None]
+                novels = [m.novel for m in members if m.novel is not None]
+                hms = [m.hm for m in members if m.hm is not None]
+                ours = {"n": len(members), "seeds": seeds, "runs": [str(m.path) for m in members],
+                        "base": _mean_std(bases) if bases else None, "novel": _mean_std(novels) if novels else None,
+                        "hm": (harmonic_mean(_mean_std(bases)["mean"], _mean_std(novels)["mean"])
+                               if bases and novels else None),
+                        "hm_per_seed": _mean_std(hms) if hms else None}
+            p = paper_rows.get(paper_ds, {}).get(row.paper) if paper_ds else None
+            delta = None
+            if ours and p and ds == paper_ds:
+                mine = {"base": ours["base"]["mean"] if ours["base"] else None,
+                        "novel": ours["novel"]["mean"] if ours["novel"] else None, "hm": ours["hm"]}
+                delta = {k: mine[k] - p[k] for k in layout.metrics if mine.get(k) is not None
+                         and isinstance(p.get(k), (int, float))} or None
+            out_rows.append({"row": row.paper, "series": row.series, "x": row.x,
+                             "reference_only": not row.trainers, "ours": ours,
+                             "paper": dict(p) if p else None, "delta": delta})
+        blocks.append({"dataset": ds, "rows": out_rows})
+    for note in notes:
+        logger.warning(note)
+    return {"table": table, "caption": layout.caption, "kind": layout.kind, "paper_table": layout.paper_table,
+            "paper_dataset": paper_ds, "x_key": layout.x_key, "x_label": layout.x_label,
+            "metrics": list(layout.metrics), "aliases": aliases, "datasets": blocks, "notes": notes,
+            "paper_included": paper is not None}
+
+
+def render_layout_markdown(agg: Dict[str, Any]) -> str:
+    """The paper's table layout: its rows in its order, our Base / Novel / HM (mean ± std over seeds) beside
+    the paper's numbers; published rows this harness does not run are marked "paper only"."""
+    show_paper = agg.get("paper_included", False)
+    metrics = agg["metrics"]
+    lines: List[str] = []
+    for block in agg["datasets"]:
+        ds = block["dataset"]
+        where = f"ours: {ds}"
+        if show_paper and agg.get("paper_dataset"):
+            where += f"; paper: {agg['paper_dataset']}"
+        lines += [f"### {agg['caption']} ({where})", ""]
+        header = ["Method", "Base", "Novel", "HM", "Seeds"]
+        if show_paper:
+            header += ["Paper " + " / ".join(m.capitalize() if m != "hm" else "HM" for m in metrics), "Δ HM"]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join("---" for _ in header) + "|")
+        for row in block["rows"]:
+            o = row["ours"]
+            if o:
+                cells = [row["row"], _pm(o["base"]), _pm(o["novel"]), _f(o["hm"]), _seeds(o)]
+            elif row["reference_only"]:
+                cells = [row["row"] + " (paper only)", "", "", "", ""]
+            else:
+                cells = [row["row"], "-", "-", "-", ""]
+            if show_paper:
+                p, d = row["paper"], row["delta"]
+                cells.append("-" if not p else " / ".join(_f(p.get(m)) for m in metrics))
+                cells.append("-" if not d or "hm" not in d else _signed(d["hm"]))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("Mean ± std over seeds (population std); HM of the mean base and novel accuracy.")
+    if show_paper:
+        lines.append("Paper numbers from tools/paper_numbers.json; Δ = ours - paper, only when our dataset is the "
+                     "paper's.")
+    if agg.get("aliases"):
+        lines.append("Model names matched as: " + ", ".join(f"{k} = {v}" for k, v in agg["aliases"].items()))
+    for note in agg.get("notes", []):
+        lines.append(f"- note: {note}")
+    return "\n".join(lines) + "\n"
+
+
+def render_layout_csv(agg: Dict[str, Any]) -> str:
+    """One CSV line per (dataset, row): ours (mean, std) and the paper's numbers, unrounded."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["dataset", "row", "series", "x", "n_seeds", "seeds", "base_mean", "base_std", "novel_mean",
+                "novel_std", "hm", "paper_dataset", "paper_base", "paper_novel", "paper_hm", "delta_hm"])
+
+    def num(x: Any) -> str:
+        return "" if x is None else repr(float(x))
+
+    for block in agg["datasets"]:
+        for row in block["rows"]:
+            o, p, d = row["ours"] or {}, row["paper"] or {}, row["delta"] or {}
+            w.writerow([block["dataset"], row["row"], row["series"], "" if row["x"] is None else row["x"],
+                        o.get("n", 0), ",".join(str(s) for s in o.get("seeds", [])),
+                        num((o.get("base") or {}).get("mean")), num((o.get("base") or {}).get("std")),
+                        num((o.get("novel") or {}).get("mean")), num((o.get("novel") or {}).get("std")),
+                        num(o.get("hm")), agg.get("paper_dataset") or "", num(p.get("base")), num(p.get("novel")),
+                        num(p.get("hm")), num(d.get("hm"))])
+    return buf.getvalue()
+
+
+def _x_tick(agg: Dict[str, Any], x: Any) -> str:
+    """Tick label of a figure's x value (-1 images per class = "all")."""
+    if agg.get("x_key") == "DATASET.MAX_IMAGES_PER_CLASS" and _values_equal(x, -1):
+        return "all"
+    return _format_value(x)
+
+
+def _point(ours: Dict[str, Any], metric: str) -> Tuple[Optional[float], float]:
+    """(value, std over seeds) of one of our rows for a plotted metric (HM: HM of the means, per-seed std)."""
+    if metric == "hm":
+        return ours["hm"], (ours.get("hm_per_seed") or {}).get("std", 0.0)
+    stat = ours.get(metric) or {}
+    return stat.get("mean"), stat.get("std", 0.0)
+
+
+def plot_layout_lines(agg: Dict[str, Any], path: os.PathLike) -> Path:
+    """Line plot in the figure's layout: x = the swept value (or the teacher for Fig. 5), one panel per
+    metric the paper plots; ours solid (± std), the paper's dashed."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not agg["datasets"]:
+        raise ValueError("nothing to plot: no run matched a row of the figure")
+    metrics = agg["metrics"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for block in agg["datasets"]:
+            rows = block["rows"]
+            series = []
+            for r in rows:
+                if r["series"] not in series:
+                    series.append(r["series"])
+            xs_all: List[str] = []
+            for r in rows:
+                if _x_tick(agg, r["x"]) not in xs_all:
+                    xs_all.append(_x_tick(agg, r["x"]))
+            pos = {x: i for i, x in enumerate(xs_all)}
+            for s in series:
+                pts = [r for r in rows if r["series"] == s]
+                values = [(pos[_x_tick(agg, r["x"])],) + _point(r["ours"], metric) for r in pts if r["ours"]]
+                values = [v for v in values if v[1] is not None]
+                if values:
+                    ax.errorbar([v[0] for v in values], [v[1] for v in values], yerr=[v[2] for v in values],
+                                marker="o", capsize=3, label=f"{s or 'ours'} ({block['dataset']})")
+                if block is agg["datasets"][0]:
+                    pp = [(pos[_x_tick(agg, r["x"])], r["paper"].get(metric)) for r in pts
+                          if r["paper"] and isinstance(r["paper"].get(metric), (int, float))]
+                    if pp:
+                        ax.plot([v[0] for v in pp], [v[1] for v in pp], "--", marker="s", alpha=0.7,
+                                label=f"{s or 'PromptKD'} (paper, {agg.get('paper_dataset')})")
+            ax.set_xticks(range(len(xs_all)))
+            ax.set_xticklabels(xs_all)
+        ax.set_xlabel(agg["x_label"] or "")
+        ax.set_ylabel(f"{'HM' if metric == 'hm' else metric} accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle(agg["caption"], fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    path = Path(path)
+    _atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def parse_aliases(items: Sequence[str]) -> Dict[str, str]:
+    """``["tiny-vit-teacher=ViT-L/14", ...]`` -> dict; malformed items raise ValueError."""
+    out: Dict[str, str] = {}
+    for item in items:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours or not theirs:
+            raise ValueError(f"--alias {item!r}: expected OUR_NAME=PAPER_NAME, e.g. tiny-vit-teacher=ViT-L/14")
+        out[ours] = theirs
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
 # CLI
 # ----------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
@@ -817,7 +1228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", default=None, help=f"paper numbers file (default: {DEFAULT_PAPER_FILE.name})")
     p.add_argument("--vary", action="append", default=[], metavar="CFG.KEY",
                    help="add this resolved-config value to the method label (repeatable)")
-    p.add_argument("--no-plot", action="store_true", help="do not write the PNG bar chart")
+    p.add_argument("--no-plot", action="store_true", help="do not write the PNG bar chart / line plot")
+    p.add_argument("--alias", action="append", default=[], metavar="OURS=PAPER",
+                   help="paper layouts: match our CLIP name OURS as the paper's PAPER (MODEL.BACKBONE.NAME, "
+                        "TRAINER.PROMPTKD.TEACHER_NAME), e.g. tiny-vit-teacher=ViT-L/14 in smoke runs (repeatable)")
     return p
 
 
@@ -825,6 +1239,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logger.setLevel(logging.INFO)
+    if args.table in LAYOUTS:
+        return _main_layout(args)
     try:
         kind = args.table
         vary = list(TABLES[kind].vary) if kind in TABLES else []
@@ -845,6 +1261,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                write_text_atomic(out / f"results_{name}.json", json.dumps(agg, indent=1) + "\n")]
     if not args.no_plot:
         written.append(plot_hm_bars(agg, out / f"hm_{name}.png"))
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _main_layout(args: argparse.Namespace) -> int:
+    """--table table3 ... fig6: the paper's layout (LAYOUTS); figures also get a line plot."""
+    try:
+        aliases = parse_aliases(args.alias)
+        runs = collect_runs(args.dirs)
+        paper = None if args.no_paper else load_paper_numbers(args.paper)
+        agg = aggregate_layout(runs, args.table, paper, aliases)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = render_layout_markdown(agg) if args.format == "md" else render_layout_csv(agg)
+    print(text, end="")
+    out = Path(args.out) if args.out else Path(args.dirs[0])
+    if out.is_file():
+        out = out.parent
+    name = agg["table"]
+    written = [write_text_atomic(out / f"results_{name}.{args.format}", text),
+               write_text_atomic(out / f"results_{name}.json", json.dumps(agg, indent=1) + "\n")]
+    if agg["kind"] == "figure" and not args.no_plot and agg["datasets"]:
+        written.append(plot_layout_lines(agg, out / f"{name}.png"))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0

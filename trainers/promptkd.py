@@ -18,6 +18,24 @@ Training step (§3.7.3): q_t = s_t * u_t W^T (no grad), q_s = s_s * norm(proj(f_
 loss = KD_WEIGHT * LOSS(q_s, q_t, TEMPERATURE). Labels are never read. Evaluation uses the student
 and the class vectors only (no teacher, no text encoder). Checkpoint ("VLPromptLearner") = visual
 prompts + projector (+ BatchNorm statistics).
+
+Ablation options (paper Tables 4-6, docs/ABLATIONS.md), all keys of TRAINER.PROMPTKD:
+
+- ``LOSS``: any loss of :mod:`trainers.common.kd`; the feature losses (``feature_l1``/``feature_mse``)
+  compare norm(proj(f_s)) with the teacher's normalised image feature u_t instead of logits (Table 4).
+- ``TRAIN_MODE`` (Table 5): ``prompts_projector`` (the paper: visual prompts + projector),
+  ``projector_only`` (no visual prompts at all: PROMPT_DEPTH_VISION is ignored), ``full_finetune``
+  (CLIP-KD style: the whole student image tower + projector, no prompts; the student tower is then a
+  trainable parameter set and kept in fp32 even with PREC fp16, which still applies to the frozen teacher).
+- ``CLASS_VECTORS_SOURCE`` (Table 5, "w/o shared class vectors"): ``teacher`` (the paper) or
+  ``student_text``: the student's logits use its OWN frozen text tower with the teacher's prompt design,
+  i.e. a :class:`TextPromptLearner` whose N_CTX_TEXT context tokens are the word embeddings of CTX_INIT
+  ("a photo of a {class}.") and stay frozen (the teacher's learned text prompts have the teacher's
+  width and cannot be reused). The features are computed once at build time for all classes; the
+  projector then maps to the student's embedding dimension and the teacher's logits still use the
+  teacher's class vectors.
+- ``TEACHER_TYPE`` (Table 6): ``promptsrc``, ``maple`` (a MaPLe checkpoint; its coupled visual prompts
+  prompt the teacher's image tower) or ``zeroshot``.
 """
 
 from __future__ import annotations
@@ -41,8 +59,9 @@ from .common.backbone import build_clip, check_input_size, freeze
 from .common.base import PromptTrainer
 from .common.checkpoints import CheckpointKeyError, _fmt, file_sha256
 from .common.class_vectors import ClassVectors, load_class_vectors, save_class_vectors
-from .common.kd import get_kd_loss, kd_loss_names
-from .common.prompts import VisualPromptStack
+from .common.kd import get_kd_loss, kd_loss_inputs, kd_loss_names
+from .common import teacher_cache
+from .common.prompts import TextPromptLearner, VisualPromptStack, count_prompt_tokens
 from .common.teacher import (
     TEACHER_TYPES,
     Teacher,
@@ -56,7 +75,13 @@ from .common.vl_model import cast_prompts, cosine_logits, tower_dtype
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PromptKDStudent", "PromptKD", "PromptKDStudentModel", "build_projector", "add_config"]
+__all__ = ["PromptKDStudent", "PromptKD", "PromptKDStudentModel", "build_projector", "add_config", "TRAIN_MODES",
+           "CLASS_VECTOR_SOURCES"]
+
+# TRAINER.PROMPTKD.TRAIN_MODE values (paper Table 5): what the student trains
+TRAIN_MODES = ("prompts_projector", "projector_only", "full_finetune")
+# TRAINER.PROMPTKD.CLASS_VECTORS_SOURCE values (paper Table 5): whose text features the student's logits use
+CLASS_VECTOR_SOURCES = ("teacher", "student_text")
 
 
 def add_config(cfg: CN) -> None:
@@ -78,14 +103,24 @@ def add_config(cfg: CN) -> None:
     pk.CE_WEIGHT = 0.0  # kept for config compatibility; must be 0: the student never reads labels
     pk.KD_WEIGHT = 1000.0  # loss multiplier (reference scripts: 1000; 200 for FGVCAircraft, OxfordFlowers, DTD)
     pk.TEMPERATURE = 1.0  # KD temperature T
-    pk.LOSS = "kl_reference"  # kl_reference (sum-KL*T^2/(B*C), reference) | kl_batchmean (T^2 * batch-mean KL)
+    # kl_reference (sum-KL*T^2/(B*C), reference) | kl_batchmean (T^2 * batch-mean KL) |
+    # feature_l1 | feature_mse (projected student feature vs teacher image feature, Table 4)
+    pk.LOSS = "kl_reference"
+    # Table 5: prompts_projector (paper) | projector_only (no visual prompts) | full_finetune (whole student
+    # image tower + projector, CLIP-KD style)
+    pk.TRAIN_MODE = "prompts_projector"
+    # Table 5: teacher (shared teacher class vectors, paper) | student_text (student's own frozen text tower
+    # with the "CTX_INIT {class}." prompt of the teacher's prompt learner)
+    pk.CLASS_VECTORS_SOURCE = "teacher"
     pk.TEACHER_NAME = "ViT-L/14"  # teacher CLIP (weights for parts the teacher checkpoint lacks)
-    pk.TEACHER_TYPE = "promptsrc"  # promptsrc (trained teacher checkpoint) | zeroshot (vanilla CLIP, Table 6)
+    # promptsrc (trained teacher checkpoint) | maple (MaPLe checkpoint, Table 6) | zeroshot (vanilla CLIP, Table 6)
+    pk.TEACHER_TYPE = "promptsrc"
     # teacher checkpoint file or run directory; placeholders {dataset} (DATASET.NAME), {root} (DATASET.ROOT)
     pk.TEACHER_CKPT = "teacher_model/{dataset}/VLPromptLearner/model.pth.tar-20"
     # class-vectors file; "" -> class_vectors_<DATASET.NAME>.pt next to the teacher checkpoint
     # (zero-shot teacher: in OUTPUT_DIR)
     pk.CLASS_VECTORS = ""
+    teacher_cache.add_config(pk)  # TEACHER_CACHE.{MODE: off|record|replay, DIR} (docs/PERFORMANCE.md)
     cfg.TRAINER.PROMPTKD = pk
 
 
@@ -107,16 +142,26 @@ class PromptKDStudentModel(nn.Module):
     """Frozen student image tower + visual prompts + projector; ``forward`` -> normalised [B, d_t] fp32."""
 
     def __init__(self, visual: nn.Module, n_ctx: int, depth: int, vision_width: int, in_dim: int, out_dim: int,
-                 project_layers: int, logit_scale: float) -> None:
+                 project_layers: int, logit_scale: float, train_mode: str = "prompts_projector") -> None:
         super().__init__()
+        if train_mode not in TRAIN_MODES:
+            raise ValueError(f"TRAINER.PROMPTKD.TRAIN_MODE = {train_mode!r}; expected one of {list(TRAIN_MODES)}")
+        self.train_mode = train_mode
         self.visual = freeze(visual)
-        self.image_prompts = VisualPromptStack(n_ctx, depth, vision_width)
+        if train_mode == "full_finetune":
+            low = sorted({str(p.dtype) for p in self.visual.parameters() if p.dtype != torch.float32})
+            if low:
+                raise ValueError(f"TRAIN_MODE full_finetune trains the image tower, which must be fp32 (found {low}); "
+                                 "build the student CLIP in fp32")
+            self.visual.requires_grad_(True)
+        # projector_only / full_finetune: no visual prompts at all (depth 0 -> no parameters)
+        self.image_prompts = VisualPromptStack(n_ctx, depth if train_mode == "prompts_projector" else 0, vision_width)
         self.projector = build_projector(in_dim, out_dim, project_layers)
         self.register_buffer("logit_scale", torch.tensor(float(logit_scale)), persistent=False)
 
     def train(self, mode: bool = True) -> "PromptKDStudentModel":
         super().train(mode)
-        self.visual.eval()
+        self.visual.eval()  # also when fine-tuned: a CLIP ViT has no BatchNorm; dropout stays off
         return self
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -154,10 +199,24 @@ class PromptKDStudent(PromptTrainer):
             raise ValueError(f"TRAINER.PROMPTKD.LOSS = {pk.LOSS!r}; registered KD losses: {kd_loss_names()}")
         if pk.TEACHER_TYPE not in TEACHER_TYPES:
             raise ValueError(f"TRAINER.PROMPTKD.TEACHER_TYPE = {pk.TEACHER_TYPE!r}; expected one of {list(TEACHER_TYPES)}")
+        if pk.TRAIN_MODE not in TRAIN_MODES:
+            raise ValueError(f"TRAINER.PROMPTKD.TRAIN_MODE = {pk.TRAIN_MODE!r}; expected one of {list(TRAIN_MODES)}")
+        if pk.CLASS_VECTORS_SOURCE not in CLASS_VECTOR_SOURCES:
+            raise ValueError(f"TRAINER.PROMPTKD.CLASS_VECTORS_SOURCE = {pk.CLASS_VECTORS_SOURCE!r}; expected one of "
+                             f"{list(CLASS_VECTOR_SOURCES)}")
+        if pk.CLASS_VECTORS_SOURCE == "student_text" and kd_loss_inputs(pk.LOSS) == "features":
+            raise ValueError(f"TRAINER.PROMPTKD.LOSS {pk.LOSS!r} compares features in the teacher's space, but "
+                             "CLASS_VECTORS_SOURCE student_text projects the student into its own text space; use a "
+                             "logit loss (kl_reference / kl_batchmean) or CLASS_VECTORS_SOURCE teacher")
         if int(pk.PROJECT_LAYER) not in (1, 2, 3):
             raise ValueError(f"TRAINER.PROMPTKD.PROJECT_LAYER must be 1, 2 or 3, got {pk.PROJECT_LAYER}")
         if float(pk.TEMPERATURE) <= 0:
             raise ValueError(f"TRAINER.PROMPTKD.TEMPERATURE must be > 0, got {pk.TEMPERATURE}")
+        teacher_cache.check_cfg(cfg)
+        if pk.TEACHER_CACHE.MODE != "off" and (kd_loss_inputs(pk.LOSS) == "features"
+                                              or pk.CLASS_VECTORS_SOURCE != "teacher"):
+            raise ValueError("TRAINER.PROMPTKD.TEACHER_CACHE stores teacher logits over the teacher's class vectors; "
+                             "it needs a logit loss and CLASS_VECTORS_SOURCE teacher (set TEACHER_CACHE.MODE off)")
 
     # ------------------------------------------------------------------ class vectors / teacher
     def class_vectors_path(self) -> str:
@@ -178,7 +237,12 @@ class PromptKDStudent(PromptTrainer):
 
     def _teacher(self) -> Teacher:
         if getattr(self, "_teacher_obj", None) is None:
-            self._teacher_obj = build_teacher(self.cfg, self.device, self.prec)
+            # building a teacher (random init before its weights are loaded) must not shift the RNG stream:
+            # the student's initialisation and augmentations depend on the seed only, whether the class
+            # vectors were cached, computed, or replayed from a teacher-output cache
+            devices = [self.device.index or 0] if torch.device(self.device).type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                self._teacher_obj = build_teacher(self.cfg, self.device, self.prec)
         return self._teacher_obj
 
     def _check_same_teacher(self, cv: ClassVectors) -> None:
@@ -222,6 +286,8 @@ class PromptKDStudent(PromptTrainer):
         once from the teacher (after its weights are loaded) and written atomically."""
         path = self.class_vectors_path()
         all_names = list(self.dm.dataset.all_classnames)
+        if self.replaying_teacher_cache:  # the recording run's W, no teacher
+            return self.teacher_cache.class_vectors(all_names)
         if osp.isfile(path):
             cv = load_class_vectors(path, expected_classnames=all_names)
             self._check_same_teacher(cv)
@@ -237,29 +303,76 @@ class PromptKDStudent(PromptTrainer):
 
     def teacher_identity(self) -> Optional[Dict[str, Any]]:
         cv = self.class_vectors
-        return {**cv.teacher, "class_vectors": cv.path, "logit_scale": cv.logit_scale}
+        out = {**cv.teacher, "class_vectors": cv.path, "logit_scale": cv.logit_scale}
+        if self.student_class_vectors is not cv:
+            out["student_class_vectors"] = dict(self.student_class_vectors.teacher)
+        return out
+
+    @torch.no_grad()
+    def compute_student_text_class_vectors(self, clip_model: nn.Module, batch_size: int = 256) -> ClassVectors:
+        """CLASS_VECTORS_SOURCE student_text: the student's own frozen text tower over "CTX_INIT {class}."
+        (the teacher's prompt learner design with its CTX_INIT-initialised, here frozen, context) for all
+        dataset classes -> L2-normalised [N, d_s]."""
+        pk = self.cfg.TRAINER.PROMPTKD
+        names = list(self.dm.dataset.all_classnames)
+        ctx_init = str(pk.CTX_INIT).replace("_", " ").strip()
+        n_ctx = int(pk.N_CTX_TEXT)
+        n_words = count_prompt_tokens(clip_model, ctx_init) if ctx_init else 0
+        if not 1 <= n_ctx <= n_words:
+            raise ValueError(
+                f"CLASS_VECTORS_SOURCE student_text keeps the student's text context frozen at the words of "
+                f"TRAINER.PROMPTKD.CTX_INIT {pk.CTX_INIT!r} ({n_words} tokens), so N_CTX_TEXT must be in 1..{n_words} "
+                f"(got {n_ctx}); a randomly initialised frozen context would be meaningless"
+            )
+        learner = TextPromptLearner(clip_model, names[:batch_size], n_ctx, 1, ctx_init).to(self.device)
+        learner.requires_grad_(False)
+        dtype = tower_dtype(clip_model.transformer)
+        feats = []
+        for start in range(0, len(names), batch_size):
+            learner.set_classnames(names[start:start + batch_size])
+            token_embeds, token_ids, _ = learner()
+            with self.autocast():
+                out = clip.encode_text(clip_model, token_embeds.to(dtype), token_ids, n_ctx=n_ctx)
+            feats.append(out.float())
+        features = F.normalize(torch.cat(feats), dim=-1).cpu()
+        scale = float(clip_model.logit_scale.detach().float().exp().item())
+        identity = {"type": "student_text", "model": self.cfg.MODEL.BACKBONE.NAME,
+                    "prompt": {"ctx_init": ctx_init, "n_ctx": n_ctx, "frozen": True},
+                    "embed_dim": int(features.shape[1])}
+        logger.info("Student class vectors from the student's own frozen text tower (%s, prompt %r): %d x %d",
+                    self.cfg.MODEL.BACKBONE.NAME, f"{ctx_init} {{class}}.", features.shape[0], features.shape[1])
+        return ClassVectors(features, names, identity, scale, None)
 
     # ------------------------------------------------------------------ model
     def build_model(self) -> None:
         cfg = self.cfg
         pk = cfg.TRAINER.PROMPTKD
-        clip_model = build_clip(cfg, prec=self.prec, device=self.device)
+        # full_finetune: the student tower is trainable, so its weights stay fp32 (PREC fp16 = frozen towers in half)
+        student_prec = "fp32" if pk.TRAIN_MODE == "full_finetune" and self.prec == "fp16" else self.prec
+        clip_model = build_clip(cfg, prec=student_prec, device=self.device)
         check_input_size(cfg, clip_model, cfg.MODEL.BACKBONE.NAME)
         info = clip.model_info(clip_model)
         student_scale = float(clip_model.logit_scale.detach().float().exp().item())
         visual = clip_model.visual
-        del clip_model  # the student's text tower is never used (reference inefficiency §5.22)
+        student_cv = None
+        if pk.CLASS_VECTORS_SOURCE == "student_text":
+            student_cv = self.compute_student_text_class_vectors(clip_model)
+        del clip_model  # otherwise the student's text tower is never used (reference inefficiency §5.22)
 
         self.class_vectors = self.load_or_compute_class_vectors()
+        # the class vectors the STUDENT's logits use (the teacher's, unless CLASS_VECTORS_SOURCE student_text)
+        self.student_class_vectors = student_cv if student_cv is not None else self.class_vectors
         self.model = PromptKDStudentModel(
             visual, int(pk.N_CTX_VISION), int(pk.PROMPT_DEPTH_VISION), info.vision_width,
-            in_dim=info.embed_dim, out_dim=self.class_vectors.dim, project_layers=int(pk.PROJECT_LAYER),
-            logit_scale=student_scale,
+            in_dim=info.embed_dim, out_dim=self.student_class_vectors.dim, project_layers=int(pk.PROJECT_LAYER),
+            logit_scale=student_scale, train_mode=pk.TRAIN_MODE,
         ).to(self.device)
-        logger.info("Projector: %d (student %s) -> %d (teacher %s), %d layer(s)", info.embed_dim,
-                    cfg.MODEL.BACKBONE.NAME, self.class_vectors.dim, self.class_vectors.teacher.get("model"),
-                    int(pk.PROJECT_LAYER))
+        logger.info("Projector: %d (student %s) -> %d (%s %s), %d layer(s); TRAIN_MODE %s, class vectors from %s",
+                    info.embed_dim, cfg.MODEL.BACKBONE.NAME, self.student_class_vectors.dim,
+                    self.student_class_vectors.teacher.get("type"), self.student_class_vectors.teacher.get("model"),
+                    int(pk.PROJECT_LAYER), pk.TRAIN_MODE, pk.CLASS_VECTORS_SOURCE)
         self.kd_loss = get_kd_loss(pk.LOSS)
+        self.kd_inputs = kd_loss_inputs(pk.LOSS)
         self.teacher_encoder: Optional[TeacherImageEncoder] = None
         optim, sched = self.build_optim_sched(self.model.parameters())
         self.optim, self.sched = optim, sched
@@ -267,13 +380,36 @@ class PromptKDStudent(PromptTrainer):
         self.set_eval_classnames(self.train_classnames)
 
     def set_eval_classnames(self, classnames: Sequence[str]) -> None:
-        """Select the class-vector rows of ``classnames`` (base / novel / training classes)."""
-        self.class_weights = self.class_vectors.select(list(classnames)).to(self.device)
+        """Select the class-vector rows of ``classnames`` (base / novel / training classes): the student's
+        (``class_weights``) and the teacher's (``teacher_class_weights``; the same tensor by default)."""
+        self.class_weights = self.student_class_vectors.select(list(classnames)).to(self.device)
+        if self.student_class_vectors is self.class_vectors:
+            self.teacher_class_weights = self.class_weights
+        else:
+            self.teacher_class_weights = self.class_vectors.select(list(classnames)).to(self.device)
 
     # ------------------------------------------------------------------ training
+    def build_data_loader(self) -> None:
+        """Dassl's loaders; with TEACHER_CACHE record / replay the training loader replays augmentations."""
+        super().build_data_loader()
+        self.teacher_cache = teacher_cache.setup_teacher_cache(self)
+
+    @property
+    def replaying_teacher_cache(self) -> bool:
+        cache = getattr(self, "teacher_cache", None)
+        return cache is not None and cache.mode == "replay"
+
     def before_train(self) -> None:
         super().before_train()
-        self.build_teacher_encoder()
+        if not self.replaying_teacher_cache:  # a replay never builds the teacher
+            self.build_teacher_encoder()
+        if getattr(self, "teacher_cache", None) is not None:
+            self.teacher_cache.begin(self)
+
+    def on_epoch_end(self) -> None:
+        super().on_epoch_end()
+        if getattr(self, "teacher_cache", None) is not None:
+            self.teacher_cache.end_epoch(self)
 
     def build_teacher_encoder(self) -> None:
         """The frozen teacher image tower + visual prompts (training only; never registered or saved)."""
@@ -295,26 +431,53 @@ class PromptKDStudent(PromptTrainer):
         """Images only: the student never reads labels (DATASET.TRAIN_LABELS drop gives -1)."""
         return batch["img"].to(self.device, non_blocking=True)
 
-    def distillation_logits(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(student logits, teacher logits) over the current class set, both fp32."""
-        weights = self.class_weights
+    def distillation_features(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(student feature norm(proj(f_s)) [B, d], teacher image feature u_t [B, d_t] (no grad)), both
+        L2-normalised fp32; what the feature losses of Table 4 compare."""
         with torch.no_grad():
             with self.autocast():
                 u_t = self.teacher_encoder(images)
-            teacher_logits = cosine_logits(u_t, weights, self.teacher_scale)
         with self.autocast():
             f_s = self.model(images)
-        student_logits = cosine_logits(f_s, weights, self.model.logit_scale)
+        return f_s.float(), u_t.float()
+
+    def online_teacher_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Teacher logits s_t * u_t W^T [B, C] fp32 over the current class set (what the cache records)."""
+        if self.teacher_encoder is None:
+            raise RuntimeError("PromptKDStudent: the teacher image encoder is not built (before_train() was not run)")
+        with torch.no_grad():
+            with self.autocast():
+                u_t = self.teacher_encoder(images)
+            return cosine_logits(u_t.float(), self.teacher_class_weights, self.teacher_scale)
+
+    def distillation_logits(self, images: torch.Tensor, batch: Optional[Dict[str, Any]] = None
+                            ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(student logits, teacher logits) over the current class set, both fp32. With a teacher-output
+        cache and the training ``batch`` (its index / epoch / aug keys) the teacher logits come from it."""
+        cache = getattr(self, "teacher_cache", None)
+        if cache is not None and batch is not None:
+            teacher_logits = cache.teacher_logits(self, images, batch)
+            with self.autocast():
+                f_s = self.model(images)
+            f_s = f_s.float()
+        else:
+            f_s, u_t = self.distillation_features(images)
+            with torch.no_grad():
+                teacher_logits = cosine_logits(u_t, self.teacher_class_weights, self.teacher_scale)
+        student_logits = cosine_logits(f_s, self.class_weights, self.model.logit_scale)
         return student_logits, teacher_logits
 
     def forward_backward(self, batch) -> Dict[str, float]:
-        if self.teacher_encoder is None:
+        if self.teacher_encoder is None and not self.replaying_teacher_cache:
             raise RuntimeError("PromptKDStudent.forward_backward: the teacher image encoder is not built "
                                "(before_train() was not run)")
         images = self.parse_batch_train(batch)
         pk = self.cfg.TRAINER.PROMPTKD
-        student_logits, teacher_logits = self.distillation_logits(images)
-        kd = self.kd_loss(student_logits, teacher_logits, float(pk.TEMPERATURE))
+        if self.kd_inputs == "features":  # Table 4: feature L1 / MSE in the teacher's feature space
+            kd = self.kd_loss(*self.distillation_features(images), float(pk.TEMPERATURE))
+        else:
+            student_logits, teacher_logits = self.distillation_logits(images, batch)
+            kd = self.kd_loss(student_logits, teacher_logits, float(pk.TEMPERATURE))
         loss = float(pk.KD_WEIGHT) * kd
         grad_norm = self.optimize(loss)
         return {"loss": loss.item(), "kd": kd.item(), "grad_norm": grad_norm}

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 import torchvision.transforms as T
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from engine import dist
 from engine.data.datasets import Datum, build_dataset
@@ -45,7 +45,7 @@ def _make_generator(cfg: Any) -> Optional[torch.Generator]:
     if cfg.SEED is None or cfg.SEED < 0:
         return None
     g = torch.Generator()
-    g.manual_seed(int(cfg.SEED) + 1000003 * dist.get_rank())
+    g.manual_seed(dist.rank_seed(int(cfg.SEED)))
     return g
 
 
@@ -59,12 +59,15 @@ def build_data_loader(
     tfm: Optional[Callable] = None,
     is_train: bool = True,
     dataset_wrapper: Optional[type] = None,
+    sampler_wrapper: Optional[Callable[[Sampler], Sampler]] = None,
 ) -> DataLoader:
     """Build a DataLoader over ``data_source`` wrapped by ``dataset_wrapper`` (default ``DatasetWrapper``).
 
     ``drop_last`` follows Dassl (train loaders drop the last incomplete batch when there is at least
     one full batch). ``pin_memory`` when CUDA is used, persistent workers and prefetching when
-    ``NUM_WORKERS > 0``. An empty loader raises an error explaining why.
+    ``NUM_WORKERS > 0``. ``sampler_wrapper`` (optional) wraps the built sampler, e.g. to tag indices
+    with the epoch (the PromptKD teacher-output cache). An empty loader raises an error explaining
+    why, except for an evaluation shard of a DDP rank when the data set has fewer items than ranks.
     """
     if not data_source:
         raise ValueError(
@@ -83,6 +86,8 @@ def build_data_loader(
         n_ins=n_ins,
         generator=generator,
     )
+    if sampler_wrapper is not None:
+        sampler = sampler_wrapper(sampler)
     if dataset_wrapper is None:
         dataset_wrapper = DatasetWrapper
     num_workers = int(cfg.DATALOADER.NUM_WORKERS)
@@ -102,7 +107,7 @@ def build_data_loader(
         generator=generator,
         **kwargs,
     )
-    if len(loader) == 0:
+    if len(loader) == 0 and not (dist.is_dist() and not is_train):
         raise ValueError(
             f"build_data_loader: the loader has no batches ({len(data_source)} items, {len(sampler)} on this rank, "
             f"batch size {batch_size}, is_train={is_train}); lower the batch size or add data"

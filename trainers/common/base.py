@@ -15,7 +15,9 @@ and ``set_eval_classnames(classnames)``. This class owns, on top of Dassl's ``Tr
   defect §5.1 — available only under that explicit name and recorded in results.json);
 - checkpoints with only the trainable tensors (+ buffers of trainable modules and trainer state such
   as PromptSRC's GPA accumulator), Dassl layout and names; strict loading where only class-name
-  buffers may be skipped; resume from the latest epoch with the trainer state restored.
+  buffers may be skipped; resume from the latest epoch with the trainer state restored; the same
+  content (+ GradScaler) in the engine's mid-epoch resumable state (docs/RELIABILITY.md);
+- the collapse detector (:func:`collapse_report`, user pain points P2/P3) recorded in results.json.
 
 Never wraps models in DataParallel (reference defect §5.8).
 """
@@ -48,7 +50,8 @@ from .checkpoints import strict_load, trainable_state_dict
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PromptTrainer", "PRECISIONS", "FINAL_MODEL_CHOICES", "resolve_precision", "harmonic_mean"]
+__all__ = ["PromptTrainer", "PRECISIONS", "FINAL_MODEL_CHOICES", "resolve_precision", "harmonic_mean",
+           "collapse_report"]
 
 PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 FINAL_MODEL_CHOICES = ("last_step", "best_val", "best_test_reference")
@@ -59,6 +62,33 @@ _CKPT_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
 def harmonic_mean(base: float, novel: float) -> float:
     """HM = 2BN / (B + N) (0 when both are 0)."""
     return 0.0 if base + novel == 0 else 2.0 * base * novel / (base + novel)
+
+
+def collapse_report(eval_sets: Dict[str, Tuple[float, int]], epoch_losses: Sequence[float] = (),
+                    best_epoch: Optional[int] = None, max_epoch: Optional[int] = None,
+                    chance_factor: float = 1.5, loss_drop: float = 0.9) -> Dict[str, Any]:
+    """Collapse detector (user pain points P2/P3: collapsed seeds, "best model at epoch 1").
+
+    ``eval_sets`` maps a set name to (final accuracy in %, number of classes). Flags the run when an
+    accuracy is below ``chance_factor`` x chance (100 / #classes), when the training loss of the last
+    epoch is not below ``loss_drop`` x the first epoch's (needs >= 2 epochs), or when a best-epoch
+    selection over several epochs picked epoch 1. Returns ``{"flagged", "reasons", "checks"}``.
+    """
+    reasons: List[str] = []
+    for name, (acc, n_classes) in eval_sets.items():
+        chance = 100.0 / max(int(n_classes), 1)
+        if float(acc) < chance_factor * chance:
+            reasons.append(f"{name} accuracy {float(acc):.2f}% is below {chance_factor:g} x chance "
+                           f"({chance:.2f}% for {int(n_classes)} classes)")
+    losses = [float(v) for v in epoch_losses if v is not None and math.isfinite(float(v))]
+    if len(losses) >= 2 and not losses[-1] < loss_drop * losses[0]:
+        reasons.append(f"training loss never dropped: last epoch {losses[-1]:.4g} is not below {loss_drop:g} x "
+                       f"the first epoch's {losses[0]:.4g}")
+    if best_epoch is not None and max_epoch is not None and int(max_epoch) > 1 and int(best_epoch) <= 1:
+        reasons.append(f"the selected best epoch is {best_epoch} of {max_epoch}")
+    checks = {"chance_factor": chance_factor, "loss_drop": loss_drop,
+              "first_epoch_loss": losses[0] if losses else None, "last_epoch_loss": losses[-1] if losses else None}
+    return {"flagged": bool(reasons), "reasons": reasons, "checks": checks}
 
 
 def resolve_precision(prec: str, device: torch.device, key: str = "PREC") -> str:
@@ -204,20 +234,28 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         return grad_norm
 
     def wrap_model_ddp(self) -> None:
-        """No DDP wrapper: prompt trainers call their models' encoders directly, so under torchrun the
-        gradients of the (few) trainable tensors are averaged over ranks in :meth:`optimize` instead,
-        which is what DDP's all-reduce computes."""
-        if dist.is_dist():
-            logger.info("Distributed run (world size %d): gradients are all-reduced in optimize()",
-                        dist.get_world_size())
+        """DDP for prompt trainers (docs/PERFORMANCE.md). The models are not wrapped (trainers call their
+        encoders directly); instead, what DDP does is done explicitly on the trainable part only:
+        rank 0's trainable parameters and their modules' buffers are broadcast once here, BatchNorm
+        layers of the registered models become :class:`engine.dist.DistributedBatchNorm` (statistics
+        over the global batch), and :meth:`optimize` averages the gradients with one coalesced all-reduce.
+        Frozen towers are neither synchronised nor all-reduced."""
+        if not dist.is_dist():
+            return
+        models = [self._models[n] for n in self.get_model_names()]
+        n_bn = sum(dist.convert_sync_batchnorm(m) for m in models)
+        n_synced = dist.broadcast_trainable_state(models)
+        per_rank = int(self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+        world = dist.get_world_size()
+        logger.info(
+            "Distributed run (world size %d): %d trainable tensors broadcast from rank 0, %d BatchNorm layer(s) "
+            "synchronised, gradients all-reduced in optimize(). Global batch = %d x %d = %d at OPTIM.LR %g "
+            "(linear scaling rule: lr = 0.005 x global batch / 8 for PromptKD, e.g. 0.16 at 256)",
+            world, n_synced, n_bn, per_rank, world, per_rank * world, float(self.cfg.OPTIM.LR))
 
     def _all_reduce_grads(self, names: Sequence[str]) -> None:
-        world = dist.get_world_size()
-        for name in names:
-            for p in self._models[name].parameters():
-                if p.requires_grad and p.grad is not None:
-                    torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
-                    p.grad.div_(world)
+        params = [p for name in names for p in self._models[name].parameters() if p.requires_grad]
+        dist.all_reduce_gradients(params)
 
     # ------------------------------------------------------------------ epoch / train hooks
     def on_epoch_end(self) -> None:
@@ -246,6 +284,9 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
             else:
                 first = next(iter(self.dm.dataset.eval_sets))
                 current = self.evaluate_eval_sets(names=[first])[first]["accuracy"]
+            log_scalar = getattr(self, "log_epoch_scalar", None)  # engine epoch log (metrics.csv)
+            if log_scalar is not None:
+                log_scalar("val_accuracy" if final == "best_val" else f"{first}_test_accuracy", current)
             if current > self.best_result:
                 self.best_result = current
                 self.best_epoch = self.epoch + 1
@@ -305,11 +346,18 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         evaluator = build_evaluator(self.cfg, lab2cname={i: c for i, c in enumerate(classnames)})
         evaluator.reset()
         logger.info("Evaluate on the *%s* set (%d classes)", tag, len(classnames))
+        seen = 0
         for batch in loader:
             images, labels = self.parse_batch_test(batch)
             with self.autocast():
                 output = self.model_inference(images)
             evaluator.process(output.float(), labels)
+            seen += int(labels.shape[0])
+        expected = len(loader.dataset)
+        seen = int(dist.all_reduce_sum(seen))  # every rank evaluates a disjoint shard (DDP)
+        if seen != expected:
+            raise RuntimeError(f"Evaluation of the *{tag}* set covered {seen} images but the set has {expected} "
+                               f"(world size {dist.get_world_size()}); every image must be evaluated exactly once")
         results = evaluator.evaluate()
         for k, v in results.items():
             self.write_scalar(f"{tag}/{k}", v, self.epoch)
@@ -402,10 +450,30 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
             # train.py may set ``trainer.config_file`` (the --config-file path); else a CONFIG_FILE key if any
             "config": getattr(self, "config_file", None) or self.cfg.get("CONFIG_FILE", None) or None,
             "output_dir": self.output_dir,
+            "collapse": self._collapse(results, sel),
         }
+        update_row = getattr(self, "update_epoch_row", None)  # final accuracies in the last row of metrics.csv
+        if update_row is not None:
+            update_row({f"test_{k}": v for k, v in summary.items()})
         path = osp.join(self.output_dir, "results.json")
         write_json(out, path)
         logger.info("Results written to %s", path)
+
+    def _collapse(self, results: "OrderedDict[str, Dict[str, float]]", sel: Dict[str, Any]) -> Dict[str, Any]:
+        """:func:`collapse_report` on the final accuracies and the per-epoch training loss; logged if flagged."""
+        eval_sets = self.dm.dataset.eval_sets
+        accs = {k: (v["accuracy"], len(eval_sets[k].classnames) if k in eval_sets else len(self.train_classnames))
+                for k, v in results.items()}
+        rows = getattr(self, "epoch_log", None) or []
+        key = "loss" if any("loss" in r for r in rows) else next(
+            (k for r in rows for k in r if k.startswith("loss")), None)
+        losses = [r[key] for r in rows if key in r] if key else []
+        best = sel.get("epoch") if sel.get("selection") in ("best_val", "best_test_reference") else None
+        report = collapse_report(accs, losses, best_epoch=best, max_epoch=self.max_epoch if rows else None)
+        if report["flagged"]:
+            logger.warning("Collapse detector: this run looks degenerate (seed collapse?): %s",
+                           "; ".join(report["reasons"]))
+        return report
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_meta(self, name: str) -> Dict[str, Any]:
@@ -458,12 +526,33 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         ckpt = load_checkpoint(path)
         if not isinstance(ckpt, dict):
             raise ValueError(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
+        self._load_state_into(name, ckpt, path, resume)
+        return ckpt
+
+    def _load_state_into(self, name: str, ckpt: Dict[str, Any], source: str, resume: bool) -> None:
         state = ckpt.get("state_dict", ckpt)
         state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
         state = self.convert_checkpoint_state(name, state)
-        strict_load(self._models[name], state, path)
+        strict_load(self._models[name], state, source)
         self.load_extra_checkpoint_state(name, ckpt, resume)
-        return ckpt
+
+    # engine hooks of the mid-epoch resumable state: the checkpoint content (trainable tensors + trainer
+    # state such as PromptSRC's GPA) and the GradScaler
+    def state_for_resume(self, name: str) -> Dict[str, Any]:
+        entry = {"state_dict": trainable_state_dict(self._models[name]), "meta": self.checkpoint_meta(name)}
+        entry.update(self.extra_checkpoint_state(name))
+        return entry
+
+    def load_state_for_resume(self, name: str, entry: Dict[str, Any], source: str) -> None:
+        self._load_state_into(name, entry, source, resume=True)
+
+    def extra_resume_state(self) -> Dict[str, Any]:
+        scaler = getattr(self, "_scaler", None)
+        return {"scaler": scaler.state_dict()} if scaler is not None else {}
+
+    def load_extra_resume_state(self, extra: Dict[str, Any]) -> None:
+        if extra.get("scaler") is not None and self.scaler is not None:
+            self.scaler.load_state_dict(extra["scaler"])
 
     def load_model(self, directory: str, epoch: Optional[int] = None, strict: bool = True) -> None:
         """Load ``model-best.pth.tar`` (epoch None; falls back to the latest ``model.pth.tar-N`` when there

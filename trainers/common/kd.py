@@ -14,6 +14,17 @@ Built-in losses:
   published KD_WEIGHT values (200 / 1000) are so large.
 - ``kl_batchmean``: the textbook ``T^2 * KL(p_t || p_s)`` averaged over the batch
   (``reduction="batchmean"``), equal to ``C * kl_reference``.
+
+Feature losses (paper Table 4, "distillation form") compare the student's projected, L2-normalised
+image feature with the teacher's L2-normalised image feature instead of logits. They are registered
+with ``inputs="features"``, take ``(student_features [B, D], teacher_features [B, D], temperature)``
+(the temperature is not used) and are averaged over all B * D elements, the same normalisation as
+``kl_reference`` (divided by ``numel``), so KD_WEIGHT keeps a comparable scale:
+
+- ``feature_l1``: ``mean |f_s - f_t|``;
+- ``feature_mse``: ``mean (f_s - f_t)^2``.
+
+``kd_loss_inputs(name)`` tells the trainer which pair ("logits" or "features") a loss takes.
 """
 
 from __future__ import annotations
@@ -26,19 +37,29 @@ import torch.nn.functional as F
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KDLoss", "register_kd_loss", "get_kd_loss", "kd_loss_names", "kl_reference", "kl_batchmean"]
+__all__ = ["KDLoss", "KD_INPUTS", "register_kd_loss", "get_kd_loss", "kd_loss_names", "kd_loss_inputs",
+           "kl_reference", "kl_batchmean", "feature_l1", "feature_mse"]
 
 KDLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+KD_INPUTS = ("logits", "features")
 _KD_LOSSES: Dict[str, KDLoss] = {}
+_KD_INPUTS: Dict[str, str] = {}
 
 
-def register_kd_loss(name: str) -> Callable[[KDLoss], KDLoss]:
-    """Decorator registering a KD loss under ``name`` (duplicate names raise KeyError)."""
+def register_kd_loss(name: str, inputs: str = "logits") -> Callable[[KDLoss], KDLoss]:
+    """Decorator registering a KD loss under ``name`` (duplicate names raise KeyError).
+
+    ``inputs``: "logits" (the loss gets student / teacher logits [B, C]) or "features" (it gets the
+    student's projected feature and the teacher's image feature [B, D], both L2-normalised).
+    """
+    if inputs not in KD_INPUTS:
+        raise ValueError(f"register_kd_loss({name!r}): inputs must be one of {KD_INPUTS}, got {inputs!r}")
 
     def deco(fn: KDLoss) -> KDLoss:
         if name in _KD_LOSSES:
             raise KeyError(f"KD loss {name!r} is already registered")
         _KD_LOSSES[name] = fn
+        _KD_INPUTS[name] = inputs
         return fn
 
     return deco
@@ -55,6 +76,12 @@ def get_kd_loss(name: str) -> KDLoss:
             f"Unknown KD loss {name!r} (config key TRAINER.PROMPTKD.LOSS); registered: {', '.join(kd_loss_names())}"
         )
     return _KD_LOSSES[name]
+
+
+def kd_loss_inputs(name: str) -> str:
+    """"logits" or "features": what the loss registered as ``name`` compares."""
+    get_kd_loss(name)  # unknown names raise with the list of registered losses
+    return _KD_INPUTS[name]
 
 
 def _log_probs(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float):
@@ -84,3 +111,28 @@ def kl_batchmean(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tem
     log_p_s, log_p_t = _log_probs(student_logits, teacher_logits, temperature)
     kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
     return kl * (temperature ** 2)
+
+
+def _check_features(student_features: torch.Tensor, teacher_features: torch.Tensor) -> None:
+    if student_features.dim() != 2 or student_features.shape != teacher_features.shape:
+        raise ValueError(
+            f"feature KD loss: student features {tuple(student_features.shape)} and teacher features "
+            f"{tuple(teacher_features.shape)} must have the same shape [B, D] (the projector maps the student "
+            "feature to the teacher's dimension)"
+        )
+
+
+@register_kd_loss("feature_l1", inputs="features")
+def feature_l1(student_features: torch.Tensor, teacher_features: torch.Tensor,
+               temperature: float = 1.0) -> torch.Tensor:
+    """Table 4 "feature L1": ``mean_{b,d} |f_s - f_t|`` (temperature unused)."""
+    _check_features(student_features, teacher_features)
+    return (student_features.float() - teacher_features.float()).abs().mean()
+
+
+@register_kd_loss("feature_mse", inputs="features")
+def feature_mse(student_features: torch.Tensor, teacher_features: torch.Tensor,
+                temperature: float = 1.0) -> torch.Tensor:
+    """Table 4 "feature MSE": ``mean_{b,d} (f_s - f_t)^2`` (temperature unused)."""
+    _check_features(student_features, teacher_features)
+    return (student_features.float() - teacher_features.float()).pow(2).mean()

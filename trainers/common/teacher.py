@@ -8,7 +8,11 @@ Three sources (``TRAINER.PROMPTKD.TEACHER_TYPE`` / checkpoint content):
 (b) an officially released PromptSRC / PromptKD-teacher checkpoint (whole CustomCLIP, §2.6 layout):
     its prompts AND its CLIP tower weights are loaded; the token embedding (not part of the released
     files) comes from ``TEACHER_NAME``, whose architecture must match the checkpoint's;
-(c) vanilla zero-shot CLIP (``TEACHER_TYPE zeroshot``, paper Table 6), one template per dataset.
+(c) vanilla zero-shot CLIP (``TEACHER_TYPE zeroshot``, paper Table 6), one template per dataset;
+(d) a MaPLe checkpoint (``TEACHER_TYPE maple``, paper Table 6), ours (``text_prompts.layer{i}`` +
+    ``couplings.{i}``) or a released one (whole CustomCLIP, mapped by ``trainers.maple``): its text
+    prompts give the class vectors and its coupled visual prompts (``couplings[i](text layer i)``,
+    constant once the teacher is frozen) prompt its image tower.
 
 The architecture is read from the checkpoint keys (Nt/Jt/Nv/Jv from the prompt shapes and the
 VPT_shallow indices) instead of being hard-coded (fixes defect §5.4), and loading is strict: any key
@@ -60,12 +64,15 @@ __all__ = [
     "find_teacher_checkpoint",
     "load_teacher_checkpoint",
     "build_zeroshot_teacher",
+    "load_maple_teacher_checkpoint",
     "build_teacher",
     "compute_class_vectors",
 ]
 
-TEACHER_TYPES = ("promptsrc", "zeroshot")
+TEACHER_TYPES = ("promptsrc", "maple", "zeroshot")
 REGISTERED_NAME = "VLPromptLearner"
+# model folders of a teacher run directory: PromptSRC/IVLP/PromptSRCTeacher, MaPLe
+_TEACHER_SUBFOLDERS = (REGISTERED_NAME, "MultiModalPromptLearner")
 _CKPT_RE = re.compile(r"model\.pth\.tar-(\d+)$")
 
 
@@ -114,8 +121,27 @@ class Teacher:
         return float(self.clip_model.logit_scale.detach().float().exp().item())
 
     def image_encoder(self) -> TeacherImageEncoder:
-        prompts = self.vl_model.image_prompts if self.vl_model is not None else None
+        prompts = None
+        if self.vl_model is not None:
+            prompts = getattr(self.vl_model, "image_prompts", None)
+            if prompts is None:  # MaPLe: the visual prompts are the couplings of the (frozen) text prompts
+                prompts = frozen_prompt_stack(self.vl_model.visual_prompts())
         return TeacherImageEncoder(self.clip_model.visual, prompts)
+
+
+@torch.no_grad()
+def frozen_prompt_stack(prompts: Sequence[torch.Tensor]) -> VisualPromptStack:
+    """A :class:`VisualPromptStack` holding copies of fixed per-layer visual prompts [Nv, W] (e.g. MaPLe's
+    coupled prompts of a frozen teacher, which no longer change once its weights are loaded)."""
+    prompts = [p.detach().float() for p in prompts]
+    if not prompts or len({tuple(p.shape) for p in prompts}) != 1:
+        raise ValueError(f"frozen_prompt_stack: need >= 1 prompt of one shape [Nv, W], got "
+                         f"{[tuple(p.shape) for p in prompts]}")
+    n_ctx, width = prompts[0].shape
+    stack = VisualPromptStack(int(n_ctx), len(prompts), int(width)).to(prompts[0].device)
+    for i, p in enumerate(prompts):
+        getattr(stack, f"layer{i}").copy_(p)
+    return stack.requires_grad_(False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -147,7 +173,8 @@ def find_teacher_checkpoint(path: str) -> str:
             "released PromptKD teacher, and set TRAINER.PROMPTKD.TEACHER_CKPT (placeholders {dataset}, {root}); "
             "or use TRAINER.PROMPTKD.TEACHER_TYPE zeroshot."
         )
-    folder = os.path.join(path, REGISTERED_NAME) if os.path.isdir(os.path.join(path, REGISTERED_NAME)) else path
+    folder = next((os.path.join(path, sub) for sub in _TEACHER_SUBFOLDERS if os.path.isdir(os.path.join(path, sub))),
+                  path)
     numbered = []
     for f in glob.glob(os.path.join(folder, "model.pth.tar-*")):
         m = _CKPT_RE.search(f)
@@ -244,9 +271,11 @@ def load_teacher_checkpoint(
         fmt = "ours"
         bad = sorted(k for k in state if not k.startswith(("text_prompts.layer", "image_prompts.layer")))
         if bad:
+            hint = (" It looks like a MaPLe checkpoint: set TRAINER.PROMPTKD.TEACHER_TYPE maple."
+                    if any(k.startswith("couplings.") for k in bad) else "")
             raise CheckpointKeyError(
                 f"Teacher checkpoint {path}: unexpected keys {_fmt(bad)}; a teacher checkpoint holds only "
-                "text_prompts.layer* / image_prompts.layer* (PromptSRCTeacher / PromptSRC / IVLP runs)"
+                f"text_prompts.layer* / image_prompts.layer* (PromptSRCTeacher / PromptSRC / IVLP runs).{hint}"
             )
         prompts, backbone_state = dict(state), {}
         backbone_name = teacher_name or meta.get("backbone") or configured_name
@@ -303,6 +332,109 @@ def build_zeroshot_teacher(cfg, device: torch.device | str, prec: str = "fp32",
     return Teacher("zeroshot", backbone, identity, template=template)
 
 
+_MAPLE_TEXT = re.compile(r"^text_prompts\.layer(\d+)$")
+_MAPLE_COUPLING = re.compile(r"^couplings\.(\d+)\.(weight|bias)$")
+
+
+def _maple_layout(prompts: Mapping[str, torch.Tensor], what: str) -> Dict[str, int]:
+    """(n_ctx, depth, text width, vision width) of MaPLe prompts, checking that layers 0..J-1 are all there."""
+    text = {int(m.group(1)): v for k, v in prompts.items() if (m := _MAPLE_TEXT.match(k))}
+    couplings = {(int(m.group(1)), m.group(2)): v for k, v in prompts.items() if (m := _MAPLE_COUPLING.match(k))}
+    depth = len(text)
+    if depth == 0 or sorted(text) != list(range(depth)):
+        raise CheckpointKeyError(f"{what}: MaPLe text prompts must be text_prompts.layer0..layer{{J-1}}, "
+                                 f"found layers {sorted(text)}")
+    expected = {(i, part) for i in range(depth) for part in ("weight", "bias")}
+    if set(couplings) != expected:
+        missing = sorted(f"couplings.{i}.{p}" for i, p in expected - set(couplings))
+        extra = sorted(f"couplings.{i}.{p}" for i, p in set(couplings) - expected)
+        raise CheckpointKeyError(f"{what}: MaPLe needs one coupling per text prompt layer (J = {depth}); "
+                                 f"missing {_fmt(missing)}, unexpected {_fmt(extra)}")
+    n_ctx, text_width = text[0].shape
+    vision_width = couplings[(0, "weight")].shape[0]
+    return {"n_ctx": int(n_ctx), "depth": depth, "text_width": int(text_width), "vision_width": int(vision_width)}
+
+
+def load_maple_teacher_checkpoint(
+    cfg,
+    path: str,
+    device: torch.device | str,
+    prec: str = "fp32",
+    teacher_name: Optional[str] = None,
+    ctx_init: Optional[str] = None,
+    classnames: Sequence[str] = ("object",),
+) -> Teacher:
+    """Build a MaPLe teacher (paper Table 6) from a MaPLe checkpoint of ours or a released one; strict.
+
+    The prompt shape (N_CTX, depth) is read from the keys; the CLIP comes from the checkpoint's meta
+    (ours) or ``TRAINER.PROMPTKD.TEACHER_NAME`` (released files also carry the tower weights, which are
+    loaded and must fit that architecture).
+    """
+    from ..maple import MaPLeCLIP, is_maple_reference_state, map_maple_reference_state  # no import cycle
+
+    path = find_teacher_checkpoint(path)
+    ckpt = _read_checkpoint(path)
+    state = ckpt.get("state_dict", ckpt)
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"Teacher checkpoint {path}: no state_dict")
+    meta = ckpt.get("meta", {}) or {}
+    pk = cfg.TRAINER.PROMPTKD
+    configured_name = teacher_name or pk.TEACHER_NAME
+    what = f"MaPLe teacher checkpoint {path}"
+    if is_maple_reference_state(state):
+        fmt = "reference"
+        ref = map_maple_reference_state(state)
+        if ref.unexpected:
+            raise CheckpointKeyError(f"{what} (reference layout): unexpected keys {_fmt(ref.unexpected)}; this is not "
+                                     "a MaPLe checkpoint (TRAINER.PROMPTKD.TEACHER_TYPE promptsrc for PromptSRC/IVLP)")
+        prompts, backbone_state = dict(ref.prompts), ref.backbone
+        backbone_name = configured_name
+    else:
+        fmt = "ours"
+        bad = sorted(k for k in state if not k.startswith(("text_prompts.layer", "couplings.")))
+        if bad:
+            raise CheckpointKeyError(
+                f"{what}: unexpected keys {_fmt(bad)}; a MaPLe checkpoint holds only text_prompts.layer* and "
+                "couplings.* (for PromptSRC/IVLP teachers set TRAINER.PROMPTKD.TEACHER_TYPE promptsrc)"
+            )
+        prompts, backbone_state = dict(state), {}
+        backbone_name = teacher_name or meta.get("backbone") or configured_name
+        if teacher_name is None and meta.get("backbone") and meta["backbone"] != pk.TEACHER_NAME:
+            logger.warning("Teacher checkpoint %s was trained on %r; TRAINER.PROMPTKD.TEACHER_NAME %r is ignored",
+                           path, meta["backbone"], pk.TEACHER_NAME)
+    ctx = ctx_init if ctx_init is not None else meta.get("ctx_init", pk.CTX_INIT)
+    layout = _maple_layout(prompts, what)
+    backbone = build_clip(cfg, name=backbone_name, prec=prec, device=device, what="TRAINER.PROMPTKD.TEACHER_NAME")
+    if backbone_state:
+        n = _load_backbone_weights(backbone, backbone_state, path, backbone_name)
+        logger.info("MaPLe teacher: %d CLIP tensors loaded from the checkpoint, token embedding from %s",
+                    n, backbone_name)
+    info = clip.model_info(backbone)
+    if layout["text_width"] != info.text_width or layout["vision_width"] != info.vision_width:
+        raise ValueError(
+            f"{what}: prompt widths (text {layout['text_width']}, vision {layout['vision_width']}) do not match the "
+            f"CLIP {backbone_name!r} (text {info.text_width}, vision {info.vision_width}); set "
+            "TRAINER.PROMPTKD.TEACHER_NAME to the teacher's architecture"
+        )
+    model = MaPLeCLIP(backbone, list(classnames), layout["n_ctx"], layout["depth"], ctx).to(device)
+    strict_load(model, prompts, what, expected=[k for k, p in model.named_parameters() if p.requires_grad])
+    freeze(model)
+    identity = {
+        "type": "maple",
+        "format": fmt,
+        "model": backbone_name,
+        "checkpoint": path,
+        "checkpoint_sha256": file_sha256(path),
+        "prompt": {"n_ctx": layout["n_ctx"], "depth": layout["depth"], "ctx_init": model.text_prompts.ctx_init},
+        "embed_dim": int(info.embed_dim),
+        "trainer": meta.get("trainer", "reference MaPLe"),
+        "dataset": meta.get("dataset"),
+    }
+    logger.info("MaPLe teacher loaded from %s (%s layout): %s, %d ctx x depth %d (coupled visual prompts)",
+                path, fmt, backbone_name, layout["n_ctx"], layout["depth"])
+    return Teacher("maple", backbone, identity, vl_model=model)
+
+
 def build_teacher(cfg, device: torch.device | str, prec: str = "fp32") -> Teacher:
     """The teacher described by ``TRAINER.PROMPTKD`` (TEACHER_TYPE, TEACHER_CKPT, TEACHER_NAME)."""
     pk = cfg.TRAINER.PROMPTKD
@@ -312,6 +444,8 @@ def build_teacher(cfg, device: torch.device | str, prec: str = "fp32") -> Teache
     if kind == "zeroshot":
         return build_zeroshot_teacher(cfg, device, prec)
     path = resolve_teacher_path(pk.TEACHER_CKPT, cfg.DATASET.NAME, cfg.DATASET.ROOT)
+    if kind == "maple":
+        return load_maple_teacher_checkpoint(cfg, path, device, prec)
     return load_teacher_checkpoint(cfg, path, device, prec)
 
 
@@ -328,8 +462,8 @@ def compute_class_vectors(
     """Run the teacher's text branch once over ``classnames`` (batched) -> L2-normalised [N, D] fp32.
 
     Must be called after the teacher weights are loaded (every :class:`Teacher` is; the flag guards
-    against misuse). PromptSRC teachers use their trained deep text prompts; zero-shot teachers the
-    dataset template.
+    against misuse). PromptSRC / MaPLe teachers use their trained deep text prompts; zero-shot teachers
+    the dataset template.
     """
     if not getattr(teacher, "loaded", False):
         raise RuntimeError("compute_class_vectors called before the teacher weights were loaded (reference issue #33)")
@@ -338,7 +472,7 @@ def compute_class_vectors(
         raise ValueError("compute_class_vectors: empty class list")
     ctx = autocast or contextlib.nullcontext
     out: List[torch.Tensor] = []
-    if teacher.kind == "promptsrc":
+    if teacher.vl_model is not None:  # PromptSRC (VLPromptCLIP) or MaPLe (MaPLeCLIP): same text API
         model = teacher.vl_model
         previous = list(model.classnames)
         try:

@@ -1,0 +1,241 @@
+"""Export a trained PromptKD student as one small, self-contained artefact (paper stage III: teacher-free
+inference; user pain point P23).
+
+    python tools/export_student.py output/base2new/train_base/dtd/.../seed1 student_dtd.pt
+
+The artefact holds everything inference needs except the frozen student backbone weights: the learned
+visual prompts and projector (+ BatchNorm statistics), the teacher's class vectors and class names
+(all dataset classes, with the base / novel / training subsets), the backbone name, the architecture
+settings and the preprocessing (the run's INPUT config). ``tools/predict.py`` classifies images with it
+and the backbone weights only: no teacher, no text encoder, no dataset.
+
+Which checkpoint: the one the run's results.json was computed with (``selection``: the last epoch, or
+``model-best.pth.tar`` for best_val / best_test_reference); ``--checkpoint`` overrides it. The class
+vectors come from the file recorded in results.json (``teacher.class_vectors``); ``--class-vectors``
+overrides it. The file is written atomically and loads with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import logging
+import os
+import os.path as osp
+import re
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+logger = logging.getLogger("export_student")
+
+__all__ = ["ARTEFACT_FORMAT", "ARTEFACT_VERSION", "ExportError", "export_student", "build_parser", "main"]
+
+ARTEFACT_FORMAT = "promptkd-student"
+ARTEFACT_VERSION = 1
+_MODEL_FOLDER = "VLPromptLearner"
+_NUMBERED = re.compile(r"^model\.pth\.tar-(\d+)$")
+
+
+class ExportError(ValueError):
+    """The run directory cannot be exported; the message says what is missing and how to fix it."""
+
+
+def _read_run_config(run_dir: str):
+    from yacs.config import CfgNode as CN
+
+    path = osp.join(run_dir, "config.yaml")
+    if not osp.isfile(path):
+        raise ExportError(f"{run_dir} is not a run directory of train.py: {path} is missing (train.py writes the "
+                          "resolved config there at the start of every run)")
+    with open(path, "r", encoding="utf-8") as f:
+        return CN.load_cfg(f)
+
+
+def _read_results(run_dir: str) -> Optional[Dict[str, Any]]:
+    path = osp.join(run_dir, "results.json")
+    if not osp.isfile(path):
+        return None
+    with open(path, "r", encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ExportError(f"{path} is not valid JSON ({exc}); re-run the evaluation or pass --checkpoint") from exc
+
+
+def _numbered_checkpoints(folder: str) -> List[Tuple[int, str]]:
+    found = []
+    for path in glob.glob(osp.join(folder, "model.pth.tar-*")):
+        m = _NUMBERED.match(osp.basename(path))
+        if m:
+            found.append((int(m.group(1)), path))
+    return sorted(found)
+
+
+def choose_checkpoint(run_dir: str, results: Optional[Dict[str, Any]]) -> str:
+    """The checkpoint results.json was computed with (see the module docstring)."""
+    folder = osp.join(run_dir, _MODEL_FOLDER)
+    if results is None:
+        raise ExportError(f"{run_dir} has no results.json: the run did not finish (or was never evaluated). Finish it "
+                          "(python train.py ... --resume auto) or pass --checkpoint FILE to export a given checkpoint")
+    selection = results.get("selection")
+    if selection in ("best_val", "best_test_reference"):
+        path = osp.join(folder, "model-best.pth.tar")
+    elif selection == "loaded_checkpoint" and results.get("checkpoint"):
+        path = str(results["checkpoint"])
+    else:
+        epoch = results.get("epoch")
+        path = osp.join(folder, f"model.pth.tar-{epoch}")
+        if epoch is None or not osp.isfile(path):
+            numbered = _numbered_checkpoints(folder)
+            path = numbered[-1][1] if numbered else path
+    if not osp.isfile(path):
+        have = sorted(os.listdir(folder)) if osp.isdir(folder) else []
+        raise ExportError(f"Checkpoint {path} (selection {selection!r} in results.json) not found; files in {folder}: "
+                          f"{have or 'folder missing'}. Pass --checkpoint FILE")
+    return path
+
+
+def _preprocessing(cfg) -> Dict[str, Any]:
+    """The run's INPUT node as plain values (tools/predict.py rebuilds the exact test transform from it)."""
+    out = {}
+    for key, value in cfg.INPUT.items():
+        out[key] = list(value) if isinstance(value, (list, tuple)) else value
+    return out
+
+
+def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None,
+                   class_vectors: Optional[str] = None) -> Dict[str, Any]:
+    """Build the artefact of the PromptKD run in ``run_dir`` and write it to ``out_file``; returns it."""
+    import trainers  # registers the trainers
+    from datasets.utils import base_new_labels
+    from engine.checkpoint import load_checkpoint
+    from engine.fileio import atomic_torch_save
+    from engine.trainer import TRAINER_REGISTRY
+    from trainers.common.checkpoints import file_sha256, is_reference_vl_state
+    from trainers.common.class_vectors import load_class_vectors
+    from trainers.promptkd import PromptKDStudent
+
+    del trainers
+    if not osp.isdir(run_dir):
+        raise ExportError(f"Run directory not found: {run_dir}")
+    cfg = _read_run_config(run_dir)
+    name = cfg.TRAINER.NAME
+    trainer_cls = TRAINER_REGISTRY.get(name)
+    if not (isinstance(trainer_cls, type) and issubclass(trainer_cls, PromptKDStudent)):
+        raise ExportError(f"{run_dir} is a {name} run; tools/export_student.py exports PromptKD students "
+                          "(--trainer PromptKD / PromptKDStudent)")
+    pk = cfg.TRAINER.PROMPTKD
+    if str(pk.get("CLASS_VECTORS_SOURCE", "teacher")) != "teacher":
+        raise ExportError(f"{run_dir}: TRAINER.PROMPTKD.CLASS_VECTORS_SOURCE is {pk.CLASS_VECTORS_SOURCE!r}; the "
+                          "artefact stores the teacher's class vectors, so only runs with CLASS_VECTORS_SOURCE teacher "
+                          "(the paper's setting) can be exported")
+    results = _read_results(run_dir)
+    ckpt_path = checkpoint or choose_checkpoint(run_dir, results)
+    ckpt = load_checkpoint(ckpt_path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise ExportError(f"{ckpt_path} is not a checkpoint with a state_dict")
+    state = {k: v.detach().cpu().clone() for k, v in ckpt["state_dict"].items()}
+    if is_reference_vl_state(state) or any(k.startswith("VPT_image_trans.") for k in state):
+        raise ExportError(f"{ckpt_path} is in the reference PromptKD layout (whole CustomCLIP); export needs a checkpoint "
+                          "written by this code's PromptKD trainer (VLPromptLearner/model.pth.tar-N of a train.py run)")
+    meta = dict(ckpt.get("meta") or {})
+
+    cv_path = class_vectors
+    if cv_path is None:
+        teacher = (results or {}).get("teacher") or meta.get("teacher") or {}
+        cv_path = teacher.get("class_vectors")
+    if not cv_path:
+        raise ExportError(f"No class-vectors file is recorded for {run_dir} (results.json teacher.class_vectors); pass "
+                          "--class-vectors FILE")
+    if not osp.isfile(cv_path) and class_vectors is None and osp.isfile(osp.join(run_dir, osp.basename(cv_path))):
+        cv_path = osp.join(run_dir, osp.basename(cv_path))  # a relative path recorded from another working directory
+    if not osp.isfile(cv_path):
+        raise ExportError(f"Class-vectors file {cv_path} (recorded by the run) not found; pass --class-vectors FILE "
+                          "(the file of the teacher that trained this student)")
+    linears = sorted((int(k.split(".")[1]), k) for k, v in state.items()
+                     if k.startswith("projector.") and k.endswith(".weight") and v.dim() == 2)
+    if not linears:
+        raise ExportError(f"{ckpt_path} has no projector weights (projector.N.weight): not a PromptKD student checkpoint")
+    first_linear, last_linear = linears[0][1], linears[-1][1]
+    out_dim = int(state[last_linear].shape[0])
+    cv = load_class_vectors(cv_path, expected_dim=out_dim)
+    train_names = list(meta.get("classnames") or [])
+    missing = [c for c in train_names if c not in cv.classnames]
+    if missing:
+        raise ExportError(f"Class-vectors file {cv_path} lacks {len(missing)} training class(es) of the run, e.g. "
+                          f"{missing[:5]}; pass the class-vectors file of this dataset with --class-vectors")
+    base, novel = base_new_labels(range(len(cv.classnames)))
+    subsets = {"all": list(cv.classnames), "base": [cv.classnames[i] for i in base],
+               "novel": [cv.classnames[i] for i in novel]}
+    if train_names:
+        subsets["train"] = train_names
+
+    artefact: Dict[str, Any] = {
+        "format": ARTEFACT_FORMAT,
+        "version": ARTEFACT_VERSION,
+        "backbone": str(cfg.MODEL.BACKBONE.NAME),
+        "architecture": {
+            "n_ctx_vision": int(pk.N_CTX_VISION),
+            "prompt_depth_vision": int(pk.PROMPT_DEPTH_VISION),
+            "project_layer": int(pk.PROJECT_LAYER),
+            "train_mode": str(pk.get("TRAIN_MODE", "prompts_projector")),
+            "in_dim": int(state[first_linear].shape[1]),
+            "out_dim": out_dim,
+        },
+        "state_dict": state,
+        "class_vectors": cv.features.float().contiguous(),
+        "classnames": list(cv.classnames),
+        "class_subsets": subsets,
+        "preprocessing": _preprocessing(cfg),
+        "teacher": dict(cv.teacher),
+        "source": {
+            "run_dir": osp.abspath(run_dir),
+            "trainer": name,
+            "dataset": str(cfg.DATASET.NAME),
+            "seed": int(cfg.SEED),
+            "checkpoint": osp.abspath(ckpt_path),
+            "checkpoint_sha256": file_sha256(ckpt_path),
+            "epoch": ckpt.get("epoch"),
+            "class_vectors": osp.abspath(cv_path),
+            "exported_at": datetime.datetime.now().isoformat(timespec="seconds"),
+        },
+        "results": {k: results[k] for k in ("protocol", "base_acc", "novel_acc", "hm", "accuracy") if results and k in results},
+    }
+    atomic_torch_save(artefact, out_file)
+    n_params = sum(v.numel() for v in state.values())
+    logger.info("Exported %s (%s, epoch %s): %d tensors / %s values, %d classes x %d dims -> %s", run_dir, name,
+                ckpt.get("epoch"), len(state), f"{n_params:,}", len(cv.classnames), cv.dim, out_file)
+    return artefact
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", metavar="RUN_DIR", help="output directory of a PromptKD student run (train.py --output-dir)")
+    p.add_argument("out_file", metavar="OUT_FILE", help="artefact file to write (e.g. student.pt)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file to export (default: the one results.json used)")
+    p.add_argument("--class-vectors", default=None, help="class-vectors file (default: the one the run recorded)")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        art = export_student(args.run_dir, args.out_file, checkpoint=args.checkpoint, class_vectors=args.class_vectors)
+    except (ExportError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    size = os.path.getsize(args.out_file)
+    print(f"Wrote {args.out_file} ({size / 1024:.1f} KiB): backbone {art['backbone']}, {len(art['classnames'])} classes, "
+          f"checkpoint epoch {art['source']['epoch']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

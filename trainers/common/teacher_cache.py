@@ -1,0 +1,509 @@
+"""Teacher-output cache for PromptKD (in the spirit of FKD, Shen & Xing, ECCV 2022).
+
+PromptKD's teacher (ViT-L/14 image tower) costs about 5x the student's forward on every training
+step. Its output depends only on the augmented image, so one run can **record**, for every
+(training image, epoch), the augmentation parameters it drew and the teacher's logits over the
+training classes; later student runs (other seeds, other student hyper-parameters, other student
+backbones) **replay** those augmentations and logits and never build the teacher.
+
+Config (``TRAINER.PROMPTKD.TEACHER_CACHE``)::
+
+    MODE: off | record | replay
+    DIR:  cache folder ("" -> <OUTPUT_DIR>/teacher_cache when recording; required for replay)
+
+Folder layout (written to ``<DIR>.partial`` and renamed to ``<DIR>`` only when complete)::
+
+    meta.json          format, dataset, training-set fingerprint, class names, epochs, augmentation
+                       description, teacher identity, complete flag
+    class_vectors.pt   the class vectors W of all classes used by the recording run
+    aug.npy            int32 [E, N, 7]: crop_top, crop_left (random_crop), rrc_top, rrc_left, rrc_height,
+                       rrc_width (random_resized_crop), flip; -1 where a transform is not used
+    logits.npy         float16 [E, N, C]: teacher logits s_t * u_t W^T over the C training classes
+    filled.npy         uint8 [E, N]: 1 once (epoch, image) is recorded
+
+Storage: N * E * (2C + 29) bytes (docs/PERFORMANCE.md has the table per dataset).
+
+Exactness: the recording run trains on the fp16-rounded logits it stores ("what is recorded is what
+is used"), so a replay with the same seed and hyper-parameters reproduces its student exactly. Images
+that a recording epoch did not draw (``drop_last`` remainder) are recorded at the end of that epoch with
+fresh augmentations, so replays with other seeds (other data orders) find every (epoch, image).
+Only augmentations whose randomness is a crop box and a flip are supported (random_resized_crop,
+random_crop, random_flip); others raise an error naming them. Under DDP the ranks' records are
+gathered on rank 0, which writes the files; a DistributedSampler's padding duplicates keep the last
+record.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import os.path as osp
+import shutil
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torchvision.transforms as T
+import torchvision.transforms.functional as TF
+from torch.utils.data import Dataset, Sampler
+from yacs.config import CfgNode as CN
+
+from engine import dist
+from engine.data.data_manager import build_data_loader
+from engine.data.transforms import INTERPOLATION_MODES, InstanceNormalization
+from engine.fileio import atomic_write_json
+from engine.utils import read_image
+
+from .class_vectors import ClassVectors, load_class_vectors, save_class_vectors
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MODES",
+    "AUG_FIELDS",
+    "SUPPORTED_TRANSFORMS",
+    "add_config",
+    "check_cfg",
+    "cache_bytes",
+    "ReplayableAugment",
+    "EpochTaggedSampler",
+    "CachedAugDataset",
+    "TeacherOutputCache",
+    "setup_teacher_cache",
+]
+
+MODES = ("off", "record", "replay")
+FORMAT_NAME = "promptkd-teacher-cache"
+FORMAT_VERSION = 1
+AUG_FIELDS = ("crop_top", "crop_left", "rrc_top", "rrc_left", "rrc_height", "rrc_width", "flip")
+SUPPORTED_TRANSFORMS = ("random_resized_crop", "random_crop", "random_flip", "center_crop", "normalize",
+                        "instance_norm")
+_KEY = "TRAINER.PROMPTKD.TEACHER_CACHE"
+
+
+def add_config(pk: CN) -> None:
+    """Add ``TEACHER_CACHE`` (MODE, DIR) under the ``TRAINER.PROMPTKD`` node."""
+    tc = CN()
+    tc.MODE = "off"  # off | record (online teacher, writes the cache) | replay (no teacher, reads the cache)
+    tc.DIR = ""  # cache folder; "" -> <OUTPUT_DIR>/teacher_cache when recording (replay needs it set)
+    pk.TEACHER_CACHE = tc
+
+
+def check_cfg(cfg: Any) -> None:
+    """Validate the cache keys (mode name, DIR for replay, supported transforms, one view per image)."""
+    tc = cfg.TRAINER.PROMPTKD.get("TEACHER_CACHE", None)
+    if tc is None or tc.MODE == "off":
+        return
+    if tc.MODE not in MODES:
+        raise ValueError(f"{_KEY}.MODE = {tc.MODE!r}; expected one of {list(MODES)}")
+    if tc.MODE == "replay" and not tc.DIR:
+        raise ValueError(f"{_KEY}.MODE replay needs {_KEY}.DIR: the folder written by a run with MODE record")
+    unsupported = [t for t in cfg.INPUT.TRANSFORMS if t not in SUPPORTED_TRANSFORMS]
+    if unsupported:
+        raise ValueError(
+            f"{_KEY}.MODE {tc.MODE}: INPUT.TRANSFORMS {unsupported} cannot be recorded (their randomness is not a "
+            f"crop box / flip); the cache supports {list(SUPPORTED_TRANSFORMS)}. Remove them or set MODE off."
+        )
+    if cfg.INPUT.NO_TRANSFORM:
+        raise ValueError(f"{_KEY}.MODE {tc.MODE} needs a transform (INPUT.NO_TRANSFORM is True)")
+    if int(cfg.DATALOADER.K_TRANSFORMS) != 1:
+        raise ValueError(f"{_KEY}.MODE {tc.MODE}: DATALOADER.K_TRANSFORMS must be 1 (one view per image), "
+                         f"got {cfg.DATALOADER.K_TRANSFORMS}")
+
+
+def cache_bytes(num_images: int, epochs: int, num_classes: int) -> int:
+    """Size of a complete cache: logits fp16 (2C) + aug int32 (7 x 4) + filled flag (1) per (image, epoch)."""
+    return int(num_images) * int(epochs) * (2 * int(num_classes) + 4 * len(AUG_FIELDS) + 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# augmentation with explicit parameters
+# ------------------------------------------------------------------------------------------------
+class ReplayableAugment:
+    """The training transform of ``engine.data.transforms`` for the crop/flip subset, with its random
+    choices drawn (:meth:`sample`, torch RNG, as torchvision does) and applied (:meth:`apply`) separately.
+
+    Order as in ``build_transform``: resize (only without random crops) -> random_crop (padding
+    INPUT.CROP_PADDING) -> random_resized_crop (INPUT.RRCROP_SCALE, ratio 3/4..4/3) -> random_flip ->
+    ToTensor -> normalize -> instance_norm.
+    """
+
+    RATIO = (3.0 / 4.0, 4.0 / 3.0)
+
+    def __init__(self, cfg: Any) -> None:
+        choices = list(cfg.INPUT.TRANSFORMS)
+        unsupported = [t for t in choices if t not in SUPPORTED_TRANSFORMS]
+        if unsupported:
+            raise ValueError(f"ReplayableAugment: INPUT.TRANSFORMS {unsupported} are not supported; "
+                             f"use {list(SUPPORTED_TRANSFORMS)}")
+        if cfg.INPUT.INTERPOLATION not in INTERPOLATION_MODES:
+            raise ValueError(f"INPUT.INTERPOLATION: unknown mode {cfg.INPUT.INTERPOLATION!r}; "
+                             f"valid: {sorted(INTERPOLATION_MODES)}")
+        self.size = tuple(int(s) for s in cfg.INPUT.SIZE)
+        self.interpolation_name = cfg.INPUT.INTERPOLATION
+        self.interpolation = INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]
+        self.random_crop = "random_crop" in choices
+        self.random_resized_crop = "random_resized_crop" in choices
+        self.random_flip = "random_flip" in choices
+        self.padding = int(cfg.INPUT.CROP_PADDING)
+        self.scale = tuple(float(s) for s in cfg.INPUT.RRCROP_SCALE)
+        post: List[Callable] = [T.ToTensor()]
+        self.mean = [float(m) for m in cfg.INPUT.PIXEL_MEAN]
+        self.std = [float(s) for s in cfg.INPUT.PIXEL_STD]
+        self.normalize = "normalize" in choices
+        self.instance_norm = "instance_norm" in choices
+        if self.normalize:
+            post.append(T.Normalize(mean=self.mean, std=self.std))
+        if self.instance_norm:
+            post.append(InstanceNormalization())
+        self.post = T.Compose(post)
+
+    def describe(self) -> Dict[str, Any]:
+        """Everything that determines the image produced from (file, parameters); stored in meta.json."""
+        return {"size": list(self.size), "interpolation": self.interpolation_name, "random_crop": self.random_crop,
+                "crop_padding": self.padding, "random_resized_crop": self.random_resized_crop,
+                "rrcrop_scale": list(self.scale), "ratio": list(self.RATIO), "random_flip": self.random_flip,
+                "normalize": self.normalize, "pixel_mean": self.mean, "pixel_std": self.std,
+                "instance_norm": self.instance_norm}
+
+    def _padded(self, img):
+        return TF.pad(img, self.padding) if self.padding > 0 else img
+
+    def sample(self, img) -> np.ndarray:
+        """Draw the parameters for one PIL image: int32 [7] in :data:`AUG_FIELDS` order (-1 = unused)."""
+        params = np.full(len(AUG_FIELDS), -1, dtype=np.int32)
+        if self.random_crop:
+            padded = self._padded(img)
+            w, h = TF.get_image_size(padded)
+            if h < self.size[0] or w < self.size[1]:
+                raise ValueError(f"random_crop: image {w}x{h} (after padding) is smaller than INPUT.SIZE {self.size}")
+            top, left, _, _ = T.RandomCrop.get_params(padded, self.size)
+            params[0], params[1] = top, left
+            img = TF.crop(padded, top, left, self.size[0], self.size[1])
+        if self.random_resized_crop:
+            params[2:6] = T.RandomResizedCrop.get_params(img, list(self.scale), list(self.RATIO))
+        if self.random_flip:
+            params[6] = int(torch.rand(1).item() < 0.5)
+        return params
+
+    def apply(self, img, params: np.ndarray) -> torch.Tensor:
+        """The augmented tensor of ``img`` for ``params`` (deterministic)."""
+        if self.random_crop:
+            img = TF.crop(self._padded(img), int(params[0]), int(params[1]), self.size[0], self.size[1])
+        if self.random_resized_crop:
+            top, left, height, width = (int(v) for v in params[2:6])
+            img = TF.resized_crop(img, top, left, height, width, list(self.size), self.interpolation, antialias=True)
+        elif not self.random_crop:
+            img = TF.resize(img, list(self.size), self.interpolation, antialias=True)
+        if self.random_flip and int(params[6]) == 1:
+            img = TF.hflip(img)
+        return self.post(img)
+
+    def __call__(self, img) -> torch.Tensor:
+        return self.apply(img, self.sample(img))
+
+
+class EpochTaggedSampler(Sampler):
+    """Wraps a sampler so that it yields ``(epoch, index)``: the dataset (possibly in persistent worker
+    processes) learns which epoch's augmentation to replay. ``set_epoch`` is forwarded (DistributedSampler)."""
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        epoch = self.epoch
+        for index in self.sampler:
+            yield epoch, int(index)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class CachedAugDataset(Dataset):
+    """Training dataset of the cache modes: ``dataset[(epoch, index)]`` -> Dassl batch dict plus
+    ``epoch`` and ``aug`` (int32 [7]). Record: parameters are drawn; replay: read from ``aug.npy``."""
+
+    def __init__(self, cfg: Any, data_source: Sequence[Any], transform: Optional[ReplayableAugment] = None,
+                 is_train: bool = True, mode: str = "record", aug_path: Optional[str] = None) -> None:
+        if mode not in ("record", "replay"):
+            raise ValueError(f"CachedAugDataset: mode must be record or replay, got {mode!r}")
+        if mode == "replay" and not aug_path:
+            raise ValueError("CachedAugDataset: replay needs the path of aug.npy")
+        self.data_source = data_source
+        self.augment = transform if transform is not None else ReplayableAugment(cfg)
+        self.mode = mode
+        self.aug_path = aug_path
+        self._aug: Optional[np.ndarray] = None  # opened lazily (memory map; one per worker process)
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+    def _recorded(self, epoch: int, index: int) -> np.ndarray:
+        if self._aug is None:
+            self._aug = np.load(self.aug_path, mmap_mode="r")
+        if epoch >= self._aug.shape[0]:
+            raise IndexError(f"{self.aug_path} holds {self._aug.shape[0]} epochs; epoch {epoch + 1} was requested")
+        params = np.array(self._aug[epoch, index], dtype=np.int32)
+        return params
+
+    def __getitem__(self, key: Tuple[int, int]) -> Dict[str, Any]:
+        if not isinstance(key, (tuple, list)) or len(key) != 2:
+            raise TypeError(f"CachedAugDataset expects (epoch, index) keys from EpochTaggedSampler, got {key!r}")
+        epoch, index = int(key[0]), int(key[1])
+        item = self.data_source[index]
+        img = read_image(item.impath)
+        params = self.augment.sample(img) if self.mode == "record" else self._recorded(epoch, index)
+        return {"img": self.augment.apply(img, params), "label": item.label, "domain": item.domain,
+                "impath": item.impath, "index": index, "epoch": epoch, "aug": torch.from_numpy(params)}
+
+
+# ------------------------------------------------------------------------------------------------
+# the cache
+# ------------------------------------------------------------------------------------------------
+def _fingerprint(items: Sequence[Any], root: str) -> str:
+    """sha256 of the training items' paths (relative to DATASET.ROOT) in order: indices mean the same images."""
+    h = hashlib.sha256()
+    root = osp.abspath(root) if root else ""
+    for d in items:
+        path = osp.abspath(d.impath)
+        rel = osp.relpath(path, root) if root and path.startswith(root + os.sep) else path
+        h.update(rel.replace(os.sep, "/").encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _read_meta(directory: str) -> Dict[str, Any]:
+    path = osp.join(directory, "meta.json")
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f"Teacher cache {directory}: no meta.json. Record it first with {_KEY}.MODE record "
+            f"(and {_KEY}.DIR {directory}); a folder ending in .partial is an unfinished recording."
+        )
+    with open(path, encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: not a teacher cache of format {FORMAT_NAME!r} version {FORMAT_VERSION}")
+    return meta
+
+
+class TeacherOutputCache:
+    """Record or replay teacher outputs for a :class:`trainers.promptkd.PromptKDStudent` run."""
+
+    def __init__(self, mode: str, directory: str, expected: Dict[str, Any]) -> None:
+        self.mode = mode
+        self.directory = directory
+        self.expected = expected  # dataset, fingerprint, num_images, train classnames, augment
+        self.meta: Dict[str, Any] = {}
+        self._logits: Optional[np.ndarray] = None
+        self._aug: Optional[np.ndarray] = None
+        self._filled: Optional[np.ndarray] = None
+        self.dataset: Optional[CachedAugDataset] = None
+        if mode == "replay":
+            self.meta = _read_meta(directory)
+            self._check_compatible()
+
+    # -------------------------------------------------------------------------------- paths
+    @property
+    def write_dir(self) -> str:
+        return self.directory + ".partial" if self.mode == "record" else self.directory
+
+    def _path(self, name: str) -> str:
+        return osp.join(self.write_dir, name)
+
+    # -------------------------------------------------------------------------------- checks
+    def _check_compatible(self) -> None:
+        meta, exp = self.meta, self.expected
+        if not meta.get("complete"):
+            raise ValueError(f"Teacher cache {self.directory} is incomplete (the recording run did not finish)")
+        problems = []
+        if meta["dataset"] != exp["dataset"]:
+            problems.append(f"dataset {meta['dataset']!r} vs this run's {exp['dataset']!r}")
+        if meta["num_images"] != exp["num_images"] or meta["fingerprint"] != exp["fingerprint"]:
+            problems.append(f"training set ({meta['num_images']} images, fingerprint {meta['fingerprint'][:12]}) vs "
+                            f"this run's ({exp['num_images']} images, {exp['fingerprint'][:12]}); a few-shot sample "
+                            "of another seed, another DATASET.ROOT layout or other NUM_SHOTS/SUBSAMPLE settings")
+        if meta["train_classnames"] != exp["train_classnames"]:
+            problems.append("training class names differ")
+        if meta["augment"] != exp["augment"]:
+            diff = {k: (meta["augment"].get(k), v) for k, v in exp["augment"].items() if meta["augment"].get(k) != v}
+            problems.append(f"augmentation settings differ (recorded, this run): {diff}")
+        if problems:
+            raise ValueError(f"Teacher cache {self.directory} does not match this run: " + "; ".join(problems)
+                             + f". Record a new cache ({_KEY}.MODE record) for these settings.")
+
+    # -------------------------------------------------------------------------------- lifecycle
+    def class_vectors(self, expected_classnames: Sequence[str]) -> ClassVectors:
+        """Replay: the class vectors W the recording run used (no teacher, no text encoder)."""
+        cv = load_class_vectors(osp.join(self.directory, "class_vectors.pt"), expected_classnames=expected_classnames)
+        logger.info("Teacher cache %s: class vectors of %d classes (teacher %s), teacher not built",
+                    self.directory, len(cv), cv.teacher.get("model"))
+        return cv
+
+    def begin(self, trainer: Any) -> None:
+        """Before training: open (replay) or create / reopen (record) the arrays."""
+        epochs = int(trainer.max_epoch)
+        if self.mode == "replay":
+            if epochs > int(self.meta["epochs"]):
+                raise ValueError(f"Teacher cache {self.directory} holds {self.meta['epochs']} epochs but OPTIM.MAX_EPOCH "
+                                 f"is {epochs}; record a cache with at least {epochs} epochs")
+            self._logits = np.load(self._path("logits.npy"), mmap_mode="r")
+            self._filled = np.load(self._path("filled.npy"), mmap_mode="r")
+            logger.info("Teacher cache: replaying %s (%d epochs x %d images x %d classes, recorded with seed %s)",
+                        self.directory, self.meta["epochs"], self.meta["num_images"],
+                        len(self.meta["train_classnames"]), self.meta.get("seed"))
+            return
+        if not dist.is_main_process():
+            return
+        if osp.exists(self.directory):
+            raise FileExistsError(f"Teacher cache {self.directory} already exists; replay it ({_KEY}.MODE replay) or "
+                                  "delete it to record again")
+        n, c = self.expected["num_images"], len(self.expected["train_classnames"])
+        cv = trainer.class_vectors
+        self.meta = {
+            "format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": False, **self.expected,
+            "epochs": epochs, "aug_fields": list(AUG_FIELDS), "logits_dtype": "float16",
+            "teacher": dict(cv.teacher), "teacher_logit_scale": float(getattr(trainer, "teacher_scale", cv.logit_scale)),
+            "seed": int(trainer.cfg.SEED), "bytes": cache_bytes(n, epochs, c),
+        }
+        resumable = False
+        if osp.isdir(self.write_dir) and trainer.start_epoch > 0:
+            try:
+                old = _read_meta(self.write_dir)
+                resumable = {k: old.get(k) for k in self.expected} == self.expected and old.get("epochs") == epochs
+            except (FileNotFoundError, ValueError):
+                resumable = False
+        if resumable:
+            mode = "r+"
+            logger.info("Teacher cache: resuming the recording in %s at epoch %d", self.write_dir, trainer.start_epoch + 1)
+        else:
+            if osp.isdir(self.write_dir):
+                shutil.rmtree(self.write_dir)
+            os.makedirs(self.write_dir)
+            mode = "w+"
+            save_class_vectors(self._path("class_vectors.pt"), cv.features, cv.classnames, cv.teacher, cv.logit_scale)
+            atomic_write_json(self._path("meta.json"), self.meta)
+            logger.info("Teacher cache: recording %d epochs x %d images x %d classes to %s (%.1f MiB)",
+                        epochs, n, c, self.directory, self.meta["bytes"] / 2**20)
+        open_memmap = np.lib.format.open_memmap
+        if mode == "w+":
+            self._logits = open_memmap(self._path("logits.npy"), mode="w+", dtype=np.float16, shape=(epochs, n, c))
+            self._aug = open_memmap(self._path("aug.npy"), mode="w+", dtype=np.int32, shape=(epochs, n, len(AUG_FIELDS)))
+            self._aug[:] = -1
+            self._filled = open_memmap(self._path("filled.npy"), mode="w+", dtype=np.uint8, shape=(epochs, n))
+        else:
+            self._logits = np.load(self._path("logits.npy"), mmap_mode="r+")
+            self._aug = np.load(self._path("aug.npy"), mmap_mode="r+")
+            self._filled = np.load(self._path("filled.npy"), mmap_mode="r+")
+
+    # -------------------------------------------------------------------------------- per step
+    def teacher_logits(self, trainer: Any, images: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
+        """Teacher logits [B, C] fp32 for a training batch of the cache loader (record: computed online,
+        rounded to fp16 and stored; replay: read)."""
+        for key in ("index", "epoch", "aug"):
+            if key not in batch:
+                raise KeyError(f"Teacher cache: the training batch has no {key!r}; it must come from the cache loader")
+        index = batch["index"].cpu().numpy().astype(np.int64)
+        epochs = batch["epoch"].cpu().numpy()
+        if (epochs != trainer.epoch).any():
+            raise RuntimeError(f"Teacher cache: batch tagged with epochs {sorted(set(epochs.tolist()))} during epoch "
+                               f"{trainer.epoch}; the loader's sampler epoch is out of sync")
+        if self.mode == "replay":
+            if self._logits is None:
+                raise RuntimeError("Teacher cache: begin() was not called before training")
+            if not np.all(self._filled[trainer.epoch, index]):
+                missing = index[np.asarray(self._filled[trainer.epoch, index]) == 0]
+                raise ValueError(f"Teacher cache {self.directory}: no record for epoch {trainer.epoch + 1}, images "
+                                 f"{missing[:5].tolist()}; the recording is incomplete")
+            logits = np.asarray(self._logits[trainer.epoch, index], dtype=np.float32)
+            return torch.from_numpy(logits).to(images.device)
+        logits = trainer.online_teacher_logits(images).half()
+        self._store(trainer.epoch, index, batch["aug"].cpu().numpy(), logits.cpu().numpy())
+        return logits.float()
+
+    def _store(self, epoch: int, index: np.ndarray, aug: np.ndarray, logits: np.ndarray) -> None:
+        records = dist.all_gather_object((index, aug, logits)) if dist.is_dist() else [(index, aug, logits)]
+        if not dist.is_main_process():
+            return
+        for idx, a, lg in records:
+            self._logits[epoch, idx] = lg
+            self._aug[epoch, idx] = a
+            self._filled[epoch, idx] = 1
+
+    # -------------------------------------------------------------------------------- per epoch
+    @torch.no_grad()
+    def end_epoch(self, trainer: Any) -> None:
+        """Record: add the images this epoch did not draw, flush, and finalise after the last epoch."""
+        if self.mode != "record":
+            return
+        if dist.is_main_process():
+            epoch = trainer.epoch
+            missing = np.flatnonzero(np.asarray(self._filled[epoch]) == 0)
+            if len(missing):
+                logger.info("Teacher cache: recording %d image(s) not drawn in epoch %d", len(missing), epoch + 1)
+            step = max(1, int(trainer.cfg.DATALOADER.TEST.BATCH_SIZE))
+            for start in range(0, len(missing), step):
+                chunk = missing[start:start + step]
+                samples = [self.dataset[(epoch, int(i))] for i in chunk]
+                images = torch.stack([s["img"] for s in samples]).to(trainer.device)
+                logits = trainer.online_teacher_logits(images).half().cpu().numpy()
+                aug = np.stack([s["aug"].numpy() for s in samples])
+                self._logits[epoch, chunk] = logits
+                self._aug[epoch, chunk] = aug
+                self._filled[epoch, chunk] = 1
+            for arr in (self._logits, self._aug, self._filled):
+                arr.flush()
+            if epoch + 1 == trainer.max_epoch:
+                self._finalise()
+        dist.barrier()
+
+    def _finalise(self) -> None:
+        if not np.all(np.asarray(self._filled)):
+            epochs = sorted(set(np.nonzero(np.asarray(self._filled) == 0)[0].tolist()))
+            raise RuntimeError(f"Teacher cache {self.write_dir}: epochs {[e + 1 for e in epochs]} are not recorded "
+                               "(the run was resumed from a later epoch than the recording?)")
+        self.meta["complete"] = True
+        atomic_write_json(self._path("meta.json"), self.meta)
+        self._logits = self._aug = self._filled = None
+        os.replace(self.write_dir, self.directory)
+        logger.info("Teacher cache complete: %s (%.1f MiB)", self.directory, self.meta["bytes"] / 2**20)
+
+
+def setup_teacher_cache(trainer: Any) -> Optional[TeacherOutputCache]:
+    """For ``TEACHER_CACHE.MODE`` record / replay: build the cache and replace ``trainer.train_loader_x`` by a
+    loader over :class:`CachedAugDataset` with an :class:`EpochTaggedSampler`. Returns None when MODE is off."""
+    cfg = trainer.cfg
+    tc = cfg.TRAINER.PROMPTKD.TEACHER_CACHE
+    if tc.MODE == "off":
+        return None
+    check_cfg(cfg)
+    directory = osp.abspath(osp.expanduser(tc.DIR or osp.join(cfg.OUTPUT_DIR, "teacher_cache")))
+    train_x = trainer.dm.dataset.train_x
+    augment = ReplayableAugment(cfg)
+    expected = {
+        "dataset": cfg.DATASET.NAME,
+        "num_images": len(train_x),
+        "fingerprint": _fingerprint(train_x, cfg.DATASET.ROOT),
+        "train_classnames": list(trainer.dm.dataset.classnames),
+        "augment": augment.describe(),
+    }
+    cache = TeacherOutputCache(tc.MODE, directory, expected)
+    aug_path = osp.join(directory, "aug.npy") if tc.MODE == "replay" else None
+    wrapper = functools.partial(CachedAugDataset, mode=tc.MODE, aug_path=aug_path)
+    dl = cfg.DATALOADER
+    trainer.train_loader_x = build_data_loader(
+        cfg, sampler_type=dl.TRAIN_X.SAMPLER, data_source=train_x, batch_size=dl.TRAIN_X.BATCH_SIZE,
+        n_domain=dl.TRAIN_X.N_DOMAIN, n_ins=dl.TRAIN_X.N_INS, tfm=augment, is_train=True,
+        dataset_wrapper=wrapper, sampler_wrapper=EpochTaggedSampler,
+    )
+    cache.dataset = CachedAugDataset(cfg, train_x, augment, mode="record") if tc.MODE == "record" else None
+    logger.info("Teacher cache mode %s: %s", tc.MODE, directory)
+    return cache
