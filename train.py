@@ -90,23 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_reliability_keys(cfg: Any) -> None:
-    """Keys of the resume machinery (docs/RELIABILITY.md); existing values are kept."""
-    if "CHECKPOINT_STEPS" not in cfg.TRAIN:
-        # save the resumable OUTPUT_DIR/last_state.pth.tar every N training steps (0: only at epoch ends)
-        cfg.TRAIN.CHECKPOINT_STEPS = 0
-    if "DEBUG_KILL_AT_STEP" not in cfg.TRAIN:
-        # TESTS ONLY: SIGKILL the process after this global training step (0: off); used to test resume
-        cfg.TRAIN.DEBUG_KILL_AT_STEP = 0
-
-
 def extend_cfg(cfg: Any) -> None:
-    """Add the config nodes of the datasets and trainers packages (their ``extend_cfg``, when defined)
-    and the resume keys (:func:`add_reliability_keys`)."""
+    """Add the config nodes of the datasets and trainers packages (their ``extend_cfg``, when defined)."""
     import datasets
     import trainers
 
-    add_reliability_keys(cfg)
     for package in (datasets, trainers):
         if hasattr(package, "extend_cfg"):
             package.extend_cfg(cfg)

@@ -186,6 +186,11 @@ _C.TRAIN.COUNT_ITER = "train_x"
 # Built-in engine: multi-process mode. "auto": DDP when launched by torchrun, single process
 # otherwise; "none": never initialise torch.distributed (several GPUs -> use one)
 _C.TRAIN.DIST = "auto"
+# Built-in engine: save the resumable OUTPUT_DIR/last_state.pth.tar every N training steps
+# (0: only at epoch ends; see docs/RELIABILITY.md)
+_C.TRAIN.CHECKPOINT_STEPS = 0
+# TESTS ONLY: SIGKILL the process after this global training step (0: off); used to test resume
+_C.TRAIN.DEBUG_KILL_AT_STEP = 0
 
 # ----------------------------------------------------------------------------- testing
 _C.TEST = CN()
@@ -324,7 +329,7 @@ def merge_from_list_checked(cfg: CN, opts: Optional[Sequence[Any]]) -> None:
 
 
 def add_engine_extras(cfg: CN) -> CN:
-    """Add the built-in engine's extra keys (``ENGINE.*``, ``TRAIN.DIST``) to a config that lacks them.
+    """Add the built-in engine's extra keys (``ENGINE.*``, ``TRAIN.DIST/CHECKPOINT_STEPS/DEBUG_KILL_AT_STEP``) to a config that lacks them.
 
     Needed when ``get_cfg_default`` comes from an installed Dassl (``PROMPTKD_ENGINE=dassl``), so
     ``train.py`` can read them with either backend. Existing values are kept.
@@ -335,6 +340,8 @@ def add_engine_extras(cfg: CN) -> CN:
         for k, v in _C.ENGINE.items():
             if k not in cfg.ENGINE:
                 cfg.ENGINE[k] = v
-    if "TRAIN" in cfg and "DIST" not in cfg.TRAIN:
-        cfg.TRAIN.DIST = _C.TRAIN.DIST
+    if "TRAIN" in cfg:
+        for key in ("DIST", "CHECKPOINT_STEPS", "DEBUG_KILL_AT_STEP"):
+            if key not in cfg.TRAIN:
+                cfg.TRAIN[key] = _C.TRAIN[key]
     return cfg

@@ -159,7 +159,9 @@ train_py() {
     if [[ "$DRY_RUN" != 1 && ! -d "$DATA" ]]; then
         die "data root DATA=$DATA does not exist; set DATA=<folder holding the dataset folders (CoOp layout: dtd/, eurosat/, imagenet/, ...)>"
     fi
-    run_cmd "$PYTHON" train.py "$@"
+    local extra=()
+    [[ "$FORCE" == 1 ]] && extra+=(--overwrite)  # train.py refuses to redo a finished run otherwise
+    run_cmd "$PYTHON" train.py "${extra[@]}" "$@"
 }
 
 # already_done DIR: true (and a note) when DIR/results.json exists and FORCE is not 1

@@ -174,7 +174,7 @@ def test_train_checkpoint_resume_and_eval_only_reproduce(tmp_path, registered):
 
     # the same command again resumes at epoch 2 (= MAX_EPOCH): no training, only the final test
     engine_utils.close_logger()
-    again = train.main(_argv(tmp_path / "data", out))
+    again = train.main(_argv(tmp_path / "data", out, "--resume", "auto"))
     assert again.start_epoch == 2
     assert EngineTestLinearProbe.records[-1]["logit_sum"] == pytest.approx(final["logit_sum"], rel=0, abs=1e-9)
     assert any(f.startswith("log.txt-") for f in os.listdir(out))  # the first log was not overwritten

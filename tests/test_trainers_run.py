@@ -42,7 +42,8 @@ def env(tmp_path_factory):
     return {"base": base, "root": root, "student": weights["tiny-vit-student"], "teacher": weights["tiny-vit-teacher"]}
 
 
-def run(env, trainer, out, opts=(), node=None, eval_only=False, model_dir=None, load_epoch=None, backbone=None):
+def run(env, trainer, out, opts=(), node=None, eval_only=False, model_dir=None, load_epoch=None, backbone=None,
+        resume=None):
     """train.main with the small common settings; ``node`` prefixes DEPTH2-style short keys."""
     argv = ["--root", env["root"], "--seed", "1", "--trainer", trainer,
             "--dataset-config-file", "configs/datasets/dtd.yaml", "--output-dir", str(out)]
@@ -52,6 +53,8 @@ def run(env, trainer, out, opts=(), node=None, eval_only=False, model_dir=None, 
         argv += ["--model-dir", str(model_dir)]
     if load_epoch is not None:
         argv += ["--load-epoch", str(load_epoch)]
+    if resume:
+        argv += ["--resume", resume]
     argv += ["MODEL.BACKBONE.NAME", backbone or env["student"], "DATALOADER.NUM_WORKERS", "0",
              "INPUT.SIZE", "(32, 32)", "OPTIM.MAX_EPOCH", "2", "OPTIM.NAME", "sgd", "OPTIM.LR", "0.01",
              "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "8", "TRAIN.PRINT_FREQ", "10",
@@ -204,7 +207,7 @@ def test_promptsrc_losses_gpa_and_resume(env, tmp_path):
 
     # resume after epoch 1: the GPA state comes back from the checkpoint and the run completes
     os.remove(out / "VLPromptLearner" / "model.pth.tar-2")
-    tr2 = run(env, "PromptSRC", out, opts, node="PROMPTSRC")
+    tr2 = run(env, "PromptSRC", out, opts, node="PROMPTSRC", resume="auto")
     assert tr2.start_epoch == 1 and tr2.gpa_epochs == [1, 2]
     c2b = ckpt(out, 2)
     for k in c2b["state_dict"]:
