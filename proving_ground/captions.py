@@ -39,6 +39,9 @@ TEMPLATES: tuple = (
     "a {size} {s}.",
 )
 
+#: How captions describe each background kind ("on a dark blotchy background").
+BACKGROUND_WORDS = {"plain": "", "gradient": "gradient", "blotches": "blotchy", "checker": "checkered", "stripes": "striped"}
+
 #: Zero-shot class prompt (CoOp's default for generic objects).
 CLASS_TEMPLATE = "a photo of a {}."
 
@@ -65,8 +68,7 @@ def _bg_word(sc: Scenes) -> List[str]:
     out = []
     for lv, kind in zip(level, sc.background):
         tone = "dark" if lv < 0.4 else ("light" if lv > 0.6 else "grey")
-        name = BACKGROUNDS[kind]
-        out.append(tone if name == "plain" else f"{tone} {name}")
+        out.append(f"{tone} {BACKGROUND_WORDS[BACKGROUNDS[kind]]}".strip())
     return out
 
 
@@ -136,7 +138,7 @@ def slot_words(world: WorldConfig) -> Dict[str, List[str]]:
         "size": ["small", "medium", "large"],
         "tex": [k for k, _ in world.source.textures],
         "pos": ["in the centre", "on the left", "on the right", "at the top", "at the bottom"],
-        "bg": [f"{t} {k}" if k != "plain" else t for t in ("dark", "light", "grey") for k in backgrounds],
+        "bg": [f"{t} {BACKGROUND_WORDS[k]}".strip() for t in ("dark", "light", "grey") for k in backgrounds],
     }
 
 
