@@ -25,11 +25,10 @@ import logging
 import math
 import os
 import random
-import tempfile
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from engine.api import Datum
+from engine.api import Datum, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -73,26 +72,13 @@ class DatasetFileNotFoundError(DatasetError, FileNotFoundError):
 
 
 def atomic_write_json(path: str, obj: Any, indent: Optional[int] = 4) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temp file in the same folder + ``os.replace``.
+    """Write ``obj`` as JSON to ``path`` through a temp file in the same folder + ``os.replace``
+    (:func:`engine.fileio.atomic_write_text`); ``indent=None`` writes compact JSON.
 
     A crash mid-write leaves the previous file (or no file), never a truncated one.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent, separators=(",", ": ") if indent else (",", ":"))
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    text = json.dumps(obj, indent=indent, separators=(",", ": ") if indent else (",", ":"))
+    atomic_write_text(path, text + "\n")
 
 
 def load_json(path: str, what: str = "JSON file") -> Any:

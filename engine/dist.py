@@ -21,7 +21,6 @@ from typing import Any, Iterable, List, Optional
 
 import torch
 import torch.distributed as torch_dist
-import torch.nn.functional as F
 from torch import nn
 
 logger = logging.getLogger(__name__)

@@ -29,6 +29,8 @@ import clip
 import train
 from engine import utils as engine_utils
 from tests.helpers.fake_roots import make_root
+from tests.helpers.reference_layouts import maple_reference_layout
+from tests.helpers.tiny_env import make_tiny_env, stub_env_info
 from tools import results as R
 from trainers.common import kd
 from trainers.common.checkpoints import CheckpointKeyError
@@ -46,8 +48,7 @@ PAPER = R.load_paper_numbers()
 
 @pytest.fixture(autouse=True)
 def _fast_env_info(monkeypatch):
-    # torch's environment probe shells out for seconds per run; not what is tested here
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
+    stub_env_info(monkeypatch)
     root = logging.getLogger()
     level = root.level
     yield
@@ -59,14 +60,7 @@ def _fast_env_info(monkeypatch):
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("ablations")
-    root = make_root("DescribableTextures", base / "data", n_classes=4, per_class=6)
-    torch.manual_seed(0)
-    weights = {}
-    for name in ("tiny-vit-student", "tiny-vit-teacher"):
-        path = str(base / f"{name}.pt")
-        clip.save_openai_state_dict(clip.load(name, allow_random=True), path)
-        weights[name] = path
-    return {"base": base, "root": root, "student": weights["tiny-vit-student"], "teacher": weights["tiny-vit-teacher"]}
+    return make_tiny_env(base, data_dir=base / "data")
 
 
 def run(env, out, opts=(), seed=1, no_train=False, eval_only=False, model_dir=None, load_epoch=None):
@@ -220,25 +214,6 @@ def test_student_text_class_vectors_use_the_students_own_frozen_text_tower(env, 
                                           "TRAINER.PROMPTKD.N_CTX_TEXT", "6"], no_train=True)
 
 
-def _maple_reference_layout(model, prompts):
-    """A released-MaPLe-style state dict (whole CustomCLIP, fp16) of ``model`` with the given prompts."""
-    ref = {"prompt_learner.ctx": prompts["text_prompts.layer0"],
-           "prompt_learner.proj.weight": prompts["couplings.0.weight"],
-           "prompt_learner.proj.bias": prompts["couplings.0.bias"]}
-    for k in range(1, model.depth):
-        ref[f"prompt_learner.compound_prompts_text.{k - 1}"] = prompts[f"text_prompts.layer{k}"]
-        ref[f"prompt_learner.compound_prompt_projections.{k - 1}.weight"] = prompts[f"couplings.{k}.weight"]
-        ref[f"prompt_learner.compound_prompt_projections.{k - 1}.bias"] = prompts[f"couplings.{k}.bias"]
-    for k, v in model.backbone.state_dict().items():
-        if k.startswith("visual."):
-            ref["image_encoder." + k[len("visual."):]] = v
-        elif k.startswith(("transformer.", "ln_final.")) or k in ("positional_embedding", "text_projection"):
-            ref["text_encoder." + k] = v
-        elif k == "logit_scale":
-            ref[k] = v
-    return {k: v.detach().clone().half() for k, v in ref.items()}
-
-
 def test_maple_checkpoint_as_teacher(env, tmp_path):
     teacher_clip = clip.load(env["teacher"])
     maple = MaPLeCLIP(teacher_clip, ["object"], n_ctx=2, depth=2, ctx_init="a photo of a")
@@ -270,7 +245,7 @@ def test_maple_checkpoint_as_teacher(env, tmp_path):
     assert torch.allclose(u_t, u_maple, atol=1e-5) and not torch.allclose(u_t, u_plain, atol=1e-3)
 
     # a released-layout MaPLe checkpoint (whole CustomCLIP in fp16) gives the same teacher
-    torch.save({"state_dict": _maple_reference_layout(maple, state), "epoch": 5}, tmp_path / "maple_ref.pth.tar")
+    torch.save({"state_dict": maple_reference_layout(maple, state), "epoch": 5}, tmp_path / "maple_ref.pth.tar")
     ref_opts = ["TRAINER.PROMPTKD.TEACHER_TYPE", "maple", "TRAINER.PROMPTKD.TEACHER_CKPT",
                 str(tmp_path / "maple_ref.pth.tar"), "TRAINER.PROMPTKD.CLASS_VECTORS", str(tmp_path / "cv_ref.pt")]
     tr_ref = run(env, tmp_path / "student_ref", ref_opts, no_train=True)

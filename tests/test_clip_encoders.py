@@ -8,13 +8,7 @@ from open_clip.transformer import LayerNormFp32, QuickGELU, Transformer
 import clip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The machine's 2 cores are shared: one intra-op thread is much faster than two contended ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

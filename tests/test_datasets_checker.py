@@ -6,7 +6,7 @@ import os
 import pytest
 
 from datasets.catalog import CATALOG
-from tests.helpers.fake_roots import fake_split_sizes, make_root
+from tests.helpers.fake_roots import fake_split_sizes, flatten_imagenet_val, make_root
 from tools.check_datasets import check_dataset, main
 
 
@@ -67,11 +67,7 @@ def test_unreadable_image(tmp_path):
 
 def test_imagenet_flat_val_message(tmp_path):
     root = make_root("ImageNet", tmp_path)
-    val = os.path.join(root, "imagenet", "images", "val")
-    for wnid in os.listdir(val):
-        for f in os.listdir(os.path.join(val, wnid)):
-            os.replace(os.path.join(val, wnid, f), os.path.join(val, f))
-        os.rmdir(os.path.join(val, wnid))
+    flatten_imagenet_val(root)
     report = check_dataset("imagenet", root)
     assert any("has files but no class folders: run valprep.sh" in p for p in report.problems)
 

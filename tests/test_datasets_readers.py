@@ -9,7 +9,8 @@ import pytest
 import datasets
 from datasets.utils import DatasetError, DatasetFileNotFoundError
 from engine.api import DATASET_REGISTRY
-from tests.helpers.fake_roots import fake_classnames, fake_split_sizes, make_dataset_cfg, make_root
+from tests.helpers.fake_roots import (fake_classnames, fake_split_sizes, flatten_imagenet_val, make_dataset_cfg,
+                                     make_root)
 
 ALL = [cls.__name__ for cls in datasets.BENCHMARKS]
 VARIANTS = ["ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR"]
@@ -29,6 +30,19 @@ def _per(name):
 
 def _build(root, name, **keys):
     return DATASET_REGISTRY.get(name)(make_dataset_cfg(root, name, **keys))
+
+
+def _dtd_split(tmp_path):
+    """A generated DTD root, the path of its split file and the file's content."""
+    root = make_root("DescribableTextures", tmp_path)
+    path = os.path.join(root, "dtd", "split_zhou_DescribableTextures.json")
+    with open(path) as f:
+        return root, path, json.load(f)
+
+
+def _write_json(path, data):
+    with open(path, "w") as f:
+        json.dump(data, f)
 
 
 def test_every_config_name_is_registered():
@@ -147,19 +161,14 @@ def test_empty_class_folder_when_generating(tmp_path):
 
 
 def test_inconsistent_split_file(tmp_path):
-    root = make_root("DescribableTextures", tmp_path)
-    path = os.path.join(root, "dtd", "split_zhou_DescribableTextures.json")
-    with open(path) as f:
-        data = json.load(f)
+    root, path, data = _dtd_split(tmp_path)
     data["test"][0][2] = "renamed"
-    with open(path, "w") as f:
-        json.dump(data, f)
+    _write_json(path, data)
     with pytest.raises(DatasetError, match="label 0 is named both"):
         _build(root, "DescribableTextures")
     data["test"][0][2] = data["train"][0][2]
     data["val"].append(data["test"][0])
-    with open(path, "w") as f:
-        json.dump(data, f)
+    _write_json(path, data)
     with pytest.raises(DatasetError, match="also in the test split"):
         _build(root, "DescribableTextures")
     with open(path, "w") as f:
@@ -169,24 +178,16 @@ def test_inconsistent_split_file(tmp_path):
 
 
 def test_empty_split_is_an_error(tmp_path):
-    root = make_root("DescribableTextures", tmp_path)
-    path = os.path.join(root, "dtd", "split_zhou_DescribableTextures.json")
-    with open(path) as f:
-        data = json.load(f)
+    root, path, data = _dtd_split(tmp_path)
     data["val"] = []
-    with open(path, "w") as f:
-        json.dump(data, f)
+    _write_json(path, data)
     with pytest.raises(DatasetError, match=r"DescribableTextures: the full 'val' split is empty"):
         _build(root, "DescribableTextures")
 
 
 def test_imagenet_flat_val_and_missing_classnames(tmp_path):
     root = make_root("ImageNet", tmp_path)
-    val = os.path.join(root, "imagenet", "images", "val")
-    for wnid in os.listdir(val):
-        for f in os.listdir(os.path.join(val, wnid)):
-            os.replace(os.path.join(val, wnid, f), os.path.join(val, f))
-        os.rmdir(os.path.join(val, wnid))
+    flatten_imagenet_val(root)
     with pytest.raises(DatasetError, match="has files but no class folders: run valprep.sh"):
         _build(root, "ImageNet")
     os.remove(os.path.join(root, "imagenet", "classnames.txt"))

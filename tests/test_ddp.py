@@ -21,7 +21,6 @@ import torch
 
 import clip
 import train
-from engine import utils as engine_utils
 from engine.data.samplers import DistributedEvalSampler
 from engine.dist import DistributedBatchNorm, convert_sync_batchnorm, linear_scaled_lr, rank_seed
 from tests.helpers.fake_roots import make_root
@@ -32,9 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARAM_ATOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _fast_env_info(monkeypatch):
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
+pytestmark = pytest.mark.usefixtures("fast_env_info")
 
 
 def _common_args(root, student, teacher, out, batch):
@@ -69,7 +66,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # the single-process run overlaps with the torchrun start-up
     single_out = tmp_path / "single"
-    single = train.main(_common_args(root, student, teacher, single_out, 20))
+    train.main(_common_args(root, student, teacher, single_out, 20))
     log, _ = proc.communicate(timeout=240)
     elapsed = time.time() - start
     assert proc.returncode == 0, log[-5000:]

@@ -11,6 +11,8 @@ from engine.optim import ConstantWarmupScheduler, LinearWarmupScheduler, build_l
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 # Reference §1.7: lr 0.005, 20 epochs, cosine, constant warm-up 1 epoch at 1e-5.
+PROMPTKD_OPTIM = dict(NAME="sgd", LR=0.005, MAX_EPOCH=20, LR_SCHEDULER="cosine", WARMUP_EPOCH=1,
+                      WARMUP_TYPE="constant", WARMUP_CONS_LR=1e-5)
 REFERENCE_LRS = [
     1e-5,
     5.000e-3,
@@ -65,15 +67,7 @@ def _per_epoch_lrs(optim_cfg, n_epochs, model=None):
 
 
 def test_promptkd_schedule_matches_reference_numbers():
-    ocfg = _optim_cfg(
-        NAME="sgd",
-        LR=0.005,
-        MAX_EPOCH=20,
-        LR_SCHEDULER="cosine",
-        WARMUP_EPOCH=1,
-        WARMUP_TYPE="constant",
-        WARMUP_CONS_LR=1e-5,
-    )
+    ocfg = _optim_cfg(**PROMPTKD_OPTIM)
     lrs, _, sched = _per_epoch_lrs(ocfg, 20)
     assert isinstance(sched, ConstantWarmupScheduler)
     for got, want in zip(lrs, REFERENCE_LRS):
@@ -145,15 +139,7 @@ def test_multi_step():
 
 
 def test_warmup_scheduler_state_round_trip_resumes_the_schedule():
-    ocfg = _optim_cfg(
-        NAME="sgd",
-        LR=0.005,
-        MAX_EPOCH=20,
-        LR_SCHEDULER="cosine",
-        WARMUP_EPOCH=1,
-        WARMUP_TYPE="constant",
-        WARMUP_CONS_LR=1e-5,
-    )
+    ocfg = _optim_cfg(**PROMPTKD_OPTIM)
     model = torch.nn.Linear(3, 2)
     _, opt, sched = _per_epoch_lrs(ocfg, 5, model)
     state_o, state_s = opt.state_dict(), sched.state_dict()

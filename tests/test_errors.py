@@ -11,10 +11,10 @@ import torch
 
 import clip
 import train
-from engine import utils as engine_utils
 from datasets.utils import DatasetError
 from tests.helpers.fake_roots import make_root
-from tests.test_reliability_resume import make_env, student_argv
+from tests.helpers.tiny_env import make_tiny_env
+from tests.test_reliability_resume import student_argv
 from trainers.common.class_vectors import save_class_vectors
 
 torch.set_num_threads(1)
@@ -22,18 +22,17 @@ torch.set_num_threads(1)
 DTD_NAMES = ["banded", "blotchy", "braided", "bubbly"]  # the 4 classes of the generated root
 
 
+pytestmark = pytest.mark.usefixtures("run_hygiene")
+
+
 @pytest.fixture(autouse=True)
-def _test_hygiene(monkeypatch):
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
+def _no_weights_dir_env(monkeypatch):
     monkeypatch.delenv("CLIP_WEIGHTS_DIR", raising=False)
-    yield
-    torch.use_deterministic_algorithms(False)
-    engine_utils.close_logger()
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    return make_env(tmp_path_factory.mktemp("errors"))
+    return make_tiny_env(tmp_path_factory.mktemp("errors"))
 
 
 def run(env, out, opts=(), root=None, flags=()):

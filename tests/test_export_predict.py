@@ -12,35 +12,28 @@ import torch
 
 import clip
 import train
-from engine import utils as engine_utils
 from engine.utils import read_image
-from tests.test_reliability_resume import make_env, student_argv
+from tests.helpers.tiny_env import make_tiny_env, reset_run_state, stub_env_info
+from tests.test_reliability_resume import student_argv
 from tools import export_student, predict
 
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def _test_hygiene(monkeypatch):
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
-    yield
-    torch.use_deterministic_algorithms(False)
-    engine_utils.close_logger()
+pytestmark = pytest.mark.usefixtures("run_hygiene")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("export_predict")
-    env = make_env(base)
+    env = make_tiny_env(base)
     out = base / "run"
-    real = engine_utils.collect_env_info
-    engine_utils.collect_env_info = lambda: "env info skipped in tests"
-    try:
-        trainer = train.main(student_argv(env, out))
-    finally:
-        engine_utils.collect_env_info = real
-        engine_utils.close_logger()
-        torch.use_deterministic_algorithms(False)
+    with pytest.MonkeyPatch.context() as mp:  # module scope: no function-scoped monkeypatch fixture
+        stub_env_info(mp)
+        try:
+            trainer = train.main(student_argv(env, out))
+        finally:
+            reset_run_state()
     artefact = base / "student.pt"
     assert export_student.main([str(out), str(artefact)]) == 0
     return {"env": env, "out": out, "trainer": trainer, "artefact": artefact}

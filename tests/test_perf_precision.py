@@ -14,10 +14,8 @@ import logging
 import pytest
 import torch
 
-import clip
 import train
-from engine import utils as engine_utils
-from tests.helpers.fake_roots import make_root
+from tests.helpers.tiny_env import make_tiny_env
 
 torch.set_num_threads(1)
 
@@ -26,22 +24,12 @@ UPDATE_MIN_COSINE = 0.9
 UPDATE_NORM_RTOL = 0.2
 
 
-@pytest.fixture(autouse=True)
-def _fast_env_info(monkeypatch):
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
+pytestmark = pytest.mark.usefixtures("fast_env_info")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("precision")
-    root = make_root("DescribableTextures", base, n_classes=4, per_class=6)
-    torch.manual_seed(0)
-    weights = {}
-    for name in ("tiny-vit-student", "tiny-vit-teacher"):
-        path = str(base / f"{name}.pt")
-        clip.save_openai_state_dict(clip.load(name, allow_random=True), path)
-        weights[name] = path
-    return {"base": base, "root": root, "student": weights["tiny-vit-student"], "teacher": weights["tiny-vit-teacher"]}
+    return make_tiny_env(tmp_path_factory.mktemp("precision"))
 
 
 def build(env, out, prec):

@@ -15,30 +15,19 @@ import torch
 
 import clip
 import train
-from engine import utils as engine_utils
 from engine.utils import read_image
-from tests.helpers.fake_roots import make_root
+from tests.helpers.tiny_env import make_tiny_env
 from trainers.common import teacher_cache as tc_mod
 
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def _fast_env_info(monkeypatch):
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
+pytestmark = pytest.mark.usefixtures("fast_env_info")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("teacher_cache")
-    root = make_root("DescribableTextures", base, n_classes=4, per_class=6)  # 12 train images
-    torch.manual_seed(0)
-    weights = {}
-    for name in ("tiny-vit-student", "tiny-vit-teacher"):
-        path = str(base / f"{name}.pt")
-        clip.save_openai_state_dict(clip.load(name, allow_random=True), path)
-        weights[name] = path
-    return {"base": base, "root": root, "student": weights["tiny-vit-student"], "teacher": weights["tiny-vit-teacher"]}
+    return make_tiny_env(tmp_path_factory.mktemp("teacher_cache"))  # 12 train images
 
 
 def run(env, out, opts=(), seed=1):

@@ -15,24 +15,20 @@ from engine.checkpoint import (DONE_NAME, RESUME_STATE_NAME, load_checkpoint, lo
                                save_resume_state)
 from engine.trainer import TrainerBase
 from engine.utils import read_json, write_json
-from tests.test_reliability_resume import ckpt_state, make_env, read_csv, student_argv
+from tests.helpers.tiny_env import ENV_INFO_STUB, make_tiny_env
+from tests.test_reliability_resume import ckpt_state, read_csv, student_argv
 from trainers.common.base import collapse_report
 from trainers.common.class_vectors import load_class_vectors, save_class_vectors
 
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def _test_hygiene(monkeypatch):
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
-    yield
-    torch.use_deterministic_algorithms(False)
-    engine_utils.close_logger()
+pytestmark = pytest.mark.usefixtures("run_hygiene")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    return make_env(tmp_path_factory.mktemp("reliability_guards"))
+    return make_tiny_env(tmp_path_factory.mktemp("reliability_guards"))
 
 
 def failing_torch_save(monkeypatch, should_fail):
@@ -76,7 +72,7 @@ def test_failed_saves_leave_the_previous_files_intact(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="injected"):
         save_class_vectors(cv_path, torch.eye(2, 4).flip(0), names, {"model": "other"}, 50.0)
     monkeypatch.undo()
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
+    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: ENV_INFO_STUB)
 
     def failing_fsync(fd):
         raise OSError(5, "I/O error (injected)")

@@ -7,8 +7,8 @@
   ``--overwrite`` starts again; bad ``--resume`` values are refused with clear messages.
 - ``ENGINE.DETERMINISTIC``: two CPU runs are bit-identical.
 
-The helpers (tiny CLIP weight files, a generated DTD root, the common argv) are shared with the other
-reliability / error / export tests.
+The common argv (``student_argv``) is shared with the other reliability / error / export tests; the tiny
+CLIP weight files and the generated DTD root come from ``tests/helpers/tiny_env.py``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ import sys
 import pytest
 import torch
 
-import clip
 import train
 from engine import utils as engine_utils
 from engine.checkpoint import DONE_NAME, RESUME_STATE_NAME, load_resume_state
-from tests.helpers.fake_roots import make_root
+from tests.helpers.tiny_env import make_tiny_env
 
 torch.set_num_threads(1)
 
@@ -35,18 +34,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a subprocess that runs train.main like `python train.py`, single-threaded, without the slow env probe
 _RUNNER = ("import sys, torch; torch.set_num_threads(1); import engine.utils as u; "
            "u.collect_env_info = lambda: 'env info skipped in tests'; import train; train.main(sys.argv[1:])")
-
-
-def make_env(base) -> dict:
-    """A 4-class DTD root (3 train / 1 val / 2 test images per class) and tiny student / teacher CLIP files."""
-    root = make_root("DescribableTextures", base, n_classes=4, per_class=6)
-    torch.manual_seed(0)
-    env = {"base": base, "root": root}
-    for key, name in (("student", "tiny-vit-student"), ("teacher", "tiny-vit-teacher")):
-        path = str(base / f"{name}.pt")
-        clip.save_openai_state_dict(clip.load(name, allow_random=True), path)
-        env[key] = path
-    return env
 
 
 def student_argv(env, out, opts=(), flags=(), epochs=2) -> list:
@@ -78,18 +65,12 @@ def ckpt_state(out, epoch):
                       weights_only=False)
 
 
-@pytest.fixture(autouse=True)
-def _test_hygiene(monkeypatch):
-    # torch's env collector shells out to pip/conda (seconds per call); not what is tested here
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
-    yield
-    torch.use_deterministic_algorithms(False)  # ENGINE.DETERMINISTIC sets a process-wide flag
-    engine_utils.close_logger()
+pytestmark = pytest.mark.usefixtures("run_hygiene")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    return make_env(tmp_path_factory.mktemp("reliability_resume"))
+    return make_tiny_env(tmp_path_factory.mktemp("reliability_resume"))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 
 import clip
 import train
-from engine import utils as engine_utils
 from tests.helpers.fake_roots import make_root
+from tests.helpers.reference_layouts import maple_reference_layout
+from tests.helpers.tiny_env import save_tiny_clips
 from trainers.cocoop import CoCoOpCLIP, CoCoOpPromptLearner
 from trainers.common.checkpoints import CheckpointKeyError
 from trainers.coop import CoOpCLIP, CoOpPromptLearner, class_token_layout
@@ -31,19 +32,14 @@ ODD_DIMS = {"embed_dim": 48, "quick_gelu": True,
             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 3}}
 
 
-@pytest.fixture(autouse=True)
-def _fast_env_info(monkeypatch):
-    # collect_env_info shells out to torch's env collector (seconds per call); not what is tested here
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
+pytestmark = pytest.mark.usefixtures("fast_env_info")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("coop_maple")
     root = make_root("DescribableTextures", base, n_classes=4, per_class=6)
-    torch.manual_seed(0)
-    weights = str(base / "tiny-vit-student.pt")
-    clip.save_openai_state_dict(clip.load("tiny-vit-student", allow_random=True), weights)
+    weights = save_tiny_clips(base, ["tiny-vit-student"])["tiny-vit-student"]
     return {"base": base, "root": root, "weights": weights}
 
 
@@ -355,34 +351,14 @@ def test_maple_trainable_parameter_count_vit_b16():
     assert sum(counts.values()) == 3_555_072 == 2 * 512 + (512 * 768 + 768) + 8 * (2 * 512) + 8 * (512 * 768 + 768)
 
 
-def _reference_layout(model, prompts):
-    """A released-MaPLe-style state dict (whole CustomCLIP, fp16) built from ``model``'s backbone and
-    the given prompt tensors (our key names)."""
-    ref = {"prompt_learner.ctx": prompts["text_prompts.layer0"],
-           "prompt_learner.proj.weight": prompts["couplings.0.weight"],
-           "prompt_learner.proj.bias": prompts["couplings.0.bias"]}
-    for k in range(1, model.depth):
-        ref[f"prompt_learner.compound_prompts_text.{k - 1}"] = prompts[f"text_prompts.layer{k}"]
-        ref[f"prompt_learner.compound_prompt_projections.{k - 1}.weight"] = prompts[f"couplings.{k}.weight"]
-        ref[f"prompt_learner.compound_prompt_projections.{k - 1}.bias"] = prompts[f"couplings.{k}.bias"]
-    ref["prompt_learner.token_prefix"] = torch.zeros(4, 1, 64)
-    ref["prompt_learner.token_suffix"] = torch.zeros(4, 74, 64)
-    for k, v in model.backbone.state_dict().items():
-        if k.startswith("visual."):
-            ref["image_encoder." + k[len("visual."):]] = v
-        elif k.startswith(("transformer.", "ln_final.")) or k in ("positional_embedding", "text_projection"):
-            ref["text_encoder." + k] = v
-        elif k == "logit_scale":
-            ref[k] = v
-    return {k: v.detach().clone().half() for k, v in ref.items()}
-
-
 def test_maple_reference_checkpoint_round_trip(env, tmp_path):
     tr = run(env, "MaPLe", tmp_path / "maple_ref_run", no_train=True)
     torch.manual_seed(3)
     prompts = {k: torch.randn_like(v) * 0.1 for k, v in tr.model.named_parameters() if v.requires_grad}
     assert sorted(prompts) == MAPLE_KEYS
-    ref = _reference_layout(tr.model, prompts)
+    class_buffers = {"prompt_learner.token_prefix": torch.zeros(4, 1, 64),
+                     "prompt_learner.token_suffix": torch.zeros(4, 74, 64)}
+    ref = maple_reference_layout(tr.model, prompts, extra=class_buffers)
 
     mapped = map_maple_reference_state(ref)
     assert sorted(mapped.prompts) == MAPLE_KEYS and not mapped.unexpected

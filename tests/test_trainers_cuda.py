@@ -12,29 +12,19 @@ import math
 import pytest
 import torch
 
-import clip
 import train
-from engine import utils as engine_utils
 from tests.helpers.fake_roots import make_root
+from tests.helpers.tiny_env import save_tiny_clips
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-@pytest.fixture(autouse=True)
-def _fast_env_info(monkeypatch):
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+              pytest.mark.usefixtures("fast_env_info")]
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("cuda")
     root = make_root("DescribableTextures", base, n_classes=4, per_class=6)
-    torch.manual_seed(0)
-    paths = {}
-    for name in ("tiny-vit-student", "tiny-vit-teacher"):
-        paths[name] = str(base / f"{name}.pt")
-        clip.save_openai_state_dict(clip.load(name, allow_random=True), paths[name])
-    return root, paths
+    return root, save_tiny_clips(base)
 
 
 @pytest.mark.parametrize("prec", ["fp16", "amp", "bf16"])

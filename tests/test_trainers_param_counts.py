@@ -13,16 +13,13 @@ import torch.nn.functional as F
 
 import clip
 import train
-from engine import utils as engine_utils
 from tests.helpers.fake_roots import make_root
 from trainers.common.class_vectors import save_class_vectors
 
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def _fast_env_info(monkeypatch):
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: "env info skipped in tests")
+pytestmark = pytest.mark.usefixtures("fast_env_info")
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 logger = logging.getLogger(__name__)
 
@@ -726,6 +726,20 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _save_png(fig: Any, path: os.PathLike) -> Path:
+    """Render a matplotlib figure to PNG (120 dpi), close it and write the file atomically."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    path = Path(path)
+    _atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
 def write_text_atomic(path: os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file + ``os.replace``."""
     path = Path(path)
@@ -738,8 +752,6 @@ def plot_hm_bars(agg: Dict[str, Any], path: os.PathLike) -> Path:
 
     Paper values, when included, are drawn as black markers on top of the matching bars.
     """
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -798,12 +810,7 @@ def plot_hm_bars(agg: Dict[str, Any], path: os.PathLike) -> Path:
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    path = Path(path)
-    _atomic_write_bytes(path, buf.getvalue())
-    return path
+    return _save_png(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1152,8 +1159,6 @@ def _point(ours: Dict[str, Any], metric: str) -> Tuple[Optional[float], float]:
 def plot_layout_lines(agg: Dict[str, Any], path: os.PathLike) -> Path:
     """Line plot in the figure's layout: x = the swept value (or the teacher for Fig. 5), one panel per
     metric the paper plots; ours solid (± std), the paper's dashed."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1196,12 +1201,7 @@ def plot_layout_lines(agg: Dict[str, Any], path: os.PathLike) -> Path:
         ax.legend(fontsize=6)
     fig.suptitle(agg["caption"], fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    path = Path(path)
-    _atomic_write_bytes(path, buf.getvalue())
-    return path
+    return _save_png(fig, path)
 
 
 def parse_aliases(items: Sequence[str]) -> Dict[str, str]:
@@ -1252,18 +1252,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     text = render_markdown(agg) if args.format == "md" else render_csv(agg)
-    print(text, end="")
-    out = Path(args.out) if args.out else Path(args.dirs[0])
-    if out.is_file():
-        out = out.parent
-    name = agg["table"]
-    written = [write_text_atomic(out / f"results_{name}.{args.format}", text),
-               write_text_atomic(out / f"results_{name}.json", json.dumps(agg, indent=1) + "\n")]
-    if not args.no_plot:
-        written.append(plot_hm_bars(agg, out / f"hm_{name}.png"))
-    for path in written:
-        print(f"wrote {path}", file=sys.stderr)
-    return 0
+    plot = None if args.no_plot else (plot_hm_bars, f"hm_{agg['table']}.png")
+    return _write_outputs(args, agg, text, plot)
 
 
 def _main_layout(args: argparse.Namespace) -> int:
@@ -1277,6 +1267,15 @@ def _main_layout(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     text = render_layout_markdown(agg) if args.format == "md" else render_layout_csv(agg)
+    figure = agg["kind"] == "figure" and not args.no_plot and agg["datasets"]
+    plot = (plot_layout_lines, f"{agg['table']}.png") if figure else None
+    return _write_outputs(args, agg, text, plot)
+
+
+def _write_outputs(args: argparse.Namespace, agg: Dict[str, Any], text: str,
+                   plot: Optional[Tuple[Callable[[Dict[str, Any], Path], Path], str]]) -> int:
+    """Print the rendered table and write it, the aggregate JSON and (``plot`` = (function, file name)) the
+    plot into ``--out`` (default: the first OUTPUT_DIR, or its folder when it is a file); list what was written."""
     print(text, end="")
     out = Path(args.out) if args.out else Path(args.dirs[0])
     if out.is_file():
@@ -1284,8 +1283,9 @@ def _main_layout(args: argparse.Namespace) -> int:
     name = agg["table"]
     written = [write_text_atomic(out / f"results_{name}.{args.format}", text),
                write_text_atomic(out / f"results_{name}.json", json.dumps(agg, indent=1) + "\n")]
-    if agg["kind"] == "figure" and not args.no_plot and agg["datasets"]:
-        written.append(plot_layout_lines(agg, out / f"{name}.png"))
+    if plot is not None:
+        plot_fn, file_name = plot
+        written.append(plot_fn(agg, out / file_name))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -29,18 +29,16 @@ import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
 import clip
 from engine.api import TRAINER_REGISTRY
 
-from .common.backbone import build_clip, check_input_size
-from .common.base import PromptTrainer
-from .common.prompts import PROMPT_INIT_STD
+from .common.frozen_clip import PromptedCLIPTrainer, load_init_weights
+from .common.prompts import PROMPT_INIT_STD, ClassPromptLearner, count_prompt_tokens
 from .common.templates import format_classname
-from .common.vl_model import cosine_logits, tower_dtype
+from .common.vl_model import FrozenCLIPModel
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +95,15 @@ def class_token_layout(n_ctx: int, name_lens: Sequence[int], seq_len: int, posit
     return torch.stack(rows) if rows else base.new_empty((0, seq_len))
 
 
-class CoOpPromptLearner(nn.Module):
+class CoOpPromptLearner(ClassPromptLearner):
     """Learned context ``ctx`` + class-name token buffers (reference §3.2 PromptLearner).
 
     ``forward()`` returns ``(token_embeds [C, L, W], token_ids [C, L])`` for the current class set,
     the arguments of :func:`clip.encode_text`. The CLIP model is not a sub-module (it is frozen and
     owned by the caller); it is only used to embed the class-name tokens.
     """
+
+    TOO_LONG_HINT = "shorten the class names or lower N_CTX"
 
     def __init__(
         self,
@@ -114,7 +114,6 @@ class CoOpPromptLearner(nn.Module):
         csc: bool = False,
         class_token_position: str = "end",
     ) -> None:
-        super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
             raise ValueError(
                 f"CLASS_TOKEN_POSITION = {class_token_position!r} is not supported; use one of {list(CLASS_TOKEN_POSITIONS)}"
@@ -122,26 +121,20 @@ class CoOpPromptLearner(nn.Module):
         classnames = list(classnames)
         if not classnames:
             raise ValueError("CoOpPromptLearner: empty class list")
-        info = clip.model_info(clip_model)
-        self.width = int(info.text_width)
-        self.context_length = int(info.context_length)
+        super().__init__(clip_model)
         self.csc = bool(csc)
         self.class_token_position = class_token_position
-        self._clip_ref: Tuple[nn.Module] = (clip_model,)
 
         ctx_init = (ctx_init or "").replace("_", " ").strip()
         n_cls = len(classnames)
         if ctx_init:
-            ids = clip.tokenize([ctx_init], self.context_length)
-            n_init = int((ids[0] != 0).sum().item()) - 2
+            n_init = count_prompt_tokens(clip_model, ctx_init)
             if n_init < 1:
                 raise ValueError(f"CTX_INIT {ctx_init!r} has no tokens; give initialisation words or leave it empty")
             if n_init != n_ctx:
                 logger.info("CTX_INIT %r has %d tokens: N_CTX %d -> %d (as the reference)", ctx_init, n_init, n_ctx, n_init)
             n_ctx = n_init
-            with torch.no_grad():
-                emb = clip.token_embedding(clip_model, ids.to(self._embed_device())).float().cpu()
-            vectors = emb[0, 1:1 + n_ctx].clone()
+            vectors = self.word_embeddings(ctx_init)[1:1 + n_ctx].clone()
             if self.csc:
                 vectors = vectors.unsqueeze(0).repeat(n_cls, 1, 1)
             self.prompt_prefix = ctx_init
@@ -159,7 +152,6 @@ class CoOpPromptLearner(nn.Module):
         self.ctx = nn.Parameter(vectors)
         #: with CSC, the classes the contexts belong to (row order of ``ctx``)
         self.ctx_classnames: List[str] = list(classnames) if self.csc else []
-        self.classnames: List[str] = []
         for name, dtype in (("token_prefix", torch.float32), ("token_suffix", torch.float32),
                             ("token_ids", torch.long), ("name_lens", torch.long),
                             ("layout_index", torch.long), ("ctx_index", torch.long)):
@@ -167,21 +159,6 @@ class CoOpPromptLearner(nn.Module):
         self.set_classnames(classnames)
 
     # ------------------------------------------------------------------------------------------
-    @property
-    def clip_model(self) -> nn.Module:
-        return self._clip_ref[0]
-
-    def _embed_device(self) -> torch.device:
-        return self.clip_model.token_embedding.weight.device
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classnames)
-
-    def prompts_for(self, classnames: Sequence[str]) -> List[str]:
-        """The tokenised prompt texts ``"<ctx words> <class name>."`` (ctx words: CTX_INIT or "X ...")."""
-        return [f"{self.prompt_prefix} {format_classname(n)}." for n in classnames]
-
     def _csc_rows(self, classnames: Sequence[str]) -> List[int]:
         rows = {n: i for i, n in enumerate(self.ctx_classnames)}
         unknown = [n for n in classnames if n not in rows]
@@ -201,16 +178,7 @@ class CoOpPromptLearner(nn.Module):
             raise ValueError("CoOpPromptLearner.set_classnames: empty class list")
         device = self.ctx.device
         ctx_rows = self._csc_rows(classnames) if self.csc else []
-        texts = self.prompts_for(classnames)
-        long_ids = clip.tokenize(texts, self.context_length + 64)
-        lengths = (long_ids != 0).sum(dim=1)
-        too_long = [(n, int(k)) for n, k in zip(classnames, lengths.tolist()) if k > self.context_length]
-        if too_long:
-            raise ValueError(
-                f"{len(too_long)} class prompt(s) exceed the text context length {self.context_length} tokens, "
-                f"e.g. {too_long[0][0]!r} ({too_long[0][1]} tokens); shorten the class names or lower N_CTX"
-            )
-        ids = long_ids[:, : self.context_length].contiguous()
+        ids = self.tokenize_prompts(classnames)
         # name_lens: BPE length of each class name on its own (reference: len(_tokenizer.encode(name)))
         name_ids = clip.tokenize([format_classname(n) for n in classnames], self.context_length + 64)
         name_lens = ((name_ids != 0).sum(dim=1) - 2).tolist()
@@ -222,7 +190,7 @@ class CoOpPromptLearner(nn.Module):
                 logger.warning("%d class name(s) tokenise differently inside the prompt (e.g. %r: punctuation merged "
                                "with the final '.'); their '%s' layout moves name_lens tokens as the reference does",
                                len(odd), odd[0], self.class_token_position)
-        emb = clip.token_embedding(self.clip_model, ids.to(self._embed_device())).float()
+        emb = self.embed_tokens(ids)
         self.token_prefix = emb[:, :1, :].to(device)
         self.token_suffix = emb[:, 1 + self.n_ctx:, :].to(device)
         self.token_ids = ids.to(device)
@@ -260,62 +228,19 @@ class CoOpPromptLearner(nn.Module):
                 f"n_classes={self.n_classes}, prefix={self.prompt_prefix!r}")
 
 
-class CoOpCLIP(nn.Module):
+class CoOpCLIP(FrozenCLIPModel):
     """Frozen CLIP (``backbone``) + a prompt learner: ``forward(images)`` -> logits [B, C] (fp32),
     ``exp(logit_scale) * norm(image) @ norm(text).T``. The backbone stays in eval mode."""
 
+    TEXT_LEARNER = "prompt_learner"
+
     def __init__(self, clip_model: nn.Module, prompt_learner: CoOpPromptLearner) -> None:
-        super().__init__()
-        self.backbone = clip_model
+        super().__init__(clip_model)
         self.prompt_learner = prompt_learner
-
-    def train(self, mode: bool = True) -> "CoOpCLIP":
-        super().train(mode)
-        self.backbone.eval()  # frozen tower: never in train mode
-        return self
-
-    @property
-    def logit_scale(self) -> torch.Tensor:
-        return self.backbone.logit_scale.detach().float().exp()
-
-    @property
-    def classnames(self) -> List[str]:
-        return self.prompt_learner.classnames
-
-    def set_classnames(self, classnames: Sequence[str]) -> None:
-        self.prompt_learner.set_classnames(classnames)
-
-    def encode_prompts(self, token_embeds: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-        """Text features [R, D] (fp32, unnormalised) of prompt embeddings (shared clip.encode_text)."""
-        dtype = tower_dtype(self.backbone.transformer)
-        return clip.encode_text(self.backbone, token_embeds.to(dtype), token_ids).float()
-
-    def encode_text(self) -> torch.Tensor:
-        token_embeds, token_ids = self.prompt_learner()
-        return self.encode_prompts(token_embeds, token_ids)
-
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        visual = self.backbone.visual
-        return clip.encode_image(visual, images.to(tower_dtype(visual))).float()
-
-    def forward(self, images: torch.Tensor, text_features: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if text_features is None:
-            text_features = self.encode_text()
-        return cosine_logits(self.encode_image(images), text_features, self.logit_scale)
-
-
-def load_init_weights(trainer: PromptTrainer, name: str) -> None:
-    """``MODEL.INIT_WEIGHTS``: strictly load a checkpoint file into the registered model ``name``
-    before training (the reference's ``load_pretrained_weights``, without its silent key skipping)."""
-    path = trainer.cfg.MODEL.INIT_WEIGHTS
-    if not path:
-        return
-    trainer._load_into(name, path, resume=False)
-    logger.info("Initialised %s from MODEL.INIT_WEIGHTS = %s", name, path)
 
 
 @TRAINER_REGISTRY.register()
-class CoOp(PromptTrainer):
+class CoOp(PromptedCLIPTrainer):
     """CoOp trainer: L = CE(exp(logit_scale) * cos(image, text(ctx, class)), y); only ``ctx`` is learned."""
 
     CFG_NODE = "COOP"
@@ -341,17 +266,12 @@ class CoOp(PromptTrainer):
         return CoOpCLIP(clip_model, learner)
 
     def build_model(self) -> None:
-        cfg = self.cfg
-        clip_model = build_clip(cfg, prec=self.prec, device=self.device)
-        check_input_size(cfg, clip_model, cfg.MODEL.BACKBONE.NAME)
+        clip_model = self.build_backbone()
         learner = self.build_prompt_learner(clip_model)
         self.model = self.wrap_model(clip_model, learner).to(self.device)
-        self._text_cache: Optional[torch.Tensor] = None
         if learner.csc:
             self._check_csc_eval_classes()
-        optim, sched = self.build_optim_sched(learner.parameters())
-        self.optim, self.sched = optim, sched
-        self.register_model(self.REGISTERED_NAME, learner, optim, sched)
+        self.register_trainable(learner)
         load_init_weights(self, self.REGISTERED_NAME)
 
     def _check_csc_eval_classes(self) -> None:
@@ -392,35 +312,3 @@ class CoOp(PromptTrainer):
                 f"classes are {learner.ctx_classnames[:5]}...; class-specific contexts cannot be used for other "
                 "(e.g. novel) classes. Evaluate with the class set the model was trained on, or train with CSC False"
             )
-
-    # ------------------------------------------------------------------ training / evaluation
-    def parse_batch_train(self, batch):
-        return batch["img"].to(self.device), batch["label"].to(self.device)
-
-    def forward_backward(self, batch) -> Dict[str, float]:
-        images, labels = self.parse_batch_train(batch)
-        with self.autocast():
-            logits = self.model(images)
-        loss = F.cross_entropy(logits.float(), labels)
-        grad_norm = self.optimize(loss)
-        acc = (logits.argmax(dim=1) == labels).float().mean().item() * 100.0
-        return {"loss": loss.item(), "acc": acc, "grad_norm": grad_norm}
-
-    def set_eval_classnames(self, classnames: Sequence[str]) -> None:
-        if list(classnames) != self.model.classnames:
-            self.model.set_classnames(classnames)
-        self._text_cache = None
-
-    def set_model_mode(self, mode: str = "train", names=None) -> None:
-        super().set_model_mode(mode, names)
-        self.model.backbone.eval()
-        self._text_cache = None  # the context may have changed: recompute text features for evaluation
-
-    def after_load_model(self) -> None:
-        self._text_cache = None
-
-    @torch.no_grad()
-    def model_inference(self, images: torch.Tensor) -> torch.Tensor:
-        if self._text_cache is None:
-            self._text_cache = self.model.encode_text()
-        return self.model(images, text_features=self._text_cache)

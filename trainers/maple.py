@@ -31,21 +31,25 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode as CN
 
 import clip
 from engine.api import TRAINER_REGISTRY
 
-from .common.backbone import build_clip, check_input_size
-from .common.checkpoints import CheckpointKeyError, ReferenceVLState, _fmt, split_reference_vl_state
+from .common.checkpoints import (
+    CheckpointKeyError,
+    ReferenceVLState,
+    check_reference_backbone,
+    format_keys,
+    split_reference_vl_state,
+)
+from .common.frozen_clip import load_init_weights
 from .common.prompts import TextPromptLearner
-from .common.vl_model import cast_prompts, cosine_logits, tower_dtype
-from .coop import load_init_weights
+from .common.vl_model import FrozenCLIPModel
 from .ivlp import VLPromptTrainer
 
 logger = logging.getLogger(__name__)
@@ -69,7 +73,7 @@ def add_config(cfg: CN) -> None:
     cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9  # J: layers with coupled prompts (>= 1)
 
 
-class MaPLeCLIP(nn.Module):
+class MaPLeCLIP(FrozenCLIPModel):
     """Frozen CLIP (``backbone``) + text prompts (``text_prompts.layer{i}``) + couplings (``couplings.{i}``).
 
     ``encode_text()`` -> prompted text features for the current class set [C, D] (fp32, unnormalised);
@@ -78,7 +82,6 @@ class MaPLeCLIP(nn.Module):
 
     def __init__(self, clip_model: nn.Module, classnames: Sequence[str], n_ctx: int, depth: int,
                  ctx_init: str = "a photo of a") -> None:
-        super().__init__()
         info = clip.model_info(clip_model)
         if not info.is_vit:
             raise ValueError("MaPLe prompts the image transformer: MODEL.BACKBONE.NAME must be a ViT CLIP (e.g. ViT-B/16)")
@@ -88,51 +91,20 @@ class MaPLeCLIP(nn.Module):
                              f"(blocks: text {info.text_layers}, vision {info.vision_layers})")
         if n_ctx < 1:
             raise ValueError(f"TRAINER.MAPLE.N_CTX = {n_ctx}: need >= 1 context token")
-        self.backbone = clip_model
+        super().__init__(clip_model)
         self.text_prompts = TextPromptLearner(clip_model, classnames, n_ctx, depth, ctx_init)
         layer0 = nn.Linear(info.text_width, info.vision_width)
         deep = nn.Linear(info.text_width, info.vision_width)
         self.couplings = nn.ModuleList([layer0] + [copy.deepcopy(deep) for _ in range(depth - 1)])
         self.depth = int(depth)
 
-    def train(self, mode: bool = True) -> "MaPLeCLIP":
-        super().train(mode)
-        self.backbone.eval()  # frozen tower: never in train mode
-        return self
-
-    @property
-    def logit_scale(self) -> torch.Tensor:
-        return self.backbone.logit_scale.detach().float().exp()
-
-    @property
-    def classnames(self) -> List[str]:
-        return self.text_prompts.classnames
-
-    def set_classnames(self, classnames: Sequence[str]) -> None:
-        self.text_prompts.set_classnames(classnames)
-
     def visual_prompts(self) -> List[torch.Tensor]:
         """[couplings[i](text layer i) for i < J]: the prompt list of :func:`clip.encode_image`."""
         text_layers = [self.text_prompts.layer0] + self.text_prompts.deep_prompts()
         return [coupling(p) for coupling, p in zip(self.couplings, text_layers)]
 
-    def encode_text(self) -> torch.Tensor:
-        token_embeds, token_ids, deep = self.text_prompts()
-        dtype = tower_dtype(self.backbone.transformer)
-        feats = clip.encode_text(self.backbone, token_embeds.to(dtype), token_ids,
-                                 deep_prompts=cast_prompts(deep, dtype), n_ctx=self.text_prompts.n_ctx)
-        return feats.float()
-
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        visual = self.backbone.visual
-        dtype = tower_dtype(visual)
-        prompts = cast_prompts(self.visual_prompts(), dtype)
-        return clip.encode_image(visual, images.to(dtype), prompts=prompts).float()
-
-    def forward(self, images: torch.Tensor, text_features: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if text_features is None:
-            text_features = self.encode_text()
-        return cosine_logits(self.encode_image(images), text_features, self.logit_scale)
+        return self.encode_prompted_image(images, self.visual_prompts())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -175,22 +147,6 @@ def map_maple_reference_state(state: Mapping[str, torch.Tensor]) -> ReferenceVLS
     return out
 
 
-def check_reference_backbone(backbone: nn.Module, reference: Mapping[str, torch.Tensor], model_name: str,
-                             what: str = "reference checkpoint") -> None:
-    """The frozen-CLIP tensors of a reference checkpoint must be the backbone's own weights (up to the
-    fp16 storage of released files): unknown keys raise :class:`CheckpointKeyError`, other values ValueError."""
-    own = backbone.state_dict()
-    unknown = sorted(k for k in reference if k not in own)
-    if unknown:
-        raise CheckpointKeyError(f"{what}: CLIP keys not in {model_name}: {_fmt(unknown)}")
-    differing = [k for k, v in reference.items()
-                 if tuple(own[k].shape) != tuple(v.shape)
-                 or not torch.allclose(own[k].float().cpu(), v.float().cpu(), atol=1e-2, rtol=1e-2)]
-    if differing:
-        raise ValueError(f"{what}: {len(differing)} CLIP tensors differ from the backbone {model_name!r} "
-                         f"(e.g. {differing[:3]}); it was trained on another CLIP model")
-
-
 @TRAINER_REGISTRY.register()
 class MaPLe(VLPromptTrainer):
     """MaPLe trainer: L = CE(exp(logit_scale) * cos(prompted image, prompted text), y)."""
@@ -199,31 +155,16 @@ class MaPLe(VLPromptTrainer):
     REGISTERED_NAME = "MultiModalPromptLearner"
 
     def build_model(self) -> None:
-        cfg = self.cfg
-        node = cfg.TRAINER.MAPLE
-        clip_model = build_clip(cfg, prec=self.prec, device=self.device)
-        check_input_size(cfg, clip_model, cfg.MODEL.BACKBONE.NAME)
-        self.model = MaPLeCLIP(clip_model, self.train_classnames, int(node.N_CTX), int(node.PROMPT_DEPTH),
-                               node.CTX_INIT).to(self.device)
-        self._text_cache: Optional[torch.Tensor] = None
-        optim, sched = self.build_optim_sched(self.model.parameters())
-        self.optim, self.sched = optim, sched
-        self.register_model(self.REGISTERED_NAME, self.model, optim, sched)
+        node = self.cfg.TRAINER.MAPLE
+        self.model = MaPLeCLIP(self.build_backbone(), self.train_classnames, int(node.N_CTX),
+                               int(node.PROMPT_DEPTH), node.CTX_INIT).to(self.device)
+        self.register_trainable(self.model)
         load_init_weights(self, self.REGISTERED_NAME)
 
     def checkpoint_meta(self, name: str) -> Dict:
         meta = super().checkpoint_meta(name)
         meta.update(n_ctx=self.model.text_prompts.n_ctx, prompt_depth=self.model.depth)
         return meta
-
-    def forward_backward(self, batch) -> Dict[str, float]:
-        images, labels = self.parse_batch_train(batch)
-        with self.autocast():
-            logits = self.model(images)
-        loss = F.cross_entropy(logits.float(), labels)
-        grad_norm = self.optimize(loss)
-        acc = (logits.argmax(dim=1) == labels).float().mean().item() * 100.0
-        return {"loss": loss.item(), "acc": acc, "grad_norm": grad_norm}
 
     def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """Released MaPLe checkpoints (whole CustomCLIP) -> our prompt keys; their CLIP tensors are checked
@@ -232,7 +173,7 @@ class MaPLe(VLPromptTrainer):
             return state_dict
         ref = map_maple_reference_state(state_dict)
         if ref.unexpected:
-            raise CheckpointKeyError(f"reference MaPLe checkpoint: unexpected keys {_fmt(ref.unexpected)}")
+            raise CheckpointKeyError(f"reference MaPLe checkpoint: unexpected keys {format_keys(ref.unexpected)}")
         check_reference_backbone(self.model.backbone, ref.backbone, self.cfg.MODEL.BACKBONE.NAME,
                                  "reference MaPLe checkpoint")
         logger.info("Reference MaPLe checkpoint: %d prompt tensors mapped; %d CLIP tensors match the backbone; "

@@ -40,7 +40,7 @@ from .common.kd import kl_reference
 from .common.teacher import Teacher, compute_class_vectors
 from .common.templates import IMAGENET_TEMPLATES, format_classname
 from .common.vl_model import cosine_logits
-from .ivlp import VLPromptTrainer
+from .ivlp import VLPromptTrainer, vl_prompt_node
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +49,7 @@ __all__ = ["PromptSRC", "PromptSRCTeacher", "add_config", "gpa_weights", "prompt
 
 def add_config(cfg: CN) -> None:
     """TRAINER.PROMPTSRC (reference §4.1 defaults + the teacher's class-vectors keys)."""
-    cfg.TRAINER.PROMPTSRC = CN()
-    cfg.TRAINER.PROMPTSRC.N_CTX_VISION = 4  # visual prompt tokens per layer (Nv)
-    cfg.TRAINER.PROMPTSRC.N_CTX_TEXT = 4  # text context tokens per layer (Nt)
-    cfg.TRAINER.PROMPTSRC.CTX_INIT = "a photo of a"  # words initialising the layer-0 text context
-    cfg.TRAINER.PROMPTSRC.PREC = "fp16"  # fp32 | fp16 (frozen towers in half) | amp | bf16
-    cfg.TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION = 9  # Jv: layers with visual prompts
-    cfg.TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT = 9  # Jt: layers with text prompts
+    cfg.TRAINER.PROMPTSRC = vl_prompt_node(n_ctx=4)  # Nv = Nt = 4, Jv = Jt = 9
     cfg.TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT = 25  # weight of the L1 text-feature consistency loss
     cfg.TRAINER.PROMPTSRC.IMAGE_LOSS_WEIGHT = 10  # weight of the L1 image-feature consistency loss
     cfg.TRAINER.PROMPTSRC.GPA_MEAN = 15  # Gaussian prompt aggregation: mean epoch (1-based)

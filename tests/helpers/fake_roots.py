@@ -26,6 +26,7 @@ from PIL import Image
 __all__ = [
     "make_root",
     "make_imagenet_root",
+    "flatten_imagenet_val",
     "make_caltech101_root",
     "make_oxford_pets_root",
     "make_stanford_cars_root",
@@ -351,6 +352,16 @@ def make_imagenet_root(root: PathLike, n_classes: int = 4, per_class: int = 6, w
             n_val += 1
             write_image(os.path.join(ddir, "images", "val", wnid, f"ILSVRC2012_val_{n_val:08d}.JPEG"), label, i)
     return root
+
+
+def flatten_imagenet_val(root: PathLike) -> None:
+    """Move the val images of an ImageNet root out of their class folders: the raw ILSVRC val layout,
+    before ``valprep.sh`` sorts it (the readers must refuse it with a hint)."""
+    val = os.path.join(str(root), "imagenet", "images", "val")
+    for wnid in os.listdir(val):
+        for f in os.listdir(os.path.join(val, wnid)):
+            os.replace(os.path.join(val, wnid, f), os.path.join(val, f))
+        os.rmdir(os.path.join(val, wnid))
 
 
 def _variant(root: PathLike, folder: str, sub: str, n_classes: int, per_class: int, numeric: bool, skip_every: int,

@@ -42,6 +42,8 @@ __all__ = [
     "split_reference_vl_state",
     "prompt_layout",
     "file_sha256",
+    "format_keys",
+    "check_reference_backbone",
 ]
 
 _CLASSNAME_BUFFER_RE = re.compile(r"(^|\.)token_(prefix|suffix)\d*$")
@@ -86,10 +88,14 @@ def trainable_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
     return {k: full[k].detach().clone() for k in checkpoint_keys(model)}
 
 
-def _fmt(keys: Iterable[str], limit: int = 20) -> str:
+def format_keys(keys: Iterable[str], limit: int = 20) -> str:
+    """Sorted key list for error messages: ``[a, b, ...] (n)``, at most ``limit`` keys shown."""
     keys = sorted(keys)
     shown = ", ".join(keys[:limit])
     return f"[{shown}{', ...' if len(keys) > limit else ''}] ({len(keys)})"
+
+
+_fmt = format_keys  # former private name, still imported by trainers/promptkd.py
 
 
 def strict_load(model: nn.Module, state: Mapping[str, torch.Tensor], what: str,
@@ -107,9 +113,9 @@ def strict_load(model: nn.Module, state: Mapping[str, torch.Tensor], what: str,
     unexpected = sorted(got - expected_set - set(skipped))
     if missing or unexpected:
         raise CheckpointKeyError(
-            f"{what}: checkpoint keys do not match the model.\n  missing: {_fmt(missing)}\n"
-            f"  unexpected: {_fmt(unexpected)}\nThe checkpoint was made by another trainer or prompt configuration "
-            "(N_CTX_*, PROMPT_DEPTH_*, PROJECT_LAYER); use the same config that trained it."
+            f"{what}: checkpoint keys do not match the model.\n  missing: {format_keys(missing)}\n"
+            f"  unexpected: {format_keys(unexpected)}\nThe checkpoint was made by another trainer or prompt "
+            "configuration (N_CTX_*, PROMPT_DEPTH_*, PROJECT_LAYER); use the same config that trained it."
         )
     own = model.state_dict()
     for k in expected_set:
@@ -121,7 +127,7 @@ def strict_load(model: nn.Module, state: Mapping[str, torch.Tensor], what: str,
     result = model.load_state_dict({k: state[k] for k in expected_set}, strict=False)
     not_loaded = set(expected_set) & set(result.missing_keys)
     if not_loaded:  # cannot happen when checkpoint_keys is consistent; kept as a hard check
-        raise CheckpointKeyError(f"{what}: keys not loaded {_fmt(not_loaded)}")
+        raise CheckpointKeyError(f"{what}: keys not loaded {format_keys(not_loaded)}")
 
 
 def file_sha256(path: str, chunk: int = 1 << 20) -> str:
@@ -186,6 +192,23 @@ def split_reference_vl_state(state: Mapping[str, torch.Tensor]) -> ReferenceVLSt
     return out
 
 
+def check_reference_backbone(backbone: nn.Module, reference: Mapping[str, torch.Tensor], model_name: str,
+                             what: str = "reference checkpoint") -> None:
+    """The frozen-CLIP tensors of a reference checkpoint (whole CustomCLIP, §2.6) must be the backbone's own
+    weights, up to the fp16 storage of released files, rather than being silently dropped: unknown keys
+    raise :class:`CheckpointKeyError`, other shapes or values ValueError."""
+    own = backbone.state_dict()
+    unknown = sorted(k for k in reference if k not in own)
+    if unknown:
+        raise CheckpointKeyError(f"{what}: CLIP keys not in {model_name}: {format_keys(unknown)}")
+    differing = [k for k, v in reference.items()
+                 if tuple(own[k].shape) != tuple(v.shape)
+                 or not torch.allclose(own[k].float().cpu(), v.float().cpu(), atol=1e-2, rtol=1e-2)]
+    if differing:
+        raise ValueError(f"{what}: {len(differing)} CLIP tensors differ from the backbone {model_name!r} "
+                         f"(e.g. {differing[:3]}); it was trained on another CLIP model")
+
+
 @dataclass
 class PromptLayout:
     """Prompt shapes read from checkpoint keys: N_CTX and depth per tower, widths."""
@@ -207,7 +230,8 @@ def _layers(prompts: Mapping[str, torch.Tensor], prefix: str, what: str) -> List
     if idx and idx != list(range(idx[-1] + 1)):
         missing = [f"{prefix}{i}" for i in range(idx[-1] + 1) if i not in idx]
         raise CheckpointKeyError(
-            f"{what}: prompt layers must be contiguous from 0, found {prefix}{idx}.\n  missing: {_fmt(missing)}\n"
+            f"{what}: prompt layers must be contiguous from 0, found {prefix}{idx}.\n"
+            f"  missing: {format_keys(missing)}\n"
             "  (layer 0 = prompt_learner.ctx / image_encoder.VPT, layer i = ...resblocks.i.VPT_shallow)"
         )
     mats = [prompts[f"{prefix}{i}"] for i in idx]

@@ -30,7 +30,7 @@ from .templates import format_classname
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VisualPromptStack", "TextPromptLearner", "PROMPT_INIT_STD", "count_prompt_tokens"]
+__all__ = ["VisualPromptStack", "ClassPromptLearner", "TextPromptLearner", "PROMPT_INIT_STD", "count_prompt_tokens"]
 
 PROMPT_INIT_STD = 0.02
 
@@ -72,7 +72,68 @@ def count_prompt_tokens(clip_model: nn.Module, text: str) -> int:
     return int((ids[0] != 0).sum().item()) - 2
 
 
-class TextPromptLearner(nn.Module):
+class ClassPromptLearner(nn.Module):
+    """Shared part of the text prompt learners (:class:`TextPromptLearner`, CoOp's / CoCoOp's): the class
+    set, the prompt texts ``"<ctx words> <class name>."`` and their token embeddings.
+
+    The CLIP model is NOT a sub-module (it is frozen and owned by the caller); it is only used to embed
+    tokens, at initialisation and when the class set changes. Subclasses set ``prompt_prefix`` (the
+    CTX_INIT words or ``"X X ..."``) and implement ``set_classnames``.
+    """
+
+    #: how to fix a class prompt longer than the text context length (end of the error message)
+    TOO_LONG_HINT = "shorten the class names"
+
+    def __init__(self, clip_model: nn.Module) -> None:
+        super().__init__()
+        info = clip.model_info(clip_model)
+        self.width = int(info.text_width)
+        self.context_length = int(info.context_length)
+        self._clip_ref: Tuple[nn.Module] = (clip_model,)
+        self.prompt_prefix = ""
+        self.classnames: List[str] = []
+
+    @property
+    def clip_model(self) -> nn.Module:
+        return self._clip_ref[0]
+
+    def _embed_device(self) -> torch.device:
+        return self.clip_model.token_embedding.weight.device
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classnames)
+
+    def prompts_for(self, classnames: Sequence[str]) -> List[str]:
+        """The tokenised prompt texts ``"<ctx words> <class name>."`` (ctx words: CTX_INIT or "X ...")."""
+        return [f"{self.prompt_prefix} {format_classname(n)}." for n in classnames]
+
+    @torch.no_grad()
+    def word_embeddings(self, text: str) -> torch.Tensor:
+        """Token embeddings [context_length, W] (fp32, CPU) of ``text`` tokenised alone (SOS at position 0)."""
+        ids = clip.tokenize([text], self.context_length).to(self._embed_device())
+        return clip.token_embedding(self.clip_model, ids).float().cpu()[0]
+
+    def tokenize_prompts(self, classnames: Sequence[str]) -> torch.Tensor:
+        """Token ids [C, context_length] of the prompts of ``classnames``; a prompt longer than the
+        context length raises ValueError naming the class (instead of being truncated silently)."""
+        # tokenise once with room to spare to detect prompts longer than the context length
+        long_ids = clip.tokenize(self.prompts_for(classnames), self.context_length + 64)
+        lengths = (long_ids != 0).sum(dim=1)
+        too_long = [(n, int(k)) for n, k in zip(classnames, lengths.tolist()) if k > self.context_length]
+        if too_long:
+            raise ValueError(
+                f"{len(too_long)} class prompt(s) exceed the text context length {self.context_length} tokens, "
+                f"e.g. {too_long[0][0]!r} ({too_long[0][1]} tokens); {self.TOO_LONG_HINT}"
+            )
+        return long_ids[:, : self.context_length].contiguous()
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """Frozen token embeddings (fp32) of ``ids``, on the CLIP model's device."""
+        return clip.token_embedding(self.clip_model, ids.to(self._embed_device())).float()
+
+
+class TextPromptLearner(ClassPromptLearner):
     """Deep text prompts + cached class-name token embeddings (reference §2.2, text tower).
 
     ``forward()`` returns ``(token_embeds [C, L, W] with the learned context at positions 1..Nt,
@@ -87,28 +148,19 @@ class TextPromptLearner(nn.Module):
         depth: int,
         ctx_init: str = "",
     ) -> None:
-        super().__init__()
         if n_ctx < 1 or depth < 1:
             raise ValueError(
                 f"TextPromptLearner needs N_CTX_TEXT >= 1 and PROMPT_DEPTH_TEXT >= 1 (got n_ctx={n_ctx}, depth={depth}); "
                 "the layer-0 text context is what the text side learns"
             )
-        info = clip.model_info(clip_model)
+        super().__init__(clip_model)
         self.n_ctx = int(n_ctx)
         self.depth = int(depth)
-        self.width = int(info.text_width)
-        self.context_length = int(info.context_length)
-        # the CLIP model is NOT a sub-module (it is frozen and owned by the caller); it is only used
-        # to embed class-name tokens when the class set changes
-        self._clip_ref: Tuple[nn.Module] = (clip_model,)
 
         ctx_init = (ctx_init or "").replace("_", " ").strip()
         n_init_tokens = count_prompt_tokens(clip_model, ctx_init) if ctx_init else 0
         if ctx_init and self.n_ctx <= n_init_tokens:
-            ids = clip.tokenize([ctx_init], self.context_length).to(self._embed_device())
-            with torch.no_grad():
-                emb = clip.token_embedding(clip_model, ids).float().cpu()
-            layer0 = nn.Parameter(emb[0, 1:1 + self.n_ctx].clone())
+            layer0 = nn.Parameter(self.word_embeddings(ctx_init)[1:1 + self.n_ctx].clone())
             self.prompt_prefix = ctx_init
             logger.info("Text context initialised from %r (first %d of %d tokens learnable)",
                         ctx_init, self.n_ctx, n_init_tokens)
@@ -122,20 +174,12 @@ class TextPromptLearner(nn.Module):
         self.register_parameter("layer0", layer0)
         for i in range(1, self.depth):
             self.register_parameter(f"layer{i}", _new_prompt(self.n_ctx, self.width))
-        self.classnames: List[str] = []
         self.register_buffer("token_prefix", torch.empty(0), persistent=False)
         self.register_buffer("token_suffix", torch.empty(0), persistent=False)
         self.register_buffer("token_ids", torch.empty(0, dtype=torch.long), persistent=False)
         self.set_classnames(classnames)
 
     # ------------------------------------------------------------------------------------------
-    @property
-    def clip_model(self) -> nn.Module:
-        return self._clip_ref[0]
-
-    def _embed_device(self) -> torch.device:
-        return self.clip_model.token_embedding.weight.device
-
     @property
     def ctx(self) -> nn.Parameter:
         """Layer-0 text context (the reference's ``prompt_learner.ctx``)."""
@@ -144,37 +188,19 @@ class TextPromptLearner(nn.Module):
     def deep_prompts(self) -> List[nn.Parameter]:
         return [getattr(self, f"layer{i}") for i in range(1, self.depth)]
 
-    def prompts_for(self, classnames: Sequence[str]) -> List[str]:
-        return [f"{self.prompt_prefix} {format_classname(n)}." for n in classnames]
-
     @torch.no_grad()
     def set_classnames(self, classnames: Sequence[str]) -> None:
         """Recompute the class-name token buffers for ``classnames`` (e.g. base or novel classes)."""
         classnames = list(classnames)
         if not classnames:
             raise ValueError("TextPromptLearner.set_classnames: empty class list")
-        texts = self.prompts_for(classnames)
-        # tokenise once with room to spare to detect prompts longer than the context length
-        long_ids = clip.tokenize(texts, self.context_length + 64)
-        lengths = (long_ids != 0).sum(dim=1)
-        too_long = [(n, int(k)) for n, k in zip(classnames, lengths.tolist()) if k > self.context_length]
-        if too_long:
-            raise ValueError(
-                f"{len(too_long)} class prompt(s) exceed the text context length {self.context_length} tokens, "
-                f"e.g. {too_long[0][0]!r} ({too_long[0][1]} tokens); shorten the class names"
-            )
-        ids = long_ids[:, : self.context_length].contiguous()
-        device = self._embed_device()
-        emb = clip.token_embedding(self.clip_model, ids.to(device)).float()
+        ids = self.tokenize_prompts(classnames)
+        emb = self.embed_tokens(ids)
         buf_device = self.layer0.device
         self.token_prefix = emb[:, :1, :].to(buf_device)
         self.token_suffix = emb[:, 1 + self.n_ctx:, :].to(buf_device)
         self.token_ids = ids.to(buf_device)
         self.classnames = classnames
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classnames)
 
     def forward(self) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
         n_cls = self.token_prefix.shape[0]

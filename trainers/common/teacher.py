@@ -31,7 +31,7 @@ import glob
 import logging
 import os
 import re
-from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +42,8 @@ import clip
 from .backbone import build_clip, freeze
 from .checkpoints import (
     CheckpointKeyError,
-    _fmt,
     file_sha256,
+    format_keys,
     is_reference_vl_state,
     prompt_layout,
     split_reference_vl_state,
@@ -203,6 +203,29 @@ def _read_checkpoint(path: str) -> Dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # loaders
 # ------------------------------------------------------------------------------------------------
+def _open_teacher_checkpoint(cfg, path: str,
+                             teacher_name: Optional[str]) -> Tuple[str, Dict[str, Any], Dict[str, Any], str]:
+    """Locate (file or run directory) and read a teacher checkpoint: ``(file, state_dict, meta, CLIP name)``,
+    the CLIP name being ``teacher_name`` or ``TRAINER.PROMPTKD.TEACHER_NAME``."""
+    path = find_teacher_checkpoint(path)
+    ckpt = _read_checkpoint(path)
+    state = ckpt.get("state_dict", ckpt)
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"Teacher checkpoint {path}: no state_dict")
+    meta = ckpt.get("meta", {}) or {}
+    return path, state, meta, teacher_name or cfg.TRAINER.PROMPTKD.TEACHER_NAME
+
+
+def _our_checkpoint_backbone(cfg, path: str, meta: Mapping[str, Any], teacher_name: Optional[str]) -> str:
+    """CLIP of a checkpoint of ours: ``teacher_name``, else the backbone its meta names (which wins over
+    ``TRAINER.PROMPTKD.TEACHER_NAME``, with a warning), else TEACHER_NAME."""
+    configured = cfg.TRAINER.PROMPTKD.TEACHER_NAME
+    if teacher_name is None and meta.get("backbone") and meta["backbone"] != configured:
+        logger.warning("Teacher checkpoint %s was trained on %r; TRAINER.PROMPTKD.TEACHER_NAME %r is ignored",
+                       path, meta["backbone"], configured)
+    return teacher_name or meta.get("backbone") or configured
+
+
 def _load_backbone_weights(backbone: nn.Module, state: Mapping[str, torch.Tensor], path: str, teacher_name: str) -> int:
     """Strictly load the CLIP tower weights of a released checkpoint into ``backbone``.
 
@@ -215,7 +238,7 @@ def _load_backbone_weights(backbone: nn.Module, state: Mapping[str, torch.Tensor
     if missing or unexpected:
         raise CheckpointKeyError(
             f"Teacher checkpoint {path}: its CLIP weights do not match the architecture of TEACHER_NAME "
-            f"{teacher_name!r}.\n  missing: {_fmt(missing)}\n  unexpected: {_fmt(unexpected)}\n"
+            f"{teacher_name!r}.\n  missing: {format_keys(missing)}\n  unexpected: {format_keys(unexpected)}\n"
             "Set TRAINER.PROMPTKD.TEACHER_NAME to the teacher's CLIP (the released teachers are ViT-L/14)."
         )
     for k in got:
@@ -243,22 +266,16 @@ def load_teacher_checkpoint(
     checkpoint does not contain; ``ctx_init`` (default from our checkpoint's meta, else
     ``TRAINER.PROMPTKD.CTX_INIT``) matters only when Nt is smaller than its number of words.
     """
-    path = find_teacher_checkpoint(path)
-    ckpt = _read_checkpoint(path)
-    state = ckpt.get("state_dict", ckpt)
-    if not isinstance(state, dict) or not state:
-        raise ValueError(f"Teacher checkpoint {path}: no state_dict")
-    meta = ckpt.get("meta", {}) or {}
+    path, state, meta, configured_name = _open_teacher_checkpoint(cfg, path, teacher_name)
     pk = cfg.TRAINER.PROMPTKD
-    configured_name = teacher_name or pk.TEACHER_NAME
 
     if is_reference_vl_state(state):
         fmt = "reference"
         ref = split_reference_vl_state(state)
         if ref.unexpected:
             raise CheckpointKeyError(
-                f"Teacher checkpoint {path} (PromptSRC layout): unexpected keys {_fmt(ref.unexpected)}; this is not "
-                "a PromptSRC/IVLP teacher checkpoint (a PromptKD student or MaPLe checkpoint?)"
+                f"Teacher checkpoint {path} (PromptSRC layout): unexpected keys {format_keys(ref.unexpected)}; this is "
+                "not a PromptSRC/IVLP teacher checkpoint (a PromptKD student or MaPLe checkpoint?)"
             )
         if ref.skipped:
             zs = [k for k in ref.skipped if "ZS_image_encoder" in k]
@@ -274,14 +291,11 @@ def load_teacher_checkpoint(
             hint = (" It looks like a MaPLe checkpoint: set TRAINER.PROMPTKD.TEACHER_TYPE maple."
                     if any(k.startswith("couplings.") for k in bad) else "")
             raise CheckpointKeyError(
-                f"Teacher checkpoint {path}: unexpected keys {_fmt(bad)}; a teacher checkpoint holds only "
+                f"Teacher checkpoint {path}: unexpected keys {format_keys(bad)}; a teacher checkpoint holds only "
                 f"text_prompts.layer* / image_prompts.layer* (PromptSRCTeacher / PromptSRC / IVLP runs).{hint}"
             )
         prompts, backbone_state = dict(state), {}
-        backbone_name = teacher_name or meta.get("backbone") or configured_name
-        if teacher_name is None and meta.get("backbone") and meta["backbone"] != pk.TEACHER_NAME:
-            logger.warning("Teacher checkpoint %s was trained on %r; TRAINER.PROMPTKD.TEACHER_NAME %r is ignored",
-                           path, meta["backbone"], pk.TEACHER_NAME)
+        backbone_name = _our_checkpoint_backbone(cfg, path, meta, teacher_name)
         ctx = ctx_init if ctx_init is not None else meta.get("ctx_init", pk.CTX_INIT)
 
     layout = prompt_layout(prompts, f"Teacher checkpoint {path}")
@@ -349,7 +363,7 @@ def _maple_layout(prompts: Mapping[str, torch.Tensor], what: str) -> Dict[str, i
         missing = sorted(f"couplings.{i}.{p}" for i, p in expected - set(couplings))
         extra = sorted(f"couplings.{i}.{p}" for i, p in set(couplings) - expected)
         raise CheckpointKeyError(f"{what}: MaPLe needs one coupling per text prompt layer (J = {depth}); "
-                                 f"missing {_fmt(missing)}, unexpected {_fmt(extra)}")
+                                 f"missing {format_keys(missing)}, unexpected {format_keys(extra)}")
     n_ctx, text_width = text[0].shape
     vision_width = couplings[(0, "weight")].shape[0]
     return {"n_ctx": int(n_ctx), "depth": depth, "text_width": int(text_width), "vision_width": int(vision_width)}
@@ -372,21 +386,16 @@ def load_maple_teacher_checkpoint(
     """
     from ..maple import MaPLeCLIP, is_maple_reference_state, map_maple_reference_state  # no import cycle
 
-    path = find_teacher_checkpoint(path)
-    ckpt = _read_checkpoint(path)
-    state = ckpt.get("state_dict", ckpt)
-    if not isinstance(state, dict) or not state:
-        raise ValueError(f"Teacher checkpoint {path}: no state_dict")
-    meta = ckpt.get("meta", {}) or {}
+    path, state, meta, configured_name = _open_teacher_checkpoint(cfg, path, teacher_name)
     pk = cfg.TRAINER.PROMPTKD
-    configured_name = teacher_name or pk.TEACHER_NAME
     what = f"MaPLe teacher checkpoint {path}"
     if is_maple_reference_state(state):
         fmt = "reference"
         ref = map_maple_reference_state(state)
         if ref.unexpected:
-            raise CheckpointKeyError(f"{what} (reference layout): unexpected keys {_fmt(ref.unexpected)}; this is not "
-                                     "a MaPLe checkpoint (TRAINER.PROMPTKD.TEACHER_TYPE promptsrc for PromptSRC/IVLP)")
+            raise CheckpointKeyError(f"{what} (reference layout): unexpected keys {format_keys(ref.unexpected)}; this "
+                                     "is not a MaPLe checkpoint (TRAINER.PROMPTKD.TEACHER_TYPE promptsrc for "
+                                     "PromptSRC/IVLP)")
         prompts, backbone_state = dict(ref.prompts), ref.backbone
         backbone_name = configured_name
     else:
@@ -394,14 +403,11 @@ def load_maple_teacher_checkpoint(
         bad = sorted(k for k in state if not k.startswith(("text_prompts.layer", "couplings.")))
         if bad:
             raise CheckpointKeyError(
-                f"{what}: unexpected keys {_fmt(bad)}; a MaPLe checkpoint holds only text_prompts.layer* and "
+                f"{what}: unexpected keys {format_keys(bad)}; a MaPLe checkpoint holds only text_prompts.layer* and "
                 "couplings.* (for PromptSRC/IVLP teachers set TRAINER.PROMPTKD.TEACHER_TYPE promptsrc)"
             )
         prompts, backbone_state = dict(state), {}
-        backbone_name = teacher_name or meta.get("backbone") or configured_name
-        if teacher_name is None and meta.get("backbone") and meta["backbone"] != pk.TEACHER_NAME:
-            logger.warning("Teacher checkpoint %s was trained on %r; TRAINER.PROMPTKD.TEACHER_NAME %r is ignored",
-                           path, meta["backbone"], pk.TEACHER_NAME)
+        backbone_name = _our_checkpoint_backbone(cfg, path, meta, teacher_name)
     ctx = ctx_init if ctx_init is not None else meta.get("ctx_init", pk.CTX_INIT)
     layout = _maple_layout(prompts, what)
     backbone = build_clip(cfg, name=backbone_name, prec=prec, device=device, what="TRAINER.PROMPTKD.TEACHER_NAME")
