@@ -57,7 +57,7 @@ from engine import dist
 
 from .common.backbone import build_clip, check_input_size, freeze
 from .common.base import PromptTrainer
-from .common.checkpoints import CheckpointKeyError, _fmt, file_sha256
+from .common.checkpoints import CheckpointKeyError, file_sha256, format_keys
 from .common.class_vectors import ClassVectors, load_class_vectors, save_class_vectors
 from .common.kd import get_kd_loss, kd_loss_inputs, kd_loss_names
 from .common import teacher_cache
@@ -521,7 +521,7 @@ class PromptKDStudent(PromptTrainer):
             else:
                 unexpected.append(k)
         if unexpected:
-            raise CheckpointKeyError(f"reference PromptKD student checkpoint: unexpected keys {_fmt(unexpected)}")
+            raise CheckpointKeyError(f"reference PromptKD student checkpoint: unexpected keys {format_keys(unexpected)}")
         own = self.model.visual.state_dict()
         unknown = sorted(k for k in backbone if k not in own)
         differing = sorted(k for k in backbone if k in own and (own[k].shape != backbone[k].shape or not torch.allclose(
@@ -529,7 +529,7 @@ class PromptKDStudent(PromptTrainer):
         if unknown or differing:
             raise ValueError(
                 f"reference PromptKD student checkpoint: its image tower does not match MODEL.BACKBONE.NAME "
-                f"{self.cfg.MODEL.BACKBONE.NAME!r} (unknown keys {_fmt(unknown)}, differing tensors {_fmt(differing)})"
+                f"{self.cfg.MODEL.BACKBONE.NAME!r} (unknown keys {format_keys(unknown)}, differing tensors {format_keys(differing)})"
             )
         logger.info("Reference PromptKD student checkpoint: %d prompt/projector tensors mapped, %d frozen image-tower "
                     "tensors checked against the backbone", len(out), len(backbone))

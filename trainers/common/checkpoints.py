@@ -95,7 +95,6 @@ def format_keys(keys: Iterable[str], limit: int = 20) -> str:
     return f"[{shown}{', ...' if len(keys) > limit else ''}] ({len(keys)})"
 
 
-_fmt = format_keys  # former private name, still imported by trainers/promptkd.py
 
 
 def strict_load(model: nn.Module, state: Mapping[str, torch.Tensor], what: str,
