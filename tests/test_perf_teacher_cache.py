@@ -141,6 +141,9 @@ def test_cache_errors_are_explicit(env, tmp_path):
                                        "['random_resized_crop', 'colorjitter', 'normalize']"])
     with pytest.raises(ValueError, match="needs TRAINER.PROMPTKD.TEACHER_CACHE.DIR"):
         run(env, tmp_path / "rep_nodir", ["TRAINER.PROMPTKD.TEACHER_CACHE.MODE", "replay"])
+    with pytest.raises(ValueError, match="needs a logit loss"):
+        run(env, tmp_path / "rec_feat", ["TRAINER.PROMPTKD.TEACHER_CACHE.MODE", "record", "TRAINER.PROMPTKD.LOSS",
+                                         "feature_l1"])
 
 
 def test_replayable_augment_matches_its_parameters(env):
