@@ -34,13 +34,13 @@ TEMPLATES: tuple = (
     "a {s} that is {c}.",
     "a {tex} {s} in {c}.",
     "there is a {c} {s} on a {bg} background.",
-    "a {size} {c} {s} {pos} on a {bg} background.",
+    "a {size} {c} {s} {pos}.",
     "a {c} shape.",
     "a {size} {s}.",
 )
 
 #: How captions describe each background kind ("on a dark blotchy background").
-BACKGROUND_WORDS = {"plain": "", "gradient": "gradient", "blotches": "blotchy", "checker": "checkered", "stripes": "striped"}
+BACKGROUND_WORDS = {"plain": "", "gradient": "gradient", "blotches": "cloudy", "checker": "checkered", "stripes": "striped"}
 
 #: Zero-shot class prompt (CoOp's default for generic objects).
 CLASS_TEMPLATE = "a photo of a {}."

@@ -144,10 +144,11 @@ def build_model(cfg: ModelConfig, seed: int) -> open_clip.model.CLIP:
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 ``[B, H, W, 3]`` -> CLIP-normalised float ``[B, 3, H, W]`` (== ToTensor + Normalize)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    # float32 element-wise ops in the same order as torchvision (x / 255 - mean) / std: same values,
+    # done in numpy because torch's strided permute + cast is slow on one thread
+    x = images.astype(np.float32) / np.float32(255.0)
+    x = (x - np.asarray(CLIP_MEAN, dtype=np.float32)) / np.asarray(CLIP_STD, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
 class _CompactVocab:

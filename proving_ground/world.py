@@ -4,11 +4,12 @@ Every image shows one object whose **class** is a (colour, shape) pair named lik
 Texture (fill pattern), size, position, rotation, brightness, background and noise are nuisance
 factors. Two domains share the classes but differ in their nuisance distributions:
 
-- ``source``: the pre-training domain (plain or gradient grey backgrounds, large objects, little
-  noise). Tiny CLIP models are pre-trained on it with varied captions (``captions.py``).
-- ``target``: the shifted downstream domain (tinted checkerboard / striped / blotchy backgrounds, a
-  fill pattern never seen in pre-training, smaller and more rotated objects, stronger noise and
-  brightness jitter). It is written to disk in CoOp's layout and read by ``datasets/proving_ground.py``.
+- ``source``: the pre-training domain (plain, gradient or cloudy grey backgrounds, large objects,
+  little noise). Tiny CLIP models are pre-trained on it with varied captions (``captions.py``).
+- ``target``: the shifted downstream domain (tinted checkerboard and striped backgrounds never seen
+  in pre-training, tinted cloudy ones, a fill pattern never seen in pre-training, smaller and more
+  rotated objects, stronger noise, brightness jitter). It is written to disk in CoOp's layout and read
+  by ``datasets/proving_ground.py``.
 
 Everything is generated from integer seeds with numpy's ``SeedSequence``-keyed generators and
 vectorised numpy rendering (signed distance functions with one-pixel anti-aliasing), so the same
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the rendering or sampling code changes what a configuration produces (it is part of
 #: every cache key, so stale caches are never reused).
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 
 #: Object colours (name -> RGB in [0, 1]).
 COLOUR_RGB: Dict[str, Tuple[float, float, float]] = {
@@ -67,6 +68,8 @@ class DomainConfig:
     brightness: Tuple[float, float]  # multiplier of the object colour
     colour_jitter: float  # per-channel additive jitter of the object colour, [-j, j]
     global_brightness: Tuple[float, float]  # multiplier of the whole image (after compositing)
+    contrast: Tuple[float, float]  # image contrast around mid-grey (1 = unchanged, < 1 = faded style)
+    colour_cast: float  # per-channel multiplier of the whole image drawn from [1 - cast, 1 + cast]
     backgrounds: Tuple[Tuple[str, float], ...]  # (kind, probability)
     background_level: Tuple[float, float]  # grey level range of background colours
     background_tint: float  # max saturation of the background tint (0 = pure grey)
@@ -75,7 +78,7 @@ class DomainConfig:
 
 
 def default_source_domain() -> DomainConfig:
-    """Pre-training domain: clean, large objects on grey plain/gradient backgrounds."""
+    """Pre-training domain: large objects on grey plain / gradient / cloudy backgrounds, little noise."""
     return DomainConfig(
         scale=(0.45, 0.85),
         max_rotation_deg=15.0,
@@ -83,6 +86,8 @@ def default_source_domain() -> DomainConfig:
         brightness=(0.85, 1.08),
         colour_jitter=0.06,
         global_brightness=(1.0, 1.0),
+        contrast=(1.0, 1.0),
+        colour_cast=0.0,
         backgrounds=(("plain", 0.35), ("gradient", 0.3), ("blotches", 0.35)),
         background_level=(0.08, 0.92),
         background_tint=0.05,
@@ -92,18 +97,20 @@ def default_source_domain() -> DomainConfig:
 
 
 def default_target_domain() -> DomainConfig:
-    """Shifted downstream domain: patterned tinted backgrounds, new fill, noise, smaller objects."""
+    """Shifted downstream domain: new tinted patterned backgrounds, new fill, faded colours, noise."""
     return DomainConfig(
-        scale=(0.42, 0.75),
-        max_rotation_deg=30.0,
-        noise_std=(0.03, 0.08),
-        brightness=(0.72, 1.12),
+        scale=(0.45, 0.8),
+        max_rotation_deg=25.0,
+        noise_std=(0.02, 0.05),
+        brightness=(0.75, 1.1),
         colour_jitter=0.08,
         global_brightness=(0.85, 1.1),
-        backgrounds=(("checker", 0.4), ("stripes", 0.4), ("blotches", 0.2)),
+        contrast=(0.8, 1.0),
+        colour_cast=0.06,
+        backgrounds=(("checker", 0.35), ("stripes", 0.35), ("blotches", 0.3)),
         background_level=(0.15, 0.85),
         background_tint=0.25,
-        background_contrast=(0.08, 0.22),
+        background_contrast=(0.04, 0.12),
         textures=(("solid", 0.4), ("striped", 0.2), ("spotted", 0.2), ("checkered", 0.2)),
     )
 
@@ -227,7 +234,8 @@ def _validate_world(w: WorldConfig) -> None:
                     f"world config '{name}.{key}': expected (kind, probability) pairs with kinds from "
                     f"{list(allowed)} and probabilities summing to 1, got {list(choices)}"
                 )
-        for key in ("scale", "noise_std", "brightness", "global_brightness", "background_level", "background_contrast"):
+        for key in ("scale", "noise_std", "brightness", "global_brightness", "contrast", "background_level",
+                    "background_contrast"):
             lo, hi = getattr(dom, key)
             if not (0 <= lo <= hi):
                 raise ValueError(f"world config '{name}.{key}': expected 0 <= low <= high, got {(lo, hi)}")
@@ -338,6 +346,8 @@ class Scenes:
     bg_param: np.ndarray  # [B, 4] kind-specific (angle, period, phase, ...)
     noise_std: np.ndarray
     global_brightness: np.ndarray
+    contrast: np.ndarray
+    colour_cast: np.ndarray  # [B, 3] per-channel multipliers
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
@@ -402,8 +412,10 @@ def sample_scenes(world: WorldConfig, domain: str, labels: np.ndarray, rng: np.r
     )
     noise = rng.uniform(*dom.noise_std, size=n)
     gb = rng.uniform(*dom.global_brightness, size=n)
+    contrast = rng.uniform(*dom.contrast, size=n)
+    cast = 1.0 + rng.uniform(-dom.colour_cast, dom.colour_cast, size=(n, 3))
     return Scenes(labels, colour, shape, cx, cy, scale, angle, texture, tex_angle, tex_freq, fill,
-                  background, bg1, bg2, bg_param, noise, gb)
+                  background, bg1, bg2, bg_param, noise, gb, contrast, cast)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -489,7 +501,7 @@ def _grid(size: int) -> Tuple[np.ndarray, np.ndarray]:
     return x[None], y[None]  # [1, H, W]
 
 
-def _render_background(world: WorldConfig, sc: Scenes, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _render_background(sc: Scenes, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     n = len(sc)
     t = np.zeros((n,) + x.shape[1:])
     th = sc.bg_param[:, 0][:, None, None]
@@ -548,7 +560,7 @@ def render(world: WorldConfig, scenes: Scenes, noise_rng: np.random.Generator) -
     n = len(scenes)
     size = world.image_size
     x, y = _grid(size)
-    bg = _render_background(world, scenes, x, y)  # [B, 3, H, W]
+    bg = _render_background(scenes, x, y)  # [B, 3, H, W]
     # object-local coordinates: translate, rotate by -angle, scale; v points up
     dx = x - scenes.cx[:, None, None]
     dy = y - scenes.cy[:, None, None]
@@ -568,7 +580,8 @@ def render(world: WorldConfig, scenes: Scenes, noise_rng: np.random.Generator) -
     fill = scenes.fill_rgb[:, :, None, None] * mult[:, None]
     fill = fill * (1.0 - white[:, None]) + white[:, None]
     img = bg * (1.0 - alpha) + fill * alpha
-    img = img * scenes.global_brightness[:, None, None, None]
+    img = img * scenes.global_brightness[:, None, None, None] * scenes.colour_cast[:, :, None, None]
+    img = 0.5 + (img - 0.5) * scenes.contrast[:, None, None, None]
     img = img + noise_rng.standard_normal(img.shape) * scenes.noise_std[:, None, None, None]
     img = np.clip(img, 0.0, 1.0)
     return np.round(img.transpose(0, 2, 3, 1) * 255.0).astype(np.uint8)

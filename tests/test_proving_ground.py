@@ -92,6 +92,8 @@ def _scene(world, shape, texture="solid", background="plain", **over):
     sc.scale[:] = 0.8
     sc.noise_std[:] = 0.0
     sc.global_brightness[:] = 1.0
+    sc.contrast[:] = 1.0
+    sc.colour_cast[:] = 1.0
     sc.texture[:] = W.TEXTURES.index(texture)
     sc.background[:] = W.BACKGROUNDS.index(background)
     sc.fill_rgb[:] = W.COLOUR_RGB[world.colours[0]]
@@ -144,11 +146,14 @@ def test_target_domain_is_shifted_from_source():
     rng = W.make_rng(world, "source", "custom", 1)
     src = W.sample_scenes(world, "source", np.zeros(400, dtype=int), rng)
     tgt = W.sample_scenes(world, "target", np.zeros(400, dtype=int), rng)
-    assert set(W.BACKGROUNDS[k] for k in src.background) == {"plain", "gradient"}
+    assert set(W.BACKGROUNDS[k] for k in src.background) == {"plain", "gradient", "blotches"}
     assert set(W.BACKGROUNDS[k] for k in tgt.background) == {"checker", "stripes", "blotches"}
     assert "checkered" not in {W.TEXTURES[k] for k in src.texture}
     assert "checkered" in {W.TEXTURES[k] for k in tgt.texture}
-    assert tgt.noise_std.min() >= 0.04 > src.noise_std.max()
+    assert np.all(src.contrast == 1.0) and np.all(src.colour_cast == 1.0)
+    assert tgt.contrast.min() < 0.85 and np.abs(tgt.colour_cast - 1).max() > 0.04
+    assert tgt.noise_std.min() >= 0.02 and tgt.noise_std.mean() > src.noise_std.mean()
+    assert np.abs(tgt.angle).max() > np.deg2rad(20) > np.deg2rad(15) >= np.abs(src.angle).max()
     assert tgt.scale.mean() < src.scale.mean()
 
 
@@ -264,6 +269,18 @@ def test_model_config_errors_and_open_clip_dict():
         P.pretrain(world, short, tcfg)
     with pytest.raises(ValueError, match="precision must be"):
         P.TrainConfig(precision="fp16")
+
+
+def test_image_tensor_equals_the_data_layer_preprocessing(tmp_path):
+    """Pre-training sees exactly what torchvision's ToTensor + Normalize(CLIP stats) gives the trainers."""
+    from torchvision import transforms as T
+
+    images, _ = W.generate_balanced(_tiny_world(), "target", "val", 1)
+    tf = T.Compose([T.ToTensor(), T.Normalize(P.CLIP_MEAN, P.CLIP_STD)])
+    for i, img in enumerate(images):
+        (tmp_path / f"{i}.png").write_bytes(D.png_bytes(img))
+    ref = torch.stack([tf(Image.open(tmp_path / f"{i}.png").convert("RGB")) for i in range(len(images))])
+    assert torch.equal(P.images_to_tensor(images), ref)
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -426,11 +443,13 @@ def test_build_caches_by_config_and_weights_load_through_clip(tmp_path, monkeypa
     assert res3.teacher.cached and not res3.student.cached and res3.student.key != res.student.key
 
 
-def test_cli_builds_in_parallel_processes_and_prints_paths(tmp_path, capsys):
+def test_cli_builds_in_worker_processes_and_prints_paths(tmp_path, capsys):
+    """The process-pool path of the CLI (one spawned worker here, to keep the test fast)."""
     from tools.build_proving_ground import main
 
     out_json = tmp_path / "paths.json"
-    assert main(["--preset", "tiny", "--cache-dir", str(tmp_path / "c"), "--json", str(out_json), "--quiet"]) == 0
+    argv = ["--preset", "tiny", "--cache-dir", str(tmp_path / "c"), "--json", str(out_json), "--quiet", "--workers", "1"]
+    assert main(argv) == 0
     text = capsys.readouterr().out
     info = json.loads(out_json.read_text())
     assert f"dataset root (--root / DATASET.ROOT): {info['data_root']}" in text

@@ -14,7 +14,6 @@ Cache root: --cache-dir, else $PROMPTKD_PG_DIR, else ./output/proving_ground.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
