@@ -11,7 +11,9 @@ import pytest
 from yacs.config import CfgNode
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted((REPO / "scripts").rglob("*.sh"))
+# scripts/demo.sh (the README's main job) is not a per-method script: tests/test_demo_pipeline.py covers it
+DEMO_SCRIPT = REPO / "scripts" / "demo.sh"
+SCRIPTS = sorted(p for p in (REPO / "scripts").rglob("*.sh") if p != DEMO_SCRIPT)
 METHOD_SCRIPTS = [p for p in SCRIPTS if p.parent.name not in ("tables",) and p.name != "common.sh"]
 TABLE_SCRIPTS = sorted((REPO / "scripts" / "tables").glob("*.sh"))
 TRAINER_YAMLS = sorted((REPO / "configs" / "trainers").rglob("*.yaml"))
@@ -56,6 +58,9 @@ def test_scripts_follow_the_rules():
             assert text.startswith("#!/usr/bin/env bash\n"), script
             assert 'source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"' in text, script
     assert "set -euo pipefail" in (REPO / "scripts" / "common.sh").read_text()
+    demo = DEMO_SCRIPT.read_text()  # the main job follows the same rules, without sourcing common.sh
+    assert demo.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in demo
+    assert "CUDA_VISIBLE_DEVICES=" not in demo and not re.search(r"(^|\s)/(work|home|root|tmp)/", demo)
 
 
 def test_promptkd_base2new_train_dry_run():
