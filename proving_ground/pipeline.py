@@ -45,6 +45,7 @@ import os
 import shutil
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -124,10 +125,11 @@ class RunOutcome:
 
 
 def _rel(path: Path) -> str:
-    """``path`` relative to the current directory when below it (keeps logs and results.json short)."""
+    """``path`` relative to the current directory when it lies below it (short logs), else absolute."""
+    path = Path(path).absolute()
     try:
-        return os.path.relpath(path)
-    except ValueError:  # other drive (Windows)
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
         return str(path)
 
 
@@ -358,7 +360,12 @@ def run_all(specs: Sequence[RunSpec], jobs: int = 2, threads: int = 1, quiet: bo
                     break
                 if s.key in outcomes or any(v[0] is s for v in running.values()) or not ready(s):
                     continue
-                running[pool.submit(_run_in_worker, asdict(s), quiet)] = (s, time.perf_counter())
+                try:
+                    fut = pool.submit(_run_in_worker, asdict(s), quiet)
+                except BrokenProcessPool as exc:  # a worker died (killed, out of memory)
+                    finish(s, None, exc, 0.0)
+                    continue
+                running[fut] = (s, time.perf_counter())
             if not running:
                 break  # nothing runnable left (cannot happen: dependants of failures are skipped)
             done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
