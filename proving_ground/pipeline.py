@@ -180,6 +180,22 @@ def tower_layers(art: ModelArtifact) -> Dict[str, int]:
     return {"vision_layers": model["vision_layers"], "text_layers": model["text_layers"]}
 
 
+def input_size(res: BuildResult) -> int:
+    """Side of the square images both pre-trained CLIPs take (the world's ``image_size``), from their
+    ``pretrain.json``; the runs pass it as ``INPUT.SIZE`` (the dataset yaml's 32 px is the default world's)."""
+    sizes = {}
+    for art in (res.teacher, res.student):
+        size = ((art.stats or {}).get("model") or {}).get("image_size")
+        if not isinstance(size, int):
+            raise ValueError(f"{art.weights.parent / STATS_FILE}: 'model' lacks 'image_size' (the model config of "
+                             f"{art.name}); rebuild the proving ground with tools/build_proving_ground.py --force")
+        sizes[art.name] = size
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"teacher and student take different image sizes {sizes}: both must be pre-trained on "
+                         "the same world (rebuild the proving ground)")
+    return next(iter(sizes.values()))
+
+
 def load_build_json(path: os.PathLike) -> BuildResult:
     """A finished build from the JSON of ``tools/build_proving_ground.py --json`` (nothing is rebuilt)."""
     path = Path(path)
@@ -207,6 +223,7 @@ def plan_runs(res: BuildResult, seeds: Sequence[int], out: Path) -> List[RunSpec
     check_seeds(seeds)
     models = {"teacher": (res.teacher.weights, tower_layers(res.teacher)),
               "student": (res.student.weights, tower_layers(res.student))}
+    size = input_size(res)
     specs: List[RunSpec] = []
     for seed in seeds:
         for row, info in ROWS.items():
@@ -216,7 +233,7 @@ def plan_runs(res: BuildResult, seeds: Sequence[int], out: Path) -> List[RunSpec
             argv = ["--root", _rel(res.data_root), "--seed", str(seed), "--trainer", info["trainer"],
                     "--dataset-config-file", _rel(REPO_ROOT / DATASET_CONFIG), "--config-file", _rel(config),
                     "--output-dir", _rel(run_dir)]
-            opts = ["MODEL.BACKBONE.NAME", _rel(weights)]
+            opts = ["MODEL.BACKBONE.NAME", _rel(weights), "INPUT.SIZE", f"({size}, {size})"]
             needs: List[str] = []
             if info["protocol"] == "zeroshot":
                 argv.append("--eval-only")

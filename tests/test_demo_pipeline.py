@@ -2,7 +2,8 @@
 
 The end-to-end test builds the reduced proving ground from scratch in tmp_path (world + pre-training of
 both tiny CLIPs), runs the real pipeline for one seed (PromptSRCTeacher, PromptKD, CoOp, PromptSRC,
-zero-shot CLIP through train.py) and asserts the paper's orderings with a margin.
+zero-shot CLIP through train.py) and asserts the paper's orderings that this small world shows with a
+margin; the two it does not show are a strict xfail with the measured finding.
 """
 
 import json
@@ -176,6 +177,21 @@ def test_plan_runs_protocols_models_and_dependencies(tmp_path):
         P.plan_runs(broken, [1], tmp_path / "out")
 
 
+def test_plan_runs_pass_the_world_image_size_and_refuse_mismatched_models(tmp_path):
+    # every run reads the images at the size both CLIPs were pre-trained on (16 px in the reduced preset,
+    # while the dataset yaml says 32)
+    for name, side in (("default", 32), ("reduced", 16)):
+        specs = P.plan_runs(_res(tmp_path / name, preset(name)), [1], tmp_path / name / "out")
+        assert {_argv_opts(s.argv)["INPUT.SIZE"] for s in specs} == {f"({side}, {side})"}
+    mixed = _res(tmp_path / "mixed", preset("default"))
+    mixed.student.stats = {"model": preset("reduced").student.to_dict()}
+    with pytest.raises(ValueError, match="different image sizes"):
+        P.plan_runs(mixed, [1], tmp_path / "mixed" / "out")
+    del mixed.student.stats["model"]["image_size"]
+    with pytest.raises(ValueError, match="lacks 'image_size'"):
+        P.plan_runs(mixed, [1], tmp_path / "mixed" / "out")
+
+
 def test_run_all_reports_failures_and_skips_dependants(tmp_path, capsys):
     # a teacher run whose trainer config does not exist fails fast inside train.main; its PromptKD student
     # is skipped with the reason, an unrelated run still runs (and fails the same way, independently)
@@ -291,18 +307,32 @@ def test_reduced_preset_end_to_end_pipeline(reduced_run):
     assert again["seconds"]["pretrain_reused"] is True
 
 
-@pytest.mark.xfail(
-    raises=AssertionError, strict=True,
-    reason="known finding, not a pass: on the reduced world (16 classes, short pre-training) both tiny CLIPs "
-           "learn colour only (zero-shot ~25% / ~23%), so teacher and student are indistinguishable and the "
-           "paper's orderings cannot show; strict, so this test fails as soon as the orderings start to hold")
-def test_reduced_preset_paper_orderings(reduced_run):
-    """The paper's claims with a margin: teacher ZS > student ZS; PromptKD > ZS, CoOp, PromptSRC; >= 90% of teacher."""
-    _, _, record = reduced_run
+def _reduced_hm(record):
     rows = C.find_rows(record["table"])
     hm = {label: rows[label]["hm"] for label in rows}
-    report = json.dumps(hm, indent=1)
+    return hm, json.dumps(hm, indent=1)
+
+
+def test_reduced_preset_paper_orderings(reduced_run):
+    """The paper's orderings that the reduced world shows, each with a margin: the teacher's zero-shot beats
+    the student's; the PromptKD student beats CoOp and PromptSRC trained on the same student backbone."""
+    _, _, record = reduced_run
+    hm, report = _reduced_hm(record)
     assert hm[C.TEACHER_ZS] > hm[C.STUDENT_ZS] + MARGIN, report
-    for other in (C.STUDENT_ZS, C.COOP, C.PROMPTSRC):
+    assert hm[C.TEACHER] > hm[C.STUDENT_ZS] + MARGIN, report  # stage I has something to teach
+    for other in (C.COOP, C.PROMPTSRC):
         assert hm[C.PROMPTKD] > hm[other] + MARGIN, f"PromptKD vs {other}: {report}"
+
+
+@pytest.mark.xfail(
+    raises=AssertionError, strict=True,
+    reason="known finding, not a pass: in the reduced world (16 classes, 16 px, ~1.5 min of pre-training) the "
+           "student's frozen 3-layer features cap distillation at about its own zero-shot level (HM 67.5 vs "
+           "67.4, 88% of the teacher; 15 distillation epochs: 68.5, 89%). Both claims hold on the default "
+           "world (scripts/demo.sh, 3/3 seeds). Strict: this test fails as soon as they hold here too")
+def test_reduced_preset_kd_beats_student_zero_shot_and_recovers_teacher(reduced_run):
+    """PromptKD > the student's zero-shot by a margin, and >= 90% of the PromptSRC teacher's HM."""
+    _, _, record = reduced_run
+    hm, report = _reduced_hm(record)
+    assert hm[C.PROMPTKD] > hm[C.STUDENT_ZS] + MARGIN, report
     assert hm[C.PROMPTKD] >= 0.9 * hm[C.TEACHER], report

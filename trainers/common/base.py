@@ -522,7 +522,10 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                 found.append((int(m.group(1)), f))
         return sorted(found)
 
-    def _load_into(self, name: str, path: str, resume: bool) -> Dict[str, Any]:
+    def load_checkpoint_into(self, name: str, path: str, resume: bool = False) -> Dict[str, Any]:
+        """Strictly load the checkpoint file ``path`` into the registered model ``name`` (``module.``
+        prefixes stripped, released key layouts converted by ``convert_checkpoint_state``); trainer
+        state such as PromptSRC's GPA is restored when ``resume``. Returns the checkpoint dict."""
         ckpt = load_checkpoint(path)
         if not isinstance(ckpt, dict):
             raise ValueError(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
@@ -585,7 +588,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                     f'Model not found at "{path}" (files in {folder}: {available or "folder missing"}); '
                     "pass --model-dir <run output dir> and --load-epoch <N> of an existing model.pth.tar-N"
                 )
-            ckpt = self._load_into(name, path, resume=False)
+            ckpt = self.load_checkpoint_into(name, path, resume=False)
             val_result = ckpt.get("val_result")
             logger.info('Load "%s" to %s (epoch=%s%s)', path, name, ckpt.get("epoch"),
                         f", val_result={val_result:.1f}" if isinstance(val_result, (int, float)) else "")
@@ -616,7 +619,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                 return 0
             _, path = max(candidates)
             logger.info("Resuming %s from %s", name, path)
-            ckpt = self._load_into(name, path, resume=True)
+            ckpt = self.load_checkpoint_into(name, path, resume=True)
             if self._optims[name] is not None and ckpt.get("optimizer") is not None:
                 self._optims[name].load_state_dict(ckpt["optimizer"])
             if self._scheds[name] is not None and ckpt.get("scheduler") is not None:

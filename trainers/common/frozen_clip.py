@@ -29,7 +29,7 @@ def load_init_weights(trainer: PromptTrainer, name: str) -> None:
     path = trainer.cfg.MODEL.INIT_WEIGHTS
     if not path:
         return
-    trainer._load_into(name, path, resume=False)
+    trainer.load_checkpoint_into(name, path)
     logger.info("Initialised %s from MODEL.INIT_WEIGHTS = %s", name, path)
 
 
