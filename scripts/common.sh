@@ -479,3 +479,32 @@ promptkd_sweep() {
     done
     results_table "$kind" "ablation_$name" "$OUTPUT_ROOT/ablations/$name"
 }
+
+# student_key_sweep NAME KEY TABLE "DEFAULT_VALUES" "SMOKE_VALUES"
+# One ablation of the PromptKD student: for each dataset of DATASETS (default imagenet), the stage-I teacher
+# (trained when missing), then one student run per value of the yacs KEY (VALUES overrides the defaults) and
+# seed, under OUTPUT_ROOT/ablations/NAME/<dataset>/<KEY leaf>_<value>/seed_<S>; ends with
+# tools/results.py --table TABLE. IMAGES_PER_CLASS caps the unlabeled images per class.
+student_key_sweep() {
+    local name="$1" key="$2" table="$3" defaults="$4" smoke_defaults="$5"
+    [[ "$SMOKE" == 1 ]] && defaults="$smoke_defaults"
+    local values="${VALUES:-$defaults}"
+    local datasets="${DATASETS:-imagenet}"
+    local student_cfg="ablations/vit_b16_c2_ep20_batch8_4+4ctx_64img"
+    [[ "$SMOKE" == 1 ]] && student_cfg="$(cfg_for promptkd b2n)"
+    local extra=()
+    [[ -n "${IMAGES_PER_CLASS:-}" ]] && extra=(DATASET.MAX_IMAGES_PER_CLASS "$IMAGES_PER_CLASS")
+    local base="$OUTPUT_ROOT/ablations/$name" d v s ckpt
+    for d in $datasets; do dataset_config "$d" >/dev/null; done
+    for d in $datasets; do
+        ensure_teacher base2novel "$d"
+        ckpt="$(teacher_ckpt base2novel "$d")"
+        for v in $values; do
+            for s in $(seed_list); do
+                RUN_DIR="$base/$d/${key##*.}_$v/seed_$s" CFG="$student_cfg" TEACHER_CKPT="$ckpt" \
+                    run_script promptkd/base2new_train.sh "$d" "$s" "$key" "$v" "${extra[@]}"
+            done
+        done
+    done
+    run_cmd "$PYTHON" tools/results.py "$base" --table "$table" --out "$OUTPUT_ROOT/tables/$name"
+}

@@ -15,27 +15,4 @@
 #   OUTPUT_ROOT/tables/table12_projector_depth/results_table12.{md,json}
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 table_setup
-NAME=table12_projector_depth
-KEY=TRAINER.PROMPTKD.PROJECT_LAYER
-DEFAULT_VALUES="1 2 3"
-[[ "$SMOKE" == 1 ]] && DEFAULT_VALUES="1 2"
-VALUES="${VALUES:-$DEFAULT_VALUES}"
-DATASETS="${DATASETS:-imagenet}"
-STUDENT_CFG="ablations/vit_b16_c2_ep20_batch8_4+4ctx_64img"
-[[ "$SMOKE" == 1 ]] && STUDENT_CFG="$(cfg_for promptkd b2n)"
-EXTRA=()
-[[ -n "${IMAGES_PER_CLASS:-}" ]] && EXTRA=(DATASET.MAX_IMAGES_PER_CLASS "$IMAGES_PER_CLASS")
-BASE="$OUTPUT_ROOT/ablations/$NAME"
-
-for d in $DATASETS; do dataset_config "$d" >/dev/null; done
-for d in $DATASETS; do
-    ensure_teacher base2novel "$d"
-    ckpt="$(teacher_ckpt base2novel "$d")"
-    for v in $VALUES; do
-        for s in $(seed_list); do
-            RUN_DIR="$BASE/$d/${KEY##*.}_$v/seed_$s" CFG="$STUDENT_CFG" TEACHER_CKPT="$ckpt" \
-                run_script promptkd/base2new_train.sh "$d" "$s" "$KEY" "$v" "${EXTRA[@]}"
-        done
-    done
-done
-run_cmd "$PYTHON" tools/results.py "$BASE" --table table12 --out "$OUTPUT_ROOT/tables/$NAME"
+student_key_sweep table12_projector_depth TRAINER.PROMPTKD.PROJECT_LAYER table12 "1 2 3" "1 2"
