@@ -108,6 +108,10 @@ _C.DATALOADER.NUM_WORKERS = 4
 _C.DATALOADER.K_TRANSFORMS = 1
 # Also return the un-augmented image as batch["img0"]
 _C.DATALOADER.RETURN_IMG0 = False
+# Built-in engine extra: decode each image file once and keep the decoded RGB image in memory (per
+# process; every loader worker keeps its own copy). Worth it for small images read many times (few-shot
+# sets, the 16-32 px proving ground); for large datasets it exhausts memory. An installed Dassl ignores it.
+_C.DATALOADER.CACHE_IMAGES = False
 _C.DATALOADER.TRAIN_X = CN()
 _C.DATALOADER.TRAIN_X.SAMPLER = "RandomSampler"
 _C.DATALOADER.TRAIN_X.BATCH_SIZE = 32
@@ -329,7 +333,8 @@ def merge_from_list_checked(cfg: CN, opts: Optional[Sequence[Any]]) -> None:
 
 
 def add_engine_extras(cfg: CN) -> CN:
-    """Add the built-in engine's extra keys (``ENGINE.*``, ``TRAIN.DIST/CHECKPOINT_STEPS/DEBUG_KILL_AT_STEP``) to a config that lacks them.
+    """Add the built-in engine's extra keys (``ENGINE.*``, ``DATALOADER.CACHE_IMAGES``,
+    ``TRAIN.DIST/CHECKPOINT_STEPS/DEBUG_KILL_AT_STEP``) to a config that lacks them.
 
     Needed when ``get_cfg_default`` comes from an installed Dassl (``PROMPTKD_ENGINE=dassl``), so
     ``train.py`` can read them with either backend. Existing values are kept.
@@ -340,6 +345,8 @@ def add_engine_extras(cfg: CN) -> CN:
         for k, v in _C.ENGINE.items():
             if k not in cfg.ENGINE:
                 cfg.ENGINE[k] = v
+    if "DATALOADER" in cfg and "CACHE_IMAGES" not in cfg.DATALOADER:
+        cfg.DATALOADER.CACHE_IMAGES = _C.DATALOADER.CACHE_IMAGES
     if "TRAIN" in cfg:
         for key in ("DIST", "CHECKPOINT_STEPS", "DEBUG_KILL_AT_STEP"):
             if key not in cfg.TRAIN:

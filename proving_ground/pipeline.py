@@ -133,29 +133,42 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def _yaml_depths(config: Path, node: str) -> Dict[str, int]:
-    """PROMPT_DEPTH_VISION / PROMPT_DEPTH_TEXT of a trainer yaml (TRAINER.<node>)."""
+#: Visual prompt tokens may be at most this fraction of a model's patch tokens (see :func:`_prompt_opts`).
+MAX_VISUAL_PROMPT_FRACTION = 0.25
+
+
+def _yaml_prompt_keys(config: Path, node: str) -> Dict[str, int]:
+    """N_CTX_VISION / PROMPT_DEPTH_VISION / PROMPT_DEPTH_TEXT of a trainer yaml (TRAINER.<node>)."""
     import yaml  # PyYAML ships with yacs
 
     with open(config, "r", encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     section = (data.get("TRAINER") or {}).get(node) or {}
     out = {}
-    for key in ("PROMPT_DEPTH_VISION", "PROMPT_DEPTH_TEXT"):
+    for key in ("N_CTX_VISION", "PROMPT_DEPTH_VISION", "PROMPT_DEPTH_TEXT"):
         if key not in section:
-            raise KeyError(f"{config}: TRAINER.{node}.{key} is missing; the pipeline clamps it to the tower depth "
-                           f"of the proving ground's models, so the config must set it")
+            raise KeyError(f"{config}: TRAINER.{node}.{key} is missing; the pipeline fits it to the proving "
+                           f"ground's models, so the config must set it")
         out[key] = int(section[key])
     return out
 
 
-def _depth_opts(config: Path, node: str, vision_layers: int, text_layers: Optional[int]) -> List[str]:
-    """Prompt depths of the yaml clamped to the towers of the pre-trained tiny CLIP (a tower of L blocks
-    takes at most L prompt layers); the paper's depth 9 is kept where the tower is deep enough."""
-    depths = _yaml_depths(config, node)
-    opts = [f"TRAINER.{node}.PROMPT_DEPTH_VISION", str(min(depths["PROMPT_DEPTH_VISION"], vision_layers))]
-    if text_layers is not None:
-        opts += [f"TRAINER.{node}.PROMPT_DEPTH_TEXT", str(min(depths["PROMPT_DEPTH_TEXT"], text_layers))]
+def _prompt_opts(config: Path, node: str, model: Dict[str, int], text: bool) -> List[str]:
+    """The yaml's prompt shape fitted to a pre-trained tiny CLIP.
+
+    Depths are clamped to the towers (a tower of L blocks takes at most L prompt layers; the paper's depth
+    9 is kept where the tower is deep enough). Visual prompt tokens are capped at a quarter of the patch
+    tokens: the paper's 4 tokens sit beside 196 patches (2%) and the default world's beside 16 (25%), but
+    the reduced world's 16 px images have only 4 patches, and 4 prompt tokens made half of the sequence:
+    the first full-LR PromptSRC step then threw the student to 7 points below its zero-shot (README,
+    "The reduced preset"). With 1 token per layer it stays level with it.
+    """
+    keys = _yaml_prompt_keys(config, node)
+    n_ctx = min(keys["N_CTX_VISION"], max(1, int(model["patch_tokens"] * MAX_VISUAL_PROMPT_FRACTION)))
+    opts = [f"TRAINER.{node}.N_CTX_VISION", str(n_ctx),
+            f"TRAINER.{node}.PROMPT_DEPTH_VISION", str(min(keys["PROMPT_DEPTH_VISION"], model["vision_layers"]))]
+    if text:
+        opts += [f"TRAINER.{node}.PROMPT_DEPTH_TEXT", str(min(keys["PROMPT_DEPTH_TEXT"], model["text_layers"]))]
     return opts
 
 
@@ -170,26 +183,24 @@ def check_seeds(seeds: Sequence[int]) -> None:
             raise ValueError(f"seeds must be non-negative integers (train.py fixes the seed only then), got {s}")
 
 
-def tower_layers(art: ModelArtifact) -> Dict[str, int]:
-    """``vision_layers`` / ``text_layers`` of a pre-trained model, from its ``pretrain.json``."""
+def model_shape(art: ModelArtifact) -> Dict[str, int]:
+    """``vision_layers``, ``text_layers``, ``image_size`` and ``patch_tokens`` ((image_size / patch_size)^2)
+    of a pre-trained model, from its ``pretrain.json``."""
     model = (art.stats or {}).get("model") or {}
-    missing = [k for k in ("vision_layers", "text_layers") if not isinstance(model.get(k), int)]
+    missing = [k for k in ("vision_layers", "text_layers", "image_size", "patch_size")
+               if not isinstance(model.get(k), int)]
     if missing:
-        raise ValueError(f"{art.weights.parent / STATS_FILE}: 'model' lacks {missing} (the model config of "
-                         f"{art.name}); rebuild the proving ground with tools/build_proving_ground.py --force")
-    return {"vision_layers": model["vision_layers"], "text_layers": model["text_layers"]}
+        raise ValueError(f"{art.weights.parent / STATS_FILE}: 'model' lacks {', '.join(map(repr, missing))} (the "
+                         f"model config of {art.name}); rebuild the proving ground with "
+                         "tools/build_proving_ground.py --force")
+    return {"vision_layers": model["vision_layers"], "text_layers": model["text_layers"],
+            "image_size": model["image_size"], "patch_tokens": (model["image_size"] // model["patch_size"]) ** 2}
 
 
 def input_size(res: BuildResult) -> int:
     """Side of the square images both pre-trained CLIPs take (the world's ``image_size``), from their
     ``pretrain.json``; the runs pass it as ``INPUT.SIZE`` (the dataset yaml's 32 px is the default world's)."""
-    sizes = {}
-    for art in (res.teacher, res.student):
-        size = ((art.stats or {}).get("model") or {}).get("image_size")
-        if not isinstance(size, int):
-            raise ValueError(f"{art.weights.parent / STATS_FILE}: 'model' lacks 'image_size' (the model config of "
-                             f"{art.name}); rebuild the proving ground with tools/build_proving_ground.py --force")
-        sizes[art.name] = size
+    sizes = {art.name: model_shape(art)["image_size"] for art in (res.teacher, res.student)}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"teacher and student take different image sizes {sizes}: both must be pre-trained on "
                          "the same world (rebuild the proving ground)")
@@ -221,8 +232,8 @@ def load_build_json(path: os.PathLike) -> BuildResult:
 def plan_runs(res: BuildResult, seeds: Sequence[int], out: Path) -> List[RunSpec]:
     """The runs of the demo table for ``seeds`` (see the module docstring), with their ``train.py`` argv."""
     check_seeds(seeds)
-    models = {"teacher": (res.teacher.weights, tower_layers(res.teacher)),
-              "student": (res.student.weights, tower_layers(res.student))}
+    models = {"teacher": (res.teacher.weights, model_shape(res.teacher)),
+              "student": (res.student.weights, model_shape(res.student))}
     size = input_size(res)
     specs: List[RunSpec] = []
     for seed in seeds:
@@ -242,13 +253,13 @@ def plan_runs(res: BuildResult, seeds: Sequence[int], out: Path) -> List[RunSpec
                 opts += ["DATASET.NUM_SHOTS", str(NUM_SHOTS), "DATASET.SUBSAMPLE_CLASSES", "base",
                          "DATASET.EVAL_PROTOCOL", "base2novel"]
                 if info["trainer"] in ("PromptSRC", "PromptSRCTeacher"):
-                    opts += _depth_opts(config, "PROMPTSRC", mcfg["vision_layers"], mcfg["text_layers"])
+                    opts += _prompt_opts(config, "PROMPTSRC", mcfg, text=True)
             else:  # distill: the student of this seed learns from the stage-I teacher of this seed
                 teacher_dir = out / RUNS_DIR / "teacher_promptsrc" / f"seed{seed}"
                 needs.append(f"teacher_promptsrc/seed{seed}")
                 opts += ["TRAINER.PROMPTKD.TEACHER_NAME", _rel(res.teacher.weights),
                          "TRAINER.PROMPTKD.TEACHER_CKPT", _rel(teacher_dir)]
-                opts += _depth_opts(config, "PROMPTKD", mcfg["vision_layers"], None)
+                opts += _prompt_opts(config, "PROMPTKD", mcfg, text=False)
             specs.append(RunSpec(key=f"{row}/seed{seed}", row=row, label=info["label"], trainer=info["trainer"],
                                  seed=seed, out_dir=str(run_dir), argv=argv + opts, needs=needs))
     return specs

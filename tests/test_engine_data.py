@@ -143,6 +143,37 @@ def test_dataset_wrapper_items_and_unreadable_image(tmp_path):
     assert len(multi["img"]) == 3 and len(multi["img2"]) == 3
 
 
+def test_cache_images_decodes_each_file_once_and_returns_the_same_tensors(tmp_path, monkeypatch):
+    import engine.data.data_manager as dm
+
+    items = [Datum(_png(tmp_path / f"{i}.png", (30 * i, 200, 10)), label=i) for i in range(3)]
+    reads = []
+    real_read = dm.read_image
+    monkeypatch.setattr(dm, "read_image", lambda p: reads.append(p) or real_read(p))
+    cfg = _cfg(TRANSFORMS=["random_flip", "normalize"])
+    tfm = build_transform(cfg, is_train=True)
+
+    def views(cache):
+        cfg.DATALOADER.CACHE_IMAGES = cache
+        ds = DatasetWrapper(cfg, items, transform=tfm, is_train=True)
+        torch.manual_seed(0)
+        random.seed(0)
+        return [ds[i % 3]["img"] for i in range(9)]
+
+    plain = views(False)
+    assert len(reads) == 9
+    reads.clear()
+    cached = views(True)
+    assert sorted(reads) == sorted(d.impath for d in items)  # 9 accesses, 3 decodes
+    assert all(torch.equal(a, b) for a, b in zip(plain, cached))  # augmentation untouched by the cache
+    # the key exists in the defaults and is added to configs of an installed Dassl
+    from engine.config import add_engine_extras
+    from yacs.config import CfgNode as CN
+
+    bare = CN({"DATALOADER": CN({"NUM_WORKERS": 0})})
+    assert add_engine_extras(bare).DATALOADER.CACHE_IMAGES is False
+
+
 def _items(tmp_path, n_per_class=5, n_classes=3):
     items = []
     for c in range(n_classes):

@@ -246,6 +246,8 @@ class DatasetWrapper(Dataset):
     ``K_TRANSFORMS > 1`` at train time each key holds a list of K views), ``label``, ``domain``,
     ``impath``, ``index`` and, when ``DATALOADER.RETURN_IMG0``, ``img0`` (resize + ToTensor
     [+ normalize], no augmentation). An unreadable image raises an error naming the file.
+    ``DATALOADER.CACHE_IMAGES`` keeps every decoded image in memory after its first read (augmentations
+    still run on every access, on a copy-free view: PIL transforms return new images).
     """
 
     def __init__(
@@ -261,6 +263,7 @@ class DatasetWrapper(Dataset):
         self.is_train = is_train
         self.k_tfm = cfg.DATALOADER.K_TRANSFORMS if is_train else 1
         self.return_img0 = cfg.DATALOADER.RETURN_IMG0
+        self._decoded: Optional[Dict[str, Any]] = {} if cfg.DATALOADER.get("CACHE_IMAGES", False) else None
         if self.k_tfm > 1 and transform is None:
             raise ValueError(f"DATALOADER.K_TRANSFORMS={self.k_tfm} needs a transform, but transform is None")
         interp = INTERPOLATION_MODES.get(cfg.INPUT.INTERPOLATION)
@@ -279,7 +282,7 @@ class DatasetWrapper(Dataset):
     def __getitem__(self, idx: int) -> Dict[str, Any]:
         item = self.data_source[idx]
         output: Dict[str, Any] = {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx}
-        img0 = read_image(item.impath)
+        img0 = self._read(item.impath)
         if self.transform is not None:
             if isinstance(self.transform, (list, tuple)):
                 for i, tfm in enumerate(self.transform):
@@ -293,6 +296,14 @@ class DatasetWrapper(Dataset):
         if self.return_img0:
             output["img0"] = self.to_tensor(img0)
         return output
+
+    def _read(self, impath: str) -> Any:
+        if self._decoded is None:
+            return read_image(impath)
+        img = self._decoded.get(impath)
+        if img is None:
+            img = self._decoded[impath] = read_image(impath)
+        return img
 
     def _transform_image(self, tfm: Callable, img0: Any) -> Any:
         views = [tfm(img0) for _ in range(self.k_tfm)]
