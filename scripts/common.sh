@@ -455,31 +455,6 @@ xd_table() {
     results_table "$kind" "table_${kind}" "${result_dirs[@]}"
 }
 
-# promptkd_sweep NAME TABLE_KIND CFG.KEY "VALUES": one PromptKD student per value of CFG.KEY (the paper's
-# ablations: ImageNet, IMAGES_PER_CLASS (default 64; -1 = all) unlabeled images per class through
-# DATASET.MAX_IMAGES_PER_CLASS, base-to-novel protocol),
-# then tools/results.py --table TABLE_KIND over OUTPUT_ROOT/ablations/NAME.
-promptkd_sweep() {
-    local name="$1" kind="$2" key="$3" values="$4" d s v cfg ckpt
-    table_setup
-    local datasets="${DATASETS:-imagenet}" shots="${IMAGES_PER_CLASS:-64}"
-    [[ "$shots" =~ ^-?[0-9]+$ ]] || die "IMAGES_PER_CLASS must be an integer (-1 = all), got '$shots'"
-    cfg="$(cfg_for promptkd b2n)"
-    for d in $datasets; do dataset_config "$d" >/dev/null; done
-    for d in $datasets; do
-        ensure_teacher base2novel "$d"
-        ckpt="$(teacher_ckpt base2novel "$d")"
-        for v in $values; do
-            for s in $(seed_list); do
-                RUN_DIR="$OUTPUT_ROOT/ablations/$name/$d/${key##*.}_${v//\//-}/seed_$s" CFG="$cfg" \
-                    TEACHER_CKPT="$ckpt" run_script promptkd/base2new_train.sh "$d" "$s" \
-                    "$key" "$v" DATASET.MAX_IMAGES_PER_CLASS "$shots"
-            done
-        done
-    done
-    results_table "$kind" "ablation_$name" "$OUTPUT_ROOT/ablations/$name"
-}
-
 # student_key_sweep NAME KEY TABLE "DEFAULT_VALUES" "SMOKE_VALUES"
 # One ablation of the PromptKD student: for each dataset of DATASETS (default imagenet), the stage-I teacher
 # (trained when missing), then one student run per value of the yacs KEY (VALUES overrides the defaults) and

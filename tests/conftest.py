@@ -8,6 +8,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Run the test with one torch thread (bit-for-bit reproducible CPU numerics), then restore the count."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def fast_env_info(monkeypatch):
     """Skip torch's environment probe in train.main's log header (it shells out for seconds per call)."""
     from tests.helpers.tiny_env import stub_env_info

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from proving_ground import claims as C
 from proving_ground import pipeline as P
@@ -19,12 +18,7 @@ from proving_ground.build import preset
 MARGIN = 1.0  # points of HM every ordering must hold by in the end-to-end test
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------------------------- claims

@@ -14,26 +14,6 @@
 #   OUTPUT_ROOT/tables/fig4_images_per_class/results_fig4.{md,json}, fig4.png
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 table_setup
-NAME=fig4_images_per_class
-KEY=DATASET.MAX_IMAGES_PER_CLASS
-DEFAULT_VALUES="16 32 64 128 256 -1"
-[[ "$SMOKE" == 1 ]] && DEFAULT_VALUES="1 -1"
-VALUES="${VALUES:-$DEFAULT_VALUES}"
-DATASETS="${DATASETS:-imagenet}"
-STUDENT_CFG="ablations/vit_b16_c2_ep20_batch8_4+4ctx_64img"
-[[ "$SMOKE" == 1 ]] && STUDENT_CFG="$(cfg_for promptkd b2n)"
-EXTRA=()
-BASE="$OUTPUT_ROOT/ablations/$NAME"
-
-for d in $DATASETS; do dataset_config "$d" >/dev/null; done
-for d in $DATASETS; do
-    ensure_teacher base2novel "$d"
-    ckpt="$(teacher_ckpt base2novel "$d")"
-    for v in $VALUES; do
-        for s in $(seed_list); do
-            RUN_DIR="$BASE/$d/${KEY##*.}_$v/seed_$s" CFG="$STUDENT_CFG" TEACHER_CKPT="$ckpt" \
-                run_script promptkd/base2new_train.sh "$d" "$s" "$KEY" "$v" "${EXTRA[@]}"
-        done
-    done
-done
-run_cmd "$PYTHON" tools/results.py "$BASE" --table fig4 --out "$OUTPUT_ROOT/tables/$NAME"
+# The swept key is the image cap itself, so IMAGES_PER_CLASS must not add a second one.
+IMAGES_PER_CLASS="" student_key_sweep fig4_images_per_class DATASET.MAX_IMAGES_PER_CLASS fig4 \
+    "16 32 64 128 256 -1" "1 -1"
