@@ -47,3 +47,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# Markers: `slow` (long end-to-end runs; `-m "not slow"` is the quick run) and `dassl` (needs a real
+# Dassl.pytorch install). Dassl tests skip where Dassl is not installed, unless PROMPTKD_REQUIRE_DASSL=1
+# (CI's Dassl stage sets it), where a missing Dassl is a failure: the stage must not pass by skipping.
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long end-to-end test (deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "dassl: runs on a real Dassl.pytorch install")
+
+
+def require_dassl():
+    """Import and return the real ``dassl`` package, or skip (fail under PROMPTKD_REQUIRE_DASSL=1)."""
+    try:
+        import dassl  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("PROMPTKD_REQUIRE_DASSL") == "1":
+            pytest.fail(f"PROMPTKD_REQUIRE_DASSL=1 but Dassl cannot be imported: {exc}")
+        pytest.skip("Dassl.pytorch is not installed")
+    return dassl
+
+
+@pytest.fixture
+def real_dassl():
+    """The real ``dassl`` package (see ``require_dassl``)."""
+    return require_dassl()
