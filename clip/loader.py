@@ -185,6 +185,8 @@ def _load_open_clip_spec(
                     f"('open_clip:{arch}:<tag-or-file>', tags for {arch}: {tags}) or pass allow_random=True "
                     f"(config key {ALLOW_RANDOM_KEY})."
                 )
+            if arch in TINY_CONFIGS:
+                return _create_tiny(arch, precision, device)
             logger.warning("open_clip model %s built with RANDOM weights (allow_random=True)", arch)
         elif os.path.isfile(os.path.expanduser(pretrained)):
             pretrained = os.path.expanduser(pretrained)

@@ -434,7 +434,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                 sel = {"selection": "current_weights", "epoch": None}
         out: Dict[str, Any] = {
             "trainer": self.cfg.TRAINER.NAME,
-            "dataset": self.cfg.DATASET.NAME,
+            "dataset": getattr(self.dm.dataset, "display_name", None) or self.cfg.DATASET.NAME,
             "seed": self.cfg.SEED,
             "protocol": resolve_eval_protocol(self.cfg),
             "subsample_classes": self.cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
