@@ -311,12 +311,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dataset", action="append", default=None,
                         help="dataset to check: registered name (DescribableTextures) or config name (dtd); repeatable; "
                         "default all 15. 'custom' or the path of a dataset yaml: your own data in --root")
-    custom = parser.add_argument_group("custom dataset (the DATASET.CUSTOM keys; default: the dataset yaml's values)")
-    custom.add_argument("--csv", default=None, help="CSV mode: path,label[,split] file relative to --root ('' = folder mode)")
-    custom.add_argument("--classnames", default=None, help="class-name file (CLASSNAMES_FILE)")
+    custom = parser.add_argument_group("custom dataset (the DATASET.CUSTOM keys; default: the CUSTOM_* variables of "
+                                       "scripts/common.sh, else the dataset yaml's values)")
+    env = os.environ.get
+    custom.add_argument("--csv", default=env("CUSTOM_CSV") or None,
+                        help="CSV mode: path,label[,split] file relative to --root ('' = folder mode; $CUSTOM_CSV)")
+    custom.add_argument("--classnames", default=env("CUSTOM_CLASSNAMES") or None,
+                        help="class-name file (CLASSNAMES_FILE; $CUSTOM_CLASSNAMES)")
     custom.add_argument("--image-dir", default=None, help="image folder relative to --root (IMAGE_DIR, default images)")
-    custom.add_argument("--template", default=None, help="prompt template with {} (TEMPLATE)")
-    custom.add_argument("--name", default=None, help="the dataset's name in results (NAME)")
+    custom.add_argument("--template", default=env("CUSTOM_TEMPLATE") or None,
+                        help="prompt template with {} (TEMPLATE; $CUSTOM_TEMPLATE)")
+    custom.add_argument("--name", default=env("CUSTOM_NAME") or None, help="the dataset's name in results (NAME; $CUSTOM_NAME)")
     parser.add_argument("--sample", type=int, default=16, help="images opened with PIL per dataset (default 16)")
     parser.add_argument("--skip-counts", action="store_true",
                         help="do not compare class count and split sizes with the benchmark numbers (subsets, miniature copies)")
