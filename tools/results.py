@@ -526,7 +526,8 @@ def aggregate(runs: Sequence[Run], table: str = "auto", paper: Optional[Dict[str
 
     averages = _average_rows(rows, spec, paper)
     # paper columns and the paper-table caption only where some row has a paper number (not on custom data)
-    with_paper = paper is not None and any(r.get("paper") for r in rows + averages)
+    with_paper = paper is not None and (any(r.get("paper") for r in rows)
+                                        or any(a.get("paper") and a.get("complete") for a in averages))
     return {"table": table, "caption": data_caption(spec.caption, rows, with_paper), "metric": spec.metric,
             "rows": rows, "average": averages, "notes": notes, "paper_included": with_paper}
 
