@@ -44,6 +44,7 @@ from engine import utils as engine_utils  # noqa: E402
 from engine.config import add_engine_extras, merge_from_file_checked, merge_from_list_checked  # noqa: E402
 from engine.checkpoint import DONE_NAME, RESUME_STATE_NAME  # noqa: E402
 from engine.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from engine.run_header import header_lines, write_environment  # noqa: E402
 
 logger = logging.getLogger("train")
 
@@ -141,14 +142,6 @@ def setup_cfg(args: argparse.Namespace) -> Any:
     return cfg
 
 
-def _log_args_and_cfg(args: argparse.Namespace, cfg: Any) -> None:
-    lines = ["***************", "** Arguments **", "***************"]
-    for key in sorted(vars(args)):
-        lines.append(f"{key}: {getattr(args, key)}")
-    lines += ["************", "** Config **", "************", str(cfg)]
-    logger.info("\n".join(lines))
-
-
 def read_done_marker(output_dir: str) -> Optional[Dict[str, Any]]:
     """Content of ``<output_dir>/DONE`` (None when the run is not finished)."""
     path = os.path.join(output_dir, DONE_NAME)
@@ -196,19 +189,11 @@ def _git_commit() -> str:
         return f"unknown ({exc.__class__.__name__})"
 
 
-def _log_environment(argv: List[str]) -> None:
-    """Environment info at the top of every log: command, code version, engine, system/library versions."""
-    lines = [
-        "** Run **",
-        f"command: python train.py {' '.join(shlex.quote(a) for a in argv)}",
-        f"started: {datetime.datetime.now().isoformat(timespec='seconds')}",
-        f"working directory: {os.getcwd()}",
-        f"code: git commit {_git_commit()}",
-        api.describe_engine(),
-        "** System info **",
-        engine_utils.collect_env_info(),
-    ]
-    logger.info("Collecting env info ...\n%s\n", "\n".join(lines))
+def _log_header(cfg: Any, args: argparse.Namespace, argv: List[str]) -> None:
+    """A short header at the top of log.txt; the environment goes to env.txt, the config to config.yaml."""
+    if dist.is_main_process():
+        write_environment(cfg, argv, args, code=_git_commit())
+    logger.info("\n".join(header_lines(cfg, argv, args.config_file, args.dataset_config_file)))
 
 
 def _setup_logging(cfg: Any) -> None:
@@ -253,13 +238,12 @@ def main(argv: Optional[List[str]] = None) -> Any:
         if torch.cuda.is_available() and cfg.USE_CUDA and not cfg.ENGINE.DETERMINISTIC:
             torch.backends.cudnn.benchmark = True
 
-        _log_environment(argv)
+        _log_header(cfg, args, argv)
         if args.overwrite:
             logger.info("--overwrite: removed %d file(s) of the previous run in %s: %s", len(removed), cfg.OUTPUT_DIR,
                         removed)
         if dist.is_dist():
             logger.info("Distributed run: rank %d of %d", dist.get_rank(), dist.get_world_size())
-        _log_args_and_cfg(args, cfg)
         if dist.is_main_process():
             atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
 

@@ -3,7 +3,7 @@ functional prompted image/text encoders. See clip/README.md."""
 from .configs import TINY_CONFIGS, config_from_model, config_from_openai_state_dict, openai_heads, tiny_model_names
 from .encoders import encode_image, encode_text, token_embedding
 from .info import ModelInfo, model_info
-from .loader import available_models, build_from_config, load, load_weights_file
+from .loader import available_models, build_from_config, load, load_weights_file, tiny_seed
 from .tokenizer import EOT_TOKEN_ID, SOT_TOKEN_ID, tokenize
 from .weights import (
     OPENAI_MODELS,
@@ -36,6 +36,7 @@ __all__ = [
     "save_open_clip_checkpoint",
     "save_openai_state_dict",
     "tiny_model_names",
+    "tiny_seed",
     "token_embedding",
     "tokenize",
 ]

@@ -5,11 +5,14 @@ Resolution order (reference-behaviour §2.1/§2.5; the reference hard-codes ``./
 2. an OpenAI name (``ViT-B/16``, ``ViT-B-16``, ``RN50`` ...) -> local file found by
    ``clip.weights.resolve_weights_path`` (QuickGELU architecture);
 3. ``open_clip:<model-name>[:<pretrained-tag-or-file>]`` -> ``open_clip.create_model``;
-4. the tiny architectures in ``clip/model_configs`` (random weights, ``allow_random=True`` only).
+4. the tiny architectures in ``clip/model_configs`` (``allow_random=True`` only): random weights drawn
+   from a seed derived from the architecture's name (:func:`tiny_seed`), so the same name gives the same
+   model in every process and every stage of a smoke run (the global RNG is left untouched).
 """
 from __future__ import annotations
 
 import difflib
+import hashlib
 import logging
 import os
 from dataclasses import asdict
@@ -131,6 +134,21 @@ def _create_random(arch: str, precision: str, device: torch.device | str) -> nn.
     return model.eval()
 
 
+def tiny_seed(name: str) -> int:
+    """Seed of a tiny architecture's weights: the first 8 bytes of SHA-256 of its name (63 bits)."""
+    digest = hashlib.sha256(f"promptkd-tiny-clip|{name}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _create_tiny(name: str, precision: str, device: torch.device | str) -> nn.Module:
+    """A tiny architecture with the weights of :func:`tiny_seed` (built on the CPU under a forked RNG, then
+    moved to ``device``): identical in every run, and the caller's random streams are not consumed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(tiny_seed(name))
+        model = open_clip.create_model(name, pretrained=None, precision=precision, device="cpu")
+    return model.to(device=device).eval()
+
+
 def _close_matches(name: str, choices: list[str]) -> str:
     m = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
     return f" Did you mean {m}?" if m else ""
@@ -167,6 +185,8 @@ def _load_open_clip_spec(
                     f"('open_clip:{arch}:<tag-or-file>', tags for {arch}: {tags}) or pass allow_random=True "
                     f"(config key {ALLOW_RANDOM_KEY})."
                 )
+            if arch in TINY_CONFIGS:
+                return _create_tiny(arch, precision, device)
             logger.warning("open_clip model %s built with RANDOM weights (allow_random=True)", arch)
         elif os.path.isfile(os.path.expanduser(pretrained)):
             pretrained = os.path.expanduser(pretrained)
@@ -256,8 +276,9 @@ def load(
                 f"random weights: pass allow_random=True (config key {ALLOW_RANDOM_KEY}: True), or load a "
                 "saved copy by its file path."
             )
-        logger.warning("Building tiny CLIP '%s' with RANDOM weights (allow_random=True)", tiny)
-        return _create_random(tiny, precision, device)
+        logger.warning("Building tiny CLIP '%s' with random weights from the fixed seed of its name (%d): the "
+                       "same weights in every run (allow_random=True)", tiny, tiny_seed(tiny))
+        return _create_tiny(tiny, precision, device)
 
     if looks_like_path(name):
         raise FileNotFoundError(f"CLIP weights file '{name}' does not exist (resolved to {Path(name).resolve()})")
@@ -267,4 +288,4 @@ def load(
     )
 
 
-__all__ = ["ALLOW_RANDOM_KEY", "available_models", "build_from_config", "load", "load_weights_file"]
+__all__ = ["ALLOW_RANDOM_KEY", "available_models", "build_from_config", "load", "load_weights_file", "tiny_seed"]

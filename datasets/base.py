@@ -5,7 +5,8 @@ A subclass sets ``dataset_dir`` (folder under ``DATASET.ROOT``) and implements
 runs :func:`datasets.protocol.apply_protocol` (few-shot, class subsampling, label dropping, eval sets),
 checks that every used image exists, and calls ``DatasetBase.__init__(train_x, val, test)``.
 
-Extra attributes for trainers: ``eval_sets`` (name -> EvalSet), ``all_classnames``, ``protocol``
+Extra attributes for trainers: ``template`` (the dataset's zero-shot prompt template),
+``display_name`` (its name in results; ``DATASET.CUSTOM.NAME`` for custom data), ``eval_sets`` (name -> EvalSet), ``all_classnames``, ``protocol``
 (``"base2novel"`` | ``"subsample"``) and ``protocol_splits`` (the full :class:`ProtocolSplits`).
 Dassl's ``classnames`` / ``lab2cname`` / ``num_classes`` describe the training class set; they are
 taken from the protocol rather than from ``train_x`` so that they stay right when training labels are
@@ -23,6 +24,7 @@ from engine.api import Datum, DatasetBase
 from .catalog import CATALOG
 from .config import validate_dataset_cfg
 from .protocol import ProtocolSplits, apply_protocol
+from .templates import dataset_display_name, dataset_template
 from .utils import DatasetError, DatasetFileNotFoundError, verify_images_exist
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,9 @@ class BenchmarkDataset(DatasetBase):
 
     def __init__(self, cfg: Any) -> None:
         validate_dataset_cfg(cfg)  # bad protocol keys fail before any file is read or written
+        #: the zero-shot prompt template and the name used in outputs (datasets.templates)
+        self.template: str = dataset_template(cfg)
+        self.display_name: str = dataset_display_name(cfg)
         self._init_paths(self._root_from_cfg(cfg))
         self.write_enabled = True
         train, val, test, classnames = self.read_full_splits(cfg)

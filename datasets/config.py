@@ -59,6 +59,9 @@ def extend_cfg(cfg: CN) -> CN:
         c.CLASSNAMES_FILE = ""
         # Prompt template for text-side trainers and zero-shot sanity checks ("{}" = class name).
         c.TEMPLATE = "a photo of a {}."
+        # The dataset's name in results.json and result tables ("" = the name of the DATASET.ROOT folder);
+        # give two custom datasets different names and they are aggregated separately.
+        c.NAME = ""
         # train / val / test fractions per class when the data has no split column (reference 50/20/30).
         c.SPLIT_RATIOS = (0.5, 0.2, 0.3)
         # Where the generated split is saved (relative to DATASET.ROOT); reused while the data is unchanged.

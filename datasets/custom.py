@@ -15,7 +15,8 @@ dedicated RNG (``SPLIT_SEED``) and saved to ``<ROOT>/<SPLIT_FILE>`` in the ``spl
 together with a fingerprint of the source listing; it is reused while the data is unchanged and
 regenerated (with a warning) when images or classes change. Base/new classes, few-shot sampling,
 label dropping and the evaluation sets then come from :mod:`datasets.protocol`, as for the benchmarks.
-``self.template`` holds ``CUSTOM.TEMPLATE`` for text-side trainers.
+``self.template`` holds ``CUSTOM.TEMPLATE`` for text-side trainers and ``self.display_name`` holds
+``CUSTOM.NAME`` (default: the name of the ``DATASET.ROOT`` folder), the dataset's name in results.
 """
 
 from __future__ import annotations
@@ -62,11 +63,7 @@ class ImageFolderCustom(BenchmarkDataset):
     def __init__(self, cfg: Any) -> None:
         if "CUSTOM" not in cfg.DATASET:
             raise DatasetError("ImageFolderCustom needs the DATASET.CUSTOM config node: call datasets.extend_cfg(cfg)")
-        template = cfg.DATASET.CUSTOM.TEMPLATE
-        if "{}" not in template:
-            raise DatasetError(f"DATASET.CUSTOM.TEMPLATE = {template!r} must contain '{{}}' where the class name goes")
-        self.template = template
-        super().__init__(cfg)
+        super().__init__(cfg)  # sets self.template = DATASET.CUSTOM.TEMPLATE (checked, datasets.templates)
 
     # ------------------------------------------------------------------ sources
 

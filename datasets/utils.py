@@ -299,7 +299,11 @@ def verify_images_exist(items: Iterable[Datum], context: str, max_listed: int = 
     by_dir: Dict[str, set] = {}
     missing: List[str] = []
     n_missing = 0
+    seen: set = set()
     for it in items:
+        if it.impath in seen:  # the same image in several lists (test and its base/novel halves) counts once
+            continue
+        seen.add(it.impath)
         d, name = os.path.split(it.impath)
         names = by_dir.get(d)
         if names is None:

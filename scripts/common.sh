@@ -14,6 +14,15 @@
 #                default, e.g. CFG=tiny_smoke.
 #   RUN_DIR      output folder replacing a script's default run folder (used by the ablation scripts).
 #   LOADEP       checkpoint epoch loaded by the *_test.sh scripts; default: OPTIM.MAX_EPOCH of the config.
+# Your own data (DATASETS.md, "Custom datasets"): pass the dataset `custom` (configs/datasets/custom.yaml) or
+# the path of a dataset yaml of yours (DATASET.NAME ImageFolderCustom) where a script takes DATASET, and set:
+#   CUSTOM_ROOT        the dataset folder (DATASET.ROOT); default: DATA
+#   CUSTOM_CSV         CSV mode: the path,label[,split] file, relative to CUSTOM_ROOT (DATASET.CUSTOM.CSV);
+#                      unset: folder mode (<CUSTOM_ROOT>/images/<class>/<image>)
+#   CUSTOM_CLASSNAMES  class-name file (DATASET.CUSTOM.CLASSNAMES_FILE); needed in CSV mode
+#   CUSTOM_TEMPLATE    prompt template, e.g. "a photo of a {}, a type of garment." (DATASET.CUSTOM.TEMPLATE)
+#   CUSTOM_NAME        the dataset's name in results, tables and run folders (DATASET.CUSTOM.NAME); default:
+#                      the name of the CUSTOM_ROOT folder (`custom`) or the yaml's file stem (a yaml path)
 # GPUs: nothing here sets CUDA_VISIBLE_DEVICES; choose the device(s) in your shell.
 
 set -euo pipefail
@@ -27,6 +36,9 @@ DATA="${DATA:-./data}"
 if [[ "$DATA" != /* && "$_CALLER_PWD" != "$REPO_ROOT" ]]; then
     DATA="$_CALLER_PWD/$DATA"  # keep the user's relative path meaning after the cd above
 fi
+if [[ -n "${CUSTOM_ROOT:-}" && "$CUSTOM_ROOT" != /* ]]; then
+    CUSTOM_ROOT="$_CALLER_PWD/$CUSTOM_ROOT"
+fi
 OUTPUT_ROOT="${OUTPUT_ROOT:-output}"
 PYTHON="${PYTHON:-python}"
 DRY_RUN="${DRY_RUN:-0}"
@@ -39,6 +51,7 @@ declare -A DATASET_NAMES=(
     [oxford_flowers]=OxfordFlowers [food101]=Food101 [fgvc_aircraft]=FGVCAircraft [sun397]=SUN397
     [dtd]=DescribableTextures [eurosat]=EuroSAT [ucf101]=UCF101 [imagenetv2]=ImageNetV2
     [imagenet_sketch]=ImageNetSketch [imagenet_a]=ImageNetA [imagenet_r]=ImageNetR
+    [custom]=ImageFolderCustom
 )
 # Which trainer config reproduces which paper row (single source for the per-method and table scripts;
 # configs/README.md explains the choices). Keys: method folder under scripts/.
@@ -74,7 +87,33 @@ XD_TARGETS="caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_air
 DG_TARGETS="imagenetv2 imagenet_sketch imagenet_a imagenet_r"
 
 known_datasets() {
-    echo "$BASE2NEW_DATASETS $DG_TARGETS"
+    echo "$BASE2NEW_DATASETS $DG_TARGETS custom (your data; or the path of a dataset yaml)"
+}
+
+# is_dataset_yaml ARG: true when the DATASET argument is a yaml path (a custom dataset of yours)
+is_dataset_yaml() {
+    [[ "$1" == *.yaml || "$1" == *.yml ]]
+}
+
+# is_custom_config FILE: true for a dataset yaml of ImageFolderCustom (custom.yaml or one of yours)
+is_custom_config() {
+    [[ -f "$1" ]] && grep -Eq '^[[:space:]]*NAME:[[:space:]]*"?ImageFolderCustom"?' "$1"
+}
+
+# dataset_tag DATASET -> the dataset's folder name in run paths: the short name for a benchmark; CUSTOM_NAME,
+# else the CUSTOM_ROOT (or DATA) folder name for `custom`; CUSTOM_NAME, else the file stem for a yaml path
+dataset_tag() {
+    if [[ "$1" == custom ]]; then
+        local root="${CUSTOM_ROOT:-$DATA}"
+        root="${root%/}"
+        echo "${CUSTOM_NAME:-$(basename "$root")}"
+    elif is_dataset_yaml "$1"; then
+        local stem
+        stem="$(basename "$1")"
+        echo "${CUSTOM_NAME:-${stem%.*}}"
+    else
+        echo "$1"
+    fi
 }
 
 die() {
@@ -100,6 +139,12 @@ require_dataset_seed() {
 # dataset_config SHORT -> configs/datasets/<SHORT>.yaml (checked)
 dataset_config() {
     local short="$1"
+    if is_dataset_yaml "$short"; then
+        [[ -f "$short" || -f "$_CALLER_PWD/$short" ]] || die "dataset yaml $short not found"
+        if [[ "$short" != /* && ! -f "$short" ]]; then short="$_CALLER_PWD/$short"; fi
+        echo "$short"
+        return 0
+    fi
     if [[ -z "${DATASET_NAMES[$short]+x}" ]]; then
         die "unknown dataset '$short'; expected one of: $(known_datasets)"
     fi
@@ -116,6 +161,7 @@ dataset_config() {
 
 # dataset_name SHORT -> registry name (DescribableTextures for dtd)
 dataset_name() {
+    if is_dataset_yaml "$1"; then dataset_tag "$1"; return 0; fi
     [[ -n "${DATASET_NAMES[$1]+x}" ]] || die "unknown dataset '$1'; expected one of: $(known_datasets)"
     echo "${DATASET_NAMES[$1]}"
 }
@@ -156,12 +202,33 @@ run_cmd() {
 
 # train_py ARGS...: python train.py ARGS (or print)
 train_py() {
-    if [[ "$DRY_RUN" != 1 && ! -d "$DATA" ]]; then
+    local extra=() custom=() a prev=""
+    for a in "$@"; do  # a custom dataset: its root and DATASET.CUSTOM keys from the CUSTOM_* variables
+        if [[ "$prev" == --dataset-config-file ]] && is_custom_config "$a"; then custom=(1); fi
+        prev="$a"
+    done
+    if [[ ${#custom[@]} -gt 0 ]]; then
+        local root="${CUSTOM_ROOT:-$DATA}"
+        if [[ "$DRY_RUN" != 1 && ! -d "$root" ]]; then
+            die "custom dataset folder CUSTOM_ROOT=$root does not exist; set CUSTOM_ROOT=<your dataset folder>"
+        fi
+        local args=()
+        prev=""
+        for a in "$@"; do  # --root is the dataset folder itself
+            if [[ "$prev" == --root ]]; then args+=("$root"); else args+=("$a"); fi
+            prev="$a"
+        done
+        set -- "${args[@]}"
+        custom=()
+        [[ -n "${CUSTOM_CSV:-}" ]] && custom+=(DATASET.CUSTOM.CSV "$CUSTOM_CSV")
+        [[ -n "${CUSTOM_CLASSNAMES:-}" ]] && custom+=(DATASET.CUSTOM.CLASSNAMES_FILE "$CUSTOM_CLASSNAMES")
+        [[ -n "${CUSTOM_TEMPLATE:-}" ]] && custom+=(DATASET.CUSTOM.TEMPLATE "$CUSTOM_TEMPLATE")
+        [[ -n "${CUSTOM_NAME:-}" ]] && custom+=(DATASET.CUSTOM.NAME "$CUSTOM_NAME")
+    elif [[ "$DRY_RUN" != 1 && ! -d "$DATA" ]]; then
         die "data root DATA=$DATA does not exist; set DATA=<folder holding the dataset folders (CoOp layout: dtd/, eurosat/, imagenet/, ...)>"
     fi
-    local extra=()
     [[ "$FORCE" == 1 ]] && extra+=(--overwrite)  # train.py refuses to redo a finished run otherwise
-    run_cmd "$PYTHON" train.py "${extra[@]}" "$@"
+    run_cmd "$PYTHON" train.py "${extra[@]}" "$@" ${custom[@]+"${custom[@]}"}
 }
 
 # already_done DIR: true (and a note) when DIR/results.json exists and FORCE is not 1
@@ -176,23 +243,23 @@ already_done() {
 # Output folders (identical to the reference scripts).
 #   b2n_dir PHASE DATASET SHOTS TRAINER CFG SEEDDIR -> OUTPUT_ROOT/base2new/PHASE/DATASET/shots_SHOTS/TRAINER/CFG/SEEDDIR
 b2n_dir() {
-    echo "$OUTPUT_ROOT/base2new/$1/$2/shots_$3/$4/$5/$6"
+    echo "$OUTPUT_ROOT/base2new/$1/$(dataset_tag "$2")/shots_$3/$4/$5/$6"
 }
 #   xd_dir DATASET TRAINER CFG SHOTS SEED [SUB] -> OUTPUT_ROOT/DATASET/TRAINER/CFG_SHOTSshots[/SUB]/seedSEED
 xd_dir() {
-    echo "$OUTPUT_ROOT/$1/$2/$3_$4shots${6:+/$6}/seed$5"
+    echo "$OUTPUT_ROOT/$(dataset_tag "$1")/$2/$3_$4shots${6:+/$6}/seed$5"
 }
 #   xd_eval_dir TRAINER CFG SHOTS DATASET SEED [SUB]
 #       -> OUTPUT_ROOT/evaluation/TRAINER/CFG_SHOTSshots[/SUB]/DATASET/seedSEED
 xd_eval_dir() {
-    echo "$OUTPUT_ROOT/evaluation/$1/$2_$3shots${6:+/$6}/$4/seed$5"
+    echo "$OUTPUT_ROOT/evaluation/$1/$2_$3shots${6:+/$6}/$(dataset_tag "$4")/seed$5"
 }
 #   teacher_dir PROTOCOL DATASET CFG SEED -> folder written by scripts/promptsrc/train_teacher.sh
 teacher_dir() {
     if [[ "$1" == cross ]]; then
-        echo "$OUTPUT_ROOT/teachers/xd/$2/PromptSRCTeacher/$3_16shots/seed$4"
+        echo "$OUTPUT_ROOT/teachers/xd/$(dataset_tag "$2")/PromptSRCTeacher/$3_16shots/seed$4"
     else
-        echo "$OUTPUT_ROOT/teachers/base2new/$2/shots_16/PromptSRCTeacher/$3/seed$4"
+        echo "$OUTPUT_ROOT/teachers/base2new/$(dataset_tag "$2")/shots_16/PromptSRCTeacher/$3/seed$4"
     fi
 }
 

@@ -210,5 +210,8 @@ def test_collapse_flag_logs_and_headers_of_a_run_that_does_not_learn(env, tmp_pa
 
     # environment information at the top of the log
     log = (out / "log.txt").read_text()
-    assert log.startswith("Collecting env info ...\n** Run **\ncommand: python train.py --root")
-    assert log.index("** System info **") < log.index("** Arguments **") < log.index("epoch [1/2]")
+    assert log.startswith("command: python train.py --root")
+    assert log.index("versions: python") < log.index("classes (training)") < log.index("epoch [1/2]")
+    env = (out / "env.txt").read_text()  # the long environment report sits beside the log
+    assert env.index("** Arguments **") < env.index("** System info **") < env.index("env info skipped in tests")
+    assert "** Config **" not in log and (out / "config.yaml").is_file()

@@ -69,7 +69,9 @@ class StudentPredictor:
         self.device = torch.device(device)
         arch = artefact["architecture"]
         name = backbone or artefact["backbone"]
-        clip_model = clip.load(name, weights_dir=weights_dir, precision="fp32", device=self.device)
+        # a tiny test architecture has the same (name-seeded) weights in every process: serve it as trained
+        tiny = str(name).replace("/", "-") in clip.tiny_model_names()
+        clip_model = clip.load(name, weights_dir=weights_dir, precision="fp32", device=self.device, allow_random=tiny)
         info = clip.model_info(clip_model)
         if int(info.embed_dim) != int(arch["in_dim"]):
             raise ValueError(f"{source} was exported for a backbone with {arch['in_dim']}-d image features "

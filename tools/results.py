@@ -525,8 +525,24 @@ def aggregate(runs: Sequence[Run], table: str = "auto", paper: Optional[Dict[str
         rows.append(row)
 
     averages = _average_rows(rows, spec, paper)
-    return {"table": table, "caption": spec.caption, "metric": spec.metric, "rows": rows,
-            "average": averages, "notes": notes, "paper_included": paper is not None}
+    # paper columns and the paper-table caption only where some row has a paper number (not on custom data)
+    with_paper = paper is not None and (any(r.get("paper") for r in rows)
+                                        or any(a.get("paper") and a.get("complete") for a in averages))
+    return {"table": table, "caption": data_caption(spec.caption, rows, with_paper), "metric": spec.metric,
+            "rows": rows, "average": averages, "notes": notes, "paper_included": with_paper}
+
+
+def data_caption(caption: str, rows: Sequence[Dict[str, Any]], with_paper: bool) -> str:
+    """The table's caption; without paper numbers, its paper reference is replaced by the datasets shown."""
+    if with_paper or not caption:
+        return caption
+    names: List[str] = []
+    for r in rows:
+        if r["dataset"] not in names:
+            names.append(r["dataset"])
+    base = re.sub(r"\s*\(paper [^)]*\)", "", caption).strip()
+    shown = ", ".join(names) if len(names) <= 4 else f"{len(names)} datasets"
+    return f"{base}: {shown}" if shown else base
 
 
 def _row_values(row: Dict[str, Any], metric: str) -> Dict[str, Optional[float]]:
@@ -772,7 +788,8 @@ def plot_hm_bars(agg: Dict[str, Any], path: os.PathLike) -> Path:
             series.append(key)
     width = 0.8 / len(series)
     paper_labelled = False
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(datasets) * max(1, len(series)) ** 0.5 + 2), 4.5))
+    drawn: List[float] = []
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(datasets) * max(1, len(series)) ** 0.5 + 2) + 2.5, 4.5))
     for i, (method, config) in enumerate(series):
         xs, ys, errs, px, py = [], [], [], [], []
         for j, ds in enumerate(datasets):
@@ -798,7 +815,13 @@ def plot_hm_bars(agg: Dict[str, Any], path: os.PathLike) -> Path:
                 px.append(x)
                 py.append(pv)
         label = method if len({c for _, c in series}) == 1 else f"{method} [{config}]"
-        ax.bar(xs, ys, width=width * 0.95, yerr=errs, capsize=2, label=label)
+        bars = ax.bar(xs, ys, width=width * 0.95, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
+        spread = [(x, y, e) for x, y, e in zip(xs, ys, errs) if e and e > 0]  # no zero-size error bars
+        if spread:
+            ax.errorbar([x for x, _, _ in spread], [y for _, y, _ in spread], yerr=[e for _, _, e in spread],
+                        fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+        drawn += [y + e for y, e in zip(ys, errs)] + [y - e for y, e in zip(ys, errs)] + py
         if px:
             ax.scatter(px, py, marker="D", s=18, color="black", zorder=3,
                        label="paper" if not paper_labelled else None)
@@ -806,8 +829,12 @@ def plot_hm_bars(agg: Dict[str, Any], path: os.PathLike) -> Path:
     ax.set_xticks(range(len(datasets)))
     ax.set_xticklabels(datasets, rotation=30, ha="right")
     ax.set_ylabel("HM (%)" if bnh else "accuracy (%)")
-    ax.set_title(agg["caption"] or agg["table"])
-    ax.legend(fontsize=7)
+    if drawn:  # the axis spans the values, not 0-100: the differences between methods stay visible
+        lo, hi = min(drawn), max(drawn)
+        pad = max(2.0, 0.15 * (hi - lo))
+        ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
+    ax.set_title(agg["caption"] or agg["table"], fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _save_png(fig, path)

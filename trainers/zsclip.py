@@ -1,6 +1,7 @@
 """Zero-shot CLIP baselines (reference §3.1).
 
-- ``ZeroshotCLIP``: one hand-crafted template per dataset (``CUSTOM_TEMPLATES``).
+- ``ZeroshotCLIP``: the dataset's template (``dataset.template``: the benchmark's hand-crafted one, or
+  ``DATASET.CUSTOM.TEMPLATE`` for custom data).
 - ``ZeroshotCLIP2``: prompt ensemble over ``IMAGENET_TEMPLATES_SELECT`` plus the dataset's template
   for every dataset except ImageNet (per-template normalised features averaged, then renormalised).
   The template list is built per instance (the reference extended a class attribute in place,
@@ -45,8 +46,12 @@ class ZeroshotCLIP(PromptTrainer):
 
     CFG_NODE = "ZSCLIP"
 
+    def dataset_template(self) -> str:
+        """The dataset's own template (``dataset.template``: the benchmark's, or DATASET.CUSTOM.TEMPLATE)."""
+        return getattr(self.dm.dataset, "template", None) or dataset_template(self.cfg)
+
     def templates(self) -> List[str]:
-        return [dataset_template(self.cfg.DATASET.NAME)]
+        return [self.dataset_template()]
 
     def build_model(self) -> None:
         self.clip_model = build_clip(self.cfg, prec=self.prec, device=self.device)
@@ -88,5 +93,5 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     def templates(self) -> List[str]:
         templates = list(IMAGENET_TEMPLATES_SELECT)
         if self.cfg.DATASET.NAME != "ImageNet":
-            templates.append(dataset_template(self.cfg.DATASET.NAME))
+            templates.append(self.dataset_template())
         return templates

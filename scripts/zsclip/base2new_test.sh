@@ -17,7 +17,7 @@ CFG="${CFG:-${B2N_CFG[zsclip]}}"
 
 DATASET_CFG="$(dataset_config "$DATASET")"
 TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
-DIR="${RUN_DIR:-$OUTPUT_ROOT/base2new/zeroshot/$DATASET/$TRAINER/$CFG/seed$SEED}"
+DIR="${RUN_DIR:-$OUTPUT_ROOT/base2new/zeroshot/$(dataset_tag "$DATASET")/$TRAINER/$CFG/seed$SEED}"
 
 if already_done "$DIR"; then exit 0; fi
 note "evaluate zero-shot CLIP on base and novel classes; output in $DIR"

@@ -15,7 +15,7 @@ CFG="${CFG:-${XD_CFG[zsclip]}}"
 
 DATASET_CFG="$(dataset_config "$DATASET")"
 TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
-DIR="${RUN_DIR:-$OUTPUT_ROOT/evaluation/$TRAINER/$CFG/$DATASET/seed$SEED}"
+DIR="${RUN_DIR:-$OUTPUT_ROOT/evaluation/$TRAINER/$CFG/$(dataset_tag "$DATASET")/seed$SEED}"
 
 if already_done "$DIR"; then exit 0; fi
 note "evaluate zero-shot CLIP; output in $DIR"

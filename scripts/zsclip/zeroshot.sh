@@ -14,7 +14,7 @@ CFG=$2
 
 DATASET_CFG="$(dataset_config "$DATASET")"
 TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
-DIR="${RUN_DIR:-$OUTPUT_ROOT/$TRAINER/$CFG/$DATASET}"
+DIR="${RUN_DIR:-$OUTPUT_ROOT/$TRAINER/$CFG/$(dataset_tag "$DATASET")}"
 
 if already_done "$DIR"; then exit 0; fi
 note "evaluate zero-shot CLIP; output in $DIR"

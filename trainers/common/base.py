@@ -39,11 +39,14 @@ from typing import Any, ContextManager, Dict, Iterable, List, Optional, Sequence
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from datasets.config import resolve_eval_protocol
 from engine import dist
 from engine.api import (TrainerX, build_data_loader, build_evaluator, build_lr_scheduler, build_optimizer,
                         build_transform, load_checkpoint, save_checkpoint)
+from engine.run_header import class_lines
+from engine.trainer import _progress_enabled  # progress bars on rank 0 and a terminal only (not in log files)
 from engine.utils import write_json
 
 from .checkpoints import strict_load, trainable_state_dict
@@ -317,6 +320,11 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         if close is not None:
             close()
 
+    def build_data_loader(self) -> None:
+        """Dassl's loaders, then the class names in the log (base / novel halves, training classes, template)."""
+        super().build_data_loader()
+        logger.info("\n".join(class_lines(self.dm.dataset)))
+
     # ------------------------------------------------------------------ evaluation
     @abstractmethod
     def set_eval_classnames(self, classnames: Sequence[str]) -> None:
@@ -347,7 +355,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         evaluator.reset()
         logger.info("Evaluate on the *%s* set (%d classes)", tag, len(classnames))
         seen = 0
-        for batch in loader:
+        for batch in tqdm(loader, disable=not _progress_enabled(), leave=False, desc=f"eval {tag}", dynamic_ncols=True):
             images, labels = self.parse_batch_test(batch)
             with self.autocast():
                 output = self.model_inference(images)
@@ -434,7 +442,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                 sel = {"selection": "current_weights", "epoch": None}
         out: Dict[str, Any] = {
             "trainer": self.cfg.TRAINER.NAME,
-            "dataset": self.cfg.DATASET.NAME,
+            "dataset": getattr(self.dm.dataset, "display_name", None) or self.cfg.DATASET.NAME,
             "seed": self.cfg.SEED,
             "protocol": resolve_eval_protocol(self.cfg),
             "subsample_classes": self.cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),

@@ -339,7 +339,7 @@ def build_zeroshot_teacher(cfg, device: torch.device | str, prec: str = "fp32",
     """Vanilla CLIP as teacher (paper Table 6): no prompts, the dataset's single template."""
     name = teacher_name or cfg.TRAINER.PROMPTKD.TEACHER_NAME
     backbone = build_clip(cfg, name=name, prec=prec, device=device, what="TRAINER.PROMPTKD.TEACHER_NAME")
-    template = dataset_template(cfg.DATASET.NAME)
+    template = dataset_template(cfg)  # the dataset's template (DATASET.CUSTOM.TEMPLATE for custom data)
     info = clip.model_info(backbone)
     identity = {"type": "zeroshot", "model": name, "template": template, "embed_dim": int(info.embed_dim)}
     logger.info("Zero-shot CLIP teacher %s with template %r", name, template)

@@ -2,8 +2,9 @@
 
 These are data, kept in one place:
 
-- ``CUSTOM_TEMPLATES``: the single hand-crafted template per dataset used by ZeroshotCLIP and by the
-  zero-shot CLIP teacher (PromptKD Table 6).
+- ``dataset_template(cfg)``: the single template of the configured dataset used by ZeroshotCLIP and by
+  the zero-shot CLIP teacher (PromptKD Table 6); defined with the datasets (``datasets.templates``):
+  the benchmarks' hand-crafted templates (``CUSTOM_TEMPLATES``), ``DATASET.CUSTOM.TEMPLATE`` for custom data.
 - ``IMAGENET_TEMPLATES_SELECT``: the 7-template ensemble of ZeroshotCLIP2.
 - ``IMAGENET_TEMPLATES``: the 60-template list of the PromptSRC repository (a re-ordered subset of
   CLIP's 80 ImageNet templates); PromptSRC's frozen text features are the mean over these.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import logging
 from typing import Dict, List
+
+from datasets.templates import DEFAULT_TEMPLATE, TEMPLATES, dataset_template
 
 logger = logging.getLogger(__name__)
 
@@ -25,25 +28,9 @@ __all__ = [
     "format_classname",
 ]
 
-DEFAULT_TEMPLATE = "a photo of a {}."
-
-CUSTOM_TEMPLATES: Dict[str, str] = {
-    "OxfordPets": "a photo of a {}, a type of pet.",
-    "OxfordFlowers": "a photo of a {}, a type of flower.",
-    "FGVCAircraft": "a photo of a {}, a type of aircraft.",
-    "DescribableTextures": "{} texture.",
-    "EuroSAT": "a centered satellite photo of {}.",
-    "StanfordCars": "a photo of a {}.",
-    "Food101": "a photo of {}, a type of food.",
-    "SUN397": "a photo of a {}.",
-    "Caltech101": "a photo of a {}.",
-    "UCF101": "a photo of a person doing {}.",
-    "ImageNet": "a photo of a {}.",
-    "ImageNetSketch": "a photo of a {}.",
-    "ImageNetV2": "a photo of a {}.",
-    "ImageNetA": "a photo of a {}.",
-    "ImageNetR": "a photo of a {}.",
-}
+# The single template per dataset is a property of the dataset (datasets/templates.py: the benchmarks'
+# hand-crafted templates, DATASET.CUSTOM.TEMPLATE for custom data); re-exported here for existing imports.
+CUSTOM_TEMPLATES: Dict[str, str] = TEMPLATES
 
 IMAGENET_TEMPLATES_SELECT: List[str] = [
     "itap of a {}.",
@@ -123,18 +110,3 @@ IMAGENET_TEMPLATES: List[str] = [
 def format_classname(name: str) -> str:
     """Class names are used with underscores replaced by spaces, as in every reference trainer."""
     return name.replace("_", " ")
-
-
-def dataset_template(dataset_name: str) -> str:
-    """The single zero-shot template of a dataset (``CUSTOM_TEMPLATES``).
-
-    Datasets outside the 15 benchmarks (custom datasets) use ``"a photo of a {}."``; this is logged
-    so that the choice is visible in the run log.
-    """
-    if dataset_name in CUSTOM_TEMPLATES:
-        return CUSTOM_TEMPLATES[dataset_name]
-    logger.warning(
-        "No hand-crafted template for dataset %r (known: %s); using %r",
-        dataset_name, ", ".join(sorted(CUSTOM_TEMPLATES)), DEFAULT_TEMPLATE,
-    )
-    return DEFAULT_TEMPLATE
