@@ -12,9 +12,11 @@ runs' own checkpoints.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -161,8 +163,17 @@ def _start(run: Run, slot: Slot, k: int) -> tuple:
              + "".join(f" {k}={v}" for k, v in slot.env.items()) + "\n"
              + " ".join(run.argv) + "\n")
     proc = subprocess.Popen(run.argv, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
     return run, proc, k, fh, log
+
+
+def _die_with_parent() -> None:
+    """Linux: the run gets SIGTERM when the sweep process dies, even by SIGKILL (no orphaned runs)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
 
 
 def _stop(running: Dict[int, tuple], grace_s: float) -> None:

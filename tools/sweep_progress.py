@@ -13,7 +13,10 @@ import time
 from collections import defaultdict
 from typing import Dict, List, Optional, TextIO
 
+import tqdm as _tqdm
 from tqdm import tqdm
+
+_tqdm.tqdm.monitor_interval = 0  # no monitor thread: the runner starts its runs with a preexec_fn
 
 
 def format_seconds(s: float) -> str:
