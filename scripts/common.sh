@@ -328,6 +328,8 @@ baseline_xd_test() {
 #                     default 1) instead of using released ones under TEACHER_ROOT (default teacher_model,
 #                     reference layout <DATASET.NAME>/VLPromptLearner/model-best.pth.tar and
 #                     ImageNet-xd/VLPromptLearner_large/model.pth.tar-20). SMOKE implies TRAIN_TEACHERS=1.
+#   LAUNCHER          serial | local | slurm: hand the table to tools/sweep.py (parallel, resumable; options
+#                     for it in SWEEP_ARGS, e.g. SWEEP_ARGS="--per-gpu 2"); see docs/SWEEPS.md.
 # ------------------------------------------------------------------------------------------------------
 table_setup() {
     if [[ -n "${LAUNCHER:-}" && -z "${SWEEP_PLAN:-}" ]]; then  # the sweep runner (tools/sweep.py) takes over

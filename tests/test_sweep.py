@@ -260,6 +260,46 @@ def test_slurm_table1_scripts_and_dependency_graph(tmp_path, monkeypatch):
     assert json.loads((folder / "jobs.json").read_text())["jobs"] == sub.jobs and len(sub.jobs) == 24
 
 
+def test_slurm_second_submission_keeps_queued_jobs_and_resubmits_the_rest(tmp_path, monkeypatch):
+    """Second submission: DONE runs skipped, runs whose job is still queued (sacct) kept, failed ones submitted
+    again, and the new students wait for their teacher's job that is still queued."""
+    pytest.importorskip("submitit")
+    from submitit.slurm.slurm import SlurmJob
+
+    from tools import sweep_slurm
+
+    bin_dir = _fake_slurm_bin(tmp_path)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    extra = dict(SMOKE=1, DATASETS="dtd", SEEDS="1 2", METHODS="coop promptkd", OUTPUT_ROOT=tmp_path / "out",
+                 DATA=tmp_path)
+    plan = sweep_plan.plan_table("table1", env(**extra))
+    params = sweep_slurm.slurm_parameters(partition="gpu")
+    folder = tmp_path / "slurm"
+    first = sweep_slurm.submit_plan(plan, folder, params, log=lambda m: None)
+    coop1, coop2, teacher, kd1, kd2 = (r.output_dir for r in plan.runs)
+    assert first.jobs == {coop1: "500_0", coop2: "500_1", teacher: "500_2", kd1: "501_0", kd2: "501_1"}
+    # coop seed 1 finished; coop seed 2 failed; the teacher is still running, its students pending
+    Path(coop1).mkdir(parents=True)
+    Path(coop1, "DONE").write_text("{}")
+    (bin_dir / "sacct").write_text("#!/bin/sh\nprintf 'JobID|State|NodeList\\n500_1|FAILED|n1\\n500_2|RUNNING|n2\\n"
+                                   "501_[0-1]|PENDING|None assigned\\n'\n")
+    (bin_dir / "sacct").chmod(0o755)
+    SlurmJob.watcher.clear()
+    try:
+        second = sweep_slurm.submit_plan(plan, folder, params, log=lambda m: None)
+    finally:
+        SlurmJob.watcher.clear()
+    assert second.skipped == [coop1]
+    assert second.reused == {teacher: "500_2", kd1: "501_0", kd2: "501_1"}
+    # job 502 was the first submission's table; one run: a single job, no array
+    assert second.jobs == {coop2: "503"}
+    assert "dependency" not in _sbatch_flags((bin_dir / "job_503.sh").read_text())
+    table = _sbatch_flags((bin_dir / "job_504.sh").read_text())
+    assert table["dependency"] == "afterok:500:501:503"
+    record = json.loads((folder / "jobs.json").read_text())["jobs"]
+    assert record[coop2] == "503" and record[teacher] == "500_2"
+
+
 def test_slurm_dry_run_cli(tmp_path):
     pytest.importorskip("submitit")
     res = sweep_cli("table1", "--launcher", "slurm", "--dry-run", "--partition", "p1", SMOKE=1,

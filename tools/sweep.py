@@ -94,7 +94,7 @@ def write_table(plan: Plan) -> int:
         cwd = os.getcwd()
         os.chdir(REPO)
         try:
-            rc = rc or results.main(dirs + args[n:])
+            rc = results.main(dirs + args[n:]) or rc
         finally:
             os.chdir(cwd)
     return rc

@@ -132,17 +132,21 @@ def submit_plan(plan: Plan, folder: Path, params: Dict[str, Any], force: bool = 
     sub = Submission(folder=folder)
     previous = {} if (force or dry_run) else _load_jobs(folder)
     todo: List[Run] = []
+    unfinished = []
     for run in plan.runs:
         if run.done and not force:
             sub.skipped.append(run.output_dir)
-            continue
-        old = previous.get(run.output_dir)
-        if old is not None:
-            state = submitit.SlurmJob(folder, old).state
-            if state.split(" ")[0] in ACTIVE_STATES:
-                sub.reused[run.output_dir] = old
-                continue
-        todo.append(run)
+        else:
+            unfinished.append(run)
+    # the jobs of the last submission: registered together, their states come from one sacct call
+    earlier = {r.output_dir: submitit.SlurmJob(folder, previous[r.output_dir]) for r in unfinished
+               if r.output_dir in previous}
+    for run in unfinished:
+        job = earlier.get(run.output_dir)
+        if job is not None and job.state.split(" ")[0] in ACTIVE_STATES:
+            sub.reused[run.output_dir] = job.job_id
+        else:
+            todo.append(run)
     ctx = recording_sbatch() if dry_run else contextlib.nullcontext()
     with ctx:
         executor = submitit.SlurmExecutor(folder=folder, python=python)
