@@ -168,6 +168,23 @@ def test_pool_runs_in_parallel_after_dependencies_and_reports_failures(tmp_path)
     assert out2.finished == [] and len(out2.failed) == 1 and len(out2.blocked) == 1
 
 
+def test_time_left_from_the_finished_runs_of_each_trainer():
+    import io
+
+    from tools.sweep_progress import Progress, format_seconds
+
+    p = Progress("t", {"a": "X", "b": "X", "c": "Y", "d": "Z"}, 0, 2, stream=io.StringIO(), bar=False)
+    assert p.eta_seconds() is None and "time left: after the first run" in p.status()
+    p.started("a", "w1")
+    p.running["a"] = ("X", 100.0)  # started at t=100
+    p.durations["X"] = [10.0, 20.0]
+    p.durations["Y"] = [30.0]
+    # running a: 15 - 4 s left; waiting b (X) 15, c (Y) 30, d (no Z run yet: mean of all, 20); 2 slots
+    assert p.eta_seconds(now=104.0) == pytest.approx((11 + 15 + 30 + 20) / 2)
+    assert (p.waiting, len(p.running)) == (3, 1)
+    assert format_seconds(38) == "38s" and format_seconds(3725) == "1h02m" and format_seconds(125) == "2m05s"
+
+
 def test_gpu_slots_pin_one_device_each(tmp_path):
     slots = sweep_local.make_slots("local", per_gpu=2, gpus=["3", "5"], threads=2)
     assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["3", "3", "5", "5"]

@@ -21,7 +21,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 _REPO = str(Path(__file__).resolve().parents[1])
 if _REPO not in sys.path:
