@@ -26,5 +26,5 @@ setup(
     python_requires=">=3.9",
     packages=[],  # deliberately empty: run from the repository root (see the module docstring)
     install_requires=read_requirements("requirements.txt"),
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "submitit>=1.4"], "slurm": ["submitit>=1.4"]},
 )

@@ -190,9 +190,12 @@ seed_list() {
     done
 }
 
-# run_cmd ARGS...: run (or print with DRY_RUN=1) one command
+# run_cmd ARGS...: run (or print with DRY_RUN=1) one command. Under tools/sweep.py (SWEEP_PLAN=<file>)
+# the command is appended to that file (argument count, then the arguments, NUL-separated) instead.
 run_cmd() {
-    if [[ "$DRY_RUN" == 1 ]]; then
+    if [[ -n "${SWEEP_PLAN:-}" ]]; then
+        printf '%s\0' "$#" "$@" >>"$SWEEP_PLAN"
+    elif [[ "$DRY_RUN" == 1 ]]; then
         printf '%q ' "$@"
         printf '\n'
     else
@@ -233,6 +236,7 @@ train_py() {
 
 # already_done DIR: true (and a note) when DIR/results.json exists and FORCE is not 1
 already_done() {
+    [[ -z "${SWEEP_PLAN:-}" ]] || return 1  # tools/sweep.py records every run and skips the finished ones itself
     if [[ "$FORCE" != 1 && -f "$1/results.json" ]]; then
         note "results are available in $1 (results.json); skipping this job (FORCE=1 runs it again)"
         return 0
@@ -286,7 +290,7 @@ run_script() {
 existing_dirs() {
     local d
     for d in "$@"; do
-        if [[ "$DRY_RUN" == 1 || -d "$d" ]]; then
+        if [[ "$DRY_RUN" == 1 || -n "${SWEEP_PLAN:-}" || -d "$d" ]]; then
             echo "$d"
         fi
     done
@@ -391,8 +395,14 @@ baseline_xd_test() {
 #                     default 1) instead of using released ones under TEACHER_ROOT (default teacher_model,
 #                     reference layout <DATASET.NAME>/VLPromptLearner/model-best.pth.tar and
 #                     ImageNet-xd/VLPromptLearner_large/model.pth.tar-20). SMOKE implies TRAIN_TEACHERS=1.
+#   LAUNCHER          serial | local | slurm: hand the table to tools/sweep.py (parallel, resumable; options
+#                     for it in SWEEP_ARGS, e.g. SWEEP_ARGS="--per-gpu 2"); see docs/SWEEPS.md.
 # ------------------------------------------------------------------------------------------------------
 table_setup() {
+    if [[ -n "${LAUNCHER:-}" && -z "${SWEEP_PLAN:-}" ]]; then  # the sweep runner (tools/sweep.py) takes over
+        # shellcheck disable=SC2086
+        exec "$PYTHON" tools/sweep.py "$(basename "$0" .sh)" --launcher "$LAUNCHER" ${SWEEP_ARGS:-}
+    fi
     SMOKE="${SMOKE:-0}"
     if [[ "$SMOKE" == 1 ]]; then
         if [[ -z "$_DATA_GIVEN" && "$DRY_RUN" != 1 ]]; then
