@@ -452,6 +452,8 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
             "output_dir": self.output_dir,
             "collapse": self._collapse(results, sel),
         }
+        if getattr(self, "run_decisions", None):  # recorded choices (train.py: --resume-with-changes, --eval-untrained)
+            out["decisions"] = dict(self.run_decisions)
         update_row = getattr(self, "update_epoch_row", None)  # final accuracies in the last row of metrics.csv
         if update_row is not None:
             update_row({f"test_{k}": v for k, v in summary.items()})

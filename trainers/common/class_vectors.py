@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from engine.fileio import atomic_torch_save
+from engine.safe_load import safe_torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -132,10 +133,7 @@ def load_class_vectors(
             f"Class-vectors file not found: {path}. Create it with tools/make_class_vectors.py or by training "
             "the teacher with the PromptSRCTeacher trainer, or set TRAINER.PROMPTKD.CLASS_VECTORS."
         )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unreadable / not a torch file
-        raise ValueError(f"Cannot read class-vectors file {path}: {exc}") from exc
+    payload = safe_torch_load(path, "class-vectors file")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise ValueError(
             f"{path} is not a class-vectors file (expected a dict with format={FORMAT_NAME!r}); "

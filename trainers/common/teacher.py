@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import clip
+from engine.safe_load import safe_torch_load
 
 from .backbone import build_clip, freeze
 from .checkpoints import (
@@ -191,10 +192,8 @@ def find_teacher_checkpoint(path: str) -> str:
 
 
 def _read_checkpoint(path: str) -> Dict[str, Any]:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ValueError(f"Cannot read teacher checkpoint {path}: {exc}") from exc
+    """Read a teacher checkpoint with ``weights_only=True`` only (named errors from :mod:`engine.safe_load`)."""
+    ckpt = safe_torch_load(path, "teacher checkpoint (TRAINER.PROMPTKD.TEACHER_CKPT)")
     if not isinstance(ckpt, dict):
         raise ValueError(f"Teacher checkpoint {path}: expected a dict, got {type(ckpt).__name__}")
     return ckpt
