@@ -163,3 +163,11 @@ def load_class_vectors(
             "(the teacher's embedding dimension); it was made by another teacher model."
         )
     return ClassVectors(features, classnames, dict(payload["teacher"]), float(payload["logit_scale"]), path)
+
+
+def class_vectors_digest(features: torch.Tensor) -> str:
+    """sha256 of the class vectors' fp32 values (identifies the teacher a student was distilled with)."""
+    import hashlib
+
+    data = features.detach().float().cpu().contiguous().numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()
