@@ -213,6 +213,7 @@ class ImageFolderCustom(BenchmarkDataset):
             items, names = self._folder_items(c)
             by_split = None
             self.split_source = self.image_dir
+        _check_distinct_names(names, self.split_source)
         if by_split is not None:
             train, val, test = by_split["train"], by_split["val"], by_split["test"]
         else:
@@ -234,7 +235,6 @@ class ImageFolderCustom(BenchmarkDataset):
                 if self.write_enabled:
                     save_split(train, val, test, split_path, self.image_dir,
                                extra={"source_fingerprint": fingerprint, "split_ratios": list(ratios), "split_seed": seed})
-        _check_distinct_names(names, self.split_source)
         if not val:
             logger.info("%s: no val split (selection on val is unavailable)", self.name)
             self.has_val = False
