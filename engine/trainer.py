@@ -735,7 +735,7 @@ class SimpleTrainer(TrainerBase):
                 "and pass --resume-with-changes"
             )
         changed = (getattr(self, "run_decisions", None) or {}).get("resumed_with_changes") or {}
-        if start > 0 and any(k.startswith("OPTIM.") for k in changed):
+        if any(k.startswith("OPTIM.") for k in changed):
             self._reschedule(start)
         return start
 

@@ -284,6 +284,29 @@ def test_duplicate_class_names_after_normalisation(tmp_path):
         build_dataset(cfg)
 
 
+# ------------------------------------------------------------------------------------------------ 3. non-finite remedy
+def test_diverged_run_resumes_with_a_lower_lr(env, tmp_path, caplog):
+    out = tmp_path / "run"
+    opts = ["TRAIN.CHECKPOINT_STEPS", "1", "TRAIN.CHECKPOINT_FREQ", "1"]
+    with pytest.raises(FloatingPointError, match=r"Non-finite loss nan at epoch 1/2, step 5/6"):
+        train.main(student_argv(env, out, opts + ["OPTIM.LR", "1e8"]))
+    # the state saved with the weights that met the NaN is not kept as "good": the one before it is
+    assert "rolled back to the previous state (epoch 1, 3 batch(es))" in caplog.text
+    assert "run the same command with --resume-with-changes" in caplog.text
+    state = load_resume_state(str(out / RESUME_STATE_NAME))
+    assert (state["epoch"], state["batches_done"]) == (0, 3)
+    assert all(torch.isfinite(v.float()).all() for v in state["models"]["VLPromptLearner"]["state_dict"].values())
+    engine_utils.close_logger()
+    with pytest.raises(ResumeConfigError, match=r"OPTIM\.LR: 100000000\.0 -> 0\.05"):
+        train.main(student_argv(env, out, opts))
+    engine_utils.close_logger()
+    tr = train.main(student_argv(env, out, opts, flags=["--resume-with-changes"]))
+    assert tr.start_epoch == 0 and (out / "DONE").exists()
+    # the new LR is used from the resumed step on (cosine over 2 epochs: 0.05, then 0.025), not the saved 1e8
+    assert [float(r["lr"]) for r in read_csv(out / "metrics.csv")] == [pytest.approx(0.05), pytest.approx(0.025)]
+    assert all(torch.isfinite(v).all() for v in ckpt_state(out, 2)["state_dict"].values())
+
+
 # ------------------------------------------------------------------------------------------------ 4. preemption, lock, files
 def test_sigterm_then_resume_equals_uninterrupted(env, tmp_path):
     opts = ["TRAIN.CHECKPOINT_FREQ", "1"]  # no periodic mid-epoch saves: the SIGTERM state is the only one
