@@ -30,6 +30,7 @@ import os.path as osp
 import signal
 import sys
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -752,8 +753,10 @@ class SimpleTrainer(TrainerBase):
                 group["lr"] = lr
                 group.pop("initial_lr", None)
             new_sched = build_lr_scheduler(optim, self.cfg.OPTIM)
-            for _ in range(epochs_done):
-                new_sched.step()
+            with warnings.catch_warnings():  # stepping without optimiser steps is the point here
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                for _ in range(epochs_done):
+                    new_sched.step()
             self._scheds[name] = new_sched
             if getattr(self, "sched", None) is sched:
                 self.sched = new_sched

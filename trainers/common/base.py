@@ -43,7 +43,8 @@ from torch import nn
 from datasets.config import resolve_eval_protocol
 from engine import dist
 from engine.api import (TrainerX, build_data_loader, build_evaluator, build_lr_scheduler, build_optimizer,
-                        build_transform, load_checkpoint, save_checkpoint)
+                        build_transform, save_checkpoint)
+from engine.checkpoint import load_checkpoint  # weights_only=True only, under either engine
 from engine.utils import write_json
 
 from .checkpoints import strict_load, trainable_state_dict
