@@ -168,7 +168,7 @@ train_py() {
 # FORCE is not 1; a run killed between results.json and DONE is run again (it resumes)
 already_done() {
     if [[ "$FORCE" != 1 && -f "$1/DONE" ]]; then
-        note "results are available in $1 (DONE, results.json); skipping this job (FORCE=1 runs it again)"
+        note "results are available in $1 (results.json); skipping this job (FORCE=1 runs it again)"
         return 0
     fi
     return 1

@@ -171,6 +171,18 @@ def test_teacher_strictness_discovery_and_image_size(env, tmp_path):
     no_image = _teacher_ckpt(env, tmp_path / "t2" / "model.pth.tar-1", image_layers=0)
     with pytest.raises(CheckpointKeyError, match=r"no image prompts at all"):
         run(no_image, "b")
+    # a released-layout teacher (no meta) missing its last text layer, against the expected layout
+    from tests.test_trainers_teacher import to_reference_layout
+    from trainers.common.vl_model import VLPromptCLIP
+
+    ref = to_reference_layout(VLPromptCLIP(clip.load(env["teacher"]), ["a", "b"], 2, 2, "a photo of a", 2, 2))
+    ref.pop("text_encoder.transformer.resblocks.1.VPT_shallow")
+    torch.save({"state_dict": ref, "epoch": 20, "optimizer": None, "scheduler": None, "val_result": None},
+               tmp_path / "released.pth.tar")
+    with pytest.raises(CheckpointKeyError, match=r"\(reference layout\) is incomplete: 1 text prompt layer\(s\), "
+                                                 r"TRAINER\.PROMPTKD\.TEACHER_PROMPT_DEPTH_TEXT/VISION says 2"):
+        run(str(tmp_path / "released.pth.tar"), "r", ["TRAINER.PROMPTKD.TEACHER_NAME", env["teacher"],
+                                                      "TRAINER.PROMPTKD.TEACHER_PROMPT_DEPTH_TEXT", "2"])
     # discovery follows Dassl's `checkpoint` pointer, not the highest N (a stale file of an abandoned run)
     folder = tmp_path / "teacher_run" / "VLPromptLearner"
     _teacher_ckpt(env, folder / "model.pth.tar-20", text_layers=1)  # stale and broken: must not be used
