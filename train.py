@@ -40,9 +40,10 @@ import torch  # noqa: E402
 
 from engine import api  # noqa: E402
 from engine import dist  # noqa: E402
+from engine import run_checks, run_guard  # noqa: E402
 from engine import utils as engine_utils  # noqa: E402
 from engine.config import add_engine_extras, merge_from_file_checked, merge_from_list_checked  # noqa: E402
-from engine.checkpoint import DONE_NAME, RESUME_STATE_NAME  # noqa: E402
+from engine.checkpoint import DONE_NAME, PREV_STATE_NAME, RESUME_STATE_NAME  # noqa: E402
 from engine.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 from engine.run_header import header_lines, write_environment  # noqa: E402
 
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
     parser.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument("--resume-with-changes", action="store_true",
+                        help="resume although result-affecting config keys changed (the new values apply; recorded)")
+    parser.add_argument("--eval-untrained", action="store_true",
+                        help="allow results for untrained weights (--eval-only without --model-dir, OPTIM.MAX_EPOCH 0); "
+                        "recorded in results.json")
+    parser.add_argument("--debug", action="store_true", help="print the full traceback of an error on the console")
     parser.add_argument(
         "opts",
         default=None,
@@ -167,7 +174,8 @@ def clear_previous_run(output_dir: str) -> List[str]:
     the resumable state, metrics.csv and the Dassl checkpoint files of its model folders). Logs are kept
     (a new log.txt gets a time stamp, as in Dassl). Returns the removed paths."""
     removed = []
-    candidates = [os.path.join(output_dir, n) for n in (DONE_NAME, "results.json", RESUME_STATE_NAME, "metrics.csv")]
+    candidates = [os.path.join(output_dir, n)
+                  for n in (DONE_NAME, "results.json", RESUME_STATE_NAME, PREV_STATE_NAME, "metrics.csv")]
     for pattern in ("model.pth.tar-*", "model-best.pth.tar", "checkpoint"):
         candidates += glob.glob(os.path.join(output_dir, "*", pattern))
     for path in candidates:
@@ -219,6 +227,26 @@ def main(argv: Optional[List[str]] = None) -> Any:
         logger.warning(finished_run_message(cfg.OUTPUT_DIR, done))
         return None
 
+    # one process per output folder (rank 0 holds the lock; torchrun ranks share the folder)
+    lock = run_guard.OutputLock(cfg.OUTPUT_DIR, _command(argv)) if int(os.environ.get("RANK", "0") or 0) == 0 else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        if lock is not None:
+            run_guard.remove_stale_temp_files(cfg.OUTPUT_DIR)
+        changes = {} if args.eval_only or args.overwrite else run_checks.check_resume_config(cfg, args.resume_with_changes)
+        with run_guard.preemption_handlers():
+            return _run(args, argv, cfg, changes)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _command(argv: List[str]) -> str:
+    return "python train.py " + " ".join(shlex.quote(a) for a in argv)
+
+
+def _run(args: argparse.Namespace, argv: List[str], cfg: Any, changes: Dict[str, Any]) -> Any:
     started_dist = False
     if cfg.TRAIN.DIST != "none" and not dist.is_dist():
         started_dist = dist.init_distributed_from_env()
@@ -244,27 +272,35 @@ def main(argv: Optional[List[str]] = None) -> Any:
                         removed)
         if dist.is_dist():
             logger.info("Distributed run: rank %d of %d", dist.get_rank(), dist.get_world_size())
+        header = run_checks.changes_comment(changes, run_checks.resume_source(cfg) or "") if changes else ""
         if dist.is_main_process():
-            atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
+            atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), header + cfg.dump())
 
         trainer = api.build_trainer(cfg)
         # recorded in results.json so result tables can tell two configs of one trainer apart
         trainer.config_file = args.config_file or None
+        decisions: Dict[str, Any] = {}
+        if changes:
+            decisions["resumed_with_changes"] = {k: {"old": a, "new": b} for k, (a, b) in changes.items()}
+        untrained = run_checks.check_untrained(cfg, trainer, args.eval_only, args.model_dir, args.eval_untrained)
+        if untrained:
+            decisions["untrained_weights"] = untrained + " (--eval-untrained)"
+        trainer.run_decisions = decisions
         if args.eval_only:
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
             trainer.test()
-            mark_done(cfg, argv, "eval-only")
+            mark_done(cfg, argv, "eval-only", decisions)
             return trainer
         if not args.no_train:
             trainer.train()
-            mark_done(cfg, argv, "train")
+            mark_done(cfg, argv, "train", decisions)
         return trainer
     finally:
         if started_dist:
             dist.destroy_distributed()
 
 
-def mark_done(cfg: Any, argv: List[str], mode: str) -> None:
+def mark_done(cfg: Any, argv: List[str], mode: str, decisions: Optional[Dict[str, Any]] = None) -> None:
     """Completion marker ``OUTPUT_DIR/DONE`` (after results.json, atomically); the resumable state is no
     longer needed and is removed (the Dassl epoch checkpoints stay)."""
     if not dist.is_main_process():
@@ -277,12 +313,15 @@ def mark_done(cfg: Any, argv: List[str], mode: str) -> None:
         "trainer": cfg.TRAINER.NAME,
         "results": "results.json" if os.path.isfile(results) else None,
         "command": "python train.py " + " ".join(shlex.quote(a) for a in argv),
+        **({"decisions": decisions} if decisions else {}),
     })
-    state = os.path.join(out, RESUME_STATE_NAME)
-    if os.path.isfile(state):
-        os.remove(state)
+    for state in (os.path.join(out, RESUME_STATE_NAME), os.path.join(out, PREV_STATE_NAME)):
+        if os.path.isfile(state):
+            os.remove(state)
     logger.info("Run complete: %s written", os.path.join(out, DONE_NAME))
 
 
 if __name__ == "__main__":
-    main()
+    from engine.cli_errors import run_cli
+
+    sys.exit(run_cli(main, "train.py"))

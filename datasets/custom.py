@@ -54,6 +54,21 @@ def _resolve(root: str, path: str) -> str:
     return path if os.path.isabs(path) else os.path.join(root, path)
 
 
+def _check_distinct_names(names: List[str], source: str) -> None:
+    """Two classes whose names read the same to the text encoder (``red_fox`` / ``red fox`` / ``Red Fox``)
+    would be trained as two indistinguishable classes: refused in every input mode."""
+    seen: Dict[str, str] = {}
+    for name in names:
+        key = " ".join(name.replace("_", " ").split()).lower()
+        if key in seen:
+            raise DatasetError(
+                f"{source}: classes {seen[key]!r} and {name!r} have the same class name after normalisation "
+                f"({key!r}: '_' -> space, case and spacing ignored); merge them or rename one (folder name, or a "
+                "DATASET.CUSTOM.CLASSNAMES_FILE line)"
+            )
+        seen[key] = name
+
+
 @DATASET_REGISTRY.register()
 class ImageFolderCustom(BenchmarkDataset):
     """A user dataset from a class-per-folder tree or a CSV file (module docstring)."""
@@ -195,6 +210,7 @@ class ImageFolderCustom(BenchmarkDataset):
             items, names = self._folder_items(c)
             by_split = None
             self.split_source = self.image_dir
+        _check_distinct_names(names, self.split_source)
         if by_split is not None:
             train, val, test = by_split["train"], by_split["val"], by_split["test"]
         else:

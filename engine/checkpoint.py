@@ -6,8 +6,8 @@ one-line ``checkpoint`` pointer file naming the latest regular save. Changes fro
   previous checkpoint intact;
 - saving ``model-best.pth.tar`` does not move the ``checkpoint`` pointer (reference defect §5.9:
   resuming a best_val run restarted from the best instead of the last epoch);
-- ``load_checkpoint`` always maps to CPU (the trainer moves weights to its device) and reads
-  ``weights_only`` first, falling back to full unpickling (with a warning) for legacy files.
+- ``load_checkpoint`` always maps to CPU (the trainer moves weights to its device) and reads with
+  ``weights_only=True`` only (:mod:`engine.safe_load`; no fallback to a full unpickle).
 
 Resumable state (docs/RELIABILITY.md): besides the Dassl epoch checkpoints, the trainer keeps ONE
 resumable file ``<OUTPUT_DIR>/last_state.pth.tar`` (every ``TRAIN.CHECKPOINT_STEPS`` steps and at every
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os.path as osp
-import pickle
 import random
 import shutil
 import warnings
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from engine.safe_load import safe_torch_load
 from engine.fileio import atomic_torch_save, atomic_write, atomic_write_json, atomic_write_text
 from engine.utils import mkdir_if_missing
 
@@ -46,6 +46,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "RESUME_STATE_NAME",
+    "PREV_STATE_NAME",
     "DONE_NAME",
     "capture_rng_state",
     "restore_rng_state",
@@ -58,6 +59,8 @@ BEST_NAME = "model-best.pth.tar"
 POINTER_NAME = "checkpoint"
 #: the single resumable state of a run, in OUTPUT_DIR (removed once the run is complete)
 RESUME_STATE_NAME = "last_state.pth.tar"
+#: the resumable state before the last one (rolled back when the last one's weights give a non-finite loss)
+PREV_STATE_NAME = "prev_state.pth.tar"
 #: completion marker of a run, in OUTPUT_DIR (written by train.py after results.json)
 DONE_NAME = "DONE"
 _RESUME_FORMAT = "promptkd-resume-state"
@@ -114,27 +117,14 @@ def save_checkpoint(
 
 
 def load_checkpoint(fpath: str) -> Dict[str, Any]:
-    """Load a checkpoint file onto the CPU; a missing file raises ``FileNotFoundError`` naming it."""
+    """Load a checkpoint file onto the CPU with ``weights_only=True`` only (:mod:`engine.safe_load`): a
+    missing file raises ``FileNotFoundError``, a file that needs more than tensors and plain values
+    ``UnsafeCheckpointError`` (nothing in it is executed), a truncated one ``CorruptCheckpointError``."""
     if fpath is None or fpath == "":
         raise ValueError("load_checkpoint: file path is None/empty")
     if not osp.exists(fpath):
         raise FileNotFoundError(f'Checkpoint file not found at "{fpath}"')
-    try:
-        return torch.load(fpath, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        logger.warning(
-            "%s contains non-tensor Python objects; loading it with weights_only=False (only do this for files you trust)",
-            fpath,
-        )
-    except UnicodeDecodeError:
-        pass
-    try:
-        return torch.load(fpath, map_location="cpu", weights_only=False)
-    except UnicodeDecodeError:
-        # Checkpoints pickled under Python 2.
-        return torch.load(fpath, map_location="cpu", weights_only=False, encoding="latin1")
-    except Exception as e:
-        raise RuntimeError(f'Unable to load checkpoint "{fpath}": {e.__class__.__name__}: {e}') from e
+    return safe_torch_load(fpath, "checkpoint")
 
 
 def read_checkpoint_pointer(fdir: str) -> Optional[str]:

@@ -30,6 +30,7 @@ import os.path as osp
 import signal
 import sys
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -39,9 +40,10 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from engine import dist
+from engine import dist, run_guard
 from engine.checkpoint import (
     BEST_NAME,
+    PREV_STATE_NAME,
     RESUME_STATE_NAME,
     capture_rng_state,
     load_checkpoint,
@@ -192,6 +194,8 @@ class TrainerBase(ABC):
         self._models[name] = model
         self._optims[name] = optim
         self._scheds[name] = sched
+        if optim is not None:  # the configured base LRs (``--resume-with-changes`` re-applies them)
+            self.__dict__.setdefault("_built_lrs", {})[name] = [g.get("initial_lr", g["lr"]) for g in optim.param_groups]
 
     def get_model_names(self, names: Optional[Union[str, List[str]]] = None) -> List[str]:
         """All registered names, or the validated subset ``names``."""
@@ -471,6 +475,7 @@ class SimpleTrainer(TrainerBase):
         self._epoch_scalars: Dict[str, float] = {}
         self._resume_point: Optional[Dict[str, Any]] = None
         self._last_saved_state: Optional[tuple] = None
+        self._previous_saved_state: Optional[tuple] = None
         self.build_data_loader()
         self.build_model()
         self.wrap_model_ddp()
@@ -556,11 +561,16 @@ class SimpleTrainer(TrainerBase):
         try:
             super().train(self.start_epoch, self.max_epoch)
         except FloatingPointError as exc:
+            self._roll_back_unusable_state()
             logger.error("Training stopped: %s\n%s", exc, self._last_good_state_message())
             raise
 
     def before_train(self) -> None:
         self.start_epoch = self.resume_or_start()
+        if self.start_epoch == 0 and self._resume_point is None and self.max_epoch > 0:
+            # the first resumable state exists before the first epoch checkpoint: a kill between
+            # model.pth.tar-1 and the epoch-end state still resumes with every RNG state
+            self.save_resume_state(0, 0)
         writer_dir = osp.join(self.output_dir, "tensorboard")
         if dist.is_main_process():
             mkdir_if_missing(writer_dir)
@@ -666,9 +676,8 @@ class SimpleTrainer(TrainerBase):
         """
         mode = str(self.cfg.RESUME or "").strip()
         if mode.lower() == "none":
-            if osp.isfile(self.resume_state_path) and dist.is_main_process():
-                logger.info("RESUME none: removing the stale resumable state %s", self.resume_state_path)
-                os.remove(self.resume_state_path)
+            if dist.is_main_process():
+                self._remove_stale_run_files()
             dist.barrier()
             return 0
         auto = mode.lower() in ("", "auto")
@@ -682,11 +691,11 @@ class SimpleTrainer(TrainerBase):
                 f"{RESUME_STATE_NAME}"
             )
         if osp.isfile(target):
-            return self.load_resume_state_file(target)
+            return self._check_resumed(self.load_resume_state_file(target), target, auto)
         state_file = osp.join(target, RESUME_STATE_NAME)
         if osp.isfile(state_file):
-            return self.load_resume_state_file(state_file)
-        start = self.resume_model_if_exist(target)
+            return self._check_resumed(self.load_resume_state_file(state_file), target, auto)
+        start = self._check_resumed(self.resume_model_if_exist(target), target, auto)
         if start > 0:
             logger.info("No %s in %s: resumed from the epoch-%d checkpoint (RNG states are not restored, so the rest "
                         "of the run is not bit-identical to an uninterrupted one)", RESUME_STATE_NAME, target, start)
@@ -698,6 +707,61 @@ class SimpleTrainer(TrainerBase):
                 "run to resume, or --resume none to start from scratch"
             )
         return start
+
+    def _remove_stale_run_files(self) -> None:
+        """``RESUME none``: the previous run's resumable state and Dassl checkpoints in OUTPUT_DIR go (a stale
+        ``model.pth.tar-N`` of a longer abandoned run would otherwise be taken for this run's, e.g. as a teacher)."""
+        stale = [self.resume_state_path] if osp.isfile(self.resume_state_path) else []
+        for name in self.get_model_names():
+            folder = osp.join(self.output_dir, name)
+            if osp.isdir(folder):
+                stale += [osp.join(folder, f) for f in sorted(os.listdir(folder))
+                          if f.startswith("model.pth.tar-") or f in (BEST_NAME, "checkpoint")]
+        for path in stale:
+            os.remove(path)
+        if stale:
+            logger.info("RESUME none: removed %d file(s) of the previous run in %s: %s", len(stale), self.output_dir,
+                        stale)
+
+    def _check_resumed(self, start: int, target: str, auto: bool) -> int:
+        """After a resume: refuse to relabel another run's finished training as this run, and apply accepted
+        optimiser changes (``--resume-with-changes``) instead of the saved LR schedule."""
+        other = osp.realpath(target if osp.isdir(target) else osp.dirname(target)) != osp.realpath(self.output_dir)
+        if not auto and other and start >= self.max_epoch:
+            raise ValueError(
+                f"--resume {target}: that run already trained {start} epoch(s) and OPTIM.MAX_EPOCH is {self.max_epoch}, "
+                f"so nothing would be trained and {osp.join(self.output_dir, 'results.json')} would label its weights "
+                "as this run. To evaluate it use --eval-only --model-dir "
+                f"{target if osp.isdir(target) else osp.dirname(target)}; to train it longer raise OPTIM.MAX_EPOCH "
+                "and pass --resume-with-changes"
+            )
+        changed = (getattr(self, "run_decisions", None) or {}).get("resumed_with_changes") or {}
+        if any(k.startswith("OPTIM.") for k in changed):
+            self._reschedule(start)
+        return start
+
+    def _reschedule(self, epochs_done: int) -> None:
+        """Replace the restored LR schedule by the configured one at the same position: each optimiser's
+        groups get the LR they were built with (this config), then the scheduler is rebuilt and stepped
+        ``epochs_done`` times. Optimiser state (momentum, Adam moments) is kept."""
+        for name in self.get_model_names():
+            optim, sched = self._optims[name], self._scheds[name]
+            built = getattr(self, "_built_lrs", {}).get(name)
+            if optim is None or sched is None or built is None:
+                continue
+            for group, lr in zip(optim.param_groups, built):
+                group["lr"] = lr
+                group.pop("initial_lr", None)
+            new_sched = build_lr_scheduler(optim, self.cfg.OPTIM)
+            with warnings.catch_warnings():  # stepping without optimiser steps is the point here
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                for _ in range(epochs_done):
+                    new_sched.step()
+            self._scheds[name] = new_sched
+            if getattr(self, "sched", None) is sched:
+                self.sched = new_sched
+            logger.info("--resume-with-changes: %s LR schedule rebuilt from OPTIM (LR now %.4g after %d epoch(s))",
+                        name, optim.param_groups[0]["lr"], epochs_done)
 
     def state_for_resume(self, name: str) -> Dict[str, Any]:
         """What the resumable state stores for registered model ``name`` (default: its full state dict)."""
@@ -752,6 +816,7 @@ class SimpleTrainer(TrainerBase):
         rng_start = dist.all_gather_object(start) if batches_done > 0 else rng_now
         if dist.is_main_process():
             models = {}
+            self._check_finite_weights(epoch, batches_done)
             for name in self.get_model_names():
                 entry = dict(self.state_for_resume(name))
                 optim, sched = self._optims[name], self._scheds[name]
@@ -773,10 +838,68 @@ class SimpleTrainer(TrainerBase):
                 "epoch_log": [dict(r) for r in self.epoch_log],
                 "best_result": best,
                 "best_epoch": self.best_epoch,
+                "config": self.cfg.dump(),  # what the state continues (train.py compares it on resume)
             }
+            self._keep_previous_state()
             save_resume_state(state, self.resume_state_path)
+        self._previous_saved_state = self._last_saved_state
         self._last_saved_state = (int(epoch), int(batches_done))
         dist.barrier()
+
+    @property
+    def previous_state_path(self) -> str:
+        """``<OUTPUT_DIR>/prev_state.pth.tar``: the resumable state before the last one (non-finite rollback)."""
+        return osp.join(self.output_dir, PREV_STATE_NAME)
+
+    def _keep_previous_state(self) -> None:
+        """The current resumable state becomes ``prev_state.pth.tar`` (hard link, else copy) before it is
+        replaced, so a state whose weights turn out to diverge can be rolled back."""
+        last, prev = self.resume_state_path, self.previous_state_path
+        if not osp.isfile(last):
+            return
+        tmp = prev + ".link"
+        try:
+            if osp.lexists(tmp):
+                os.remove(tmp)
+            try:
+                os.link(last, tmp)
+            except OSError:
+                import shutil
+
+                shutil.copyfile(last, tmp)
+            os.replace(tmp, prev)
+        except OSError as exc:
+            logger.warning("Could not keep the previous resumable state as %s: %s", prev, exc)
+
+    def _check_finite_weights(self, epoch: int, batches_done: int) -> None:
+        """Never keep non-finite weights as the resumable state (the "last good state" must be good)."""
+        for name in self.get_model_names():
+            for key, value in unwrap_model(self._models[name]).state_dict().items():
+                if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+                    raise FloatingPointError(
+                        f"Non-finite weights in {name}.{key} at epoch {epoch + (1 if batches_done else 0)}, after "
+                        f"{batches_done} batch(es): not saved as the resumable state"
+                    )
+
+    def _roll_back_unusable_state(self) -> None:
+        """After a non-finite loss: a resumable state saved with the very weights that produced it is not a
+        good state; the previous one replaces it (or it is removed when there is none)."""
+        if not dist.is_main_process() or self._last_saved_state is None:
+            return
+        failing = (int(self.epoch), int(getattr(self, "batch_idx", 0)))
+        if self._last_saved_state != failing or not osp.isfile(self.resume_state_path):
+            return
+        if self._previous_saved_state is not None and osp.isfile(self.previous_state_path):
+            os.replace(self.previous_state_path, self.resume_state_path)
+            logger.warning("The resumable state saved at epoch %d, %d batch(es) holds the weights that gave the "
+                           "non-finite loss: rolled back to the previous state (epoch %d, %d batch(es))",
+                           failing[0] + 1, failing[1], self._previous_saved_state[0] + 1, self._previous_saved_state[1])
+            self._last_saved_state, self._previous_saved_state = self._previous_saved_state, None
+        else:
+            os.remove(self.resume_state_path)
+            self._last_saved_state = None
+            logger.warning("The resumable state holds the weights that gave the non-finite loss and there is no "
+                           "earlier one: removed")
 
     def load_resume_state_file(self, path: str) -> int:
         """Restore a resumable state (weights, optimisers, schedulers, trainer state, logs, position, RNGs);
@@ -887,6 +1010,7 @@ class SimpleTrainer(TrainerBase):
         every = int(train_cfg.get("CHECKPOINT_STEPS", 0) or 0)
         if every > 0 and step % every == 0 and self.batch_idx + 1 < self.num_batches:
             self.save_resume_state(self.epoch, self.batch_idx + 1)
+        self._check_preemption()
         kill_at = int(train_cfg.get("DEBUG_KILL_AT_STEP", 0) or 0)
         if kill_at > 0 and step == kill_at:
             logger.warning("TRAIN.DEBUG_KILL_AT_STEP = %d reached: killing this process (test hook)", kill_at)
@@ -894,12 +1018,30 @@ class SimpleTrainer(TrainerBase):
                 handler.flush()
             os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
+    def _check_preemption(self) -> None:
+        """SIGTERM / SIGUSR1 received (engine.run_guard): write the resumable state at this step and exit
+        with status 75; the same command resumes exactly here."""
+        signum = run_guard.preemption_requested()
+        if dist.is_dist():  # every rank stops at the same step (one tiny all-reduce per step under DDP)
+            anyone = float(dist.all_reduce_sum(1.0 if signum else 0.0))
+            signum = signum if signum else (-1 if anyone > 0 else None)
+        if signum is None:
+            return
+        self.save_resume_state(self.epoch, self.batch_idx + 1)
+        name = signal.Signals(signum).name if signum > 0 else "a preemption signal"
+        message = (f"{name} received: resumable state written to {self.resume_state_path} (epoch {self.epoch + 1}/"
+                   f"{self.max_epoch}, {self.batch_idx + 1} of {self.num_batches} batches done); exiting with status "
+                   f"{run_guard.PREEMPTED_EXIT_CODE}. Run the same command to resume")
+        logger.warning(message)
+        raise run_guard.Preempted(message)
+
     def _last_good_state_message(self) -> str:
         if self._last_saved_state is not None and osp.isfile(self.resume_state_path):
             epoch, done = self._last_saved_state
             where = f"after epoch {epoch}" if done == 0 else f"epoch {epoch + 1}, {done} batch(es) done"
             return (f"The last good resumable state is kept: {self.resume_state_path} ({where}); fix the cause "
-                    "(e.g. lower OPTIM.LR) and run the same command with --resume auto")
+                    "(e.g. lower OPTIM.LR) and run the same command with --resume-with-changes (the new LR schedule "
+                    "replaces the saved one)")
         return ("No resumable state was saved before the failure (set TRAIN.CHECKPOINT_STEPS to save within "
                 "epochs); earlier epoch checkpoints, if any, are untouched")
 

@@ -8,7 +8,7 @@
 #                root, as in the reference scripts).
 #   PYTHON       interpreter; default "python".
 #   DRY_RUN=1    print each command (shell-quoted, one line) instead of running it.
-#   FORCE=1      run again even when <run dir>/results.json already exists (default: skip finished runs;
+#   FORCE=1      run again even when <run dir>/DONE already exists (default: skip finished runs;
 #                an unfinished run resumes from its last checkpoint).
 #   CFG          trainer config name (file stem under configs/trainers/<TRAINER>/) replacing a script's
 #                default, e.g. CFG=tiny_smoke.
@@ -234,10 +234,11 @@ train_py() {
     run_cmd "$PYTHON" train.py "${extra[@]}" "$@" ${custom[@]+"${custom[@]}"}
 }
 
-# already_done DIR: true (and a note) when DIR/results.json exists and FORCE is not 1
+# already_done DIR: true (and a note) when DIR/DONE exists (written by train.py after results.json) and
+# FORCE is not 1; a run killed between results.json and DONE is run again (it resumes)
 already_done() {
     [[ -z "${SWEEP_PLAN:-}" ]] || return 1  # tools/sweep.py records every run and skips the finished ones itself
-    if [[ "$FORCE" != 1 && -f "$1/results.json" ]]; then
+    if [[ "$FORCE" != 1 && -f "$1/DONE" ]]; then
         note "results are available in $1 (results.json); skipping this job (FORCE=1 runs it again)"
         return 0
     fi

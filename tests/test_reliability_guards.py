@@ -139,9 +139,11 @@ def test_nonfinite_loss_stops_the_run_and_keeps_the_last_good_state(env, tmp_pat
     with pytest.raises(FloatingPointError, match=r"Non-finite loss nan at epoch 2/2, step 3/6"):
         train.main(student_argv(env, out, opts))
     assert "Training stopped" in caplog.text
-    assert f"The last good resumable state is kept: {out / RESUME_STATE_NAME} (epoch 2, 2 batch(es) done)" in caplog.text
+    # the state saved at step 2 of epoch 2 holds the weights that met the non-finite loss: rolled back one save
+    assert "rolled back to the previous state (epoch 2, 1 batch(es))" in caplog.text
+    assert f"The last good resumable state is kept: {out / RESUME_STATE_NAME} (epoch 2, 1 batch(es) done)" in caplog.text
     state = load_resume_state(str(out / RESUME_STATE_NAME))
-    assert (state["epoch"], state["batches_done"]) == (1, 2)
+    assert (state["epoch"], state["batches_done"]) == (1, 1)
     weights = state["models"]["VLPromptLearner"]["state_dict"]
     assert all(torch.isfinite(v.float()).all() for v in weights.values())
     assert ckpt_state(out, 1)["epoch"] == 1 and not (out / "results.json").exists() and not (out / DONE_NAME).exists()
@@ -149,8 +151,11 @@ def test_nonfinite_loss_stops_the_run_and_keeps_the_last_good_state(env, tmp_pat
     # resuming with another batch size is refused (the remaining batches could not be the same)
     monkeypatch.setattr(PromptKDStudent, "parse_batch_train", original)
     engine_utils.close_logger()
-    with pytest.raises(ValueError, match="saved with 6 batches per epoch but the training loader now has 3"):
+    with pytest.raises(ValueError, match=r"with a different configuration \(DATALOADER\.TRAIN_X\.BATCH_SIZE: 2 -> 4;"):
         train.main(student_argv(env, out, opts + ["DATALOADER.TRAIN_X.BATCH_SIZE", "4"]))
+    engine_utils.close_logger()
+    with pytest.raises(ValueError, match="saved with 6 batches per epoch but the training loader now has 3"):
+        train.main(student_argv(env, out, opts + ["DATALOADER.TRAIN_X.BATCH_SIZE", "4"], flags=["--resume-with-changes"]))
     # with the cause fixed, the same command resumes from the kept state and completes
     engine_utils.close_logger()
     tr = train.main(student_argv(env, out, opts))

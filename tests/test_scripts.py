@@ -143,6 +143,10 @@ def test_finished_runs_are_skipped_unless_forced(tmp_path):
     assert flag(cmd, "--model-dir") == str(tmp_path / "base2new/train_base/dtd/shots_0/PromptKD/vit_b16_c2_ep20_batch8_4+4ctx/seed_1")
     out.mkdir(parents=True)
     (out / "results.json").write_text("{}")
+    # results.json without DONE: killed between the two, so the job runs again (it resumes)
+    res = run_script(script, "dtd", 1, DRY_RUN=1, OUTPUT_ROOT=tmp_path)
+    assert res.returncode == 0 and len(commands(res.stdout)) == 1
+    (out / "DONE").write_text("{}")
     res = run_script(script, "dtd", 1, DRY_RUN=1, OUTPUT_ROOT=tmp_path)
     assert res.returncode == 0 and res.stdout == "" and "skipping" in res.stderr
     res = run_script(script, "dtd", 1, DRY_RUN=1, OUTPUT_ROOT=tmp_path, FORCE=1)
@@ -326,7 +330,7 @@ def test_zero_shot_script_end_to_end(tmp_path):
     assert row["base"]["mean"] == pytest.approx(result["base_acc"])
     assert row["novel"]["mean"] == pytest.approx(result["novel_acc"])
     assert row["paper"]["hm"] == 56.37  # CLIP row of Table 1, DTD
-    # a second call finds results.json and skips the job
+    # a second call finds DONE and skips the job
     res = run_script(REPO / "scripts/zsclip/base2new_test.sh", "dtd", 1, DATA=data, OUTPUT_ROOT=tmp_path / "out",
                      CFG="tiny_smoke")
     assert res.returncode == 0 and "skipping" in res.stderr

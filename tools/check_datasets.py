@@ -352,4 +352,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from engine.cli_errors import run_cli
+
+    sys.exit(run_cli(main, "check_datasets"))

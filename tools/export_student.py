@@ -238,4 +238,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from engine.cli_errors import run_cli
+
+    sys.exit(run_cli(main, "export_student"))

@@ -110,4 +110,6 @@ def main(argv: Optional[List[str]] = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from engine.cli_errors import run_cli
+
+    sys.exit(run_cli(main, "make_class_vectors"))

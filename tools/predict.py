@@ -42,10 +42,9 @@ def load_artefact(path: str) -> Dict[str, Any]:
 
     if not osp.isfile(path):
         raise FileNotFoundError(f"Student artefact not found: {path} (write it with tools/export_student.py RUN_DIR OUT_FILE)")
-    try:
-        art = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"Cannot read student artefact {path}: {exc.__class__.__name__}: {exc}") from exc
+    from engine.safe_load import safe_torch_load
+
+    art = safe_torch_load(path, "student artefact")
     if not isinstance(art, dict) or art.get("format") != ARTEFACT_FORMAT:
         raise ValueError(f"{path} is not a PromptKD student artefact (expected format {ARTEFACT_FORMAT!r}); "
                          "write it with tools/export_student.py")
@@ -187,4 +186,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from engine.cli_errors import run_cli
+
+    sys.exit(run_cli(main, "predict"))

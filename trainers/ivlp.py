@@ -70,6 +70,10 @@ class VLPromptTrainer(PromptedCLIPTrainer):
     def checkpoint_meta(self, name: str) -> Dict:
         meta = super().checkpoint_meta(name)
         meta["ctx_init"] = self.model.text_prompts.ctx_init
+        node = self.cfg.TRAINER[self.CFG_NODE]  # the depths the teacher loader checks the keys against
+        if "PROMPT_DEPTH_TEXT" in node and "PROMPT_DEPTH_VISION" in node:
+            meta.setdefault("prompt", {"depth_text": int(node.PROMPT_DEPTH_TEXT),
+                                       "depth_vision": int(node.PROMPT_DEPTH_VISION)})
         return meta
 
     # ------------------------------------------------------------------ reference checkpoints

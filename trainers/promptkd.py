@@ -58,7 +58,7 @@ from engine import dist
 from .common.backbone import build_clip, check_input_size, freeze
 from .common.base import PromptTrainer
 from .common.checkpoints import CheckpointKeyError, file_sha256, format_keys
-from .common.class_vectors import ClassVectors, load_class_vectors, save_class_vectors
+from .common.class_vectors import ClassVectors, class_vectors_digest, load_class_vectors, save_class_vectors
 from .common.kd import get_kd_loss, kd_loss_inputs, kd_loss_names
 from .common import teacher_cache
 from .common.prompts import TextPromptLearner, VisualPromptStack, count_prompt_tokens
@@ -120,6 +120,10 @@ def add_config(cfg: CN) -> None:
     # class-vectors file; "" -> class_vectors_<DATASET.NAME>.pt next to the teacher checkpoint
     # (zero-shot teacher: in OUTPUT_DIR)
     pk.CLASS_VECTORS = ""
+    # expected prompt depths of a released teacher checkpoint (0: not checked); checkpoints of our trainers
+    # record their own depths, which are always checked (strict teacher loading)
+    pk.TEACHER_PROMPT_DEPTH_TEXT = 0
+    pk.TEACHER_PROMPT_DEPTH_VISION = 0
     teacher_cache.add_config(pk)  # TEACHER_CACHE.{MODE: off|record|replay, DIR} (docs/PERFORMANCE.md)
     cfg.TRAINER.PROMPTKD = pk
 
@@ -298,15 +302,42 @@ class PromptKDStudent(PromptTrainer):
         teacher = self._teacher()
         feats = compute_class_vectors(teacher, all_names, autocast=self.autocast).cpu()
         if dist.is_main_process():
-            return save_class_vectors(path, feats, all_names, teacher.identity, teacher.logit_scale)
+            try:
+                return save_class_vectors(path, feats, all_names, teacher.identity, teacher.logit_scale)
+            except OSError as exc:
+                raise OSError(getattr(exc, "errno", None) or 5,
+                              f"{exc}. The class vectors are written next to the teacher checkpoint by default; set "
+                              "TRAINER.PROMPTKD.CLASS_VECTORS to a writable file path (e.g. in OUTPUT_DIR)") from exc
         return ClassVectors(feats, all_names, dict(teacher.identity), teacher.logit_scale, path)
 
     def teacher_identity(self) -> Optional[Dict[str, Any]]:
         cv = self.class_vectors
-        out = {**cv.teacher, "class_vectors": cv.path, "logit_scale": cv.logit_scale}
+        out = {**cv.teacher, "class_vectors": cv.path, "logit_scale": cv.logit_scale,
+               "class_vectors_sha256": class_vectors_digest(cv.features)}
         if self.student_class_vectors is not cv:
             out["student_class_vectors"] = dict(self.student_class_vectors.teacher)
         return out
+
+    def load_extra_checkpoint_state(self, name: str, checkpoint: Dict[str, Any], resume: bool) -> None:
+        """A student checkpoint records the teacher (class vectors) it was distilled with; evaluating it with
+        the class vectors of another teacher would give a silently wrong result, so it is refused."""
+        super().load_extra_checkpoint_state(name, checkpoint, resume)
+        saved = ((checkpoint.get("meta") or {}).get("teacher") or {}) if isinstance(checkpoint, dict) else {}
+        if not saved or getattr(self, "class_vectors", None) is None:
+            return
+        current = self.teacher_identity() or {}
+        fields = [k for k in ("class_vectors_sha256", "checkpoint_sha256", "type", "model")
+                  if saved.get(k) is not None and current.get(k) is not None]
+        differing = [k for k in fields if saved[k] != current[k]]
+        if "class_vectors_sha256" in fields and "class_vectors_sha256" not in differing:
+            differing = []  # the very same class vectors
+        if differing:
+            detail = ", ".join(f"{k} {str(saved[k])[:16]!r} vs {str(current[k])[:16]!r}" for k in differing)
+            raise ValueError(
+                f"The student checkpoint was distilled with the class vectors {saved.get('class_vectors')!r} but this "
+                f"run uses {current.get('class_vectors')!r} from another teacher ({detail}). Point "
+                "TRAINER.PROMPTKD.CLASS_VECTORS (or TEACHER_CKPT) to the teacher the student was distilled from"
+            )
 
     @torch.no_grad()
     def compute_student_text_class_vectors(self, clip_model: nn.Module, batch_size: int = 256) -> ClassVectors:
@@ -422,6 +453,13 @@ class PromptKDStudent(PromptTrainer):
         if abs(teacher.logit_scale - self.class_vectors.logit_scale) > 1e-3 * max(1.0, teacher.logit_scale):
             raise ValueError(f"Teacher logit scale {teacher.logit_scale} differs from the class-vectors file's "
                              f"{self.class_vectors.logit_scale} ({self.class_vectors.path}): another teacher")
+        size = clip.model_info(teacher.clip_model).image_size
+        if tuple(self.cfg.INPUT.SIZE) != (size, size):
+            raise ValueError(
+                f"Teacher {teacher.identity.get('model')} takes {size}x{size} images but INPUT.SIZE is "
+                f"{tuple(self.cfg.INPUT.SIZE)}: the teacher and the student see the same image tensor, so use a "
+                f"teacher with the student's input size, or set INPUT.SIZE ({size}, {size}) if the student supports it"
+            )
         self.teacher_encoder = teacher.image_encoder().to(self.device)
         self.teacher_scale = teacher.logit_scale
         self._teacher_obj = None  # drop the teacher's text side; only its image tower is kept

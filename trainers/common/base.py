@@ -44,7 +44,8 @@ from tqdm import tqdm
 from datasets.config import resolve_eval_protocol
 from engine import dist
 from engine.api import (TrainerX, build_data_loader, build_evaluator, build_lr_scheduler, build_optimizer,
-                        build_transform, load_checkpoint, save_checkpoint)
+                        build_transform, save_checkpoint)
+from engine.checkpoint import load_checkpoint  # weights_only=True only, under either engine
 from engine.run_header import class_lines
 from engine.trainer import _progress_enabled  # progress bars on rank 0 and a terminal only (not in log files)
 from engine.utils import write_json
@@ -460,6 +461,8 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
             "output_dir": self.output_dir,
             "collapse": self._collapse(results, sel),
         }
+        if getattr(self, "run_decisions", None):  # recorded choices (train.py: --resume-with-changes, --eval-untrained)
+            out["decisions"] = dict(self.run_decisions)
         update_row = getattr(self, "update_epoch_row", None)  # final accuracies in the last row of metrics.csv
         if update_row is not None:
             update_row({f"test_{k}": v for k, v in summary.items()})

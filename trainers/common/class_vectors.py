@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from engine.fileio import atomic_torch_save
+from engine.safe_load import safe_torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -132,10 +133,7 @@ def load_class_vectors(
             f"Class-vectors file not found: {path}. Create it with tools/make_class_vectors.py or by training "
             "the teacher with the PromptSRCTeacher trainer, or set TRAINER.PROMPTKD.CLASS_VECTORS."
         )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unreadable / not a torch file
-        raise ValueError(f"Cannot read class-vectors file {path}: {exc}") from exc
+    payload = safe_torch_load(path, "class-vectors file")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise ValueError(
             f"{path} is not a class-vectors file (expected a dict with format={FORMAT_NAME!r}); "
@@ -165,3 +163,11 @@ def load_class_vectors(
             "(the teacher's embedding dimension); it was made by another teacher model."
         )
     return ClassVectors(features, classnames, dict(payload["teacher"]), float(payload["logit_scale"]), path)
+
+
+def class_vectors_digest(features: torch.Tensor) -> str:
+    """sha256 of the class vectors' fp32 values (identifies the teacher a student was distilled with)."""
+    import hashlib
+
+    data = features.detach().float().cpu().contiguous().numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()

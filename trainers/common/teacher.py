@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import clip
+from engine.safe_load import safe_torch_load
 
 from .backbone import build_clip, freeze
 from .checkpoints import (
@@ -175,6 +176,15 @@ def find_teacher_checkpoint(path: str) -> str:
         )
     folder = next((os.path.join(path, sub) for sub in _TEACHER_SUBFOLDERS if os.path.isdir(os.path.join(path, sub))),
                   path)
+    pointer = os.path.join(folder, "checkpoint")  # Dassl's pointer to the latest save of the run
+    if os.path.isfile(pointer):
+        with open(pointer, "r", encoding="utf-8") as f:
+            named = os.path.join(folder, f.readline().strip())
+        if os.path.isfile(named):
+            logger.info("Teacher checkpoint: %s (named by %s)", named, pointer)
+            return named
+        logger.warning("Teacher checkpoint pointer %s names %s, which does not exist; using the files present",
+                       pointer, named)
     numbered = []
     for f in glob.glob(os.path.join(folder, "model.pth.tar-*")):
         m = _CKPT_RE.search(f)
@@ -191,10 +201,8 @@ def find_teacher_checkpoint(path: str) -> str:
 
 
 def _read_checkpoint(path: str) -> Dict[str, Any]:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ValueError(f"Cannot read teacher checkpoint {path}: {exc}") from exc
+    """Read a teacher checkpoint with ``weights_only=True`` only (named errors from :mod:`engine.safe_load`)."""
+    ckpt = safe_torch_load(path, "teacher checkpoint (TRAINER.PROMPTKD.TEACHER_CKPT)")
     if not isinstance(ckpt, dict):
         raise ValueError(f"Teacher checkpoint {path}: expected a dict, got {type(ckpt).__name__}")
     return ckpt
@@ -251,6 +259,30 @@ def _load_backbone_weights(backbone: nn.Module, state: Mapping[str, torch.Tensor
     return len(got)
 
 
+def _check_teacher_depth(layout: Any, meta: Mapping[str, Any], fmt: str, path: str, pk: Any) -> None:
+    """Strict teacher loading checks the prompt depths read from the keys against what the checkpoint says it
+    is (its ``meta.prompt``, written by our trainers) or, for released files, the expected layout
+    (``TRAINER.PROMPTKD.TEACHER_PROMPT_DEPTH_TEXT/VISION`` when set, and image prompts present): a file missing
+    its last prompt layers would otherwise load as a shallower teacher."""
+    declared = dict(meta.get("prompt") or {}) if isinstance(meta.get("prompt"), dict) else {}
+    expected_text = int(declared.get("depth_text", 0) or pk.get("TEACHER_PROMPT_DEPTH_TEXT", 0) or 0)
+    expected_vision = int(declared.get("depth_vision", 0) or pk.get("TEACHER_PROMPT_DEPTH_VISION", 0) or 0)
+    source = "its meta" if declared else "TRAINER.PROMPTKD.TEACHER_PROMPT_DEPTH_TEXT/VISION"
+    problems = []
+    if expected_text and layout.depth_text != expected_text:
+        problems.append(f"{layout.depth_text} text prompt layer(s), {source} says {expected_text}")
+    if expected_vision and layout.depth_vision != expected_vision:
+        problems.append(f"{layout.depth_vision} image prompt layer(s), {source} says {expected_vision}")
+    if layout.depth_vision == 0 and not (declared and int(declared.get("depth_vision", -1)) == 0):
+        problems.append("no image prompts at all (image_encoder.VPT / image_prompts.layer0 missing); a PromptSRC "
+                        "teacher has deep visual prompts")
+    if problems:
+        raise CheckpointKeyError(
+            f"Teacher checkpoint {path} ({fmt} layout) is incomplete: {'; '.join(problems)}. It would load as a "
+            "shallower teacher. Use the complete file (download or copy it again)"
+        )
+
+
 def load_teacher_checkpoint(
     cfg,
     path: str,
@@ -299,6 +331,7 @@ def load_teacher_checkpoint(
         ctx = ctx_init if ctx_init is not None else meta.get("ctx_init", pk.CTX_INIT)
 
     layout = prompt_layout(prompts, f"Teacher checkpoint {path}")
+    _check_teacher_depth(layout, meta, fmt, path, pk)
     backbone = build_clip(cfg, name=backbone_name, prec=prec, device=device, what="TRAINER.PROMPTKD.TEACHER_NAME")
     n_backbone = 0
     if backbone_state:
