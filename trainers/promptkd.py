@@ -347,9 +347,10 @@ class PromptKDStudent(PromptTrainer):
     def build_model(self) -> None:
         cfg = self.cfg
         pk = cfg.TRAINER.PROMPTKD
-        # full_finetune: the student tower is trainable, so its weights stay fp32 (PREC fp16 = frozen towers in half)
-        student_prec = "fp32" if pk.TRAIN_MODE == "full_finetune" and self.prec == "fp16" else self.prec
-        clip_model = build_clip(cfg, prec=student_prec, device=self.device)
+        # full_finetune: the student tower is trainable, so its weights stay fp32 (PREC fp16 / FROZEN_PREC = frozen
+        # towers in low precision)
+        storage = "fp32" if pk.TRAIN_MODE == "full_finetune" else None
+        clip_model = build_clip(cfg, prec=self.prec, device=self.device, storage=storage)
         check_input_size(cfg, clip_model, cfg.MODEL.BACKBONE.NAME)
         info = clip.model_info(clip_model)
         student_scale = float(clip_model.logit_scale.detach().float().exp().item())

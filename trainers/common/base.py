@@ -3,8 +3,9 @@
 A trainer implements only ``build_model()``, ``forward_backward(batch)``, ``model_inference(images)``
 and ``set_eval_classnames(classnames)``. This class owns, on top of Dassl's ``TrainerX`` lifecycle:
 
-- precision (``TRAINER.<NODE>.PREC``: fp32 | fp16 | amp | bf16): :meth:`autocast` and a GradScaler
-  for amp; on CPU, fp16/amp fall back to fp32 with a WARNING. Trainable parameters stay fp32;
+- precision (``TRAINER.<NODE>.PREC``: fp32 | fp16 | amp | bf16, policy in :mod:`.precision`): :meth:`autocast`
+  and a GradScaler for amp; on CPU, fp16/amp fall back to fp32 with a WARNING (unless the test-only
+  switch of :mod:`.precision` is set). Trainable parameters stay fp32;
 - the optimisation step :meth:`optimize` (zero_grad, scaler-aware backward, non-finite loss guard
   naming epoch/step/value, grad-norm over the trainable parameters, step);
 - the LR schedule stepped once per epoch (Dassl's trainers call ``update_lr`` at the last batch);
@@ -47,13 +48,13 @@ from engine.api import (TrainerX, build_data_loader, build_evaluator, build_lr_s
 from engine.utils import write_json
 
 from .checkpoints import strict_load, trainable_state_dict
+from .precision import PRECISIONS, resolve_precision
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PromptTrainer", "PRECISIONS", "FINAL_MODEL_CHOICES", "resolve_precision", "harmonic_mean",
            "collapse_report"]
 
-PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 FINAL_MODEL_CHOICES = ("last_step", "best_val", "best_test_reference")
 BEST_NAME = "model-best.pth.tar"
 _CKPT_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
@@ -89,18 +90,6 @@ def collapse_report(eval_sets: Dict[str, Tuple[float, int]], epoch_losses: Seque
     checks = {"chance_factor": chance_factor, "loss_drop": loss_drop,
               "first_epoch_loss": losses[0] if losses else None, "last_epoch_loss": losses[-1] if losses else None}
     return {"flagged": bool(reasons), "reasons": reasons, "checks": checks}
-
-
-def resolve_precision(prec: str, device: torch.device, key: str = "PREC") -> str:
-    """Validate PREC and adapt it to the device: CPU supports fp32 and bf16 only."""
-    if prec not in PRECISIONS:
-        raise ValueError(f"{key} = {prec!r} is not supported; use one of {list(PRECISIONS)}")
-    if device.type != "cuda" and prec in ("fp16", "amp"):
-        logger.warning("%s = %s needs CUDA; running in fp32 on %s", key, prec, device.type)
-        return "fp32"
-    if device.type == "cuda" and prec == "bf16" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"{key} = bf16 but this GPU does not support bfloat16; use fp16 or amp")
-    return prec
 
 
 class _ABCTrainerMeta(ABCMeta):
