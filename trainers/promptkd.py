@@ -468,7 +468,7 @@ class PromptKDStudent(PromptTrainer):
         student_logits = cosine_logits(f_s, self.class_weights, self.model.logit_scale)
         return student_logits, teacher_logits
 
-    def forward_backward(self, batch) -> Dict[str, float]:
+    def forward_backward(self, batch) -> Dict[str, torch.Tensor]:
         if self.teacher_encoder is None and not self.replaying_teacher_cache:
             raise RuntimeError("PromptKDStudent.forward_backward: the teacher image encoder is not built "
                                "(before_train() was not run)")
@@ -481,7 +481,8 @@ class PromptKDStudent(PromptTrainer):
             kd = self.kd_loss(student_logits, teacher_logits, float(pk.TEMPERATURE))
         loss = float(pk.KD_WEIGHT) * kd
         grad_norm = self.optimize(loss)
-        return {"loss": loss.item(), "kd": kd.item(), "grad_norm": grad_norm}
+        # device tensors: the engine's meters read them every TRAIN.PRINT_FREQ steps, not at every step
+        return {"loss": loss.detach(), "kd": kd.detach(), "grad_norm": grad_norm}
 
     @torch.no_grad()
     def model_inference(self, images: torch.Tensor) -> torch.Tensor:

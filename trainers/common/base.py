@@ -177,15 +177,11 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         return total
 
     # ------------------------------------------------------------------ optimisation
-    def optimize(self, loss: torch.Tensor, names: Optional[Sequence[str]] = None) -> float:
-        """One optimisation step on ``loss``: NaN/Inf guard, zero_grad, backward (GradScaler for amp),
-        grad norm over the trainable parameters (returned and stored in ``self.last_grad_norm``), step."""
-        if not torch.isfinite(loss.detach()).all():
-            raise FloatingPointError(
-                f"Non-finite loss {loss.detach().float().item()} at epoch {self.epoch + 1}/{self.max_epoch}, "
-                f"step {getattr(self, 'batch_idx', 0) + 1}/{getattr(self, 'num_batches', '?')} "
-                f"(trainer {type(self).__name__}, PREC {self.prec}); lower the learning rate or use fp32/amp"
-            )
+    def optimize(self, loss: torch.Tensor, names: Optional[Sequence[str]] = None) -> torch.Tensor:
+        """One optimisation step on ``loss``: zero_grad, backward (GradScaler for amp), grad norm over the
+        trainable parameters, NaN/Inf guard, step. Returns the grad norm as a 0-d tensor on the device
+        (also ``self.last_grad_norm``), not read by the host: the guard is the step's only device-to-host
+        synchronisation (amp's GradScaler adds its own inf check)."""
         names = self.get_model_names(names)
         for name in names:
             if self._optims[name] is not None:
@@ -203,13 +199,12 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                     scaler.unscale_(self._optims[name])
         grads = [p.grad.detach().float().norm() for name in names for p in self._models[name].parameters()
                  if p.requires_grad and p.grad is not None]
-        grad_norm = float(torch.linalg.vector_norm(torch.stack(grads)).item()) if grads else 0.0
-        if scaler is None and not math.isfinite(grad_norm):
-            raise FloatingPointError(
-                f"Non-finite gradient norm {grad_norm} at epoch {self.epoch + 1}/{self.max_epoch}, step "
-                f"{getattr(self, 'batch_idx', 0) + 1}/{getattr(self, 'num_batches', '?')} (loss {loss.item():.4g}, "
-                f"PREC {self.prec}); lower the learning rate or use fp32/amp"
-            )
+        grad_norm = torch.linalg.vector_norm(torch.stack(grads)) if grads else loss.new_zeros((), dtype=torch.float32)
+        finite = torch.isfinite(loss.detach()).all()
+        if scaler is None:  # amp: a non-finite gradient makes the GradScaler skip the step and lower its scale
+            finite = finite & torch.isfinite(grad_norm)
+        if not bool(finite):  # the one synchronisation of the step
+            self._raise_non_finite(loss, grad_norm)
         for name in names:
             if self._optims[name] is None:
                 continue
@@ -221,6 +216,18 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
             scaler.update()
         self.last_grad_norm = grad_norm
         return grad_norm
+
+    def _raise_non_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        where = (f"epoch {self.epoch + 1}/{self.max_epoch}, step {getattr(self, 'batch_idx', 0) + 1}/"
+                 f"{getattr(self, 'num_batches', '?')}")
+        value = float(loss.detach().float().item())
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"Non-finite loss {value} at {where} (trainer {type(self).__name__}, PREC {self.prec}); "
+                "lower the learning rate or use fp32/amp")
+        raise FloatingPointError(
+            f"Non-finite gradient norm {float(grad_norm)} at {where} (loss {value:.4g}, PREC {self.prec}); "
+            "lower the learning rate or use fp32/amp")
 
     def wrap_model_ddp(self) -> None:
         """DDP for prompt trainers (docs/PERFORMANCE.md). The models are not wrapped (trainers call their
