@@ -33,6 +33,9 @@ written every ``FLUSH_STEPS`` steps; under DDP each flush gathers the ranks' rec
 per-step object gathers) and rank 0 writes the files; a DistributedSampler's padding duplicates keep the
 last record. The undrawn images of an epoch are split over the ranks and loaded with a DataLoader
 (DATALOADER.NUM_WORKERS workers); their augmentations come from a generator seeded by (SEED, epoch, image).
+A recording killed mid-epoch loses its unwritten buffer; after the resume those images count as undrawn
+and are recorded at the epoch end (fresh augmentations), so the cache is complete but, for them, is not
+what the interrupted run trained on.
 """
 
 from __future__ import annotations
