@@ -138,6 +138,24 @@ def all_gather_object(obj: Any) -> List[Any]:
     return out
 
 
+def all_gather_tensors(tensor: torch.Tensor) -> List[torch.Tensor]:
+    """Gather a tensor from every rank (``[tensor]`` in a single process); the first dimension may differ
+    between ranks (padded for the collective, trimmed after). NCCL needs CUDA tensors: pass them on the
+    rank's device."""
+    if not is_dist():
+        return [tensor]
+    size = torch.tensor([tensor.shape[0]], dtype=torch.int64, device=tensor.device)
+    sizes = [torch.zeros_like(size) for _ in range(get_world_size())]
+    torch_dist.all_gather(sizes, size)
+    lengths = [int(s.item()) for s in sizes]
+    longest = max(lengths)
+    padded = tensor.new_zeros((longest,) + tuple(tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    out = [torch.empty_like(padded) for _ in lengths]
+    torch_dist.all_gather(out, padded.contiguous())
+    return [t[:n] for t, n in zip(out, lengths)]
+
+
 def barrier() -> None:
     """Synchronise all ranks (no-op in a single process)."""
     if is_dist():

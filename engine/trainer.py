@@ -795,6 +795,7 @@ class SimpleTrainer(TrainerBase):
         meters = getattr(self, "_epoch_meters", None)
         if meters is None:
             return {}
+        meters.materialize()
         return {k: {"val": float(m.val), "sum": float(m.sum), "count": int(m.count)} for k, m in meters.meters.items()}
 
     @staticmethod
@@ -1056,6 +1057,7 @@ class SimpleTrainer(TrainerBase):
         row: Dict[str, Any] = {"epoch": self.epoch + 1, "lr": getattr(self, "_epoch_lr", self.get_current_lr())}
         meters = getattr(self, "_epoch_meters", None)
         if meters is not None:
+            meters.materialize()
             for k, m in meters.meters.items():
                 row[k] = m.avg
         row.update(self._epoch_scalars)
@@ -1113,22 +1115,29 @@ class SimpleTrainer(TrainerBase):
             sampler.set_epoch(self.epoch)
 
     def _log_progress(self, losses: MetricMeter, batch_time: AverageMeter, data_time: AverageMeter, bar: Any) -> None:
+        """Every ``TRAIN.PRINT_FREQ`` steps (every step when the epoch is shorter): the log line, the
+        tensorboard ``train/*`` scalars and the progress-bar values. The loss values stay on the device in
+        between (read here with one synchronisation), so a training step itself does not wait for the device."""
+        if bar is not None and not bar.disable:
+            bar.update(1)
+        meet_freq = (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0
+        only_few_batches = self.num_batches < self.cfg.TRAIN.PRINT_FREQ
+        if not (meet_freq or only_few_batches):
+            return
+        losses.materialize()
         nb_remain = self.num_batches - self.batch_idx - 1 + (self.max_epoch - self.epoch - 1) * self.num_batches
         eta = str(datetime.timedelta(seconds=int(batch_time.avg * nb_remain)))
         lr = self.get_current_lr()
-        meet_freq = (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0
-        only_few_batches = self.num_batches < self.cfg.TRAIN.PRINT_FREQ
-        if meet_freq or only_few_batches:
-            info = [
-                f"epoch [{self.epoch + 1}/{self.max_epoch}]",
-                f"batch [{self.batch_idx + 1}/{self.num_batches}]",
-                f"time {batch_time.val:.3f} ({batch_time.avg:.3f})",
-                f"data {data_time.val:.3f} ({data_time.avg:.3f})",
-                f"{losses}",
-                f"lr {lr:.4e}",
-                f"eta {eta}",
-            ]
-            logger.info(" ".join(info))
+        info = [
+            f"epoch [{self.epoch + 1}/{self.max_epoch}]",
+            f"batch [{self.batch_idx + 1}/{self.num_batches}]",
+            f"time {batch_time.val:.3f} ({batch_time.avg:.3f})",
+            f"data {data_time.val:.3f} ({data_time.avg:.3f})",
+            f"{losses}",
+            f"lr {lr:.4e}",
+            f"eta {eta}",
+        ]
+        logger.info(" ".join(info))
         n_iter = self.epoch * self.num_batches + self.batch_idx
         for name, meter in losses.meters.items():
             self.write_scalar("train/" + name, meter.avg, n_iter)
@@ -1138,7 +1147,6 @@ class SimpleTrainer(TrainerBase):
             postfix["lr"] = f"{lr:.2e}"
             postfix["eta"] = eta
             bar.set_postfix(postfix, refresh=False)
-            bar.update(1)
 
     def _progress_bar(self, initial: int = 0) -> Any:
         return tqdm(

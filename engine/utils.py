@@ -22,7 +22,7 @@ import random
 import sys
 import time
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -289,6 +289,10 @@ class AverageMeter:
 
         meter = AverageMeter()
         meter.update(loss.item(), n=batch_size)
+
+    A tensor value (e.g. a loss on the GPU) is accumulated where it lives, without reading it: the
+    host reads it (one device-to-host synchronisation) only when ``val`` / ``avg`` / ``sum`` are read,
+    e.g. every ``TRAIN.PRINT_FREQ`` steps, not at every step (EMA meters read it at once).
     """
 
     def __init__(self, ema: bool = False) -> None:
@@ -296,27 +300,64 @@ class AverageMeter:
         self.reset()
 
     def reset(self) -> None:
-        self.val = 0.0
-        self.avg = 0.0
-        self.sum = 0.0
+        self._pending: Optional[List[torch.Tensor]] = None  # [last value, sum of value x n] not yet read
+        self._val = 0.0
+        self._avg = 0.0
+        self._sum = 0.0
         self.count = 0
 
     def update(self, val: Union[float, torch.Tensor], n: int = 1) -> None:
+        if isinstance(val, torch.Tensor) and not self.ema:
+            v = val.detach().reshape(()).double()
+            if self._pending is None:
+                self._pending = [v, v * n]
+            else:
+                self._pending = [v, self._pending[1] + v * n]
+            self.count += n
+            return
         if isinstance(val, torch.Tensor):
             val = val.item()
-        self.val = val
-        self.sum += val * n
+        self.materialize()
+        self._val = val
+        self._sum += val * n
         self.count += n
         if self.ema:
-            self.avg = self.avg * 0.9 + self.val * 0.1
+            self._avg = self._avg * 0.9 + self._val * 0.1
         else:
-            self.avg = self.sum / self.count
+            self._avg = self._sum / self.count
+
+    def pending(self) -> Optional[List[torch.Tensor]]:
+        """The device tensors not read yet (None when everything is on the host)."""
+        return self._pending
+
+    def materialize(self, values: Optional[Sequence[float]] = None) -> None:
+        """Read the pending tensors (``values``: already read by :meth:`MetricMeter.materialize`)."""
+        if self._pending is None:
+            return
+        last, total = values if values is not None else torch.stack(self._pending).tolist()
+        self._pending = None
+        self._val = float(last)
+        self._sum += float(total)
+        self._avg = self._sum / self.count if self.count else 0.0
+
+    def _read(self, name: str) -> float:
+        self.materialize()
+        return getattr(self, name)
+
+    val = property(lambda self: self._read("_val"), lambda self, v: self._set("_val", v))
+    avg = property(lambda self: self._read("_avg"), lambda self, v: self._set("_avg", v))
+    sum = property(lambda self: self._read("_sum"), lambda self, v: self._set("_sum", v))
+
+    def _set(self, name: str, value: float) -> None:
+        self.materialize()
+        setattr(self, name, value)
 
 
 class MetricMeter:
     """A dict of ``AverageMeter``s fed with ``update({"loss": ..., "acc": ...})``.
 
-    ``str(meter)`` gives Dassl's "name val (avg)" string joined by spaces.
+    ``str(meter)`` gives Dassl's "name val (avg)" string joined by spaces. Tensor values stay on their
+    device until read; :meth:`materialize` reads every meter's pending values with one synchronisation.
     """
 
     def __init__(self, delimiter: str = " ") -> None:
@@ -331,11 +372,22 @@ class MetricMeter:
                 f"MetricMeter.update expects a dict of scalars (what forward_backward returns), got {type(input_dict).__name__}"
             )
         for k, v in input_dict.items():
-            if isinstance(v, torch.Tensor):
-                v = v.item()
             if k not in self.meters:
                 self.meters[k] = AverageMeter()
             self.meters[k].update(v)
 
+    def materialize(self) -> None:
+        """Read the pending device values of all meters with one device-to-host copy per device."""
+        by_device: Dict[torch.device, List[AverageMeter]] = OrderedDict()
+        for meter in self.meters.values():
+            pending = meter.pending()
+            if pending is not None:
+                by_device.setdefault(pending[0].device, []).append(meter)
+        for meters in by_device.values():
+            values = torch.stack([t for m in meters for t in m.pending()]).tolist()
+            for i, meter in enumerate(meters):
+                meter.materialize(values[2 * i:2 * i + 2])
+
     def __str__(self) -> str:
+        self.materialize()
         return self.delimiter.join(f"{name} {meter.val:.4f} ({meter.avg:.4f})" for name, meter in self.meters.items())

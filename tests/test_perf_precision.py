@@ -89,4 +89,4 @@ def test_cuda_only_precisions_fall_back_to_fp32_on_cpu(env, tmp_path, caplog):
     assert any("needs CUDA; running in fp32" in r.getMessage() for r in caplog.records)
     assert next(tr.model.visual.parameters()).dtype == torch.float32
     out = tr.forward_backward({"img": torch.randn(6, 3, 32, 32)})
-    assert out["loss"] > 0 and torch.isfinite(torch.tensor(out["loss"]))
+    assert out["loss"] > 0 and torch.isfinite(torch.as_tensor(out["loss"]))

@@ -1,7 +1,9 @@
 """Precision modes on a GPU (skipped without CUDA): fp16 (frozen towers in half), amp, bf16.
 
 Each trainer runs one epoch of a tiny model; trainable parameters must stay fp32, the frozen towers
-must be half precision only for PREC fp16, and the run must produce finite results.
+must be half precision only for PREC fp16, and the run must produce finite results. The same code paths
+run on CPU for every trainer in tests/test_precision_matrix.py (through the test-only switch
+PROMPTKD_TEST_ONLY_FP16_ON_CPU); this file checks them on a real GPU.
 """
 
 from __future__ import annotations

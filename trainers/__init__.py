@@ -74,6 +74,10 @@ def extend_cfg(cfg: CN) -> CN:
     if "ALLOW_RANDOM_INIT" not in bb:
         # build CLIP with random weights when no weights file exists (tests / smoke runs only)
         bb.ALLOW_RANDOM_INIT = False
+    if "FROZEN_PREC" not in bb:
+        # storage of the frozen CLIP towers: auto (fp16 under PREC fp16, else fp32) | fp32 | fp16 | bf16
+        # (trainers/common/precision.py; trainable parameters are fp32 whatever this says)
+        bb.FROZEN_PREC = "auto"
     if "NO_TEST" not in cfg.TEST:
         cfg.TEST.NO_TEST = False  # skip the evaluation after training
     if "SUBSAMPLE_CLASSES" not in cfg.DATASET:

@@ -378,9 +378,10 @@ class PromptKDStudent(PromptTrainer):
     def build_model(self) -> None:
         cfg = self.cfg
         pk = cfg.TRAINER.PROMPTKD
-        # full_finetune: the student tower is trainable, so its weights stay fp32 (PREC fp16 = frozen towers in half)
-        student_prec = "fp32" if pk.TRAIN_MODE == "full_finetune" and self.prec == "fp16" else self.prec
-        clip_model = build_clip(cfg, prec=student_prec, device=self.device)
+        # full_finetune: the student tower is trainable, so its weights stay fp32 (PREC fp16 / FROZEN_PREC = frozen
+        # towers in low precision)
+        storage = "fp32" if pk.TRAIN_MODE == "full_finetune" else None
+        clip_model = build_clip(cfg, prec=self.prec, device=self.device, storage=storage)
         check_input_size(cfg, clip_model, cfg.MODEL.BACKBONE.NAME)
         info = clip.model_info(clip_model)
         student_scale = float(clip_model.logit_scale.detach().float().exp().item())
@@ -505,7 +506,7 @@ class PromptKDStudent(PromptTrainer):
         student_logits = cosine_logits(f_s, self.class_weights, self.model.logit_scale)
         return student_logits, teacher_logits
 
-    def forward_backward(self, batch) -> Dict[str, float]:
+    def forward_backward(self, batch) -> Dict[str, torch.Tensor]:
         if self.teacher_encoder is None and not self.replaying_teacher_cache:
             raise RuntimeError("PromptKDStudent.forward_backward: the teacher image encoder is not built "
                                "(before_train() was not run)")
@@ -518,7 +519,8 @@ class PromptKDStudent(PromptTrainer):
             kd = self.kd_loss(student_logits, teacher_logits, float(pk.TEMPERATURE))
         loss = float(pk.KD_WEIGHT) * kd
         grad_norm = self.optimize(loss)
-        return {"loss": loss.item(), "kd": kd.item(), "grad_norm": grad_norm}
+        # device tensors: the engine's meters read them every TRAIN.PRINT_FREQ steps, not at every step
+        return {"loss": loss.detach(), "kd": kd.detach(), "grad_norm": grad_norm}
 
     @torch.no_grad()
     def model_inference(self, images: torch.Tensor) -> torch.Tensor:

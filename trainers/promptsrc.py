@@ -128,7 +128,7 @@ class PromptSRC(VLPromptTrainer):
         return total / len(IMAGENET_TEMPLATES)
 
     # ------------------------------------------------------------------ training
-    def forward_backward(self, batch) -> Dict[str, float]:
+    def forward_backward(self, batch) -> Dict[str, torch.Tensor]:
         images, labels = self.parse_batch_train(batch)
         node = self.cfg.TRAINER.PROMPTSRC
         model = self.model
@@ -146,8 +146,8 @@ class PromptSRC(VLPromptTrainer):
         losses = promptsrc_losses(logits, zs_logits, labels, text_n, fixed_n, image_n, zs_image_n,
                                   float(node.TEXT_LOSS_WEIGHT), float(node.IMAGE_LOSS_WEIGHT))
         grad_norm = self.optimize(losses["loss"])
-        out = {k: v.item() for k, v in losses.items()}
-        out["acc"] = (logits.argmax(dim=1) == labels).float().mean().item() * 100.0
+        out = {k: v.detach() for k, v in losses.items()}  # device tensors, read at PRINT_FREQ
+        out["acc"] = (logits.detach().argmax(dim=1) == labels).float().mean() * 100.0
         out["grad_norm"] = grad_norm
         return out
 

@@ -17,6 +17,8 @@ from torch import nn
 
 import clip
 
+from .precision import frozen_storage
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["resolve_weights_dir", "build_clip", "freeze", "check_input_size", "clip_precision"]
@@ -33,13 +35,16 @@ def resolve_weights_dir(cfg) -> Optional[str]:
     return os.path.expanduser(env) if env else None
 
 
-def clip_precision(prec: str) -> str:
-    """Storage precision of frozen towers for an (already resolved) trainer PREC.
+def clip_precision(prec: str, cfg=None, device: torch.device | str = "cpu") -> str:
+    """Storage precision of frozen towers for an (already resolved) trainer PREC and ``cfg``'s
+    ``MODEL.BACKBONE.FROZEN_PREC`` (see :mod:`trainers.common.precision`).
 
-    Only "fp16" stores the frozen towers in half precision (as the reference); "amp" and "bf16" keep
-    fp32 weights and run under autocast; "fp32" is plain fp32.
+    By default only "fp16" stores the frozen towers in half precision (as the reference); "amp" and
+    "bf16" keep fp32 weights and run under autocast; "fp32" is plain fp32. FROZEN_PREC bf16 / fp16 / fp32
+    overrides the storage.
     """
-    return "fp16" if prec == "fp16" else "fp32"
+    frozen = cfg.MODEL.BACKBONE.get("FROZEN_PREC", "auto") if cfg is not None and "BACKBONE" in cfg.MODEL else "auto"
+    return frozen_storage(prec, frozen, device)
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -50,10 +55,12 @@ def freeze(module: nn.Module) -> nn.Module:
 
 
 def build_clip(cfg, name: Optional[str] = None, prec: str = "fp32",
-               device: torch.device | str = "cpu", what: str = "MODEL.BACKBONE.NAME") -> nn.Module:
+               device: torch.device | str = "cpu", what: str = "MODEL.BACKBONE.NAME",
+               storage: Optional[str] = None) -> nn.Module:
     """Load the CLIP model ``name`` (default ``MODEL.BACKBONE.NAME``), frozen, on ``device``.
 
-    ``prec`` is the resolved trainer precision (see :func:`clip_precision`). ``what`` names the config
+    ``prec`` is the resolved trainer precision (see :func:`clip_precision`); ``storage`` (fp32 | fp16 |
+    bf16) overrides the weight storage (e.g. fp32 for a tower that is trained). ``what`` names the config
     key the model name came from, for error messages.
     """
     name = name or cfg.MODEL.BACKBONE.NAME
@@ -64,10 +71,10 @@ def build_clip(cfg, name: Optional[str] = None, prec: str = "fp32",
     if allow_random:
         logger.warning("MODEL.BACKBONE.ALLOW_RANDOM_INIT is on: %s may be built with RANDOM weights "
                        "(tests / smoke runs only)", name)
-    model = clip.load(name, weights_dir=weights_dir, allow_random=allow_random,
-                      precision=clip_precision(prec), device=device)
+    storage = storage or clip_precision(prec, cfg, device)
+    model = clip.load(name, weights_dir=weights_dir, allow_random=allow_random, precision=storage, device=device)
     freeze(model)
-    logger.info("Loaded CLIP %s (%s) as a frozen backbone on %s", name, clip_precision(prec), device)
+    logger.info("Loaded CLIP %s (%s) as a frozen backbone on %s", name, storage, device)
     return model
 
 

@@ -3,8 +3,9 @@
 A trainer implements only ``build_model()``, ``forward_backward(batch)``, ``model_inference(images)``
 and ``set_eval_classnames(classnames)``. This class owns, on top of Dassl's ``TrainerX`` lifecycle:
 
-- precision (``TRAINER.<NODE>.PREC``: fp32 | fp16 | amp | bf16): :meth:`autocast` and a GradScaler
-  for amp; on CPU, fp16/amp fall back to fp32 with a WARNING. Trainable parameters stay fp32;
+- precision (``TRAINER.<NODE>.PREC``: fp32 | fp16 | amp | bf16, policy in :mod:`.precision`): :meth:`autocast`
+  and a GradScaler for amp; on CPU, fp16/amp fall back to fp32 with a WARNING (unless the test-only
+  switch of :mod:`.precision` is set). Trainable parameters stay fp32;
 - the optimisation step :meth:`optimize` (zero_grad, scaler-aware backward, non-finite loss guard
   naming epoch/step/value, grad-norm over the trainable parameters, step);
 - the LR schedule stepped once per epoch (Dassl's trainers call ``update_lr`` at the last batch);
@@ -51,13 +52,13 @@ from engine.trainer import _progress_enabled  # progress bars on rank 0 and a te
 from engine.utils import write_json
 
 from .checkpoints import strict_load, trainable_state_dict
+from .precision import PRECISIONS, resolve_precision
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PromptTrainer", "PRECISIONS", "FINAL_MODEL_CHOICES", "resolve_precision", "harmonic_mean",
            "collapse_report"]
 
-PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 FINAL_MODEL_CHOICES = ("last_step", "best_val", "best_test_reference")
 BEST_NAME = "model-best.pth.tar"
 _CKPT_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
@@ -93,18 +94,6 @@ def collapse_report(eval_sets: Dict[str, Tuple[float, int]], epoch_losses: Seque
     checks = {"chance_factor": chance_factor, "loss_drop": loss_drop,
               "first_epoch_loss": losses[0] if losses else None, "last_epoch_loss": losses[-1] if losses else None}
     return {"flagged": bool(reasons), "reasons": reasons, "checks": checks}
-
-
-def resolve_precision(prec: str, device: torch.device, key: str = "PREC") -> str:
-    """Validate PREC and adapt it to the device: CPU supports fp32 and bf16 only."""
-    if prec not in PRECISIONS:
-        raise ValueError(f"{key} = {prec!r} is not supported; use one of {list(PRECISIONS)}")
-    if device.type != "cuda" and prec in ("fp16", "amp"):
-        logger.warning("%s = %s needs CUDA; running in fp32 on %s", key, prec, device.type)
-        return "fp32"
-    if device.type == "cuda" and prec == "bf16" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"{key} = bf16 but this GPU does not support bfloat16; use fp16 or amp")
-    return prec
 
 
 class _ABCTrainerMeta(ABCMeta):
@@ -192,15 +181,11 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         return total
 
     # ------------------------------------------------------------------ optimisation
-    def optimize(self, loss: torch.Tensor, names: Optional[Sequence[str]] = None) -> float:
-        """One optimisation step on ``loss``: NaN/Inf guard, zero_grad, backward (GradScaler for amp),
-        grad norm over the trainable parameters (returned and stored in ``self.last_grad_norm``), step."""
-        if not torch.isfinite(loss.detach()).all():
-            raise FloatingPointError(
-                f"Non-finite loss {loss.detach().float().item()} at epoch {self.epoch + 1}/{self.max_epoch}, "
-                f"step {getattr(self, 'batch_idx', 0) + 1}/{getattr(self, 'num_batches', '?')} "
-                f"(trainer {type(self).__name__}, PREC {self.prec}); lower the learning rate or use fp32/amp"
-            )
+    def optimize(self, loss: torch.Tensor, names: Optional[Sequence[str]] = None) -> torch.Tensor:
+        """One optimisation step on ``loss``: zero_grad, backward (GradScaler for amp), grad norm over the
+        trainable parameters, NaN/Inf guard, step. Returns the grad norm as a 0-d tensor on the device
+        (also ``self.last_grad_norm``), not read by the host: the guard is the step's only device-to-host
+        synchronisation (amp's GradScaler adds its own inf check)."""
         names = self.get_model_names(names)
         for name in names:
             if self._optims[name] is not None:
@@ -218,13 +203,12 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                     scaler.unscale_(self._optims[name])
         grads = [p.grad.detach().float().norm() for name in names for p in self._models[name].parameters()
                  if p.requires_grad and p.grad is not None]
-        grad_norm = float(torch.linalg.vector_norm(torch.stack(grads)).item()) if grads else 0.0
-        if scaler is None and not math.isfinite(grad_norm):
-            raise FloatingPointError(
-                f"Non-finite gradient norm {grad_norm} at epoch {self.epoch + 1}/{self.max_epoch}, step "
-                f"{getattr(self, 'batch_idx', 0) + 1}/{getattr(self, 'num_batches', '?')} (loss {loss.item():.4g}, "
-                f"PREC {self.prec}); lower the learning rate or use fp32/amp"
-            )
+        grad_norm = torch.linalg.vector_norm(torch.stack(grads)) if grads else loss.new_zeros((), dtype=torch.float32)
+        finite = torch.isfinite(loss.detach()).all()
+        if scaler is None:  # amp: a non-finite gradient makes the GradScaler skip the step and lower its scale
+            finite = finite & torch.isfinite(grad_norm)
+        if not bool(finite):  # the one synchronisation of the step
+            self._raise_non_finite(loss, grad_norm)
         for name in names:
             if self._optims[name] is None:
                 continue
@@ -236,6 +220,18 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
             scaler.update()
         self.last_grad_norm = grad_norm
         return grad_norm
+
+    def _raise_non_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        where = (f"epoch {self.epoch + 1}/{self.max_epoch}, step {getattr(self, 'batch_idx', 0) + 1}/"
+                 f"{getattr(self, 'num_batches', '?')}")
+        value = float(loss.detach().float().item())
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"Non-finite loss {value} at {where} (trainer {type(self).__name__}, PREC {self.prec}); "
+                "lower the learning rate or use fp32/amp")
+        raise FloatingPointError(
+            f"Non-finite gradient norm {float(grad_norm)} at {where} (loss {value:.4g}, PREC {self.prec}); "
+            "lower the learning rate or use fp32/amp")
 
     def wrap_model_ddp(self) -> None:
         """DDP for prompt trainers (docs/PERFORMANCE.md). The models are not wrapped (trainers call their

@@ -63,15 +63,15 @@ class PromptedCLIPTrainer(PromptTrainer):
     def parse_batch_train(self, batch: Dict) -> Tuple[torch.Tensor, torch.Tensor]:
         return batch["img"].to(self.device), batch["label"].to(self.device)
 
-    def forward_backward(self, batch) -> Dict[str, float]:
+    def forward_backward(self, batch) -> Dict[str, torch.Tensor]:
         """L = CE(exp(logit_scale) * cos(image, text), y) (CoOp / CoCoOp / MaPLe / IVLP)."""
         images, labels = self.parse_batch_train(batch)
         with self.autocast():
             logits = self.model(images)
         loss = F.cross_entropy(logits.float(), labels)
         grad_norm = self.optimize(loss)
-        acc = (logits.argmax(dim=1) == labels).float().mean().item() * 100.0
-        return {"loss": loss.item(), "acc": acc, "grad_norm": grad_norm}
+        acc = (logits.detach().argmax(dim=1) == labels).float().mean() * 100.0
+        return {"loss": loss.detach(), "acc": acc, "grad_norm": grad_norm}  # device tensors, read at PRINT_FREQ
 
     # ------------------------------------------------------------------ evaluation
     def set_eval_classnames(self, classnames: Sequence[str]) -> None:

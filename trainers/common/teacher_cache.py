@@ -28,9 +28,14 @@ is used"), so a replay with the same seed and hyper-parameters reproduces its st
 that a recording epoch did not draw (``drop_last`` remainder) are recorded at the end of that epoch with
 fresh augmentations, so replays with other seeds (other data orders) find every (epoch, image).
 Only augmentations whose randomness is a crop box and a flip are supported (random_resized_crop,
-random_crop, random_flip); others raise an error naming them. Under DDP the ranks' records are
-gathered on rank 0, which writes the files; a DistributedSampler's padding duplicates keep the last
-record.
+random_crop, random_flip); others raise an error naming them. Records are buffered on the device and
+written every ``FLUSH_STEPS`` steps; under DDP each flush gathers the ranks' records as two tensors (no
+per-step object gathers) and rank 0 writes the files; a DistributedSampler's padding duplicates keep the
+last record. The undrawn images of an epoch are split over the ranks and loaded with a DataLoader
+(DATALOADER.NUM_WORKERS workers); their augmentations come from a generator seeded by (SEED, epoch, image).
+A recording killed mid-epoch loses its unwritten buffer; after the resume those images count as undrawn
+and are recorded at the epoch end (fresh augmentations), so the cache is complete but, for them, is not
+what the interrupted run trained on.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ AUG_FIELDS = ("crop_top", "crop_left", "rrc_top", "rrc_left", "rrc_height", "rrc
 SUPPORTED_TRANSFORMS = ("random_resized_crop", "random_crop", "random_flip", "center_crop", "normalize",
                         "instance_norm")
 _KEY = "TRAINER.PROMPTKD.TEACHER_CACHE"
+FLUSH_STEPS = 32  # recording: buffered steps per write (one tensor gather under DDP, not one per step)
 
 
 def add_config(pk: CN) -> None:
@@ -266,6 +272,26 @@ class CachedAugDataset(Dataset):
                 "impath": item.impath, "index": index, "epoch": epoch, "aug": torch.from_numpy(params)}
 
 
+class _UndrawnImages(Dataset):
+    """The images a recording epoch did not draw, as keys ``(epoch, index, seed)``: each gets fresh
+    augmentation parameters from a generator seeded by (seed, epoch, index), so the record does not depend
+    on the number of ranks, the split between them or the loader's workers."""
+
+    def __init__(self, dataset: CachedAugDataset, keys: Sequence[Tuple[int, int, int]]) -> None:
+        self.dataset = dataset
+        self.keys = list(keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        epoch, index, seed = self.keys[i]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((seed * 1000003 + epoch) * 1000003 + index)
+            item = self.dataset[(epoch, index)]
+        return {"img": item["img"], "index": index, "aug": item["aug"]}
+
+
 # ------------------------------------------------------------------------------------------------
 # the cache
 # ------------------------------------------------------------------------------------------------
@@ -307,6 +333,7 @@ class TeacherOutputCache:
         self._aug: Optional[np.ndarray] = None
         self._filled: Optional[np.ndarray] = None
         self.dataset: Optional[CachedAugDataset] = None
+        self._pending: List[Tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # records not yet written
         if mode == "replay":
             self.meta = _read_meta(directory)
             self._check_compatible()
@@ -426,39 +453,70 @@ class TeacherOutputCache:
             logits = np.asarray(self._logits[trainer.epoch, index], dtype=np.float32)
             return torch.from_numpy(logits).to(images.device)
         logits = trainer.online_teacher_logits(images).half()
-        self._store(trainer.epoch, index, batch["aug"].cpu().numpy(), logits.cpu().numpy())
+        self._pending.append((getattr(trainer, "batch_idx", 0), batch["index"].to(torch.int64), batch["aug"].to(torch.int64), logits))
+        if len(self._pending) >= FLUSH_STEPS:
+            self._flush(trainer.epoch)
         return logits.float()
 
-    def _store(self, epoch: int, index: np.ndarray, aug: np.ndarray, logits: np.ndarray) -> None:
-        records = dist.all_gather_object((index, aug, logits)) if dist.is_dist() else [(index, aug, logits)]
+    def _flush(self, epoch: int) -> None:
+        """Write the buffered records of this rank (and, under DDP, of every rank: two tensor gathers, called
+        by every rank at the same steps) into the arrays on rank 0. Records are applied in (step, rank)
+        order, so a DistributedSampler's padding duplicate keeps the last record, as a per-step write would."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            logits = torch.zeros((0, len(self.expected["train_classnames"])), dtype=torch.float16)
+            ints = torch.zeros((0, 2 + len(AUG_FIELDS)), dtype=torch.int64)
+        else:
+            logits = torch.cat([p[3] for p in pending])
+            ints = torch.cat([torch.cat([torch.full((len(p[1]), 1), p[0], dtype=torch.int64), p[1].view(-1, 1),
+                                         p[2].view(len(p[1]), -1)], dim=1) for p in pending])
+        device = logits.device
+        all_ints = dist.all_gather_tensors(ints.to(device))
+        all_logits = dist.all_gather_tensors(logits)
         if not dist.is_main_process():
             return
-        for idx, a, lg in records:
-            self._logits[epoch, idx] = lg
-            self._aug[epoch, idx] = a
+        ints_np = np.concatenate([t.cpu().numpy() for t in all_ints])
+        logits_np = np.concatenate([t.cpu().numpy() for t in all_logits])
+        order = np.argsort(ints_np[:, 0], kind="stable")  # by step; rank order kept within a step
+        for row in order:
+            idx = int(ints_np[row, 1])
+            self._logits[epoch, idx] = logits_np[row]
+            self._aug[epoch, idx] = ints_np[row, 2:].astype(np.int32)
             self._filled[epoch, idx] = 1
 
     # -------------------------------------------------------------------------------- per epoch
     @torch.no_grad()
     def end_epoch(self, trainer: Any) -> None:
-        """Record: add the images this epoch did not draw, flush, and finalise after the last epoch."""
+        """Record: flush, add the images this epoch did not draw (split over the ranks, each with a loader),
+        flush again, and finalise after the last epoch."""
         if self.mode != "record":
             return
+        epoch = trainer.epoch
+        self._flush(epoch)
+        missing = np.flatnonzero(np.asarray(self._filled[epoch]) == 0) if dist.is_main_process() else None
+        if dist.is_dist():
+            missing = dist.all_gather_object(missing)[0]  # once per epoch: rank 0's list of undrawn images
+        mine = missing[dist.get_rank()::dist.get_world_size()]
+        if len(missing):
+            logger.info("Teacher cache: recording %d image(s) not drawn in epoch %d (%d on this rank)",
+                        len(missing), epoch + 1, len(mine))
+        seed = int(trainer.cfg.SEED)
+        keys = [(epoch, int(i), seed) for i in mine]
+        loader = torch.utils.data.DataLoader(
+            _UndrawnImages(self.dataset, keys), batch_size=max(1, int(trainer.cfg.DATALOADER.TEST.BATCH_SIZE)),
+            shuffle=False, num_workers=int(trainer.cfg.DATALOADER.NUM_WORKERS),
+            pin_memory=torch.device(trainer.device).type == "cuda")
+        batches = iter(loader)
+        steps = -(-len(missing) // (loader.batch_size * dist.get_world_size()))  # equal count on every rank
+        for step in range(steps):
+            batch = next(batches, None)
+            if batch is not None:
+                images = batch["img"].to(trainer.device, non_blocking=True)
+                logits = trainer.online_teacher_logits(images).half()
+                self._pending.append((trainer.num_batches + step, batch["index"].to(torch.int64),
+                                      batch["aug"].to(torch.int64), logits))
+            self._flush(epoch)  # collective: every rank calls it the same number of times
         if dist.is_main_process():
-            epoch = trainer.epoch
-            missing = np.flatnonzero(np.asarray(self._filled[epoch]) == 0)
-            if len(missing):
-                logger.info("Teacher cache: recording %d image(s) not drawn in epoch %d", len(missing), epoch + 1)
-            step = max(1, int(trainer.cfg.DATALOADER.TEST.BATCH_SIZE))
-            for start in range(0, len(missing), step):
-                chunk = missing[start:start + step]
-                samples = [self.dataset[(epoch, int(i))] for i in chunk]
-                images = torch.stack([s["img"] for s in samples]).to(trainer.device)
-                logits = trainer.online_teacher_logits(images).half().cpu().numpy()
-                aug = np.stack([s["aug"].numpy() for s in samples])
-                self._logits[epoch, chunk] = logits
-                self._aug[epoch, chunk] = aug
-                self._filled[epoch, chunk] = 1
             for arr in (self._logits, self._aug, self._filled):
                 arr.flush()
             if epoch + 1 == trainer.max_epoch:
