@@ -91,8 +91,10 @@ def restore_logging(level_before_import: int) -> None:
     now = logging.root.manager.disable
     if now != level_before_import:
         logging.disable(level_before_import)
-        _NOTES.insert(0, f"logging re-enabled after importing Dassl (it had called logging.disable("
-                         f"{logging.getLevelName(now)}), which hides every log line and warning)")
+        note = (f"logging re-enabled after importing Dassl (it had called logging.disable("
+                f"{logging.getLevelName(now)}), which hides every log line and warning)")
+        if note not in _NOTES:
+            _NOTES.insert(0, note)
 
 
 # ------------------------------------------------------------------------------------------------ stdout tee

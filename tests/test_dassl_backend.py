@@ -119,12 +119,16 @@ def _tail(path, n=4000):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def env(tmp_path_factory):
+    require_dassl()
+    return make_tiny_env(tmp_path_factory.mktemp("dassl_backend_env"))
+
+
+@pytest.fixture(scope="module")
+def runs(env, tmp_path_factory):
     """Run the plan under both engines (the Dassl side after its interrupted run was killed) and the torchrun
     run under Dassl; returns the reports, output folders and logs."""
-    require_dassl()
     base = tmp_path_factory.mktemp("dassl_backend")
-    env = make_tiny_env(base / "env")
     builtin_runs, dassl_runs = plan(env, base, "builtin"), plan(env, base, "dassl")
     # phase 1: the whole built-in plan || the Dassl run killed mid-epoch (SIGKILL at a global step)
     b_proc, b_log, b_report = _runner(base, "builtin", builtin_runs, "builtin")
@@ -306,8 +310,7 @@ _PYTEST_UNDER_DASSL = textwrap.dedent("""
     """)
 
 
-def test_pytest_session_under_dassl_with_and_without_capture(runs, tmp_path):
-    env = runs["env"]
+def test_pytest_session_under_dassl_with_and_without_capture(env, tmp_path):
     (tmp_path / "test_under_dassl.py").write_text(_PYTEST_UNDER_DASSL)
     argv = smoke_argv(env, "CoOp", "CoOp/tiny_smoke", "student", tmp_path / "unused")
     argv = argv[:argv.index("--output-dir")] + argv[argv.index("--output-dir") + 2:] + ["OPTIM.MAX_EPOCH", "1",
