@@ -205,12 +205,9 @@ def _log_header(cfg: Any, args: argparse.Namespace, argv: List[str]) -> None:
 
 
 def _setup_logging(cfg: Any) -> None:
-    if api.ENGINE_NAME == "builtin":
-        api.setup_logger(cfg.OUTPUT_DIR)
-    else:
-        # Dassl tees stdout into log.txt; our logging handler then writes to that tee.
-        api.setup_logger(cfg.OUTPUT_DIR)
-        engine_utils.setup_logger(None)
+    # builtin: logging to stdout + log.txt; dassl: stdout (Dassl's prints and our log lines) copied into
+    # log.txt until the run ends (api.end_run_logging)
+    api.setup_logger(cfg.OUTPUT_DIR)
 
 
 def main(argv: Optional[List[str]] = None) -> Any:
@@ -296,6 +293,7 @@ def _run(args: argparse.Namespace, argv: List[str], cfg: Any, changes: Dict[str,
             mark_done(cfg, argv, "train", decisions)
         return trainer
     finally:
+        api.end_run_logging()
         if started_dist:
             dist.destroy_distributed()
 

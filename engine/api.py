@@ -6,7 +6,9 @@ The backend is chosen once, at import time, by the environment variable ``PROMPT
 - ``dassl``: the objects of an installed Dassl.pytorch (``dassl.config``, ``dassl.engine``,
   ``dassl.data``, ``dassl.data.datasets``, ``dassl.data.transforms``, ``dassl.optim``,
   ``dassl.evaluation``, ``dassl.metrics``, ``dassl.utils``), so the project's trainers and datasets
-  subclass and register into Dassl itself.
+  subclass and register into Dassl itself. A few names are the project's on that backend (the trainer
+  classes' run loop, data loaders, LR scheduler, evaluator under DDP, checkpoint I/O, the stdout tee):
+  :mod:`engine.dassl_compat` says which and why, and the log header names them.
 
 Our own helpers that Dassl lacks (atomic saves, distributed helpers, checked config merges,
 engine config extras) always come from ``engine.*`` and work with both backends.
@@ -81,7 +83,7 @@ _SOURCES: Dict[str, Tuple[str, str]] = {
 
 _DASSL_INSTALL_HELP = (
     "Install Dassl.pytorch from source: `git clone https://github.com/KaiyangZhou/Dassl.pytorch && "
-    "cd Dassl.pytorch && pip install -r requirements.txt && python setup.py develop`. "
+    "cd Dassl.pytorch && pip install -r requirements.txt && pip install --no-build-isolation -e .`. "
     "Upstream Dassl imports the `wilds` package at import time (dassl/data/datasets/dg/wilds), so "
     "`wilds` must be installed too (its requirements pin wilds==1.2.2). "
     f"Or unset {ENV_VAR} to use the built-in engine."
@@ -132,17 +134,44 @@ def _resolve(engine_name: str) -> Dict[str, Any]:
     return out
 
 
+def _resolve_dassl() -> Dict[str, Any]:
+    """Dassl's objects, with logging restored after the import and the project's replacements
+    (:data:`engine.dassl_compat.OVERRIDES`) for what the Dassl snapshot lacks or breaks under current torch."""
+    disabled_before = logging.root.manager.disable
+    objects = _resolve("dassl")
+    from engine import dassl_compat
+
+    dassl_compat.restore_logging(disabled_before)
+    objects.update(dassl_compat.OVERRIDES)
+    return objects
+
+
 ENGINE_NAME: str = selected_engine()
-globals().update(_resolve(ENGINE_NAME))
+globals().update(_resolve_dassl() if ENGINE_NAME == "dassl" else _resolve(ENGINE_NAME))
 
 
 def describe_engine() -> str:
-    """One line for the log naming the backend and its version."""
+    """The log header's engine line: the backend and its version; under Dassl also one line per part the
+    project provides on that backend (``engine.dassl_compat``)."""
     if ENGINE_NAME == "dassl":
+        from engine import dassl_compat
+
         mod = importlib.import_module("dassl")
         version = getattr(mod, "__version__", "unknown")
-        return f"Engine: dassl (Dassl.pytorch {version}, selected by {ENV_VAR}=dassl; torch {torch.__version__})"
+        lines = [f"Engine: dassl (Dassl.pytorch {version}, selected by {ENV_VAR}=dassl; torch {torch.__version__})"]
+        lines += [f"  dassl backend: {note}" for note in dassl_compat.notes()]
+        return "\n".join(lines)
     return f"Engine: builtin (PromptKD engine {_ENGINE_VERSION}, Dassl-compatible; torch {torch.__version__})"
+
+
+def end_run_logging() -> None:
+    """End of a ``train.main`` run: under Dassl, remove the stdout copy into log.txt (runs in one process must
+    not write into each other's logs); nothing to do for the built-in engine, whose file handler is replaced
+    by the next ``setup_logger``."""
+    if ENGINE_NAME == "dassl":
+        from engine import dassl_compat
+
+        dassl_compat.release_stdout()
 
 
 __all__: List[str] = sorted(
@@ -150,6 +179,7 @@ __all__: List[str] = sorted(
     + [
         "ENGINE_NAME",
         "describe_engine",
+        "end_run_logging",
         "selected_engine",
         "dist",
         "atomic_torch_save",

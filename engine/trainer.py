@@ -460,6 +460,8 @@ class SimpleTrainer(TrainerBase):
 
     # DDP option for models with trainable parameters not used in every forward pass.
     ddp_find_unused_parameters: bool = False
+    # Builds ``dm`` in build_data_loader (the Dassl backend passes Dassl's dataset/transform builders).
+    data_manager_class: Any = DataManager
 
     def __init__(self, cfg: Any) -> None:
         super().__init__()
@@ -508,7 +510,7 @@ class SimpleTrainer(TrainerBase):
 
     def build_data_loader(self) -> None:
         """Create ``dm`` and the Dassl data attributes (loaders, num_classes, lab2cname, ...)."""
-        dm = DataManager(self.cfg)
+        dm = self.data_manager_class(self.cfg)
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = dm.train_loader_u
         self.val_loader = dm.val_loader

@@ -121,6 +121,8 @@ class DataManager:
     Attributes: ``dataset``, ``train_loader_x``, ``train_loader_u`` (None unless the dataset has
     ``train_u``), ``val_loader`` (None unless ``dataset.val`` is non-empty), ``test_loader``,
     ``num_classes``, ``num_source_domains``, ``lab2cname``, ``tfm_train``, ``tfm_test``.
+    ``dataset_builder`` / ``transform_builder`` (default: this engine's) let the Dassl backend build the
+    dataset and transforms with Dassl's own functions while the loaders stay this engine's.
     """
 
     def __init__(
@@ -129,12 +131,14 @@ class DataManager:
         custom_tfm_train: Optional[Callable] = None,
         custom_tfm_test: Optional[Callable] = None,
         dataset_wrapper: Optional[type] = None,
+        dataset_builder: Callable[[Any], Any] = build_dataset,
+        transform_builder: Callable[..., Any] = build_transform,
     ) -> None:
-        dataset = build_dataset(cfg)
-        tfm_train = build_transform(cfg, is_train=True) if custom_tfm_train is None else custom_tfm_train
+        dataset = dataset_builder(cfg)
+        tfm_train = transform_builder(cfg, is_train=True) if custom_tfm_train is None else custom_tfm_train
         if custom_tfm_train is not None:
             logger.info("* Using custom transform for training")
-        tfm_test = build_transform(cfg, is_train=False) if custom_tfm_test is None else custom_tfm_test
+        tfm_test = transform_builder(cfg, is_train=False) if custom_tfm_test is None else custom_tfm_test
         if custom_tfm_test is not None:
             logger.info("* Using custom transform for testing")
 

@@ -57,8 +57,8 @@ from torch.utils.data import Dataset, Sampler
 from yacs.config import CfgNode as CN
 
 from engine import dist
-from engine.data.data_manager import build_data_loader
-from engine.data.transforms import INTERPOLATION_MODES, InstanceNormalization
+from engine.api import INTERPOLATION_MODES, build_data_loader
+from engine.data.transforms import InstanceNormalization
 from engine.fileio import atomic_write_json
 from engine.utils import read_image
 
