@@ -216,12 +216,13 @@ def test_every_trainer_runs_with_warmup_and_equals_the_builtin_engine(runs):
 
 def test_log_has_engine_line_config_and_warnings_and_no_other_runs(runs):
     text = log_texts(runs["base"], "dassl", "CoOp")[0]
-    assert DASSL_LINE in text and "** Config **" in text and "OPTIM:" in text
+    assert DASSL_LINE in text and "resolved config:" in text
+    assert "OPTIM:" in (runs["base"] / "dassl" / "CoOp" / "config.yaml").read_text()  # the config beside the log
     assert "WARNING: TRAINER.COOP.PREC = fp16 needs CUDA; running in fp32 on cpu" in text
     assert "* accuracy:" in text  # Dassl's evaluator prints, copied into log.txt
     for trainer, *_ in SMOKE:  # each log holds its own run only (no stacked stdout copies)
         log = log_texts(runs["base"], "dassl", trainer)[0]
-        assert log.count("** Run **") == 1 and f"--trainer {trainer} " in log, trainer
+        assert log.count("command: python train.py") == 1 and f"--trainer {trainer} " in log, trainer
 
 
 def test_eval_only_reproduces_the_trained_results(runs):
@@ -240,7 +241,8 @@ def test_resume_auto_on_a_finished_run_changes_no_checkpoint_and_missing_path_is
     assert {k: after.get(k) for k in ckpts} == {k: before[k] for k in ckpts}  # no checkpoint rewritten or added
     assert sorted(k for k in after if "pth" in k) == sorted(k for k in before if "pth" in k)
     first, resumed = log_texts(runs["base"], "dassl", "CoOp")
-    assert "--resume" not in first.split("** Config **")[0]
+    command = first.splitlines()[0]
+    assert command.startswith("command: python train.py") and "--resume" not in command
     assert "Resumed at epoch 2" in resumed and "train from scratch" not in resumed
     missing = runs["dassl"]["runs"]["CoOp_resume_missing"]
     assert not missing["ok"] and missing["error"].startswith("FileNotFoundError") and "no_such_run" in missing["error"]
@@ -302,7 +304,7 @@ _PYTEST_UNDER_DASSL = textwrap.dedent("""
             train.main(["--output-dir", out] + argv)
             print("after run", i)
         logs = [open(os.path.join(os.environ["PK_OUT"] + str(i), "log.txt")).read() for i in (1, 2)]
-        assert all(log.count("** Run **") == 1 for log in logs)
+        assert all(log.count("command: python train.py") == 1 for log in logs)
 
     def test_next_test_still_prints(capsys):
         print("captured")
