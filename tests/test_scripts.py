@@ -291,20 +291,26 @@ def test_trainer_yamls_merge_into_the_project_config():
     assert (xd.DATASET.EVAL_PROTOCOL, xd.TRAINER.MODAL, xd.TRAINER.PROMPTKD.PROMPT_DEPTH_VISION) == ("subsample", "cross", 3)
 
 
-def test_dataset_kd_weight_survives_the_trainer_yaml(tmp_path):
-    """The trainer yaml is merged after the dataset yaml, so it must not set KD_WEIGHT."""
+def test_kd_weight_per_protocol():
+    """Base-to-novel keeps the dataset yaml's weight (200 for DTD / FGVCAircraft / OxfordFlowers, 1000
+    otherwise); the cross-dataset / DG yamls, merged after the dataset yaml, give 1000 for every target."""
     from engine.config import merge_from_file_checked
 
-    ds = tmp_path / "fgvc.yaml"
-    ds.write_text('DATASET:\n  NAME: "FGVCAircraft"\nTRAINER:\n  PROMPTKD:\n    KD_WEIGHT: 200.0\n')
-    for name in ("vit_b16_c2_ep20_batch8_4+4ctx", "vit_b16_c2_ep20_batch8_4+4ctx_cross_datasets", "tiny_smoke"):
+    expected_b2n = {"dtd": 200.0, "fgvc_aircraft": 200.0, "oxford_flowers": 200.0, "caltech101": 1000.0,
+                    "eurosat": 1000.0, "imagenet": 1000.0}
+    b2n = ("vit_b16_c2_ep20_batch8_4+4ctx", "tiny_smoke")
+    xd = ("vit_b16_c2_ep20_batch8_4+4ctx_cross_datasets", "tiny_smoke_cross_datasets")
+    for dataset, weight in expected_b2n.items():
+        for name in b2n + xd:
+            cfg = _full_default_cfg()
+            merge_from_file_checked(cfg, str(REPO / f"configs/datasets/{dataset}.yaml"))
+            merge_from_file_checked(cfg, str(REPO / f"configs/trainers/PromptKD/{name}.yaml"))
+            assert cfg.TRAINER.PROMPTKD.KD_WEIGHT == (weight if name in b2n else 1000.0), (dataset, name)
+    for variant in ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"):
         cfg = _full_default_cfg()
-        merge_from_file_checked(cfg, str(ds))
-        merge_from_file_checked(cfg, str(REPO / f"configs/trainers/PromptKD/{name}.yaml"))
-        assert cfg.TRAINER.PROMPTKD.KD_WEIGHT == 200.0
-    cfg = _full_default_cfg()
-    merge_from_file_checked(cfg, str(REPO / "configs/trainers/PromptKD/vit_b16_c2_ep20_batch8_4+4ctx.yaml"))
-    assert cfg.TRAINER.PROMPTKD.KD_WEIGHT == 1000.0
+        merge_from_file_checked(cfg, str(REPO / f"configs/datasets/{variant}.yaml"))
+        merge_from_file_checked(cfg, str(REPO / f"configs/trainers/PromptKD/{xd[0]}.yaml"))
+        assert cfg.TRAINER.PROMPTKD.KD_WEIGHT == 1000.0
 
 
 def test_zero_shot_script_end_to_end(tmp_path):

@@ -101,7 +101,7 @@ def add_config(cfg: CN) -> None:
     pk.PROMPT_DEPTH_TEXT = 9  # kept for config compatibility (teacher depth is read from its checkpoint)
     pk.PROJECT_LAYER = 2  # projector depth 1-3 (2 = Linear-BN-ReLU-Linear, the reference)
     pk.CE_WEIGHT = 0.0  # kept for config compatibility; must be 0: the student never reads labels
-    pk.KD_WEIGHT = 1000.0  # loss multiplier (reference scripts: 1000; 200 for FGVCAircraft, OxfordFlowers, DTD)
+    pk.KD_WEIGHT = 1000.0  # loss multiplier (reference: 1000; base-to-novel 200 for FGVCAircraft, OxfordFlowers, DTD)
     pk.TEMPERATURE = 1.0  # KD temperature T
     # kl_reference (sum-KL*T^2/(B*C), reference) | kl_batchmean (T^2 * batch-mean KL) |
     # feature_l1 | feature_mse (projected student feature vs teacher image feature, Table 4)
@@ -307,6 +307,16 @@ class PromptKDStudent(PromptTrainer):
         if self.student_class_vectors is not cv:
             out["student_class_vectors"] = dict(self.student_class_vectors.teacher)
         return out
+
+    def results_extra(self) -> Dict[str, Any]:
+        """The loss settings that make a student run comparable: results.json ``distillation``.
+
+        ``kd_weight`` is the per-protocol value (base-to-novel: the dataset yaml's 200 or 1000;
+        cross-dataset / domain generalisation: 1000 from the *_cross_datasets trainer yaml).
+        """
+        pk = self.cfg.TRAINER.PROMPTKD
+        return {"distillation": {"kd_weight": float(pk.KD_WEIGHT), "loss": str(pk.LOSS),
+                                 "temperature": float(pk.TEMPERATURE)}}
 
     @torch.no_grad()
     def compute_student_text_class_vectors(self, clip_model: nn.Module, batch_size: int = 256) -> ClassVectors:
