@@ -71,6 +71,7 @@ from .common.teacher import (
     find_teacher_checkpoint,
     resolve_teacher_path,
 )
+from .common.teacher_paths import DEFAULT_TEACHER_CKPT
 from .common.vl_model import cast_prompts, cosine_logits, tower_dtype
 
 logger = logging.getLogger(__name__)
@@ -115,8 +116,10 @@ def add_config(cfg: CN) -> None:
     pk.TEACHER_NAME = "ViT-L/14"  # teacher CLIP (weights for parts the teacher checkpoint lacks)
     # promptsrc (trained teacher checkpoint) | maple (MaPLe checkpoint, Table 6) | zeroshot (vanilla CLIP, Table 6)
     pk.TEACHER_TYPE = "promptsrc"
-    # teacher checkpoint file or run directory; placeholders {dataset} (DATASET.NAME), {root} (DATASET.ROOT)
-    pk.TEACHER_CKPT = "teacher_model/{dataset}/VLPromptLearner/model.pth.tar-20"
+    # teacher checkpoint file or run directory; placeholders {dataset} (DATASET.NAME), {root} (DATASET.ROOT).
+    # A folder resolves to model-best.pth.tar, else its Dassl `checkpoint` pointer, else the highest epoch
+    # (trainers/common/teacher_paths.py); the default is the released base-to-novel teachers' folder.
+    pk.TEACHER_CKPT = DEFAULT_TEACHER_CKPT
     # class-vectors file; "" -> class_vectors_<DATASET.NAME>.pt next to the teacher checkpoint
     # (zero-shot teacher: in OUTPUT_DIR)
     pk.CLASS_VECTORS = ""
