@@ -159,7 +159,8 @@ def _config_paths(cmds):
 @pytest.mark.parametrize("script", METHOD_SCRIPTS, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_method_script_points_at_existing_configs(script):
     second = "vit_b16" if script.name == "zeroshot.sh" else ("4" if script.name == "few_shot.sh" else "1")
-    res = run_script(script, "dtd", second, DRY_RUN=1)
+    args = {"main.sh": ["vit_b16", "end", "16", "1", "False"], "eval.sh": ["vit_b16_ep50"]}.get(script.name, [second])
+    res = run_script(script, "dtd", *args, DRY_RUN=1)
     assert res.returncode == 0, res.stderr
     paths = list(_config_paths(commands(res.stdout)))
     assert paths, res.stdout
@@ -336,3 +337,82 @@ def test_zero_shot_script_end_to_end(tmp_path):
     res = run_script(REPO / "scripts/zsclip/base2new_test.sh", "dtd", 1, DATA=data, OUTPUT_ROOT=tmp_path / "out",
                      CFG="tiny_smoke")
     assert res.returncode == 0 and "skipping" in res.stderr
+
+
+# The reference repositories' own entry points (thin wrappers here). Each pattern is the output folder the
+# reference script builds, transcribed from that script (repository and path in the comment) into a
+# format string, so the expected folder is derived independently of scripts/common.sh.
+REFERENCE_CALL_FORMS = [
+    # KaiyangZhou/CoOp scripts/coop/main.sh: DATASET CFG CTP NCTX SHOTS CSC, loop over seeds 1 2 3
+    ("coop/main.sh", ["caltech101", "rn50_ep50", "middle", "16", "2", "True"],
+     dict(dataset="caltech101", cfg="rn50_ep50", ctp="middle", nctx="16", shots="2", csc="True"),
+     "output/{dataset}/CoOp/{cfg}_{shots}shots/nctx{nctx}_csc{csc}_ctp{ctp}/seed{seed}", [1, 2, 3]),
+    # KaiyangZhou/CoOp scripts/coop/eval.sh: DATASET CFG; SHOTS 16, NCTX 16, CSC False, CTP end fixed; seeds 1 2 3
+    ("coop/eval.sh", ["imagenet_sketch", "vit_b16_ep50"],
+     dict(dataset="imagenet_sketch", cfg="vit_b16_ep50", shots="16", nctx="16", csc="False", ctp="end"),
+     "output/evaluation/CoOp/{cfg}_{shots}shots/nctx{nctx}_csc{csc}_ctp{ctp}/{dataset}/seed{seed}", [1, 2, 3]),
+    # KaiyangZhou/CoOp scripts/cocoop/xd_train.sh: SEED; DATASET imagenet, CFG vit_b16_c4_ep10_batch1_ctxv1, SHOTS 16
+    ("cocoop/xd_train.sh", ["2"], dict(dataset="imagenet", cfg="vit_b16_c4_ep10_batch1_ctxv1", shots="16"),
+     "output/{dataset}/CoCoOp/{cfg}_{shots}shots/seed{seed}", [2]),
+    # muzairkhattak/multimodal-prompt-learning scripts/maple/base2new_train_maple.sh: DATASET SEED
+    ("maple/base2new_train_maple.sh", ["eurosat", "3"], dict(dataset="eurosat", cfg="vit_b16_c2_ep5_batch4_2ctx", shots="16"),
+     "output/base2new/train_base/{dataset}/shots_{shots}/MaPLe/{cfg}/seed{seed}", [3]),
+    # muzairkhattak/multimodal-prompt-learning scripts/maple/base2new_test_maple.sh: DATASET SEED (SUB new)
+    ("maple/base2new_test_maple.sh", ["eurosat", "3"], dict(dataset="eurosat", cfg="vit_b16_c2_ep5_batch4_2ctx", shots="16"),
+     "output/base2new/test_new/{dataset}/shots_{shots}/MaPLe/{cfg}/seed{seed}", [3]),
+    # muzairkhattak/multimodal-prompt-learning scripts/maple/xd_train_maple.sh: DATASET SEED
+    ("maple/xd_train_maple.sh", ["imagenet", "1"],
+     dict(dataset="imagenet", cfg="vit_b16_c2_ep5_batch4_2ctx_cross_datasets", shots="16"),
+     "output/{dataset}/MaPLe/{cfg}_{shots}shots/seed{seed}", [1]),
+    # muzairkhattak/multimodal-prompt-learning scripts/maple/xd_test_maple.sh: DATASET SEED
+    ("maple/xd_test_maple.sh", ["imagenet_a", "1"],
+     dict(dataset="imagenet_a", cfg="vit_b16_c2_ep5_batch4_2ctx_cross_datasets", shots="16"),
+     "output/evaluation/MaPLe/{cfg}_{shots}shots/{dataset}/seed{seed}", [1]),
+    # muzairkhattak/multimodal-prompt-learning scripts/independent-vlp/base2new_train_ivlp.sh: DATASET SEED
+    ("independent-vlp/base2new_train_ivlp.sh", ["dtd", "2"], dict(dataset="dtd", cfg="vit_b16_c2_ep5_batch4_2+2ctx", shots="16"),
+     "output/base2new/train_base/{dataset}/shots_{shots}/IVLP/{cfg}/seed{seed}", [2]),
+    # muzairkhattak/multimodal-prompt-learning scripts/independent-vlp/base2new_test_ivlp.sh: DATASET SEED (SUB new)
+    ("independent-vlp/base2new_test_ivlp.sh", ["dtd", "2"], dict(dataset="dtd", cfg="vit_b16_c2_ep5_batch4_2+2ctx", shots="16"),
+     "output/base2new/test_new/{dataset}/shots_{shots}/IVLP/{cfg}/seed{seed}", [2]),
+]
+
+
+@pytest.mark.parametrize("rel,args,values,pattern,seeds", REFERENCE_CALL_FORMS, ids=[c[0] for c in REFERENCE_CALL_FORMS])
+def test_reference_call_forms_dry_run(rel, args, values, pattern, seeds):
+    """The reference command line works here and writes to the reference's output folder."""
+    res = run_script(REPO / "scripts" / rel, *args, DRY_RUN=1)
+    assert res.returncode == 0, res.stderr
+    cmds = commands(res.stdout)
+    assert [flag(c, "--output-dir") for c in cmds] == [pattern.format(seed=s, **values) for s in seeds]
+    for cmd, seed in zip(cmds, seeds):
+        assert flag(cmd, "--seed") == str(seed) and flag(cmd, "--dataset-config-file") == f"configs/datasets/{values['dataset']}.yaml"
+        assert flag(cmd, "--config-file").endswith(f"/{values['cfg']}.yaml")
+        assert (REPO / flag(cmd, "--config-file")).is_file()
+    if rel == "coop/main.sh":
+        for cmd in cmds:
+            opts = dict(zip(cmd[cmd.index("DATASET.NUM_SHOTS")::2], cmd[cmd.index("DATASET.NUM_SHOTS") + 1::2]))
+            assert opts["DATASET.NUM_SHOTS"] == "2" and opts["TRAINER.COOP.N_CTX"] == "16"
+            assert opts["TRAINER.COOP.CSC"] == "True" and opts["TRAINER.COOP.CLASS_TOKEN_POSITION"] == "middle"
+    if rel == "coop/eval.sh":  # the reference loads epoch 50 of the ImageNet model trained by main.sh
+        assert [flag(c, "--model-dir") for c in cmds] == [
+            f"output/imagenet/CoOp/vit_b16_ep50_16shots/nctx16_cscFalse_ctpend/seed{s}" for s in seeds]
+        assert all(flag(c, "--load-epoch") == "50" and "--eval-only" in c for c in cmds)
+    if rel.endswith("base2new_test_maple.sh") or rel.endswith("base2new_test_ivlp.sh"):
+        (cmd,) = cmds
+        assert flag(cmd, "--model-dir") == pattern.replace("test_new", "train_base").format(seed=seeds[0], **values)
+        assert flag(cmd, "--load-epoch") == "5" and cmd[cmd.index("DATASET.SUBSAMPLE_CLASSES") + 1] == "new"
+    if rel == "maple/xd_test_maple.sh":
+        (cmd,) = cmds
+        assert flag(cmd, "--load-epoch") == "2"
+        assert flag(cmd, "--model-dir") == f"output/imagenet/MaPLe/{values['cfg']}_16shots/seed1"
+
+
+def test_reference_call_forms_reject_bad_arguments():
+    res = run_script(REPO / "scripts/coop/main.sh", "caltech101", "rn50_ep50", "end", "16", DRY_RUN=1)
+    assert res.returncode == 2 and "expected 6 arguments, got 4" in res.stderr and "DATASET CFG CTP NCTX SHOTS CSC" in res.stderr
+    res = run_script(REPO / "scripts/coop/main.sh", "caltech101", "rn50_ep50", "end", "16", "1", "yes", DRY_RUN=1)
+    assert res.returncode == 2 and "CSC must be True or False, got 'yes'" in res.stderr
+    res = run_script(REPO / "scripts/coop/eval.sh", "imagenetv2", DRY_RUN=1)
+    assert res.returncode == 2 and "Usage:" in res.stderr
+    res = run_script(REPO / "scripts/cocoop/xd_train.sh", "one", DRY_RUN=1)
+    assert res.returncode == 2 and "Usage:" in res.stderr
