@@ -18,7 +18,9 @@ import shutil
 
 import pytest
 
+import datasets  # noqa: F401  (registers the dataset classes)
 from engine.api import DATASET_REGISTRY
+from tests.conftest import require_dassl
 from tests.helpers.fake_roots import make_dataset_cfg, make_root
 
 pytestmark = pytest.mark.dassl
@@ -31,6 +33,7 @@ SPLIT = "split_zhou_DescribableTextures.json"
 def shuffled_root(tmp_path_factory):
     """5 classes x 20 train / 8 val images; the split file's train/val lists are interleaved out of label order
     and class 2 keeps only 5 training images (fewer than K for K = 8, 16)."""
+    require_dassl()  # skip (or fail under PROMPTKD_REQUIRE_DASSL=1) before building anything
     root = make_root(NAME, tmp_path_factory.mktemp("dtd_root"), n_classes=5, per_class=40)
     path = os.path.join(root, "dtd", SPLIT)
     with open(path) as f:
