@@ -1,20 +1,29 @@
-"""Deterministic per-class sampling with a validated on-disk cache (few-shot and images-per-class).
+"""Per-class sampling with a validated on-disk cache: Dassl's few-shot draw, and images-per-class caps.
 
-Reference behaviour (§1.4.2, §1.10): ``NUM_SHOTS = K >= 1`` keeps ``K`` random training images per
-class and ``min(K, 4)`` val images per class, cached as ``split_fewshot/shot_{K}-seed_{SEED}.pkl``
-(absolute paths, reused blindly, sampled with the global ``random`` state). Here:
+Few-shot (``NUM_SHOTS = K >= 1``) draws exactly the images Dassl's ``generate_fewshot_dataset`` draws
+for the same ``SEED`` in the CoOp-family dataset classes: ``set_random_seed(SEED)`` runs before the
+dataset is built, then ``K`` training images per class and ``min(K, 4)`` val images per class are
+drawn from that one random stream (train first, then val), classes visited in order of first
+appearance in the split, ``random.sample`` per class (all images of a class with fewer than ``K``).
+Here the stream is a dedicated ``random.Random(SEED)``, which is the state of the global generator
+right after ``random.seed(SEED)``, so the draw does not depend on what consumed the global state
+before.
 
-- the sample comes from a dedicated ``random.Random`` seeded by (purpose, split, K, SEED), so it does
-  not depend on what consumed the global random state before;
-- the cache is ``split_fewshot/shot_{K}-seed_{SEED}.json`` with paths relative to the dataset folder
-  and a header ``{format, version, dataset, kind, k, seed, fingerprint}``, where the fingerprint is a
-  sha1 of the full input splits (sorted relative paths + labels);
-- on load the header, every entry (must belong to the current full split) and the files are
-  validated; a stale, foreign or corrupt cache is rebuilt with a logged warning, never used;
-- the cache is written atomically; a read-only dataset folder only costs a warning (the sample is
-  deterministic anyway).
+Sources, in order:
 
-The same scheme serves ``DATASET.MAX_IMAGES_PER_CLASS`` (``max_{M}-seed_{SEED}.json``).
+1. a reference ``split_fewshot/shot_{K}-seed_{SEED}.pkl`` (written by CoOp, CoCoOp, MaPLe, PromptSRC or
+   PromptKD) is read through a restricted unpickler (:mod:`datasets.reference_fewshot`) and reused as
+   it is, matched entry by entry to the current split;
+2. our cache ``split_fewshot/shot_{K}-seed_{SEED}.json``: paths relative to the dataset folder and a
+   header ``{format, version, sampler, dataset, kind, k, seed, per_split_k, fingerprint}``, where the
+   fingerprint is a sha1 of the full input splits (sorted relative paths + labels); on load the header,
+   every entry (must belong to the current full split) and the files are validated; a stale, foreign or
+   corrupt cache is redrawn with a logged warning, never used;
+3. a fresh draw, written atomically to the json cache (a read-only dataset folder only costs a
+   warning: the draw is deterministic).
+
+``DATASET.MAX_IMAGES_PER_CLASS = M`` (no reference counterpart) uses the same per-class rule with its
+own stream seeded by (purpose, M, SEED), cached as ``[shot_{K}-]max_{M}-seed_{SEED}.json``.
 """
 
 from __future__ import annotations
@@ -28,20 +37,35 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from engine.api import Datum
 
+from .reference_fewshot import read_reference_fewshot, reference_fewshot_path
 from .utils import atomic_write_json, split_fingerprint, to_relpath
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CACHE_FORMAT", "CACHE_VERSION", "sample_per_class", "cached_per_class_sample", "fewshot_cache_path"]
+__all__ = [
+    "CACHE_FORMAT",
+    "CACHE_VERSION",
+    "SAMPLER",
+    "sample_per_label",
+    "draw_fewshot",
+    "cached_per_class_sample",
+    "fewshot_cache_path",
+    "fewshot_sample",
+]
 
 CACHE_FORMAT = "promptkd-per-class-sample"
-CACHE_VERSION = 1
+#: 2: Dassl's draw (version 1 caches came from per-split hashed seeds and are redrawn)
+CACHE_VERSION = 2
+SAMPLER = "dassl-generate_fewshot_dataset"
 
 
-def sample_per_class(items: Sequence[Datum], k: int, rng: random.Random) -> List[Datum]:
-    """At most ``k`` items per label (all of a class when it has fewer), labels in ascending order.
+def sample_per_label(items: Sequence[Datum], k: int, rng: random.Random, repeat: bool = False) -> List[Datum]:
+    """``k`` items per label: Dassl's ``generate_fewshot_dataset`` rule for one data source.
 
-    Same rule as Dassl's ``generate_fewshot_dataset(repeat=False)`` but with an explicit RNG.
+    Labels are visited in order of first appearance in ``items`` (Dassl groups with a ``defaultdict``),
+    each group keeps the input order, and ``rng.sample(group, k)`` picks from it; a group with fewer
+    than ``k`` items is kept whole, or drawn with replacement (``rng.choices``) when ``repeat``.
+    ``k < 1`` returns the input unchanged.
     """
     if k < 1:
         return list(items)
@@ -49,10 +73,25 @@ def sample_per_class(items: Sequence[Datum], k: int, rng: random.Random) -> List
     for it in items:
         groups.setdefault(it.label, []).append(it)
     out: List[Datum] = []
-    for label in sorted(groups):
-        group = groups[label]
-        out.extend(rng.sample(group, k) if len(group) >= k else group)
+    for group in groups.values():
+        if len(group) >= k:
+            out.extend(rng.sample(group, k))
+        elif repeat:
+            out.extend(rng.choices(group, k=k))
+        else:
+            out.extend(group)
     return out
+
+
+def draw_fewshot(splits: Mapping[str, Sequence[Datum]], ks: Mapping[str, int], seed: int) -> Dict[str, List[Datum]]:
+    """The few-shot draw of the reference datasets for ``SEED = seed``.
+
+    One stream ``random.Random(seed)`` (the global generator's state after Dassl's
+    ``set_random_seed(seed)``) serves the splits in the order of ``splits`` (train, then val), with
+    ``ks[split]`` items per class each, exactly like consecutive ``generate_fewshot_dataset`` calls.
+    """
+    rng = random.Random(seed)
+    return {name: sample_per_label(items, ks[name], rng) for name, items in splits.items()}
 
 
 def _rng(kind: str, split: str, k: int, seed: int) -> random.Random:
@@ -124,9 +163,9 @@ def cached_per_class_sample(
     prefix: str,
     write: bool = True,
 ) -> Dict[str, List[Datum]]:
-    """Per-class samples of every split in ``splits`` (``ks[split]`` items per class), through the cache.
+    """Per-class samples of every split in ``splits`` (``ks[split]`` items per class), through the json cache.
 
-    ``kind`` ("fewshot" | "max_per_class") and ``k`` identify the cache; the fingerprint of the full
+    ``kind`` ("fewshot": Dassl's draw, :func:`draw_fewshot` | "max_per_class") and ``k`` identify the cache; the fingerprint of the full
     input splits makes a cache built from another split (another dataset copy, an edited split file)
     stale. Returns the sampled lists, keyed like ``splits``, made of the input ``Datum`` objects.
     """
@@ -134,6 +173,7 @@ def cached_per_class_sample(
     header = {
         "format": CACHE_FORMAT,
         "version": CACHE_VERSION,
+        "sampler": SAMPLER,
         "dataset": dataset_name,
         "kind": kind,
         "k": int(k),
@@ -150,7 +190,10 @@ def cached_per_class_sample(
             return result
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             logger.warning("Cache %s is stale, foreign or corrupt (%s): rebuilding it", cache_path, exc)
-    result = {s: sample_per_class(items, ks[s], _rng(kind, s, ks[s], seed)) for s, items in splits.items()}
+    if kind == "fewshot":
+        result = draw_fewshot(splits, ks, seed)
+    else:
+        result = {s: sample_per_label(items, ks[s], _rng(kind, s, ks[s], seed)) for s, items in splits.items()}
     if write:
         payload: Dict[str, Any] = {"header": header}
         for s, items in result.items():
@@ -161,3 +204,26 @@ def cached_per_class_sample(
         except OSError as exc:
             logger.warning("Could not write cache %s (%s); continuing with the (deterministic) in-memory sample", cache_path, exc)
     return result
+
+
+def fewshot_sample(
+    dataset_dir: str,
+    dataset_name: str,
+    k: int,
+    seed: int,
+    splits: "Mapping[str, Sequence[Datum]]",
+    prefix: str,
+    write: bool = True,
+) -> Dict[str, List[Datum]]:
+    """The ``k``-shot subsets of ``splits`` (train: ``k`` per class, val: ``min(k, 4)``) for ``seed``.
+
+    A reference ``split_fewshot/shot_{k}-seed_{seed}.pkl`` in ``dataset_dir`` wins (read safely, matched
+    to the current split; a file that does not match is an error, never ignored); otherwise the json
+    cache or a fresh Dassl-identical draw (module docstring).
+    """
+    ks = {"train": int(k), "val": min(int(k), 4)}
+    pkl = reference_fewshot_path(dataset_dir, k, seed)
+    if os.path.exists(pkl):
+        return read_reference_fewshot(pkl, splits, ks, prefix)
+    path = fewshot_cache_path(dataset_dir, "fewshot", k, seed)
+    return cached_per_class_sample(path, dataset_name, "fewshot", k, seed, splits, ks, prefix, write=write)

@@ -3,8 +3,8 @@
 Dataset classes only read their full splits over all ``N`` classes (labels ``0..N-1``); everything
 protocol-related happens in :func:`apply_protocol`, driven by config keys (never by the trainer name):
 
-1. ``train_x`` = the train split -> ``NUM_SHOTS`` K-shot sample per class (cached; val gets
-   ``min(K, 4)`` shots, as in the reference) -> ``MAX_IMAGES_PER_CLASS`` sample (cached) -> restricted
+1. ``train_x`` = the train split -> ``NUM_SHOTS`` K-shot sample per class (Dassl's draw for SEED, or
+   the reference's own ``shot_K-seed_S.pkl``; cached; val gets ``min(K, 4)`` shots, as in the reference) -> ``MAX_IMAGES_PER_CLASS`` sample (cached) -> restricted
    to ``SUBSAMPLE_CLASSES`` and relabelled from 0 -> labels replaced by -1 if ``TRAIN_LABELS = drop``.
 2. ``val`` = the dataset's own val split restricted/relabelled to the training classes. It is never the
    test split (the reference's PromptKD branch put base-class *test* images in val and selected the
@@ -41,7 +41,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from engine.api import Datum
 
 from .config import resolve_eval_protocol, validate_dataset_cfg
-from .fewshot import cached_per_class_sample, fewshot_cache_path
+from .fewshot import cached_per_class_sample, fewshot_cache_path, fewshot_sample
 from .utils import DatasetError, base_new_labels, relabel
 
 logger = logging.getLogger(__name__)
@@ -169,9 +169,7 @@ def apply_protocol(
         logger.info("%s is a test-only dataset: DATASET.NUM_SHOTS=%d is not applied (reference behaviour)", name, k)
     elif k >= 1:
         splits = OrderedDict([("train", train)] + ([("val", val)] if val else []))
-        ks = {"train": k, "val": min(k, 4)}
-        path = fewshot_cache_path(dataset_dir, "fewshot", k, seed)
-        sampled = cached_per_class_sample(path, name, "fewshot", k, seed, splits, ks, prefix, write=write_cache)
+        sampled = fewshot_sample(dataset_dir, name, k, seed, splits, prefix, write=write_cache)
         train = sampled["train"]
         val = sampled.get("val", val)
 

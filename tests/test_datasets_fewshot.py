@@ -1,13 +1,20 @@
-"""Few-shot / images-per-class sampling: determinism, cache format, validation and rebuilds."""
+"""Few-shot / images-per-class sampling: determinism, cache format, validation and rebuilds, and the
+restricted reader of the reference's ``shot_K-seed_S.pkl`` files. (Identity with Dassl's own draw:
+tests/test_fewshot_dassl.py.)"""
 
 import json
 import os
+import pickle
 import random
+import sys
+import types
 from collections import Counter
 
 import pytest
 
-from datasets.fewshot import CACHE_FORMAT, sample_per_class
+from datasets.fewshot import CACHE_FORMAT, sample_per_label
+from datasets.reference_fewshot import UnsafeReferencePickleError
+from datasets.utils import DatasetError
 from engine.api import DATASET_REGISTRY, Datum
 from tests.helpers.fake_roots import make_dataset_cfg, make_root
 
@@ -31,12 +38,15 @@ def _cache(root, k=2, seed=1):
     return os.path.join(root, "dtd", "split_fewshot", f"shot_{k}-seed_{seed}.json")
 
 
-def test_sample_per_class_rule():
-    items = [Datum(impath=f"/x/{c}_{i}.jpg", label=c, classname=str(c)) for c in range(3) for i in range(5 if c else 2)]
-    out = sample_per_class(items, 3, random.Random(0))
+def test_sample_per_label_rule():
+    items = [Datum(impath=f"/x/{c}_{i}.jpg", label=c, classname=str(c)) for c in (2, 0, 1) for i in range(5 if c else 2)]
+    out = sample_per_label(items, 3, random.Random(0))
     assert Counter(it.label for it in out) == {0: 2, 1: 3, 2: 3}  # fewer than K -> all of them
-    assert [it.label for it in out] == sorted(it.label for it in out)
-    assert sample_per_class(items, -1, random.Random(0)) == items
+    assert [it.label for it in out] == [2, 2, 2, 0, 0, 1, 1, 1]  # labels in order of first appearance
+    assert [it.impath for it in out[3:5]] == ["/x/0_0.jpg", "/x/0_1.jpg"]  # a short class keeps its order
+    assert sample_per_label(items, -1, random.Random(0)) == items
+    repeated = sample_per_label(items, 3, random.Random(0), repeat=True)
+    assert Counter(it.label for it in repeated) == {0: 3, 1: 3, 2: 3}
 
 
 def test_fewshot_sizes_and_val_shots(root):
@@ -180,3 +190,97 @@ def test_cache_with_vanished_image_is_rebuilt(tmp_path, caplog):
         second = cached_per_class_sample(*args)["train"]
     assert "does not exist" in caplog.text and "rebuilding" in caplog.text
     assert [it.impath for it in second] == [it.impath for it in first]  # same seed -> same sample
+
+
+# ------------------------------------------------------------------ reference shot_K-seed_S.pkl files
+
+
+def _pkl(root, k=2, seed=1):
+    return os.path.join(root, "dtd", "split_fewshot", f"shot_{k}-seed_{seed}.pkl")
+
+
+def _fake_datum_init(self, impath, label, classname):
+    self._impath, self._label, self._domain, self._classname = impath, label, 0, classname
+
+
+@pytest.fixture
+def fake_dassl_module(monkeypatch):
+    """A stand-in module dassl.data.datasets.base_dataset whose Datum pickles like Dassl's (global
+    dassl.data.datasets.base_dataset.Datum, state = the instance __dict__); used for writing only."""
+    name = "dassl.data.datasets.base_dataset"
+    cls = type("Datum", (), {"__init__": _fake_datum_init, "__module__": name})
+    for i, part in enumerate(["dassl", "dassl.data", "dassl.data.datasets", name]):
+        mod = types.ModuleType(part)
+        if part == name:
+            mod.Datum = cls
+        monkeypatch.setitem(sys.modules, part, mod)
+    return cls
+
+
+def _dump(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+@pytest.mark.parametrize("record", ["dassl", "engine"])
+def test_reference_pkl_is_read(root, fake_dassl_module, tmp_path, record):
+    full = _build(root)
+    dtd = os.path.join(root, "dtd")
+    old_root = "/home/someone/DATA/dtd"  # written on another machine: absolute paths of another root
+    make = (lambda p, lab, c: fake_dassl_module(p, lab, c)) if record == "dassl" else (
+        lambda p, lab, c: Datum(impath=p, label=lab, classname=c))
+    # a hand-picked draw (not what our sampler would draw): the last images of each class, labels 3..0
+    picks = {"train": [it for c in (3, 2, 1, 0) for it in [x for x in full.train_x if x.label == c][-2:]],
+             "val": [it for c in (0, 1, 2, 3) for it in [x for x in full.val if x.label == c][:1]]}
+    payload = {s: [make(it.impath.replace(dtd, old_root), it.label, it.classname) for it in items]
+               for s, items in picks.items()}
+    _dump(_pkl(root), payload)
+    for part in ("dassl.data.datasets.base_dataset", "dassl.data.datasets", "dassl.data", "dassl"):
+        sys.modules.pop(part)  # the reader must not need the module
+    ds = _build(root, NUM_SHOTS=2)
+    assert _paths(ds.train_x) == _paths(picks["train"])  # the file's images, in the file's order, on this root
+    assert _paths(ds.val) == _paths(picks["val"])
+    assert not os.path.exists(_cache(root))  # no json cache written beside it
+    base = _build(root, NUM_SHOTS=2, SUBSAMPLE_CLASSES="base")  # subsampled after the draw, as in the reference
+    assert sorted(_paths(base.train_x)) == sorted(it.impath for it in picks["train"] if it.label < 2)
+
+
+def _system_payload(marker):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    return Payload()
+
+
+def _eval_payload(marker):
+    class Payload:
+        def __reduce__(self):
+            return (eval, (f"open({str(marker)!r}, 'w').close()",))
+    return Payload()
+
+
+@pytest.mark.parametrize("make_payload", [_system_payload, _eval_payload], ids=["os.system", "builtins.eval"])
+def test_reference_pkl_with_other_global_is_refused(root, tmp_path, fake_dassl_module, make_payload):
+    full = _build(root)
+    marker = tmp_path / "payload_ran"
+    good = [fake_dassl_module(it.impath, it.label, it.classname) for it in full.train_x[:1]]
+    _dump(_pkl(root), {"train": good + [make_payload(marker)], "val": []})
+    with pytest.raises(UnsafeReferencePickleError) as err:
+        _build(root, NUM_SHOTS=2)
+    assert _pkl(root) in str(err.value) and ("posix.system" in str(err.value) or "builtins.eval" in str(err.value))
+    assert not marker.exists()  # the payload never ran
+    assert not os.path.exists(_cache(root))
+
+
+def test_reference_pkl_that_does_not_match_the_split_is_an_error(root, fake_dassl_module):
+    full = _build(root)
+    entries = [fake_dassl_module(it.impath, it.label, it.classname) for it in full.train_x if it.label != 1][:6]
+    entries.append(fake_dassl_module("/elsewhere/dtd/images/banded/not_in_split.jpg", 0, "banded"))
+    _dump(_pkl(root), {"train": entries, "val": []})
+    with pytest.raises(DatasetError, match="not_in_split.jpg is not in the current train split; delete it"):
+        _build(root, NUM_SHOTS=2)
+    with open(_pkl(root), "wb") as f:
+        f.write(b"\x80\x05truncated")
+    with pytest.raises(DatasetError, match="not a readable reference few-shot file"):
+        _build(root, NUM_SHOTS=2)

@@ -147,7 +147,9 @@ def _teacher_checkpoint(env, path, text_width=None, extra_key=None):
 def test_teacher_checkpoint_missing_or_not_matching(env, tmp_path):
     teacher_opts = ["TRAINER.PROMPTKD.TEACHER_TYPE", "promptsrc"]
     missing = tmp_path / "teachers" / "model.pth.tar-20"
-    with pytest.raises(FileNotFoundError, match=rf"Teacher checkpoint not found: {missing}\. Train a teacher with the "
+    with pytest.raises(FileNotFoundError, match=rf"Teacher checkpoint not found: {missing}\. Tried: {missing} \(none "
+                                                r"exists\)\. Released PromptKD teachers go in teacher_model/<DATASET.NAME>/"
+                                                r"VLPromptLearner/model-best.pth.tar.*train a teacher with the "
                                                 r"PromptSRCTeacher trainer.*set TRAINER.PROMPTKD.TEACHER_CKPT"):
         run(env, tmp_path / "a", teacher_opts + ["TRAINER.PROMPTKD.TEACHER_CKPT", str(missing)])
 

@@ -402,7 +402,7 @@ def test_one_line_errors_disk_full_and_read_only_teacher_folder(env, tmp_path, c
                                                  "TRAINER.PROMPTKD.TEACHER_CKPT", missing], epochs=1)
     assert run_cli(train.main, "train.py", argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("train.py: error: FileNotFoundError: Teacher checkpoint not found: "
+    assert len(err) == 1 and err[0].startswith("train.py: error: TeacherCheckpointNotFoundError: Teacher checkpoint not found: "
                                                + missing)
     assert "TRAINER.PROMPTKD.TEACHER_CKPT" in err[0] and "traceback in" in err[0] and "--debug prints it" in err[0]
     log = next(p for p in sorted((tmp_path / "run").iterdir()) if p.name.startswith("log.txt"))

@@ -163,7 +163,8 @@ def _config_paths(cmds):
 @pytest.mark.parametrize("script", METHOD_SCRIPTS, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_method_script_points_at_existing_configs(script):
     second = "vit_b16" if script.name == "zeroshot.sh" else ("4" if script.name == "few_shot.sh" else "1")
-    res = run_script(script, "dtd", second, DRY_RUN=1)
+    args = {"main.sh": ["vit_b16", "end", "16", "1", "False"], "eval.sh": ["vit_b16_ep50"]}.get(script.name, [second])
+    res = run_script(script, "dtd", *args, DRY_RUN=1)
     assert res.returncode == 0, res.stderr
     paths = list(_config_paths(commands(res.stdout)))
     assert paths, res.stdout
@@ -257,7 +258,10 @@ def test_trainer_yaml_loads_with_yacs(path):
         node = [v for v in cfg.get("TRAINER", {}).values() if isinstance(v, dict)]
         assert all(n["PREC"] == "fp32" for n in node)
     if path.parent.name == "PromptKD":
-        assert "KD_WEIGHT" not in cfg.TRAINER.PROMPTKD  # per-dataset value lives in configs/datasets
+        if path.stem.endswith("cross_datasets"):  # cross-dataset / DG: the reference's 1000 for every target
+            assert cfg.TRAINER.PROMPTKD.KD_WEIGHT == 1000.0
+        else:  # base-to-novel: the per-dataset value lives in configs/datasets
+            assert "KD_WEIGHT" not in cfg.TRAINER.PROMPTKD
         assert cfg.DATASET.TRAIN_LABELS == "drop"
 
 
@@ -295,20 +299,26 @@ def test_trainer_yamls_merge_into_the_project_config():
     assert (xd.DATASET.EVAL_PROTOCOL, xd.TRAINER.MODAL, xd.TRAINER.PROMPTKD.PROMPT_DEPTH_VISION) == ("subsample", "cross", 3)
 
 
-def test_dataset_kd_weight_survives_the_trainer_yaml(tmp_path):
-    """The trainer yaml is merged after the dataset yaml, so it must not set KD_WEIGHT."""
+def test_kd_weight_per_protocol():
+    """Base-to-novel keeps the dataset yaml's weight (200 for DTD / FGVCAircraft / OxfordFlowers, 1000
+    otherwise); the cross-dataset / DG yamls, merged after the dataset yaml, give 1000 for every target."""
     from engine.config import merge_from_file_checked
 
-    ds = tmp_path / "fgvc.yaml"
-    ds.write_text('DATASET:\n  NAME: "FGVCAircraft"\nTRAINER:\n  PROMPTKD:\n    KD_WEIGHT: 200.0\n')
-    for name in ("vit_b16_c2_ep20_batch8_4+4ctx", "vit_b16_c2_ep20_batch8_4+4ctx_cross_datasets", "tiny_smoke"):
+    expected_b2n = {"dtd": 200.0, "fgvc_aircraft": 200.0, "oxford_flowers": 200.0, "caltech101": 1000.0,
+                    "eurosat": 1000.0, "imagenet": 1000.0}
+    b2n = ("vit_b16_c2_ep20_batch8_4+4ctx", "tiny_smoke")
+    xd = ("vit_b16_c2_ep20_batch8_4+4ctx_cross_datasets", "tiny_smoke_cross_datasets")
+    for dataset, weight in expected_b2n.items():
+        for name in b2n + xd:
+            cfg = _full_default_cfg()
+            merge_from_file_checked(cfg, str(REPO / f"configs/datasets/{dataset}.yaml"))
+            merge_from_file_checked(cfg, str(REPO / f"configs/trainers/PromptKD/{name}.yaml"))
+            assert cfg.TRAINER.PROMPTKD.KD_WEIGHT == (weight if name in b2n else 1000.0), (dataset, name)
+    for variant in ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"):
         cfg = _full_default_cfg()
-        merge_from_file_checked(cfg, str(ds))
-        merge_from_file_checked(cfg, str(REPO / f"configs/trainers/PromptKD/{name}.yaml"))
-        assert cfg.TRAINER.PROMPTKD.KD_WEIGHT == 200.0
-    cfg = _full_default_cfg()
-    merge_from_file_checked(cfg, str(REPO / "configs/trainers/PromptKD/vit_b16_c2_ep20_batch8_4+4ctx.yaml"))
-    assert cfg.TRAINER.PROMPTKD.KD_WEIGHT == 1000.0
+        merge_from_file_checked(cfg, str(REPO / f"configs/datasets/{variant}.yaml"))
+        merge_from_file_checked(cfg, str(REPO / f"configs/trainers/PromptKD/{xd[0]}.yaml"))
+        assert cfg.TRAINER.PROMPTKD.KD_WEIGHT == 1000.0
 
 
 def test_zero_shot_script_end_to_end(tmp_path):
@@ -334,3 +344,82 @@ def test_zero_shot_script_end_to_end(tmp_path):
     res = run_script(REPO / "scripts/zsclip/base2new_test.sh", "dtd", 1, DATA=data, OUTPUT_ROOT=tmp_path / "out",
                      CFG="tiny_smoke")
     assert res.returncode == 0 and "skipping" in res.stderr
+
+
+# The reference repositories' own entry points (thin wrappers here). Each pattern is the output folder the
+# reference script builds, transcribed from that script (repository and path in the comment) into a
+# format string, so the expected folder is derived independently of scripts/common.sh.
+REFERENCE_CALL_FORMS = [
+    # KaiyangZhou/CoOp scripts/coop/main.sh: DATASET CFG CTP NCTX SHOTS CSC, loop over seeds 1 2 3
+    ("coop/main.sh", ["caltech101", "rn50_ep50", "middle", "16", "2", "True"],
+     dict(dataset="caltech101", cfg="rn50_ep50", ctp="middle", nctx="16", shots="2", csc="True"),
+     "output/{dataset}/CoOp/{cfg}_{shots}shots/nctx{nctx}_csc{csc}_ctp{ctp}/seed{seed}", [1, 2, 3]),
+    # KaiyangZhou/CoOp scripts/coop/eval.sh: DATASET CFG; SHOTS 16, NCTX 16, CSC False, CTP end fixed; seeds 1 2 3
+    ("coop/eval.sh", ["imagenet_sketch", "vit_b16_ep50"],
+     dict(dataset="imagenet_sketch", cfg="vit_b16_ep50", shots="16", nctx="16", csc="False", ctp="end"),
+     "output/evaluation/CoOp/{cfg}_{shots}shots/nctx{nctx}_csc{csc}_ctp{ctp}/{dataset}/seed{seed}", [1, 2, 3]),
+    # KaiyangZhou/CoOp scripts/cocoop/xd_train.sh: SEED; DATASET imagenet, CFG vit_b16_c4_ep10_batch1_ctxv1, SHOTS 16
+    ("cocoop/xd_train.sh", ["2"], dict(dataset="imagenet", cfg="vit_b16_c4_ep10_batch1_ctxv1", shots="16"),
+     "output/{dataset}/CoCoOp/{cfg}_{shots}shots/seed{seed}", [2]),
+    # muzairkhattak/multimodal-prompt-learning scripts/maple/base2new_train_maple.sh: DATASET SEED
+    ("maple/base2new_train_maple.sh", ["eurosat", "3"], dict(dataset="eurosat", cfg="vit_b16_c2_ep5_batch4_2ctx", shots="16"),
+     "output/base2new/train_base/{dataset}/shots_{shots}/MaPLe/{cfg}/seed{seed}", [3]),
+    # muzairkhattak/multimodal-prompt-learning scripts/maple/base2new_test_maple.sh: DATASET SEED (SUB new)
+    ("maple/base2new_test_maple.sh", ["eurosat", "3"], dict(dataset="eurosat", cfg="vit_b16_c2_ep5_batch4_2ctx", shots="16"),
+     "output/base2new/test_new/{dataset}/shots_{shots}/MaPLe/{cfg}/seed{seed}", [3]),
+    # muzairkhattak/multimodal-prompt-learning scripts/maple/xd_train_maple.sh: DATASET SEED
+    ("maple/xd_train_maple.sh", ["imagenet", "1"],
+     dict(dataset="imagenet", cfg="vit_b16_c2_ep5_batch4_2ctx_cross_datasets", shots="16"),
+     "output/{dataset}/MaPLe/{cfg}_{shots}shots/seed{seed}", [1]),
+    # muzairkhattak/multimodal-prompt-learning scripts/maple/xd_test_maple.sh: DATASET SEED
+    ("maple/xd_test_maple.sh", ["imagenet_a", "1"],
+     dict(dataset="imagenet_a", cfg="vit_b16_c2_ep5_batch4_2ctx_cross_datasets", shots="16"),
+     "output/evaluation/MaPLe/{cfg}_{shots}shots/{dataset}/seed{seed}", [1]),
+    # muzairkhattak/multimodal-prompt-learning scripts/independent-vlp/base2new_train_ivlp.sh: DATASET SEED
+    ("independent-vlp/base2new_train_ivlp.sh", ["dtd", "2"], dict(dataset="dtd", cfg="vit_b16_c2_ep5_batch4_2+2ctx", shots="16"),
+     "output/base2new/train_base/{dataset}/shots_{shots}/IVLP/{cfg}/seed{seed}", [2]),
+    # muzairkhattak/multimodal-prompt-learning scripts/independent-vlp/base2new_test_ivlp.sh: DATASET SEED (SUB new)
+    ("independent-vlp/base2new_test_ivlp.sh", ["dtd", "2"], dict(dataset="dtd", cfg="vit_b16_c2_ep5_batch4_2+2ctx", shots="16"),
+     "output/base2new/test_new/{dataset}/shots_{shots}/IVLP/{cfg}/seed{seed}", [2]),
+]
+
+
+@pytest.mark.parametrize("rel,args,values,pattern,seeds", REFERENCE_CALL_FORMS, ids=[c[0] for c in REFERENCE_CALL_FORMS])
+def test_reference_call_forms_dry_run(rel, args, values, pattern, seeds):
+    """The reference command line works here and writes to the reference's output folder."""
+    res = run_script(REPO / "scripts" / rel, *args, DRY_RUN=1)
+    assert res.returncode == 0, res.stderr
+    cmds = commands(res.stdout)
+    assert [flag(c, "--output-dir") for c in cmds] == [pattern.format(seed=s, **values) for s in seeds]
+    for cmd, seed in zip(cmds, seeds):
+        assert flag(cmd, "--seed") == str(seed) and flag(cmd, "--dataset-config-file") == f"configs/datasets/{values['dataset']}.yaml"
+        assert flag(cmd, "--config-file").endswith(f"/{values['cfg']}.yaml")
+        assert (REPO / flag(cmd, "--config-file")).is_file()
+    if rel == "coop/main.sh":
+        for cmd in cmds:
+            opts = dict(zip(cmd[cmd.index("DATASET.NUM_SHOTS")::2], cmd[cmd.index("DATASET.NUM_SHOTS") + 1::2]))
+            assert opts["DATASET.NUM_SHOTS"] == "2" and opts["TRAINER.COOP.N_CTX"] == "16"
+            assert opts["TRAINER.COOP.CSC"] == "True" and opts["TRAINER.COOP.CLASS_TOKEN_POSITION"] == "middle"
+    if rel == "coop/eval.sh":  # the reference loads epoch 50 of the ImageNet model trained by main.sh
+        assert [flag(c, "--model-dir") for c in cmds] == [
+            f"output/imagenet/CoOp/vit_b16_ep50_16shots/nctx16_cscFalse_ctpend/seed{s}" for s in seeds]
+        assert all(flag(c, "--load-epoch") == "50" and "--eval-only" in c for c in cmds)
+    if rel.endswith("base2new_test_maple.sh") or rel.endswith("base2new_test_ivlp.sh"):
+        (cmd,) = cmds
+        assert flag(cmd, "--model-dir") == pattern.replace("test_new", "train_base").format(seed=seeds[0], **values)
+        assert flag(cmd, "--load-epoch") == "5" and cmd[cmd.index("DATASET.SUBSAMPLE_CLASSES") + 1] == "new"
+    if rel == "maple/xd_test_maple.sh":
+        (cmd,) = cmds
+        assert flag(cmd, "--load-epoch") == "2"
+        assert flag(cmd, "--model-dir") == f"output/imagenet/MaPLe/{values['cfg']}_16shots/seed1"
+
+
+def test_reference_call_forms_reject_bad_arguments():
+    res = run_script(REPO / "scripts/coop/main.sh", "caltech101", "rn50_ep50", "end", "16", DRY_RUN=1)
+    assert res.returncode == 2 and "expected 6 arguments, got 4" in res.stderr and "DATASET CFG CTP NCTX SHOTS CSC" in res.stderr
+    res = run_script(REPO / "scripts/coop/main.sh", "caltech101", "rn50_ep50", "end", "16", "1", "yes", DRY_RUN=1)
+    assert res.returncode == 2 and "CSC must be True or False, got 'yes'" in res.stderr
+    res = run_script(REPO / "scripts/coop/eval.sh", "imagenetv2", DRY_RUN=1)
+    assert res.returncode == 2 and "Usage:" in res.stderr
+    res = run_script(REPO / "scripts/cocoop/xd_train.sh", "one", DRY_RUN=1)
+    assert res.returncode == 2 and "Usage:" in res.stderr

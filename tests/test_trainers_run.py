@@ -270,6 +270,7 @@ def test_teacher_to_student_pipeline(env, tmp_path, monkeypatch):
     res = results(sout)
     assert res["trainer"] == "PromptKD" and res["teacher"]["checkpoint_sha256"] == cv["teacher"]["checkpoint_sha256"]
     assert res["teacher"]["class_vectors"] == str(student_cv)
+    assert res["distillation"] == {"kd_weight": 10.0, "loss": "kl_reference", "temperature": 1.0}
     assert st.model.projector[0].in_features == 64 and st.model.projector[-1].out_features == 96  # inferred dims
     state = ckpt(sout, 2)["state_dict"]
     assert sorted(state) == sorted([

@@ -259,7 +259,7 @@ def test_extend_cfg_defaults_and_registry():
     cfg = _cfg()
     pk = cfg.TRAINER.PROMPTKD
     assert pk.TEACHER_NAME == "ViT-L/14" and pk.KD_WEIGHT == 1000.0 and pk.LOSS == "kl_reference"
-    assert pk.TEACHER_CKPT == "teacher_model/{dataset}/VLPromptLearner/model.pth.tar-20"
+    assert pk.TEACHER_CKPT == "teacher_model/{dataset}/VLPromptLearner"  # the released teachers' folder
     assert cfg.TRAINER.PROMPTSRC.GPA_MEAN == 15 and cfg.TRAINER.IVLP.N_CTX_TEXT == 2
     assert cfg.TRAINER.COOP.N_CTX == 16 and cfg.TRAINER.MAPLE.PROMPT_DEPTH == 9
     assert cfg.MODEL.BACKBONE.ALLOW_RANDOM_INIT is False and cfg.MODEL.BACKBONE.WEIGHTS_DIR == ""

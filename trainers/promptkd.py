@@ -71,6 +71,7 @@ from .common.teacher import (
     find_teacher_checkpoint,
     resolve_teacher_path,
 )
+from .common.teacher_paths import DEFAULT_TEACHER_CKPT
 from .common.vl_model import cast_prompts, cosine_logits, tower_dtype
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def add_config(cfg: CN) -> None:
     pk.PROMPT_DEPTH_TEXT = 9  # kept for config compatibility (teacher depth is read from its checkpoint)
     pk.PROJECT_LAYER = 2  # projector depth 1-3 (2 = Linear-BN-ReLU-Linear, the reference)
     pk.CE_WEIGHT = 0.0  # kept for config compatibility; must be 0: the student never reads labels
-    pk.KD_WEIGHT = 1000.0  # loss multiplier (reference scripts: 1000; 200 for FGVCAircraft, OxfordFlowers, DTD)
+    pk.KD_WEIGHT = 1000.0  # loss multiplier (reference: 1000; base-to-novel 200 for FGVCAircraft, OxfordFlowers, DTD)
     pk.TEMPERATURE = 1.0  # KD temperature T
     # kl_reference (sum-KL*T^2/(B*C), reference) | kl_batchmean (T^2 * batch-mean KL) |
     # feature_l1 | feature_mse (projected student feature vs teacher image feature, Table 4)
@@ -115,8 +116,10 @@ def add_config(cfg: CN) -> None:
     pk.TEACHER_NAME = "ViT-L/14"  # teacher CLIP (weights for parts the teacher checkpoint lacks)
     # promptsrc (trained teacher checkpoint) | maple (MaPLe checkpoint, Table 6) | zeroshot (vanilla CLIP, Table 6)
     pk.TEACHER_TYPE = "promptsrc"
-    # teacher checkpoint file or run directory; placeholders {dataset} (DATASET.NAME), {root} (DATASET.ROOT)
-    pk.TEACHER_CKPT = "teacher_model/{dataset}/VLPromptLearner/model.pth.tar-20"
+    # teacher checkpoint file or run directory; placeholders {dataset} (DATASET.NAME), {root} (DATASET.ROOT).
+    # A folder resolves to model-best.pth.tar, else its Dassl `checkpoint` pointer, else the highest epoch
+    # (trainers/common/teacher_paths.py); the default is the released base-to-novel teachers' folder.
+    pk.TEACHER_CKPT = DEFAULT_TEACHER_CKPT
     # class-vectors file; "" -> class_vectors_<DATASET.NAME>.pt next to the teacher checkpoint
     # (zero-shot teacher: in OUTPUT_DIR)
     pk.CLASS_VECTORS = ""
@@ -338,6 +341,16 @@ class PromptKDStudent(PromptTrainer):
                 f"run uses {current.get('class_vectors')!r} from another teacher ({detail}). Point "
                 "TRAINER.PROMPTKD.CLASS_VECTORS (or TEACHER_CKPT) to the teacher the student was distilled from"
             )
+
+    def results_extra(self) -> Dict[str, Any]:
+        """The loss settings that make a student run comparable: results.json ``distillation``.
+
+        ``kd_weight`` is the per-protocol value (base-to-novel: the dataset yaml's 200 or 1000;
+        cross-dataset / domain generalisation: 1000 from the *_cross_datasets trainer yaml).
+        """
+        pk = self.cfg.TRAINER.PROMPTKD
+        return {"distillation": {"kd_weight": float(pk.KD_WEIGHT), "loss": str(pk.LOSS),
+                                 "temperature": float(pk.TEMPERATURE)}}
 
     @torch.no_grad()
     def compute_student_text_class_vectors(self, clip_model: nn.Module, batch_size: int = 256) -> ClassVectors:

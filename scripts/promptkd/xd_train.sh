@@ -11,6 +11,7 @@
 #   TEACHER_PROTOCOL=cross scripts/promptsrc/train_teacher.sh imagenet 1), CLASS_VECTORS, CFG, RUN_DIR,
 #   OUTPUT_ROOT, DRY_RUN=1, FORCE=1 (see scripts/common.sh).
 # Output: OUTPUT_ROOT/DATASET/PromptKD/CFG_0shots/seedSEED (as the reference).
+# KD_WEIGHT: 1000 for every target (set in the cross-dataset trainer yaml, as the reference's script).
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
 

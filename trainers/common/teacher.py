@@ -27,9 +27,7 @@ The teacher's text branch is run by :func:`compute_class_vectors` once, after th
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
-import os
 import re
 from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -51,6 +49,7 @@ from .checkpoints import (
     strict_load,
 )
 from .prompts import VisualPromptStack
+from .teacher_paths import find_teacher_checkpoint, resolve_teacher_path
 from .templates import dataset_template, format_classname
 from .vl_model import VLPromptCLIP, cast_prompts, tower_dtype
 
@@ -72,9 +71,6 @@ __all__ = [
 
 TEACHER_TYPES = ("promptsrc", "maple", "zeroshot")
 REGISTERED_NAME = "VLPromptLearner"
-# model folders of a teacher run directory: PromptSRC/IVLP/PromptSRCTeacher, MaPLe
-_TEACHER_SUBFOLDERS = (REGISTERED_NAME, "MultiModalPromptLearner")
-_CKPT_RE = re.compile(r"model\.pth\.tar-(\d+)$")
 
 
 class TeacherImageEncoder(nn.Module):
@@ -148,56 +144,8 @@ def frozen_prompt_stack(prompts: Sequence[torch.Tensor]) -> VisualPromptStack:
 # ------------------------------------------------------------------------------------------------
 # locating checkpoints
 # ------------------------------------------------------------------------------------------------
-def resolve_teacher_path(template: str, dataset: str, root: str) -> str:
-    """Fill the ``{dataset}`` / ``{root}`` placeholders of ``TRAINER.PROMPTKD.TEACHER_CKPT``."""
-    try:
-        path = template.format(dataset=dataset, root=root)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ValueError(
-            f"TRAINER.PROMPTKD.TEACHER_CKPT {template!r}: only the placeholders {{dataset}} and {{root}} are "
-            f"supported ({exc})"
-        ) from exc
-    return os.path.expanduser(path)
-
-
-def find_teacher_checkpoint(path: str) -> str:
-    """A teacher checkpoint file from a file path or a run directory.
-
-    For a directory (a teacher's OUTPUT_DIR or its ``VLPromptLearner`` folder) the latest
-    ``model.pth.tar-N`` is used, else ``model-best.pth.tar``; the choice is logged.
-    """
-    if os.path.isfile(path):
-        return path
-    if not os.path.isdir(path):
-        raise FileNotFoundError(
-            f"Teacher checkpoint not found: {path}. Train a teacher with the PromptSRCTeacher trainer, download a "
-            "released PromptKD teacher, and set TRAINER.PROMPTKD.TEACHER_CKPT (placeholders {dataset}, {root}); "
-            "or use TRAINER.PROMPTKD.TEACHER_TYPE zeroshot."
-        )
-    folder = next((os.path.join(path, sub) for sub in _TEACHER_SUBFOLDERS if os.path.isdir(os.path.join(path, sub))),
-                  path)
-    pointer = os.path.join(folder, "checkpoint")  # Dassl's pointer to the latest save of the run
-    if os.path.isfile(pointer):
-        with open(pointer, "r", encoding="utf-8") as f:
-            named = os.path.join(folder, f.readline().strip())
-        if os.path.isfile(named):
-            logger.info("Teacher checkpoint: %s (named by %s)", named, pointer)
-            return named
-        logger.warning("Teacher checkpoint pointer %s names %s, which does not exist; using the files present",
-                       pointer, named)
-    numbered = []
-    for f in glob.glob(os.path.join(folder, "model.pth.tar-*")):
-        m = _CKPT_RE.search(f)
-        if m:
-            numbered.append((int(m.group(1)), f))
-    if numbered:
-        chosen = max(numbered)[1]
-    elif os.path.isfile(os.path.join(folder, "model-best.pth.tar")):
-        chosen = os.path.join(folder, "model-best.pth.tar")
-    else:
-        raise FileNotFoundError(f"No teacher checkpoint (model.pth.tar-N or model-best.pth.tar) in {folder}")
-    logger.info("Teacher checkpoint: %s", chosen)
-    return chosen
+# resolve_teacher_path / find_teacher_checkpoint: trainers/common/teacher_paths.py (released layout,
+# Dassl checkpoint pointer, highest epoch; the not-found error lists what was tried)
 
 
 def _read_checkpoint(path: str) -> Dict[str, Any]:
