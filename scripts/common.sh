@@ -14,6 +14,10 @@
 #                default, e.g. CFG=tiny_smoke.
 #   RUN_DIR      output folder replacing a script's default run folder (used by the ablation scripts).
 #   LOADEP       checkpoint epoch loaded by the *_test.sh scripts; default: OPTIM.MAX_EPOCH of the config.
+#   PROMPTKD_PLUGINS  plug-ins train.py imports (':'-separated .py files, package folders or module
+#                names; docs/PLUGINS.md); relative paths are taken from the directory you run the script from.
+#   TRAINER_CONFIG_DIR  folder holding <TRAINER>/<CFG>.yaml; default configs/trainers (plug-ins keep theirs
+#                elsewhere, e.g. examples/plugins/configs).
 # GPUs: nothing here sets CUDA_VISIBLE_DEVICES; choose the device(s) in your shell.
 
 set -euo pipefail
@@ -26,6 +30,19 @@ _DATA_GIVEN="${DATA:+1}"
 DATA="${DATA:-./data}"
 if [[ "$DATA" != /* && "$_CALLER_PWD" != "$REPO_ROOT" ]]; then
     DATA="$_CALLER_PWD/$DATA"  # keep the user's relative path meaning after the cd above
+fi
+# plug-in paths keep the user's relative meaning too (module names and absolute paths stay as they are)
+if [[ -n "${PROMPTKD_PLUGINS:-}" && "$_CALLER_PWD" != "$REPO_ROOT" ]]; then
+    _plugins=()
+    IFS=':' read -r -a _plugin_specs <<< "$PROMPTKD_PLUGINS"
+    for _p in "${_plugin_specs[@]}"; do
+        if [[ -n "$_p" && "$_p" != /* && ( "$_p" == */* || "$_p" == *.py || -e "$_CALLER_PWD/$_p" ) ]]; then
+            _p="$_CALLER_PWD/$_p"
+        fi
+        _plugins+=("$_p")
+    done
+    PROMPTKD_PLUGINS="$(IFS=':'; echo "${_plugins[*]}")"
+    export PROMPTKD_PLUGINS
 fi
 OUTPUT_ROOT="${OUTPUT_ROOT:-output}"
 PYTHON="${PYTHON:-python}"
@@ -122,8 +139,9 @@ dataset_name() {
 
 # trainer_config TRAINER CFG -> configs/trainers/<TRAINER>/<CFG>.yaml (checked)
 trainer_config() {
-    local f="configs/trainers/$1/$2.yaml"
-    [[ -f "$f" ]] || die "$f not found; available configs: $(cd "configs/trainers/$1" 2>/dev/null && ls -- *.yaml | tr '\n' ' ')"
+    local dir="${TRAINER_CONFIG_DIR:-configs/trainers}"
+    local f="$dir/$1/$2.yaml"
+    [[ -f "$f" ]] || die "$f not found; available configs: $(cd "$dir/$1" 2>/dev/null && ls -- *.yaml | tr '\n' ' ')"
     echo "$f"
 }
 
@@ -161,6 +179,9 @@ train_py() {
     fi
     local extra=()
     [[ "$FORCE" == 1 ]] && extra+=(--overwrite)  # train.py refuses to redo a finished run otherwise
+    if [[ "$DRY_RUN" == 1 && -n "${PROMPTKD_PLUGINS:-}" ]]; then
+        note "with PROMPTKD_PLUGINS=$PROMPTKD_PLUGINS (train.py imports these plug-ins)"
+    fi
     run_cmd "$PYTHON" train.py "${extra[@]}" "$@"
 }
 
