@@ -230,6 +230,29 @@ def test_kgcoop_configs_merge_and_the_script_runs_it(tmp_path):
     assert cmd[cmd.index("--trainer") + 1] == "KgCoOp" and cmd[-2:] == ["TRAINER.KGCOOP.W", "2.0"]
 
 
+def test_results_tool_puts_the_kgcoop_paper_average_beside_ours(tmp_path):
+    from tools import results as R
+
+    datasets = ["ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "OxfordFlowers", "Food101", "FGVCAircraft",
+                "SUN397", "DescribableTextures", "EuroSAT", "UCF101"]
+    for i, ds in enumerate(datasets):
+        base, novel = 80.0 + i, 70.0 + i
+        d = tmp_path / ds / "seed1"
+        d.mkdir(parents=True)
+        (d / "results.json").write_text(json.dumps({
+            "trainer": "KgCoOp", "dataset": ds, "seed": 1, "protocol": "base2novel", "base_acc": base,
+            "novel_acc": novel, "config": "examples/plugins/configs/KgCoOp/vit_b16_ep100_ctxv1.yaml",
+            "metrics": {"base": {"accuracy": base}, "novel": {"accuracy": novel}}}))
+    agg = R.aggregate(R.collect_runs([tmp_path]), "base2novel", R.load_paper_numbers())
+    (avg,) = agg["average"]
+    assert avg["n"] == 11 and avg["base"] == pytest.approx(85.0) and avg["novel"] == pytest.approx(75.0)
+    # the published KgCoOp average (paper and README of its code): base 80.73, novel 73.60, HM 77.00
+    assert avg["paper"] == {"table": "kgcoop_base2novel_average", "method": "KgCoOp", "base": 80.73,
+                            "novel": 73.6, "hm": 77.0}
+    assert avg["complete"] and avg["delta"]["base"] == pytest.approx(85.0 - 80.73)
+    assert 2 * 80.73 * 73.6 / (80.73 + 73.6) == pytest.approx(77.0, abs=0.005)
+
+
 @pytest.mark.dassl
 def test_kgcoop_and_collision_under_real_dassl(real_dassl, env, tmp_path):
     """On a real Dassl the plug-in registers into Dassl's registry, KgCoOp trains and evaluates, and a reused
