@@ -41,7 +41,7 @@ command -v "$PYTHON" >/dev/null 2>&1 || { echo "error: '$PYTHON' not found; inst
 
 say "1/3 dependencies"
 # the imports of requirements.txt (scipy is used by two dataset readers only, not by the demo)
-DEPS_CHECK='import open_clip, yacs, yaml, torchvision, matplotlib, tensorboard, tqdm, numpy, PIL'
+DEPS_CHECK='import open_clip, yacs, torchvision, yaml, matplotlib, tensorboard, tqdm, numpy, PIL'
 if "$PYTHON" -c "$DEPS_CHECK" >/dev/null 2>&1; then
     echo "torch, torchvision, open_clip, yacs, PyYAML, matplotlib, tensorboard, tqdm, numpy, Pillow: present"
 else
