@@ -6,8 +6,10 @@
         --output-dir output/dtd/seed1 DATASET.NUM_SHOTS 16
 
 Config merge order (reference §1.2): engine defaults -> ``datasets.extend_cfg`` /
-``trainers.extend_cfg`` -> dataset yaml -> trainer yaml -> CLI flags -> trailing ``KEY VALUE``
-opts -> freeze. ``--resume DIR`` keeps DIR (the reference PromptKD set it to "", defect §5.9).
+``trainers.extend_cfg`` -> the plug-ins' ``extend_cfg`` -> dataset yaml -> trainer yaml -> CLI flags
+-> trailing ``KEY VALUE`` opts -> freeze. Plug-ins (``--plugin PATH_OR_MODULE``, repeatable, and
+``$PROMPTKD_PLUGINS``; docs/PLUGINS.md) are imported after the built-in datasets and trainers.
+``--resume DIR`` keeps DIR (the reference PromptKD set it to "", defect §5.9).
 Importing the ``datasets`` and ``trainers`` packages registers every dataset and trainer.
 Launch with ``torchrun --nproc_per_node N train.py ...`` for DDP.
 
@@ -34,7 +36,7 @@ import glob  # noqa: E402
 import logging  # noqa: E402
 import shlex  # noqa: E402
 import subprocess  # noqa: E402
-from typing import Any, Dict, List, Optional  # noqa: E402
+from typing import Any, Dict, List, Optional, Sequence  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -46,6 +48,7 @@ from engine.config import add_engine_extras, merge_from_file_checked, merge_from
 from engine.checkpoint import DONE_NAME, PREV_STATE_NAME, RESUME_STATE_NAME  # noqa: E402
 from engine.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 from engine.run_header import header_lines, write_environment  # noqa: E402
+from engine.plugins import describe_plugins, load_plugins, plugin_specs  # noqa: E402
 
 logger = logging.getLogger("train")
 
@@ -90,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "recorded in results.json")
     parser.add_argument("--debug", action="store_true", help="print the full traceback of an error on the console")
     parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="PATH_OR_MODULE",
+        help="import a plug-in (a .py file, a package directory or a module name) that registers trainers or "
+        "datasets; repeatable, after those of $PROMPTKD_PLUGINS (':'-separated). See docs/PLUGINS.md",
+    )
+    parser.add_argument(
         "opts",
         default=None,
         nargs=argparse.REMAINDER,
@@ -98,14 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def extend_cfg(cfg: Any) -> None:
-    """Add the config nodes of the datasets and trainers packages (their ``extend_cfg``, when defined)."""
+def extend_cfg(cfg: Any, plugins: Sequence[Any] = ()) -> None:
+    """Add the config nodes of the datasets and trainers packages and of the plug-in modules ``plugins``
+    (their ``extend_cfg``, when defined)."""
     import datasets
     import trainers
 
-    for package in (datasets, trainers):
+    for package in (datasets, trainers, *plugins):
         if hasattr(package, "extend_cfg"):
             package.extend_cfg(cfg)
+
+
+def load_user_plugins(cli_specs: Optional[Sequence[str]]) -> List[Any]:
+    """Import the plug-ins of $PROMPTKD_PLUGINS and ``--plugin`` after the built-in datasets and trainers
+    (so a plug-in that reuses a built-in name is the one reported); returns their modules."""
+    import datasets  # noqa: F401
+    import trainers  # noqa: F401
+
+    return load_plugins(plugin_specs(cli_specs))
 
 
 def reset_cfg(cfg: Any, args: argparse.Namespace) -> None:
@@ -136,7 +157,7 @@ def setup_cfg(args: argparse.Namespace) -> Any:
     """defaults -> extend_cfg -> dataset yaml -> trainer yaml -> CLI flags -> opts -> freeze."""
     cfg = api.get_cfg_default()
     add_engine_extras(cfg)
-    extend_cfg(cfg)
+    extend_cfg(cfg, load_user_plugins(getattr(args, "plugin", None)))
     if args.dataset_config_file:
         merge_from_file_checked(cfg, args.dataset_config_file)
     if args.config_file:
@@ -201,7 +222,7 @@ def _log_header(cfg: Any, args: argparse.Namespace, argv: List[str]) -> None:
     """A short header at the top of log.txt; the environment goes to env.txt, the config to config.yaml."""
     if dist.is_main_process():
         write_environment(cfg, argv, args, code=_git_commit())
-    logger.info("\n".join(header_lines(cfg, argv, args.config_file, args.dataset_config_file)))
+    logger.info("\n".join(header_lines(cfg, argv, args.config_file, args.dataset_config_file) + [describe_plugins()]))
 
 
 def _setup_logging(cfg: Any) -> None:

@@ -23,6 +23,10 @@
 #   CUSTOM_TEMPLATE    prompt template, e.g. "a photo of a {}, a type of garment." (DATASET.CUSTOM.TEMPLATE)
 #   CUSTOM_NAME        the dataset's name in results, tables and run folders (DATASET.CUSTOM.NAME); default:
 #                      the name of the CUSTOM_ROOT folder (`custom`) or the yaml's file stem (a yaml path)
+#   PROMPTKD_PLUGINS  plug-ins train.py imports (':'-separated .py files, package folders or module
+#                names; docs/PLUGINS.md); relative paths are taken from the directory you run the script from.
+#   TRAINER_CONFIG_DIR  folder holding <TRAINER>/<CFG>.yaml; default configs/trainers (plug-ins keep theirs
+#                elsewhere, e.g. examples/plugins/configs).
 # GPUs: nothing here sets CUDA_VISIBLE_DEVICES; choose the device(s) in your shell.
 
 set -euo pipefail
@@ -38,6 +42,19 @@ if [[ "$DATA" != /* && "$_CALLER_PWD" != "$REPO_ROOT" ]]; then
 fi
 if [[ -n "${CUSTOM_ROOT:-}" && "$CUSTOM_ROOT" != /* ]]; then
     CUSTOM_ROOT="$_CALLER_PWD/$CUSTOM_ROOT"
+fi
+# plug-in paths keep the user's relative meaning too (module names and absolute paths stay as they are)
+if [[ -n "${PROMPTKD_PLUGINS:-}" && "$_CALLER_PWD" != "$REPO_ROOT" ]]; then
+    _plugins=()
+    IFS=':' read -r -a _plugin_specs <<< "$PROMPTKD_PLUGINS"
+    for _p in "${_plugin_specs[@]}"; do
+        if [[ -n "$_p" && "$_p" != /* && ( "$_p" == */* || "$_p" == *.py || -e "$_CALLER_PWD/$_p" ) ]]; then
+            _p="$_CALLER_PWD/$_p"
+        fi
+        _plugins+=("$_p")
+    done
+    PROMPTKD_PLUGINS="$(IFS=':'; echo "${_plugins[*]}")"
+    export PROMPTKD_PLUGINS
 fi
 OUTPUT_ROOT="${OUTPUT_ROOT:-output}"
 PYTHON="${PYTHON:-python}"
@@ -168,8 +185,9 @@ dataset_name() {
 
 # trainer_config TRAINER CFG -> configs/trainers/<TRAINER>/<CFG>.yaml (checked)
 trainer_config() {
-    local f="configs/trainers/$1/$2.yaml"
-    [[ -f "$f" ]] || die "$f not found; available configs: $(cd "configs/trainers/$1" 2>/dev/null && ls -- *.yaml | tr '\n' ' ')"
+    local dir="${TRAINER_CONFIG_DIR:-configs/trainers}"
+    local f="$dir/$1/$2.yaml"
+    [[ -f "$f" ]] || die "$f not found; available configs: $(cd "$dir/$1" 2>/dev/null && ls -- *.yaml | tr '\n' ' ')"
     echo "$f"
 }
 
@@ -231,6 +249,9 @@ train_py() {
         die "data root DATA=$DATA does not exist; set DATA=<folder holding the dataset folders (CoOp layout: dtd/, eurosat/, imagenet/, ...)>"
     fi
     [[ "$FORCE" == 1 ]] && extra+=(--overwrite)  # train.py refuses to redo a finished run otherwise
+    if [[ "$DRY_RUN" == 1 && -n "${PROMPTKD_PLUGINS:-}" ]]; then
+        note "with PROMPTKD_PLUGINS=$PROMPTKD_PLUGINS (train.py imports these plug-ins)"
+    fi
     run_cmd "$PYTHON" train.py "${extra[@]}" "$@" ${custom[@]+"${custom[@]}"}
 }
 

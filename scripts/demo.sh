@@ -40,12 +40,14 @@ say() { printf '\n== %s\n' "$*"; }
 command -v "$PYTHON" >/dev/null 2>&1 || { echo "error: '$PYTHON' not found; install Python >= 3.9 or set PYTHON=" >&2; exit 2; }
 
 say "1/3 dependencies"
-if "$PYTHON" -c 'import open_clip, yacs, torchvision, matplotlib' >/dev/null 2>&1; then
-    echo "torch, torchvision, open_clip, yacs, matplotlib: present"
+# the imports of requirements.txt (scipy is used by two dataset readers only, not by the demo)
+DEPS_CHECK='import open_clip, yacs, torchvision, yaml, matplotlib, tensorboard, tqdm, numpy, PIL'
+if "$PYTHON" -c "$DEPS_CHECK" >/dev/null 2>&1; then
+    echo "torch, torchvision, open_clip, yacs, PyYAML, matplotlib, tensorboard, tqdm, numpy, Pillow: present"
 else
     echo "missing dependencies: running pip install -e . (torch, torchvision, open_clip_torch, yacs, ...)"
     "$PYTHON" -m pip install -e .
-    "$PYTHON" -c 'import open_clip, yacs, torchvision, matplotlib' \
+    "$PYTHON" -c "$DEPS_CHECK" \
         || { echo "error: dependencies still missing after pip install -e .; see the pip output above" >&2; exit 2; }
 fi
 

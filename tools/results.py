@@ -96,7 +96,8 @@ class TableSpec:
 
 TABLES: Dict[str, TableSpec] = {
     "base2novel": TableSpec("bnh", ("table1_base2novel", "table10_teacher_base2novel",
-                                    "promptsrc_readme_base2novel_average", "table3_flowers_unlabeled"),
+                                    "promptsrc_readme_base2novel_average", "table3_flowers_unlabeled",
+                                    "kgcoop_base2novel_average"),
                             caption="Base-to-novel generalisation (paper Table 1; teachers: Table 10)"),
     "cross": TableSpec("acc", ("table2_cross_dataset", "table11_teacher_cross"),
                        caption="Cross-dataset transfer from ImageNet (paper Table 2; teacher: Table 11)"),

@@ -14,8 +14,9 @@ classes, which gives the CLIP row of the base-to-novel table.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import List, Sequence
+from typing import Callable, ContextManager, List, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,13 +32,30 @@ from .common.vl_model import cosine_logits
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ZeroshotCLIP", "ZeroshotCLIP2", "add_config"]
+__all__ = ["ZeroshotCLIP", "ZeroshotCLIP2", "add_config", "encode_templates"]
 
 
 def add_config(cfg: CN) -> None:
     """TRAINER.ZSCLIP (not in the reference, which loads CLIP in fp16 for zero-shot evaluation)."""
     cfg.TRAINER.ZSCLIP = CN()
     cfg.TRAINER.ZSCLIP.PREC = "fp16"  # fp32 | fp16 (CLIP weights in half, as the reference) | amp | bf16
+
+
+@torch.no_grad()
+def encode_templates(clip_model: torch.nn.Module, templates: Sequence[str], classnames: Sequence[str],
+                     autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> torch.Tensor:
+    """Hand-crafted class text features of a frozen CLIP [C, D] (fp32, unit norm): for each template,
+    ``norm(text(template.format(name)))``; averaged over the templates and renormalised (one template:
+    just the normalised features). ``autocast`` returns the precision context of the forward pass."""
+    info = clip.model_info(clip_model)
+    device = clip_model.token_embedding.weight.device
+    names = [format_classname(c) for c in classnames]
+    feats = []
+    for template in templates:
+        ids = clip.tokenize([template.format(n) for n in names], info.context_length).to(device)
+        with autocast():
+            feats.append(F.normalize(clip_model.encode_text(ids).float(), dim=-1))
+    return F.normalize(torch.stack(feats).mean(dim=0), dim=-1)
 
 
 @TRAINER_REGISTRY.register()
@@ -60,18 +78,9 @@ class ZeroshotCLIP(PromptTrainer):
         self.logit_scale = float(self.clip_model.logit_scale.detach().float().exp().item())
         self.set_eval_classnames(self.train_classnames)
 
-    @torch.no_grad()
     def encode_classnames(self, classnames: Sequence[str]) -> torch.Tensor:
         """Normalised text features [C, D]: per-template normalised, averaged over templates, renormalised."""
-        info = clip.model_info(self.clip_model)
-        device = self.clip_model.token_embedding.weight.device
-        names = [format_classname(c) for c in classnames]
-        feats = []
-        for template in self.template_list:
-            ids = clip.tokenize([template.format(n) for n in names], info.context_length).to(device)
-            with self.autocast():
-                feats.append(F.normalize(self.clip_model.encode_text(ids).float(), dim=-1))
-        return F.normalize(torch.stack(feats).mean(dim=0), dim=-1)
+        return encode_templates(self.clip_model, self.template_list, classnames, self.autocast)
 
     def set_eval_classnames(self, classnames: Sequence[str]) -> None:
         self.text_features = self.encode_classnames(list(classnames))
