@@ -5,11 +5,11 @@
         --config-file configs/trainers/PromptKD/vit_b16_c2_ep20_batch8_4+4ctx.yaml \
         --output-dir output/dtd/seed1 DATASET.NUM_SHOTS 16
 
-Config merge order (reference §1.2): engine defaults -> ``datasets.extend_cfg`` /
+Config merge order (docs/REFERENCE.md A1): engine defaults -> ``datasets.extend_cfg`` /
 ``trainers.extend_cfg`` -> the plug-ins' ``extend_cfg`` -> dataset yaml -> trainer yaml -> CLI flags
 -> trailing ``KEY VALUE`` opts -> freeze. Plug-ins (``--plugin PATH_OR_MODULE``, repeatable, and
 ``$PROMPTKD_PLUGINS``; docs/PLUGINS.md) are imported after the built-in datasets and trainers.
-``--resume DIR`` keeps DIR (the reference PromptKD set it to "", defect §5.9).
+``--resume DIR`` keeps DIR (the reference PromptKD set it to "", docs/REFERENCE.md D9).
 Importing the ``datasets`` and ``trainers`` packages registers every dataset and trainer.
 Launch with ``torchrun --nproc_per_node N train.py ...`` for DDP.
 

@@ -3,7 +3,7 @@ open_clip model config from an OpenAI-layout state dict or from a built model.
 
 Config dicts use open_clip's JSON layout (``embed_dim``, ``quick_gelu``, ``vision_cfg``, ``text_cfg``) so
 they can be passed straight to ``open_clip.CLIP(**cfg)``. Attention heads follow the OpenAI rule
-``heads = width // 64`` (reference-behaviour §2.1), in both towers, so that an architecture can be read
+``heads = width // 64`` (docs/REFERENCE.md M1), in both towers, so that an architecture can be read
 back from the weights alone; every shipped config satisfies it.
 """
 from __future__ import annotations
@@ -108,7 +108,7 @@ def is_openai_state_dict(state_dict: Mapping[str, Any]) -> bool:
 
 
 def config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor], quick_gelu: bool = True) -> dict[str, Any]:
-    """Infer an open_clip config dict from an OpenAI-layout state dict (reference §2.1 ``build_model``).
+    """Infer an open_clip config dict from an OpenAI-layout state dict (docs/REFERENCE.md M1 ``build_model``).
 
     ViT: width from conv1, layers from the resblock indices, patch size from the conv kernel, image
     size from the grid of the positional embedding, heads = width // 64, MLP ratio from ``c_fc``.

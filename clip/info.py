@@ -1,5 +1,5 @@
 """Architecture summary of a built CLIP (used to size projectors and prompts without hard-coding
-512/768, reference-behaviour §5 defect 6)."""
+512/768, docs/REFERENCE.md D6)."""
 from __future__ import annotations
 
 import logging

@@ -1,6 +1,6 @@
 """``clip.load``: one entry point for every way a CLIP model reaches this project.
 
-Resolution order (reference-behaviour §2.1/§2.5; the reference hard-codes ``./clip/ViT-B-16.pt``):
+Resolution order (docs/REFERENCE.md M1/M2; the reference hard-codes ``./clip/ViT-B-16.pt``):
 1. an existing file: OpenAI TorchScript archive, OpenAI-layout state dict, or open_clip checkpoint;
 2. an OpenAI name (``ViT-B/16``, ``ViT-B-16``, ``RN50`` ...) -> local file found by
    ``clip.weights.resolve_weights_path`` (QuickGELU architecture);

@@ -1,4 +1,4 @@
-"""CLIP's BPE tokenizer (open_clip's ``SimpleTokenizer``), reference-behaviour §2.1 ``clip.tokenize``."""
+"""CLIP's BPE tokenizer (open_clip's ``SimpleTokenizer``), docs/REFERENCE.md M1 ``clip.tokenize``."""
 from __future__ import annotations
 
 import logging

@@ -1,7 +1,7 @@
 """Facts about the 15 benchmark datasets: folder, split file, sources and expected sizes.
 
 Expected sizes: train / test-base / test-novel from PromptKD's paper (Table 8, supplementary; reference
-§4.4), val and test totals from CoOp's dataset statistics (test = test-base + test-novel). The
+docs/REFERENCE.md C2), val and test totals from CoOp's dataset statistics (test = test-base + test-novel). The
 ImageNet variants are test-only: their "train" is the test set (reference behaviour). Used by
 ``tools/check_datasets.py`` and to warn when a dataset is not the full benchmark.
 """
@@ -129,7 +129,7 @@ CATALOG: Dict[str, DatasetInfo] = {
     ]
 }
 
-#: configs/datasets/<stem>.yaml -> registered dataset name (reference §4.3)
+#: configs/datasets/<stem>.yaml -> registered dataset name (docs/REFERENCE.md C2)
 CONFIG_NAMES: Dict[str, str] = {info.config: info.name for info in CATALOG.values()}
 
 

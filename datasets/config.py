@@ -30,7 +30,7 @@ def _add(node: CN, key: str, value: Any) -> None:
 def extend_cfg(cfg: CN) -> CN:
     """Add the dataset/protocol keys to ``cfg`` (in place; also returned). Existing keys are kept."""
     d = cfg.DATASET
-    # Which classes the TRAINING set holds (reference semantics, §1.10): "all"; "base" = first
+    # Which classes the TRAINING set holds (reference semantics, docs/REFERENCE.md A3): "all"; "base" = first
     # ceil(N/2) labels; "new" = the remaining floor(N/2), relabelled from 0. val/test follow it.
     _add(d, "SUBSAMPLE_CLASSES", "all")
     # Which evaluation sets the trainer reports after training: "base2novel" -> {"base", "novel"}

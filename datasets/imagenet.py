@@ -8,7 +8,7 @@ The parsed file lists are cached in ``preprocessed.json`` (instead of the refere
 absolute paths): one ``[wnid, [file names]]`` pair per class, so paths are relative and the cache
 survives moving the dataset. The header stores a hash of ``classnames.txt`` and the class folders;
 the cache is rebuilt with a warning when they changed or a sampled file has disappeared.
-Datum lists are built once (no triple relabelling pass over 1.28M items, reference §5.23).
+Datum lists are built once (no triple relabelling pass over 1.28M items, docs/REFERENCE.md D23).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ protocol-related happens in :func:`apply_protocol`, driven by config keys (never
    to ``SUBSAMPLE_CLASSES`` and relabelled from 0 -> labels replaced by -1 if ``TRAIN_LABELS = drop``.
 2. ``val`` = the dataset's own val split restricted/relabelled to the training classes. It is never the
    test split (the reference's PromptKD branch put base-class *test* images in val and selected the
-   checkpoint on them, reference §5.1). Datasets without a val split (ImageNet and its variants) give [].
+   checkpoint on them, docs/REFERENCE.md D1). Datasets without a val split (ImageNet and its variants) give [].
 3. ``test`` = the test split restricted/relabelled to the training classes (what Dassl's
    ``TrainerX.test()`` evaluates).
 4. ``eval_sets`` (what trainers report after training):

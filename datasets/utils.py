@@ -1,6 +1,6 @@
 """Shared dataset helpers: split files, reference split generation, class subsampling, file checks.
 
-These follow the CoOp helper contract (reference-behaviour §1.10, the static methods of CoOp's
+These follow the CoOp helper contract (docs/REFERENCE.md A3, the static methods of CoOp's
 ``OxfordPets``) with the defects fixed:
 
 - ``read_split`` / ``save_split``: the ``split_zhou_*.json`` format ``{"train"|"val"|"test": [[relative

@@ -1,10 +1,10 @@
-"""Checkpoint save/load (Dassl ``dassl.utils.torchtools``), reference §1.6.
+"""Checkpoint save/load (Dassl ``dassl.utils.torchtools``), docs/REFERENCE.md A5.
 
 Layout (Dassl): ``<dir>/<model name>/model.pth.tar-<epoch>``, ``model-best.pth.tar`` and a
 one-line ``checkpoint`` pointer file naming the latest regular save. Changes from Dassl:
 - every file is written atomically (temp file + ``os.replace``): a crash mid-save leaves the
   previous checkpoint intact;
-- saving ``model-best.pth.tar`` does not move the ``checkpoint`` pointer (reference defect §5.9:
+- saving ``model-best.pth.tar`` does not move the ``checkpoint`` pointer (docs/REFERENCE.md D9:
   resuming a best_val run restarted from the best instead of the last epoch);
 - ``load_checkpoint`` always maps to CPU (the trainer moves weights to its device) and reads with
   ``weights_only=True`` only (:mod:`engine.safe_load`; no fallback to a full unpickle).

@@ -1,6 +1,6 @@
 """Config defaults (Dassl ``dassl.config.get_cfg_default``) and checked merge helpers.
 
-The keys and default values are Dassl's (reference §1.2), so published CoOp / PromptSRC / PromptKD
+The keys and default values are Dassl's (docs/REFERENCE.md A1), so published CoOp / PromptSRC / PromptKD
 yaml files load unchanged. Extra keys of the built-in engine are under ``ENGINE`` and ``TRAIN.DIST``,
 each commented below. Trainer- and dataset-specific nodes are added by ``trainers.extend_cfg`` /
 ``datasets.extend_cfg`` (called by ``train.py``).
@@ -216,7 +216,7 @@ _C.TRAINER.NAME = ""
 # ----------------------------------------------------------------------------- built-in engine extras
 _C.ENGINE = CN()
 # Deterministic mode: cuDNN deterministic, no benchmark, torch deterministic algorithms (warn only),
-# CUBLAS_WORKSPACE_CONFIG (fix for reference defect §5.15). Costs some speed on GPU.
+# CUBLAS_WORKSPACE_CONFIG (fix for docs/REFERENCE.md D15). Costs some speed on GPU.
 _C.ENGINE.DETERMINISTIC = False
 
 

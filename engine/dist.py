@@ -1,6 +1,6 @@
 """Minimal torch.distributed helpers for DDP runs launched with ``torchrun``.
 
-Dassl has no DDP (reference defect §5.8, pain point P9); these helpers let the engine use one
+Dassl has no DDP (docs/REFERENCE.md D8); these helpers let the engine use one
 process per GPU: ``init_distributed_from_env`` reads torchrun's environment variables, and the
 trainer / evaluator / data loaders consult ``is_dist`` / ``get_rank`` / ``get_world_size``.
 Every helper is a cheap no-op in a single-process run.

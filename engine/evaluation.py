@@ -1,4 +1,4 @@
-"""Evaluators (Dassl ``dassl.evaluation``) and ``compute_accuracy`` (``dassl.metrics``), reference §1.8.
+"""Evaluators (Dassl ``dassl.evaluation``) and ``compute_accuracy`` (``dassl.metrics``), docs/REFERENCE.md A7.
 
 ``Classification`` accumulates argmax predictions and reports accuracy, error rate and macro-F1
 (over the labels present in ``y_true``, as sklearn's ``f1_score(average="macro", labels=unique(y_true))``

@@ -1,4 +1,4 @@
-"""Optimiser and LR-scheduler builders (Dassl ``dassl.optim``), reference §1.7.
+"""Optimiser and LR-scheduler builders (Dassl ``dassl.optim``), docs/REFERENCE.md A6.
 
 ``build_optimizer`` supports adam, amsgrad, sgd, rmsprop, radam (torch's RAdam) and adamw with
 Dassl's hyper-parameter keys (OPTIM.*) and STAGED_LR. ``build_lr_scheduler`` builds single_step,

@@ -1,12 +1,12 @@
 """Trainer classes (Dassl ``dassl.engine``): ``TrainerBase`` -> ``SimpleTrainer`` -> ``TrainerX`` /
-``TrainerXU``, ``TRAINER_REGISTRY`` and ``build_trainer`` (lifecycle of reference §1.5).
+``TrainerXU``, ``TRAINER_REGISTRY`` and ``build_trainer`` (lifecycle of docs/REFERENCE.md A4).
 
 Every method of Dassl's trainers exists with the same name and meaning, so Dassl-style trainers
 (CoOp, CoCoOp, MaPLe, IVLP, PromptSRC, PromptKD) subclass ``TrainerX`` unchanged. Differences:
 - device: ``cuda`` (the local rank's GPU under torchrun) when available and ``USE_CUDA``, else CPU;
-  never ``nn.DataParallel`` (reference defect §5.8); under torchrun ``self.model`` is wrapped in
+  never ``nn.DataParallel`` (docs/REFERENCE.md D8); under torchrun ``self.model`` is wrapped in
   DDP when it has trainable parameters (``wrap_model_ddp``, overridable);
-- ``load_model`` works with ``val_result=None`` (defect §5.10) and loads strictly by default,
+- ``load_model`` works with ``val_result=None`` (docs/REFERENCE.md D10) and loads strictly by default,
   reporting missing/unexpected keys;
 - only rank 0 writes checkpoints, tensorboard and logs; evaluation is distributed-aware;
 - progress: a tqdm bar over batches (rank 0, TTY only) plus Dassl's periodic log line;

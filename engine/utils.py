@@ -6,7 +6,7 @@ Differences from Dassl, on purpose:
   INFO lines are written without any prefix, so ``parse_test_res.py`` style tools that match
   "Finish training" / "* accuracy: X%" lines keep working.
 - ``set_random_seed(seed, deterministic=True)`` additionally makes cuDNN/cuBLAS deterministic
-  (reference defect §5.15).
+  (docs/REFERENCE.md D15).
 - ``write_json`` is atomic.
 """
 
@@ -157,7 +157,7 @@ def set_random_seed(seed: int, deterministic: bool = False) -> None:
 
     With ``deterministic=True`` (config ``ENGINE.DETERMINISTIC``) also: cuDNN deterministic and no
     benchmark, ``torch.use_deterministic_algorithms(True, warn_only=True)`` and
-    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (fix for reference defect §5.15). DataLoader workers are
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (fix for docs/REFERENCE.md D15). DataLoader workers are
     seeded separately by ``build_data_loader`` from ``cfg.SEED``.
     """
     if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -199,7 +199,7 @@ def collect_env_info() -> str:
 
 
 def count_num_param(model: Optional[nn.Module] = None, params: Optional[Iterable[torch.Tensor]] = None) -> int:
-    """Number of parameter *elements* (not tensors; cf. reference defect §5.26)."""
+    """Number of parameter *elements* (not tensors; cf. docs/REFERENCE.md D26)."""
     if model is not None:
         return sum(p.numel() for p in model.parameters())
     if params is not None:

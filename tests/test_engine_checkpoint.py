@@ -53,7 +53,7 @@ def test_save_model_dassl_layout_and_pointer(tmp_path):
     assert ck["epoch"] == 2 and ck["val_result"] is None
     assert torch.equal(ck["state_dict"]["weight"], h._models["prompt_learner"].weight)
 
-    # a model-best save writes the file but keeps the pointer on the last regular save (defect §5.9 fix)
+    # a model-best save writes the file but keeps the pointer on the last regular save (docs/REFERENCE.md D9 fix)
     h.save_model(0, str(tmp_path), val_result=55.5, model_name="model-best.pth.tar")
     assert (d / "checkpoint").read_text() == "model.pth.tar-2\n"
     assert load_checkpoint(str(d / "model-best.pth.tar"))["val_result"] == 55.5

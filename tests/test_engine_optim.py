@@ -1,4 +1,4 @@
-"""LR schedules of engine.optim against Dassl's semantics (reference §1.7)."""
+"""LR schedules of engine.optim against Dassl's semantics (docs/REFERENCE.md A6)."""
 
 import math
 
@@ -10,7 +10,7 @@ from engine.optim import ConstantWarmupScheduler, LinearWarmupScheduler, build_l
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-# Reference §1.7: lr 0.005, 20 epochs, cosine, constant warm-up 1 epoch at 1e-5.
+# docs/REFERENCE.md A6: lr 0.005, 20 epochs, cosine, constant warm-up 1 epoch at 1e-5.
 PROMPTKD_OPTIM = dict(NAME="sgd", LR=0.005, MAX_EPOCH=20, LR_SCHEDULER="cosine", WARMUP_EPOCH=1,
                       WARMUP_TYPE="constant", WARMUP_CONS_LR=1e-5)
 REFERENCE_LRS = [
@@ -40,7 +40,7 @@ REFERENCE_LRS = [
 def _printed_tol(value):
     """Tolerance of a value printed with 3 significant digits.
 
-    1.5 units of the last digit (rel. <= 1.5e-3 for leading digit >= 1): the table in reference §1.7
+    1.5 units of the last digit (rel. <= 1.5e-3 for leading digit >= 1): the table in docs/REFERENCE.md A6
     is rounded, and two entries (4.78e-4, 2.73e-4) are one unit above the exact 4.7746e-4 / 2.7248e-4;
     the exact closed form is checked separately to 1e-9.
     """

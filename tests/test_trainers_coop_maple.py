@@ -1,4 +1,4 @@
-"""The baseline trainers CoOp, CoCoOp and MaPLe (reference-behaviour §2.3, §2.4, §3.2-3.4).
+"""The baseline trainers CoOp, CoCoOp and MaPLe (docs/REFERENCE.md M3, M4, T2-T4).
 
 CPU only: tiny random CLIP architectures (the run tests load them from a weight file so that the
 training and the ``--eval-only`` run share the same frozen backbone), a generated 4-class DTD root,
@@ -345,7 +345,7 @@ def test_maple_trainable_parameter_count_vit_b16():
         if p.requires_grad:
             group = name.split(".")[0]
             counts[group] = counts.get(group, 0) + p.numel()
-    # reference §2.3: ctx 2x512, proj 512x768+768, 8 compound text prompts 2x512, 8 couplings 512x768+768
+    # docs/REFERENCE.md M3: ctx 2x512, proj 512x768+768, 8 compound text prompts 2x512, 8 couplings 512x768+768
     assert counts["text_prompts"] == 9 * 2 * 512
     assert counts["couplings"] == 9 * (512 * 768 + 768)
     assert sum(counts.values()) == 3_555_072 == 2 * 512 + (512 * 768 + 768) + 8 * (2 * 512) + 8 * (512 * 768 + 768)

@@ -1,4 +1,4 @@
-"""Trainable-parameter counts on the real architectures (random weights): reference §2.2 / §3.7.2.
+"""Trainable-parameter counts on the real architectures (random weights): docs/REFERENCE.md M2 / T7.
 
 ViT-B/16 is built for real (random weights, ~2 s); the ViT-L/14 teacher is only needed for its
 dimensions, so it is instantiated on the meta device and read through ``clip.model_info`` — the same

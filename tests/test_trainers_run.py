@@ -217,7 +217,7 @@ def test_zeroshot_clip_eval_only(env, tmp_path):
 
     tr2 = run(env, "ZeroshotCLIP2", tmp_path / "zs2", ["TRAINER.ZSCLIP.PREC", "fp32"], eval_only=True)
     tr3 = run(env, "ZeroshotCLIP2", tmp_path / "zs3", ["TRAINER.ZSCLIP.PREC", "fp32"], eval_only=True)
-    assert len(tr2.template_list) == 8 and tr2.template_list == tr3.template_list  # no accumulation (§5.13)
+    assert len(tr2.template_list) == 8 and tr2.template_list == tr3.template_list  # no accumulation (docs/REFERENCE.md D13)
     assert tr2.template_list[-1] == "{} texture."
     assert isinstance(tr2, ZeroshotCLIP2)
 

@@ -1,4 +1,4 @@
-"""The PromptKD teacher: our checkpoints, the released PromptSRC key layout (reference §2.6), strictness,
+"""The PromptKD teacher: our checkpoints, the released PromptSRC key layout (docs/REFERENCE.md M6), strictness,
 and ``tools/make_class_vectors.py``."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _cfg(weights):
 
 
 def to_reference_layout(model: VLPromptCLIP, half: bool = True) -> dict:
-    """Our IVLP-style model -> the released PromptSRC CustomCLIP state dict (reference §2.6), in fp16."""
+    """Our IVLP-style model -> the released PromptSRC CustomCLIP state dict (docs/REFERENCE.md M6), in fp16."""
     sd = {}
     for k, v in model.backbone.state_dict().items():
         if k.startswith("visual."):

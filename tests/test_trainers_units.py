@@ -119,7 +119,7 @@ def test_text_prompt_learner_init_buffers_and_classnames(tiny):
     tpl.set_classnames(["a", "b", "c"])
     assert tpl().__getitem__(0).shape[0] == 3 and tpl.classnames == ["a", "b", "c"]
 
-    # Nt = 2 < 4 words: "a photo" learnable, "of a" stays fixed in the suffix (reference §2.2 note)
+    # Nt = 2 < 4 words: "a photo" learnable, "of a" stays fixed in the suffix (docs/REFERENCE.md M2 note)
     short = TextPromptLearner(tiny, ["cat"], n_ctx=2, depth=1, ctx_init="a photo of a")
     assert torch.allclose(short.layer0, words[:2])
     of_a = clip.token_embedding(tiny, clip.tokenize(["a photo of a cat."], 77))[0, 3:5]
@@ -235,7 +235,7 @@ def test_projector_shapes_and_reference_count():
 
     two = build_projector(512, 768, 2)
     assert [type(m).__name__ for m in two] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
-    assert sum(p.numel() for p in two.parameters()) == 986_112  # reference §3.7.2: 393,984 + 1,536 + 590,592
+    assert sum(p.numel() for p in two.parameters()) == 986_112  # docs/REFERENCE.md T7: 393,984 + 1,536 + 590,592
     assert sum(p.numel() for p in build_projector(64, 96, 1).parameters()) == 64 * 96 + 96
     assert len(build_projector(64, 96, 3)) == 7
     with pytest.raises(ValueError, match="PROJECT_LAYER"):

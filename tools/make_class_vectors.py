@@ -4,7 +4,7 @@ The teacher's prompted text branch runs once, after its weights are loaded, over
 the dataset (base and novel); the L2-normalised features, the class names, the teacher's identity and
 its logit scale are saved atomically (see trainers/common/class_vectors.py). Works with checkpoints
 of our PromptSRCTeacher / PromptSRC / IVLP runs and with the released PromptSRC / PromptKD teachers
-(reference-behaviour §2.6 key layout), or with vanilla CLIP (``--teacher-type zeroshot``).
+(docs/REFERENCE.md M6 key layout), or with vanilla CLIP (``--teacher-type zeroshot``).
 
     python tools/make_class_vectors.py teacher_model/DescribableTextures/VLPromptLearner/model-best.pth.tar \\
         --dataset-config-file configs/datasets/dtd.yaml --root $DATA --out class_vectors_dtd.pt

@@ -1,6 +1,6 @@
 """CLIP prompt-learning trainers; importing this package registers all of them in TRAINER_REGISTRY.
 
-``extend_cfg(cfg)`` adds every trainer's config node (reference §4.1 keys and defaults, plus ours);
+``extend_cfg(cfg)`` adds every trainer's config node (docs/REFERENCE.md C1 keys and defaults, plus ours);
 each trainer module contributes its own keys through ``add_config(cfg)``. The baselines CoOp, CoCoOp
 and MaPLe live in their own modules (added separately); their reference nodes are still added here
 when a module is absent, so published yaml files always merge.
@@ -44,7 +44,7 @@ def trainer_modules() -> List[ModuleType]:
 
 
 def _reference_baseline_nodes(cfg: CN) -> None:
-    """Reference §4.1 nodes of the baselines whose module is not present (so their yaml keys merge)."""
+    """docs/REFERENCE.md C1 nodes of the baselines whose module is not present (so their yaml keys merge)."""
     if "coop" not in _OPTIONAL and "COOP" not in cfg.TRAINER:
         cfg.TRAINER.COOP = CN()
         cfg.TRAINER.COOP.N_CTX = 16  # context vectors

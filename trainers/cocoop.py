@@ -1,4 +1,4 @@
-"""CoCoOp: conditional context optimisation (Zhou et al., CVPR 2022; reference-behaviour §2.4, §3.3).
+"""CoCoOp: conditional context optimisation (Zhou et al., CVPR 2022; docs/REFERENCE.md M4, T3).
 
 CoOp's shared context (``end`` layout, no CSC) is shifted per image by a meta-net applied to the
 L2-normalised image feature ``f``:  ``pi = linear2(relu(linear1(f)))`` with
@@ -35,7 +35,7 @@ __all__ = ["CoCoOp", "CoCoOpCLIP", "CoCoOpPromptLearner", "add_config"]
 
 
 def add_config(cfg: CN) -> None:
-    """TRAINER.COCOOP (reference §4.1 keys and defaults + the text-encoder chunk size)."""
+    """TRAINER.COCOOP (docs/REFERENCE.md C1 keys and defaults + the text-encoder chunk size)."""
     cfg.TRAINER.COCOOP = CN()
     cfg.TRAINER.COCOOP.N_CTX = 16  # context vectors (overridden by the token count of CTX_INIT when set)
     cfg.TRAINER.COCOOP.CTX_INIT = ""  # words initialising the context ("" = random N(0, 0.02^2))

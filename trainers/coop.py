@@ -1,4 +1,4 @@
-"""CoOp: context optimisation (Zhou et al., IJCV 2022; reference-behaviour §3.2).
+"""CoOp: context optimisation (Zhou et al., IJCV 2022; docs/REFERENCE.md T2).
 
 A frozen CLIP classifies with the text features of ``"[SOS] <context> <class name>. [EOT]"`` prompts
 whose context vectors are learned (cross-entropy on ``exp(logit_scale) * cos`` logits):
@@ -56,7 +56,7 @@ CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
 
 def add_config(cfg: CN) -> None:
-    """TRAINER.COOP (reference §4.1 keys and defaults)."""
+    """TRAINER.COOP (docs/REFERENCE.md C1 keys and defaults)."""
     cfg.TRAINER.COOP = CN()
     cfg.TRAINER.COOP.N_CTX = 16  # context vectors (overridden by the token count of CTX_INIT when set)
     cfg.TRAINER.COOP.CSC = False  # class-specific contexts (one context per training class)
@@ -96,7 +96,7 @@ def class_token_layout(n_ctx: int, name_lens: Sequence[int], seq_len: int, posit
 
 
 class CoOpPromptLearner(ClassPromptLearner):
-    """Learned context ``ctx`` + class-name token buffers (reference §3.2 PromptLearner).
+    """Learned context ``ctx`` + class-name token buffers (docs/REFERENCE.md T2 PromptLearner).
 
     ``forward()`` returns ``(token_embeds [C, L, W], token_ids [C, L])`` for the current class set,
     the arguments of :func:`clip.encode_text`. The CLIP model is not a sub-module (it is frozen and

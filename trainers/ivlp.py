@@ -1,6 +1,6 @@
-"""IVLP: independent vision-language deep prompting (reference §3.5, PromptSRC repo independentVL.py).
+"""IVLP: independent vision-language deep prompting (docs/REFERENCE.md T5, PromptSRC repo independentVL.py).
 
-Both CLIP towers get deep prompts (§2.2); the loss is cross-entropy over the prompted logits. The
+Both CLIP towers get deep prompts (docs/REFERENCE.md M2); the loss is cross-entropy over the prompted logits. The
 trainable parameters are the text prompts (``text_prompts.layer0`` = the reference's
 ``prompt_learner.ctx`` and the deep text prompts) and the visual prompts; checkpoints are registered
 as "VLPromptLearner" like the reference and hold only these tensors.
@@ -32,7 +32,7 @@ __all__ = ["IVLP", "VLPromptTrainer", "add_config", "vl_prompt_node"]
 
 
 def vl_prompt_node(n_ctx: int, depth: int = 9) -> CN:
-    """The IVLP-style prompt keys of TRAINER.IVLP and TRAINER.PROMPTSRC (reference §4.1): the same
+    """The IVLP-style prompt keys of TRAINER.IVLP and TRAINER.PROMPTSRC (docs/REFERENCE.md C1): the same
     number of context tokens and layers in both towers by default."""
     node = CN()
     node.N_CTX_VISION = n_ctx  # visual prompt tokens per layer (Nv)
@@ -45,7 +45,7 @@ def vl_prompt_node(n_ctx: int, depth: int = 9) -> CN:
 
 
 def add_config(cfg: CN) -> None:
-    """TRAINER.IVLP (reference §4.1 defaults: Nv = Nt = 2, Jv = Jt = 9)."""
+    """TRAINER.IVLP (docs/REFERENCE.md C1 defaults: Nv = Nt = 2, Jv = Jt = 9)."""
     cfg.TRAINER.IVLP = vl_prompt_node(n_ctx=2)
 
 
@@ -78,7 +78,7 @@ class VLPromptTrainer(PromptedCLIPTrainer):
 
     # ------------------------------------------------------------------ reference checkpoints
     def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """Released IVLP/PromptSRC checkpoints (whole CustomCLIP, §2.6) -> our prompt keys.
+        """Released IVLP/PromptSRC checkpoints (whole CustomCLIP, docs/REFERENCE.md M6) -> our prompt keys.
 
         Their CLIP tower weights are checked against the frozen backbone (they must be the same
         weights, up to the fp16 storage of the release) rather than silently dropped.

@@ -1,4 +1,4 @@
-"""MaPLe: multi-modal prompt learning (Khattak et al., CVPR 2023; reference-behaviour §2.3, §3.4).
+"""MaPLe: multi-modal prompt learning (Khattak et al., CVPR 2023; docs/REFERENCE.md M3, T4).
 
 Text prompts as IVLP's text side (:class:`TextPromptLearner`, depth J, N context tokens; layer 0
 initialised from the first N words of ``CTX_INIT`` whose remaining words stay fixed in the prompt,
@@ -16,7 +16,7 @@ prompts appended after the positional embedding, deeper ones replacing the last 
 prompts replacing positions 1..N). Loss: cross-entropy. Trainable: the text prompts and the J
 couplings (3,555,072 parameters for ViT-B/16, J = 9, N = 2). Registered as "MultiModalPromptLearner".
 
-Our checkpoint keys and the reference's (whole CustomCLIP, §2.6) map as::
+Our checkpoint keys and the reference's (whole CustomCLIP, docs/REFERENCE.md M6) map as::
 
     prompt_learner.ctx                                   -> text_prompts.layer0
     prompt_learner.compound_prompts_text.{k}             -> text_prompts.layer{k+1}
@@ -65,7 +65,7 @@ __all__ = [
 
 
 def add_config(cfg: CN) -> None:
-    """TRAINER.MAPLE (reference §4.1 keys and defaults)."""
+    """TRAINER.MAPLE (docs/REFERENCE.md C1 keys and defaults)."""
     cfg.TRAINER.MAPLE = CN()
     cfg.TRAINER.MAPLE.N_CTX = 2  # context tokens per layer (text and, through the couplings, vision)
     cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"  # words initialising the layer-0 text context

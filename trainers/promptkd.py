@@ -1,8 +1,8 @@
-"""PromptKD student (reference §3.7, paper §3.2): unsupervised prompt distillation into a small CLIP.
+"""PromptKD student (docs/REFERENCE.md T7, paper Sec. 3.2): unsupervised prompt distillation into a small CLIP.
 
 Student = the frozen image tower of ``MODEL.BACKBONE.NAME`` (the text tower is dropped) + deep
 visual prompts (N_CTX_VISION x PROMPT_DEPTH_VISION) + a projector from the student's embedding
-dimension to the teacher's (inferred from the two models, not hard-coded 512 -> 768; defect §5.6):
+dimension to the teacher's (inferred from the two models, not hard-coded 512 -> 768; docs/REFERENCE.md D6):
 
     PROJECT_LAYER 1: Linear(d_s, d_t)
     PROJECT_LAYER 2: Linear(d_s, d_t) -> BatchNorm1d(d_t) -> ReLU -> Linear(d_t, d_t)   (reference)
@@ -14,7 +14,7 @@ Teacher knowledge = the class vectors W [N, d_t] (the teacher's normalised text 
 classes), read from a file or computed ONCE from the teacher after its weights are loaded, and the
 teacher's image features, computed by :class:`TeacherImageEncoder` (built only when training).
 
-Training step (§3.7.3): q_t = s_t * u_t W^T (no grad), q_s = s_s * norm(proj(f_s)) W^T,
+Training step (docs/REFERENCE.md T7): q_t = s_t * u_t W^T (no grad), q_s = s_s * norm(proj(f_s)) W^T,
 loss = KD_WEIGHT * LOSS(q_s, q_t, TEMPERATURE). Labels are never read. Evaluation uses the student
 and the class vectors only (no teacher, no text encoder). Checkpoint ("VLPromptLearner") = visual
 prompts + projector (+ BatchNorm statistics).
@@ -86,7 +86,7 @@ CLASS_VECTOR_SOURCES = ("teacher", "student_text")
 
 
 def add_config(cfg: CN) -> None:
-    """TRAINER.PROMPTKD (reference §4.1 keys, fixed defaults, and the teacher / class-vector keys)."""
+    """TRAINER.PROMPTKD (docs/REFERENCE.md C1 keys, fixed defaults, and the teacher / class-vector keys)."""
     if "MODAL" not in cfg.TRAINER:
         # reference key: "base2novel" | "cross" (the original scripts pass it on the command line).
         # With DATASET.EVAL_PROTOCOL "auto" it picks the evaluation sets: "base2novel" -> base and
@@ -402,7 +402,7 @@ class PromptKDStudent(PromptTrainer):
         student_cv = None
         if pk.CLASS_VECTORS_SOURCE == "student_text":
             student_cv = self.compute_student_text_class_vectors(clip_model)
-        del clip_model  # otherwise the student's text tower is never used (reference inefficiency §5.22)
+        del clip_model  # otherwise the student's text tower is never used (docs/REFERENCE.md D22)
 
         self.class_vectors = self.load_or_compute_class_vectors()
         # the class vectors the STUDENT's logits use (the teacher's, unless CLASS_VECTORS_SOURCE student_text)
@@ -546,7 +546,7 @@ class PromptKDStudent(PromptTrainer):
         return meta
 
     def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """A released PromptKD student checkpoint (§2.6: ``image_encoder.*`` incl. VPT prompts, ``logit_scale``,
+        """A released PromptKD student checkpoint (docs/REFERENCE.md M6: ``image_encoder.*`` incl. VPT prompts, ``logit_scale``,
         ``VPT_image_trans.conv1.{0,1,3}.*`` with 1x1 conv weights) -> our keys. Its frozen image-tower
         weights must equal the student backbone's (checked, not silently dropped)."""
         if not any(k.startswith(("image_encoder.", "VPT_image_trans.")) for k in state_dict):

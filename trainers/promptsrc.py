@@ -1,7 +1,7 @@
-"""PromptSRC (reference §3.6) and PromptSRCTeacher (PromptKD stage I).
+"""PromptSRC (docs/REFERENCE.md T6) and PromptSRCTeacher (PromptKD stage I).
 
-Model: the IVLP model (§2.2) plus frozen zero-shot signals computed on the SAME frozen CLIP (no second
-copy of the visual tower, fixing defect §5.24):
+Model: the IVLP model (docs/REFERENCE.md M2) plus frozen zero-shot signals computed on the SAME frozen CLIP (no second
+copy of the visual tower, fixing docs/REFERENCE.md D24):
 
 - ``fixed_embeddings`` T0: mean over the 60 PromptSRC templates of the UNnormalised frozen text
   features of each training class (no per-template normalisation), normalised at use;
@@ -14,7 +14,7 @@ Loss (per batch, Z = s * I T^T prompted logits, Z0 = s * I0 T0^T zero-shot logit
 Gaussian prompt aggregation (GPA): after epoch e (1-based) the TRAINABLE tensors are accumulated with
 weight w_e = N(e; GPA_MEAN, GPA_STD) / sum_k N(k; GPA_MEAN, GPA_STD), k = 1..MAX_EPOCH; after the last
 epoch the model takes the aggregate before the final save and test. The accumulator is saved in the
-checkpoints so resuming keeps it (defect §5.9).
+checkpoints so resuming keeps it (docs/REFERENCE.md D9).
 
 ``PromptSRCTeacher`` additionally writes the class-vectors file for every class of the dataset after
 training (and after ``--eval-only`` loading when TRAINER.PROMPTSRC.WRITE_CLASS_VECTORS is True).
@@ -48,7 +48,7 @@ __all__ = ["PromptSRC", "PromptSRCTeacher", "add_config", "gpa_weights", "prompt
 
 
 def add_config(cfg: CN) -> None:
-    """TRAINER.PROMPTSRC (reference §4.1 defaults + the teacher's class-vectors keys)."""
+    """TRAINER.PROMPTSRC (docs/REFERENCE.md C1 defaults + the teacher's class-vectors keys)."""
     cfg.TRAINER.PROMPTSRC = vl_prompt_node(n_ctx=4)  # Nv = Nt = 4, Jv = Jt = 9
     cfg.TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT = 25  # weight of the L1 text-feature consistency loss
     cfg.TRAINER.PROMPTSRC.IMAGE_LOSS_WEIGHT = 10  # weight of the L1 image-feature consistency loss
@@ -63,7 +63,7 @@ def add_config(cfg: CN) -> None:
 
 
 def gpa_weights(mean: float, std: float, num_epochs: int) -> List[float]:
-    """w_e = N(e; mean, std) / sum_k N(k; mean, std) for e = 1..num_epochs (reference §3.6)."""
+    """w_e = N(e; mean, std) / sum_k N(k; mean, std) for e = 1..num_epochs (docs/REFERENCE.md T6)."""
     if std <= 0:
         raise ValueError(f"TRAINER.PROMPTSRC.GPA_STD must be > 0, got {std}")
     if num_epochs < 1:
@@ -86,7 +86,7 @@ def promptsrc_losses(
     text_weight: float,
     image_weight: float,
 ) -> Dict[str, torch.Tensor]:
-    """The four PromptSRC terms (§3.6); features must be L2-normalised, all computed in fp32."""
+    """The four PromptSRC terms (docs/REFERENCE.md T6); features must be L2-normalised, all computed in fp32."""
     ce = F.cross_entropy(logits.float(), labels)
     scl_logits = kl_reference(logits.float(), zs_logits.float(), 1.0)
     scl_text = text_weight * F.l1_loss(text_feats.float(), fixed_text_feats.float(), reduction="mean")

@@ -1,11 +1,11 @@
-"""Zero-shot CLIP baselines (reference §3.1).
+"""Zero-shot CLIP baselines (docs/REFERENCE.md T1).
 
 - ``ZeroshotCLIP``: the dataset's template (``dataset.template``: the benchmark's hand-crafted one, or
   ``DATASET.CUSTOM.TEMPLATE`` for custom data).
 - ``ZeroshotCLIP2``: prompt ensemble over ``IMAGENET_TEMPLATES_SELECT`` plus the dataset's template
   for every dataset except ImageNet (per-template normalised features averaged, then renormalised).
   The template list is built per instance (the reference extended a class attribute in place,
-  defect §5.13).
+  docs/REFERENCE.md D13).
 
 Nothing is trained or registered; use ``--eval-only`` (no ``--model-dir`` needed). With
 ``DATASET.EVAL_PROTOCOL base2novel`` the text features are recomputed for each evaluation set's

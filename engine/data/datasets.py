@@ -1,7 +1,7 @@
 """Dataset records and the dataset base class (Dassl ``dassl.data.datasets`` semantics).
 
 ``Datum`` is an immutable (impath, label, domain, classname) record. Unlike Dassl it does **not**
-stat the file system in its constructor (reference defect §5.23: relabelling ImageNet-scale lists
+stat the file system in its constructor (docs/REFERENCE.md D23: relabelling ImageNet-scale lists
 built millions of ``os.path.isfile`` calls); file existence is checked by the dataset readers and
 the dataset checker, and an unreadable image fails loudly in ``DatasetWrapper``.
 

@@ -1,4 +1,4 @@
-"""Building the frozen CLIP backbone of a trainer from the config (reference §3 "load_clip_to_cpu").
+"""Building the frozen CLIP backbone of a trainer from the config (docs/REFERENCE.md T1-T7 "load_clip_to_cpu").
 
 Weights come from ``MODEL.BACKBONE.WEIGHTS_DIR`` ("" -> ``$CLIP_WEIGHTS_DIR`` -> the clip package's
 default search path, ~/.cache/clip), never from the network. ``MODEL.BACKBONE.ALLOW_RANDOM_INIT``

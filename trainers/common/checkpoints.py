@@ -1,5 +1,5 @@
 """Checkpoint contents: what is saved (trainable tensors only), strict loading, and the mapping of the
-reference (PromptSRC / IVLP / PromptKD-teacher) key layout onto ours (reference §2.6).
+reference (PromptSRC / IVLP / PromptKD-teacher) key layout onto ours (docs/REFERENCE.md M6).
 
 Our IVLP-style models name their prompts ``text_prompts.layer{i}`` and ``image_prompts.layer{i}``
 (layer 0 = the input prompts, layer i >= 1 = the prompts inserted before transformer block i), so a
@@ -193,7 +193,7 @@ def split_reference_vl_state(state: Mapping[str, torch.Tensor]) -> ReferenceVLSt
 
 def check_reference_backbone(backbone: nn.Module, reference: Mapping[str, torch.Tensor], model_name: str,
                              what: str = "reference checkpoint") -> None:
-    """The frozen-CLIP tensors of a reference checkpoint (whole CustomCLIP, §2.6) must be the backbone's own
+    """The frozen-CLIP tensors of a reference checkpoint (whole CustomCLIP, docs/REFERENCE.md M6) must be the backbone's own
     weights, up to the fp16 storage of released files, rather than being silently dropped: unknown keys
     raise :class:`CheckpointKeyError`, other shapes or values ValueError."""
     own = backbone.state_dict()

@@ -1,6 +1,6 @@
 """The class-vectors file: the teacher's L2-normalised text features for every class of a dataset.
 
-PromptKD (paper §3.2, "pre-stored" teacher text features; reference issue #33) shares the teacher's
+PromptKD (paper Sec. 3.2, "pre-stored" teacher text features; reference issue #33) shares the teacher's
 class vectors W [N, D] with the student. We compute them ONCE from the trained teacher and store them
 in a small file so that the student's training and evaluation never run a text encoder.
 

@@ -1,6 +1,6 @@
 """The shared trainer body of the prompt learners on a frozen CLIP (CoOp, CoCoOp, MaPLe, IVLP, PromptSRC).
 
-Each of these trainers (reference §3.2-3.6) builds one :class:`~trainers.common.vl_model.FrozenCLIPModel`
+Each of these trainers (docs/REFERENCE.md T2-T6) builds one :class:`~trainers.common.vl_model.FrozenCLIPModel`
 as ``self.model``, registers its trainable part under the reference's name (``REGISTERED_NAME``) and
 evaluates with the prompted text features computed once per class set (they do not depend on the image).
 The baseline loss is the reference's cross-entropy on ``exp(logit_scale) * cos`` logits.

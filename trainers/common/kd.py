@@ -8,7 +8,7 @@ fp32 tensor; logits are cast to fp32 before any softmax. Adding a loss is one de
 
 Built-in losses:
 
-- ``kl_reference`` (default): the official PromptKD loss (reference §3.7.3)
+- ``kl_reference`` (default): the official PromptKD loss (docs/REFERENCE.md T7)
   ``T^2 * sum_{b,c} p_t (log p_t - log p_s) / (B * C)`` with ``p = softmax(logits / T)``, i.e.
   ``F.kl_div(..., reduction="sum") / numel``. Its divisor includes the class count C, which is why the
   published KD_WEIGHT values (200 / 1000) are so large.
@@ -99,7 +99,7 @@ def _log_probs(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
 
 @register_kd_loss("kl_reference")
 def kl_reference(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Reference §3.7.3: ``T^2 * KL_sum(p_t || p_s) / (B * C)``."""
+    """docs/REFERENCE.md T7: ``T^2 * KL_sum(p_t || p_s) / (B * C)``."""
     log_p_s, log_p_t = _log_probs(student_logits, teacher_logits, temperature)
     kl = F.kl_div(log_p_s, log_p_t, reduction="sum", log_target=True)
     return kl * (temperature ** 2) / student_logits.numel()

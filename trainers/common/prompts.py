@@ -1,4 +1,4 @@
-"""The one implementation of IVLP-style deep prompts (reference §2.2), shared by IVLP, PromptSRC,
+"""The one implementation of IVLP-style deep prompts (docs/REFERENCE.md M2), shared by IVLP, PromptSRC,
 the PromptKD teacher and the PromptKD student.
 
 - :class:`VisualPromptStack`: ``depth`` (Jv) learnable prompt matrices [Nv, W_vision], N(0, 0.02^2).
@@ -134,7 +134,7 @@ class ClassPromptLearner(nn.Module):
 
 
 class TextPromptLearner(ClassPromptLearner):
-    """Deep text prompts + cached class-name token embeddings (reference §2.2, text tower).
+    """Deep text prompts + cached class-name token embeddings (docs/REFERENCE.md M2, text tower).
 
     ``forward()`` returns ``(token_embeds [C, L, W] with the learned context at positions 1..Nt,
     token_ids [C, L], deep_prompts list for blocks 1..Jt-1)``, the arguments of :func:`clip.encode_text`.

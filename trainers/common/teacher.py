@@ -1,11 +1,11 @@
-"""The PromptKD teacher (reference §3.7.1, paper §3.2): a frozen large CLIP with PromptSRC prompts.
+"""The PromptKD teacher (docs/REFERENCE.md T7, paper Sec. 3.2): a frozen large CLIP with PromptSRC prompts.
 
 Three sources (``TRAINER.PROMPTKD.TEACHER_TYPE`` / checkpoint content):
 
 (a) a checkpoint of OUR PromptSRCTeacher / PromptSRC / IVLP trainer: ``state_dict`` holds only
     ``text_prompts.layer{i}`` / ``image_prompts.layer{i}``; ``meta`` names the backbone it was trained
     on and its CTX_INIT;
-(b) an officially released PromptSRC / PromptKD-teacher checkpoint (whole CustomCLIP, §2.6 layout):
+(b) an officially released PromptSRC / PromptKD-teacher checkpoint (whole CustomCLIP, docs/REFERENCE.md M6 layout):
     its prompts AND its CLIP tower weights are loaded; the token embedding (not part of the released
     files) comes from ``TEACHER_NAME``, whose architecture must match the checkpoint's;
 (c) vanilla zero-shot CLIP (``TEACHER_TYPE zeroshot``, paper Table 6), one template per dataset;
@@ -15,7 +15,7 @@ Three sources (``TRAINER.PROMPTKD.TEACHER_TYPE`` / checkpoint content):
     constant once the teacher is frozen) prompt its image tower.
 
 The architecture is read from the checkpoint keys (Nt/Jt/Nv/Jv from the prompt shapes and the
-VPT_shallow indices) instead of being hard-coded (fixes defect §5.4), and loading is strict: any key
+VPT_shallow indices) instead of being hard-coded (fixes docs/REFERENCE.md D4), and loading is strict: any key
 that is not consumed, other than class-name buffers and PromptSRC's ``ZS_image_encoder`` copy, is an
 error that lists the missing/unexpected keys.
 

@@ -1,4 +1,4 @@
-"""Prompt templates used by the zero-shot baselines and by PromptSRC (reference §3.1, §3.6).
+"""Prompt templates used by the zero-shot baselines and by PromptSRC (docs/REFERENCE.md T1, T6).
 
 These are data, kept in one place:
 

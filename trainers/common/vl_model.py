@@ -1,4 +1,4 @@
-"""The IVLP model (reference §2.2, §3.5): a frozen CLIP with independent deep prompts in both towers.
+"""The IVLP model (docs/REFERENCE.md M2, T5): a frozen CLIP with independent deep prompts in both towers.
 
 Used by the IVLP and PromptSRC trainers (and, for its text branch, by the PromptKD teacher). Only
 ``text_prompts.layer*`` and ``image_prompts.layer*`` are trainable; the CLIP model is held as the
