@@ -48,8 +48,8 @@ class RunRecord:
     Accuracies are percentages. A base-to-novel run sets ``base_acc``, ``novel_acc`` and ``hm``; a run
     with one evaluation set sets ``accuracy``. ``metrics`` holds every evaluation set
     (``{"base": {"accuracy", "macro_f1", "num_images"}, ...}``). ``label`` (optional) separates two
-    configurations of one trainer in the tables. Keys this class does not know are kept in ``extra``
-    and written back after the known ones.
+    configurations of one trainer in the tables. Trainer-specific entries (PromptKD's
+    ``distillation``) and any key this class does not know are kept in ``extra``, written after ``teacher``.
     """
 
     trainer: str
@@ -78,16 +78,15 @@ class RunRecord:
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
-        """The JSON object written to ``results.json``."""
+        """The JSON object written to ``results.json`` (``extra`` entries right after ``teacher``)."""
         out: Dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name == "extra":
-                continue
             value = getattr(self, f.name)
-            if value is None and f.name in _OMIT_WHEN_NONE:
+            if f.name == "extra" or (value is None and f.name in _OMIT_WHEN_NONE):
                 continue
             out[f.name] = value
-        out.update({k: v for k, v in self.extra.items() if k not in out})
+            if f.name == "teacher":
+                out.update(self.extra)
         return out
 
     @classmethod

@@ -420,6 +420,10 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         """Identity of the teacher whose knowledge the model uses (PromptKD); None for other trainers."""
         return None
 
+    def results_extra(self) -> Dict[str, Any]:
+        """Trainer-specific entries merged into results.json (e.g. PromptKD's ``distillation``); none here."""
+        return {}
+
     def _write_results(self, results: "OrderedDict[str, Dict[str, float]]", summary: Dict[str, float]) -> None:
         if not dist.is_main_process():
             return
@@ -446,6 +450,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                      for k, v in results.items()},
             **summary,
             teacher=self.teacher_identity(),
+            extra=self.results_extra(),  # written right after ``teacher``
             trainable_params=self.num_trainable_params(),
             # train.py may set ``trainer.config_file`` (the --config-file path); else a CONFIG_FILE key if any
             config=getattr(self, "config_file", None) or self.cfg.get("CONFIG_FILE", None) or None,
