@@ -13,8 +13,6 @@ import os
 import tempfile
 from typing import Any, Callable, IO
 
-import torch
-
 logger = logging.getLogger(__name__)
 
 __all__ = ["FileWriteError", "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save"]
@@ -98,4 +96,6 @@ def atomic_write_json(path: str, obj: Any, indent: int = 4) -> None:
 
 def atomic_torch_save(obj: Any, path: str) -> None:
     """``torch.save(obj, path)`` through a temp file + ``os.replace``."""
+    import torch  # here, so that text/JSON writers (tools/results.py) do not pay for importing torch
+
     atomic_write(path, lambda f: torch.save(obj, f))

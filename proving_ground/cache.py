@@ -14,19 +14,18 @@ variable ``PROMPTKD_PG_DIR`` or an explicit argument)::
 The data digest hashes the world config (with the renderer's version) and the split sizes; the model key hashes the
 world config, the model config and the training config (with the trainer's version). A changed
 configuration therefore never reuses a stale entry. Every file is written to a temporary name in
-the same directory and moved into place with ``os.replace``, so an interrupted build leaves no
-half-written file behind; ``pretrain.json`` is written last and marks a complete model entry.
+the same directory and moved into place with ``os.replace`` (:mod:`engine.fileio`), so an interrupted
+build leaves no half-written file behind; ``pretrain.json`` is written last and marks a complete model entry.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Dict, Optional, Union
 
-import torch
+from engine import fileio
 
 from .world import WorldConfig, config_digest
 
@@ -55,39 +54,16 @@ def model_dir(key: str, root: Optional[PathLike] = None) -> Path:
     return cache_root(root) / "models" / key
 
 
-def _atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(data)
-
-    return _atomic_write(path, write)
-
-
 def atomic_write_json(path: PathLike, obj: Any) -> Path:
-    """Atomically write ``obj`` as indented, key-sorted JSON."""
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """Atomically write ``obj`` as indented, key-sorted JSON (:func:`engine.fileio.atomic_write_text`)."""
+    fileio.atomic_write_text(os.fspath(path), json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    return Path(path)
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> Path:
-    """Atomically ``torch.save`` ``obj`` to ``path``."""
-    return _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """Atomically ``torch.save`` ``obj`` to ``path`` (:func:`engine.fileio.atomic_torch_save`)."""
+    fileio.atomic_torch_save(obj, os.fspath(path))
+    return Path(path)
 
 
 def read_json(path: PathLike, what: str) -> Dict[str, Any]:

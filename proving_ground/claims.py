@@ -27,7 +27,11 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from engine.run_record import harmonic_mean
+
 logger = logging.getLogger(__name__)
+
+_hm = harmonic_mean  # the short name tests use; one implementation (engine.run_record)
 
 CLAIMS_FILE = "claims.json"
 
@@ -39,10 +43,6 @@ COOP = "student CoOp"
 PROMPTSRC = "student PromptSRC"
 PROMPTKD = "student PromptKD"
 RECOVERY_RATIO = 0.9
-
-
-def _hm(b: float, n: float) -> float:
-    return 0.0 if b + n == 0 else 2.0 * b * n / (b + n)
 
 
 def find_rows(table: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
@@ -72,7 +72,7 @@ def per_seed_hm(row: Dict[str, Any]) -> Dict[int, float]:
     if not (len(seeds) == len(base) == len(novel)):
         raise ValueError(f"row {row.get('method')}: {len(seeds)} seeds but {len(base)} base and {len(novel)} novel "
                          "values; the table is inconsistent, re-aggregate it with tools/results.py")
-    return {int(s): _hm(b, n) for s, b, n in zip(seeds, base, novel)}
+    return {int(s): harmonic_mean(b, n) for s, b, n in zip(seeds, base, novel)}
 
 
 def _claim(cid: str, text: str, left: Optional[Dict[str, Any]], right: Optional[Dict[str, Any]], factor: float,

@@ -19,8 +19,8 @@ student PromptKD        PromptKD            stages II + III: student distilled o
 
 Every run evaluates base and novel test classes with its final weights (``results.json``: base, novel,
 HM); the pipeline adds the row label to ``results.json`` and then builds the table with
-``tools/results.py`` (mean +- std over seeds, HM of the means, bar chart) and checks the paper's claims
-with :mod:`proving_ground.claims`.
+``tools.results_lib``, the library behind ``tools/results.py`` (mean +- std over seeds, HM of the means,
+bar chart), and checks the paper's claims with :mod:`proving_ground.claims`.
 
 Runs are executed by ``jobs`` worker processes with ``threads`` torch threads each (two single-thread
 workers beat one two-thread process on a 2-core CPU); each worker imports torch once and calls
@@ -38,7 +38,6 @@ import argparse
 import concurrent.futures as cf
 import contextlib
 import hashlib
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -54,6 +53,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from engine.run_record import RESULTS_FILE, RunRecord, read_run_record, write_run_record  # noqa: E402
 from proving_ground.build import STATS_FILE, BuildResult, ModelArtifact, build, preset  # noqa: E402
 from proving_ground.cache import atomic_write_json, read_json  # noqa: E402
 
@@ -278,16 +278,16 @@ def _worker_init(threads: int) -> None:
         sys.path.insert(0, str(REPO_ROOT))
 
 
-def _label_results(out_dir: str, label: str) -> Dict[str, Any]:
-    """Add the row ``label`` to ``<out_dir>/results.json`` (atomically) and return its content."""
-    path = Path(out_dir) / "results.json"
+def _label_results(out_dir: str, label: str) -> RunRecord:
+    """Add the row ``label`` to ``<out_dir>/results.json`` (atomically) and return the record."""
+    path = Path(out_dir) / RESULTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the run finished without writing results.json; see {Path(out_dir) / 'log.txt'}")
-    data = read_json(path, "run results")
-    if data.get("label") != label:
-        data["label"] = label
-        atomic_write_json(path, data)
-    return data
+    record = read_run_record(path)
+    if record.label != label:
+        record.label = label
+        write_run_record(record, path)
+    return record
 
 
 def execute_run(spec: RunSpec, quiet: bool = True) -> Dict[str, Any]:
@@ -313,9 +313,9 @@ def execute_run(spec: RunSpec, quiet: bool = True) -> Dict[str, Any]:
         close_logger()
         if sink is not None:
             sink.close()
-    data = _label_results(spec.out_dir, spec.label)
+    record = _label_results(spec.out_dir, spec.label)
     return {"status": "reused" if reused else "done", "seconds": round(time.perf_counter() - t0, 2),
-            "base": data.get("base_acc"), "novel": data.get("novel_acc"), "hm": data.get("hm"),
+            "base": record.base_acc, "novel": record.novel_acc, "hm": record.hm,
             "threads": torch.get_num_threads()}
 
 
@@ -456,11 +456,11 @@ def run_pipeline(preset_name: str, seeds: Sequence[int], out: os.PathLike, jobs:
     ``build_json``: use the finished build described by this file (``tools/build_proving_ground.py
     --json``) instead of building ``preset_name``.
 
-    Returns the content of ``pipeline.json``: ``table`` (the aggregated results, tools/results.py),
+    Returns the content of ``pipeline.json``: ``table`` (the aggregated results, tools.results_lib),
     ``claims`` (proving_ground.claims), ``runs`` (outcome per run), ``seconds`` and ``build``.
     Raises ``RuntimeError`` after writing everything it could when a run failed.
     """
-    from tools import results as results_tool
+    from tools import results_lib
 
     from proving_ground import claims as claims_mod
 
@@ -494,12 +494,8 @@ def run_pipeline(preset_name: str, seeds: Sequence[int], out: os.PathLike, jobs:
     claim_list: List[Dict[str, Any]] = []
     finished = [s.out_dir for s in specs if outcomes.get(s.key) and outcomes[s.key].status in ("done", "reused")]
     if finished:
-        runs = results_tool.collect_runs([Path(d) / "results.json" for d in finished])
-        table = results_tool.aggregate(runs, TABLE_KIND, None)
-        text = results_tool.render_markdown(table)
-        results_tool.write_text_atomic(out / f"results_{TABLE_KIND}.md", text)
-        results_tool.write_text_atomic(out / f"results_{TABLE_KIND}.json", json.dumps(table, indent=1) + "\n")
-        results_tool.plot_hm_bars(table, out / f"hm_{TABLE_KIND}.png")
+        table = results_lib.aggregate(results_lib.collect_runs([Path(d) / RESULTS_FILE for d in finished]), TABLE_KIND)
+        results_lib.write_table(table, out, results_lib.render(table))  # results_<kind>.md/.json, hm_<kind>.png
         claim_list = claims_mod.check_claims(table)
         atomic_write_json(out / claims_mod.CLAIMS_FILE, {"claims": claim_list,
                                                          "summary": claims_mod.summary(claim_list)})

@@ -43,6 +43,8 @@ if REPO not in sys.path:
 
 import torch  # noqa: E402
 
+from engine.run_record import RESULTS_FILE, read_run_record  # noqa: E402
+
 MATRIX_TRAINERS = {  # trainer -> (config node, tiny backbone, extra TRAINER.<node> options)
     "PromptSRCTeacher": ("PROMPTSRC", "teacher", ["PROMPT_DEPTH_VISION", "2", "PROMPT_DEPTH_TEXT", "2"]),
     "PromptKD": ("PROMPTKD", "student", ["PROMPT_DEPTH_VISION", "2", "TEACHER_TYPE", "zeroshot", "KD_WEIGHT", "10.0"]),
@@ -129,13 +131,12 @@ def run_matrix(world: Dict[str, str], work: str, trainers: Sequence[str], precs:
                 with _cpu_half_switch(cpu):
                     tr = train.main(argv)
                 losses = [r.get("loss") for r in getattr(tr, "epoch_log", []) if r.get("loss") is not None]
-                with open(osp.join(out, "results.json")) as f:
-                    res = json.load(f)
+                res = read_run_record(osp.join(out, RESULTS_FILE))
                 trainable = [p for n in tr.get_model_names() for p in tr._models[n].parameters() if p.requires_grad]
-                ok = (res["precision"] == prec and math.isfinite(res["hm"]) and all(math.isfinite(v) for v in losses)
+                ok = (res.precision == prec and math.isfinite(res.hm) and all(math.isfinite(v) for v in losses)
                       and all(p.dtype == torch.float32 for p in trainable))
                 row.update(status="ok" if ok else "FAIL", resolved=tr.prec, loss=losses[-1] if losses else None,
-                           hm=res["hm"])
+                           hm=res.hm)
             except Exception as exc:  # noqa: BLE001 - the report names every failure
                 row.update(status="FAIL", error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc()[-2000:])
             finally:

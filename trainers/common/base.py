@@ -48,8 +48,8 @@ from engine.api import (TrainerX, build_data_loader, build_evaluator, build_lr_s
                         build_transform, save_checkpoint)
 from engine.checkpoint import load_checkpoint  # weights_only=True only, under either engine
 from engine.run_header import class_lines
+from engine.run_record import RESULTS_FILE, RunRecord, harmonic_mean, write_run_record
 from engine.trainer import _progress_enabled  # progress bars on rank 0 and a terminal only (not in log files)
-from engine.utils import write_json
 
 from .checkpoints import strict_load, trainable_state_dict
 from .precision import PRECISIONS, resolve_precision
@@ -62,11 +62,6 @@ __all__ = ["PromptTrainer", "PRECISIONS", "FINAL_MODEL_CHOICES", "resolve_precis
 FINAL_MODEL_CHOICES = ("last_step", "best_val", "best_test_reference")
 BEST_NAME = "model-best.pth.tar"
 _CKPT_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
-
-
-def harmonic_mean(base: float, novel: float) -> float:
-    """HM = 2BN / (B + N) (0 when both are 0)."""
-    return 0.0 if base + novel == 0 else 2.0 * base * novel / (base + novel)
 
 
 def collapse_report(eval_sets: Dict[str, Tuple[float, int]], epoch_losses: Sequence[float] = (),
@@ -441,34 +436,34 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
                 sel = {"selection": "none", "epoch": None}
             else:
                 sel = {"selection": "current_weights", "epoch": None}
-        out: Dict[str, Any] = {
-            "trainer": self.cfg.TRAINER.NAME,
-            "dataset": getattr(self.dm.dataset, "display_name", None) or self.cfg.DATASET.NAME,
-            "seed": self.cfg.SEED,
-            "protocol": resolve_eval_protocol(self.cfg),
-            "subsample_classes": self.cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
-            "num_shots": self.cfg.DATASET.NUM_SHOTS,
-            "backbone": self.cfg.MODEL.BACKBONE.NAME,
-            "precision": self.prec if self.CFG_NODE else "fp32",
+        record = RunRecord(
+            trainer=self.cfg.TRAINER.NAME,
+            dataset=getattr(self.dm.dataset, "display_name", None) or self.cfg.DATASET.NAME,
+            seed=self.cfg.SEED,
+            protocol=resolve_eval_protocol(self.cfg),
+            subsample_classes=self.cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
+            num_shots=self.cfg.DATASET.NUM_SHOTS,
+            backbone=self.cfg.MODEL.BACKBONE.NAME,
+            precision=self.prec if self.CFG_NODE else "fp32",
             **sel,
-            "metrics": {k: {"accuracy": v["accuracy"], "macro_f1": v.get("macro_f1"), "num_images": v["num_images"]}
-                        for k, v in results.items()},
+            metrics={k: {"accuracy": v["accuracy"], "macro_f1": v.get("macro_f1"), "num_images": v["num_images"]}
+                     for k, v in results.items()},
             **summary,
-            "teacher": self.teacher_identity(),
-            **self.results_extra(),
-            "trainable_params": self.num_trainable_params(),
+            teacher=self.teacher_identity(),
+            extra=self.results_extra(),  # written right after ``teacher``
+            trainable_params=self.num_trainable_params(),
             # train.py may set ``trainer.config_file`` (the --config-file path); else a CONFIG_FILE key if any
-            "config": getattr(self, "config_file", None) or self.cfg.get("CONFIG_FILE", None) or None,
-            "output_dir": self.output_dir,
-            "collapse": self._collapse(results, sel),
-        }
-        if getattr(self, "run_decisions", None):  # recorded choices (train.py: --resume-with-changes, --eval-untrained)
-            out["decisions"] = dict(self.run_decisions)
+            config=getattr(self, "config_file", None) or self.cfg.get("CONFIG_FILE", None) or None,
+            output_dir=self.output_dir,
+            collapse=self._collapse(results, sel),
+            # recorded choices (train.py: --resume-with-changes, --eval-untrained)
+            decisions=dict(self.run_decisions) if getattr(self, "run_decisions", None) else None,
+        )
         update_row = getattr(self, "update_epoch_row", None)  # final accuracies in the last row of metrics.csv
         if update_row is not None:
             update_row({f"test_{k}": v for k, v in summary.items()})
-        path = osp.join(self.output_dir, "results.json")
-        write_json(out, path)
+        path = osp.join(self.output_dir, RESULTS_FILE)
+        write_run_record(record, path)
         logger.info("Results written to %s", path)
 
     def _collapse(self, results: "OrderedDict[str, Dict[str, float]]", sel: Dict[str, Any]) -> Dict[str, Any]:
