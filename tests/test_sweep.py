@@ -346,7 +346,7 @@ def _normalised(path, root):
 
 @pytest.mark.slow
 def test_local_pool_matches_serial_and_resumes_after_a_kill(tmp_path):
-    """SMOKE Table 1, 2 datasets x 2 seeds: the bash script (serial) and the sweep's local pool (2 workers),
+    """SMOKE Table 1 (zero-shot, CoOp, PromptKD with its teachers), 2 datasets x 2 seeds: the bash script (serial) and the sweep's local pool (2 workers),
     killed after a few runs and started again, give the same results_base2novel.json; the second sweep runs
     only the runs that had not finished."""
     sys.path.insert(0, str(REPO / "tests"))
@@ -355,7 +355,10 @@ def test_local_pool_matches_serial_and_resumes_after_a_kill(tmp_path):
     data = tmp_path / "data"
     make_root("DescribableTextures", data, n_classes=4, per_class=10)
     make_root("EuroSAT", data, n_classes=4, per_class=10)
-    common = dict(SMOKE=1, DATASETS="dtd eurosat", SEEDS="1 2", DATA=data, OMP_NUM_THREADS=1)
+    # three of Table 1's methods (zero-shot, a few-shot baseline, teacher -> PromptKD student) keep the test's
+    # cost down; the full SMOKE Table 1 (24 runs) behaves the same (docs/SWEEPS.md)
+    common = dict(SMOKE=1, DATASETS="dtd eurosat", SEEDS="1 2", METHODS="zsclip coop promptkd", DATA=data,
+                  OMP_NUM_THREADS=1)
     serial, pool = tmp_path / "serial", tmp_path / "pool"
     res = subprocess.run(["bash", "scripts/tables/table1_base2new.sh"], cwd=REPO, capture_output=True, text=True,
                          env=env(OUTPUT_ROOT=serial, **common), timeout=1800)
@@ -372,14 +375,14 @@ def test_local_pool_matches_serial_and_resumes_after_a_kill(tmp_path):
     assert first.returncode == 130, err1[-3000:]
     assert "stopping" in err1
     finished = {p.parent: p.read_text() for p in pool.rglob("DONE")}
-    assert 5 <= len(finished) < 24
+    assert 5 <= len(finished) < 12
 
     res = subprocess.run(args, cwd=REPO, env=env(OUTPUT_ROOT=pool, **common), capture_output=True, text=True,
                          timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     started = set(re.findall(r"\] start  (\S+) \(", res.stderr))
     all_runs = {p.parent for p in pool.rglob("DONE")}
-    assert len(all_runs) == 24
+    assert len(all_runs) == 12
     assert started == {str(p) for p in all_runs - set(finished)}  # only the unfinished runs ran again
     assert all(p.joinpath("DONE").read_text() == text for p, text in finished.items())
     assert f"{len(finished)} finished before" in res.stderr
@@ -387,5 +390,4 @@ def test_local_pool_matches_serial_and_resumes_after_a_kill(tmp_path):
     name = "tables/table1_base2new/results_base2novel.json"
     assert _normalised(pool / name, pool) == _normalised(serial / name, serial)
     rows = json.loads((serial / name).read_text())["rows"]
-    assert {r["trainer"] for r in rows} == {"ZeroshotCLIP", "CoOp", "CoCoOp", "MaPLe", "PromptSRC", "PromptKD",
-                                            "PromptSRCTeacher"}
+    assert {r["trainer"] for r in rows} == {"ZeroshotCLIP", "CoOp", "PromptKD", "PromptSRCTeacher"}
