@@ -1,7 +1,7 @@
 """CLIP on open_clip: loading (OpenAI files, open_clip tags, tiny random architectures), the tokenizer and
 functional prompted image/text encoders. See clip/README.md."""
 from .configs import TINY_CONFIGS, config_from_model, config_from_openai_state_dict, openai_heads, tiny_model_names
-from .encoders import encode_image, encode_text, token_embedding
+from .encoders import encode_image, encode_text, full_blocks, token_embedding
 from .info import ModelInfo, model_info
 from .loader import available_models, build_from_config, load, load_weights_file
 from .tokenizer import EOT_TOKEN_ID, SOT_TOKEN_ID, tokenize
@@ -27,6 +27,7 @@ __all__ = [
     "config_from_openai_state_dict",
     "encode_image",
     "encode_text",
+    "full_blocks",
     "load",
     "load_weights_file",
     "model_info",

@@ -14,10 +14,16 @@ Two paths over the same random-weight models (no weight files are needed):
   classes on every training step and on every test batch, where the teacher's image features are
   also computed and thrown away (reference-behaviour.md §3.7.3, §3.7.5, defects §5.17-18).
 
+Both paths share the model code; the reference path runs inside ``clip.full_blocks()``: every block of
+the image towers computes all tokens, as open_clip's forward and the reference do, whereas ours computes
+the last block for the pooled class token only and skips the image-token part of the student's
+first-block backward (clip/encoders.py).
+
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on the ``meta`` device (exact,
 shape-only, no compute), with the fused MHA inference fast path DISABLED so attention is counted
-(design.md "Measurement notes"); forward and backward are included. "text" / "teacher" columns are
-the FLOPs spent inside the teacher's text / text+image transformer blocks (forward hooks).
+(the fast path's fused kernel is not seen by the counter); forward and backward are included. "text" /
+"teacher" columns are the FLOPs spent inside the teacher's text blocks / text blocks + image encoder
+(forward hooks). The last table line is a teacher-cache replay step (recorded logits, student only).
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` of a real step; otherwise the live-tensor
 accounting of :class:`PeakTensorMemory` on the meta device (parameters and buffers of the modules the
 path holds, optimizer state, activations, gradients and temporaries; no allocator overhead).
@@ -231,6 +237,15 @@ class BenchModels:
 
     def step(self, path: str, images: torch.Tensor, n_classes: int) -> torch.Tensor:
         """One distillation step (KD_WEIGHT 1000, T = 1, kl_reference)."""
+        with self._blocks(path):
+            return self._step(path, images, n_classes)
+
+    @staticmethod
+    def _blocks(path: str):
+        """The reference runs every block of the image towers on all tokens (open_clip's forward)."""
+        return clip.full_blocks() if path == "reference" else contextlib.nullcontext()
+
+    def _step(self, path: str, images: torch.Tensor, n_classes: int) -> torch.Tensor:
         self.student.train()
         with torch.no_grad():
             with self.autocast():
@@ -247,11 +262,25 @@ class BenchModels:
         self._student_backward(loss)
         return loss.detach()
 
+    def replay_step(self, images: torch.Tensor, n_classes: int) -> torch.Tensor:
+        """A teacher-cache replay step (ours): the recorded teacher logits are read, not computed; the
+        step is the student's forward / backward + KD loss + SGD step."""
+        self.student.train()
+        shape = (images.shape[0], n_classes)
+        teacher_logits = (torch.empty(shape, device=self.device) if self.device.type == "meta"
+                          else torch.randn(shape, device=self.device))
+        with self.autocast():
+            f_s = self.student(images)
+        student_logits = cosine_logits(f_s, self.class_vectors(n_classes), self.student.logit_scale)
+        loss = 1000.0 * self.kd_loss(student_logits, teacher_logits, 1.0)
+        self._student_backward(loss)
+        return loss.detach()
+
     @torch.no_grad()
     def infer(self, path: str, images: torch.Tensor, n_classes: int) -> torch.Tensor:
         """Test-time logits of one batch."""
         self.student.eval()
-        with self.autocast():
+        with self._blocks(path), self.autocast():
             if path == "reference":
                 weights = self.text_branch(n_classes)()  # per test batch (§5.18)
                 u_t = self.teacher_encoder(images)  # computed, used for nothing but the unused teacher logits
@@ -425,10 +454,13 @@ def time_median(fn: Callable[[], Any], device: torch.device, reps: int, warmup: 
 
 
 def _sections(models: BenchModels) -> Dict[str, Sequence[nn.Module]]:
+    """Modules whose forward calls bracket a section's FLOPs. The image towers are bracketed by their
+    callers (the teacher's image encoder, the student model): their first / last blocks are computed
+    partially from the blocks' own modules (clip/encoders.py), without calling the block as a whole."""
     teacher = models.teacher_clip
     return {"text": list(teacher.transformer.resblocks),
-            "teacher": list(teacher.transformer.resblocks) + list(teacher.visual.transformer.resblocks),
-            "student_tower": list(models.student.visual.transformer.resblocks)}
+            "teacher": list(teacher.transformer.resblocks) + [models.teacher_encoder],
+            "student": [models.student]}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -450,11 +482,14 @@ def _count_all(meta: "BenchModels", sections: Dict[str, Sequence[nn.Module]], cl
                 mem = peak_memory(fn, held, torch.device("meta")) if device.type != "cuda" else None
                 rows.append({"kind": kind, "batch": batch, "classes": c, "path": path, "flops": flops["total"],
                              "text_flops": flops["text"], "teacher_flops": flops["teacher"],
-                             "student_tower_fwd_flops": flops["student_tower"], "peak_bytes": mem,
+                             "student_fwd_flops": flops["student"], "peak_bytes": mem,
                              "time_s": None, "time_note": None})
     # student-only forward FLOPs of a test batch (the inference must-show)
     student_only = count_flops(lambda: meta.student_forward(meta.images(test_batch)))["total"]
-    return rows, student_only
+    # a teacher-cache replay step at the first training batch and class count
+    replay = {"batch": batches[0], "classes": classes[0],
+              "flops": count_flops(lambda: meta.replay_step(meta.images(batches[0]), classes[0]))["total"]}
+    return rows, student_only, replay
 
 
 def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int], test_batch: int,
@@ -465,7 +500,7 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
     meta = BenchModels(arch, torch.device("meta"), "fp32")
     sections = _sections(meta)
     with _meta_safe_autocast():
-        rows, student_only = _count_all(meta, sections, classes, batches, test_batch, device)
+        rows, student_only, replay = _count_all(meta, sections, classes, batches, test_batch, device)
     del meta
 
     if timing or device.type == "cuda":
@@ -525,6 +560,8 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
             r["flops_per_image"] = r["flops"] / r["batch"]
             r["time_per_image_s"] = r["time_s"] / r["batch"] if r["time_s"] else None
     checks = _checks(rows, classes, batches, student_only / test_batch)
+    online = by_key[("step", replay["batch"], replay["classes"], "ours")]["flops"]
+    checks["replay_step"] = dict(replay, online_flops=online, online_over_replay=online / replay["flops"])
     info = {
         "arch": arch.name, "teacher": arch.teacher, "student": arch.student, "image_size": arch.image_size,
         "prompts": {"student": [arch.student_ctx, arch.student_depth],
@@ -588,6 +625,11 @@ def format_table(result: Dict[str, Any]) -> str:
                  f"(student-only forward {c['student_only_forward_flops_per_image'] / 1e9:.4g} GFLOPs/image; the rest is the "
                  "C-class logits)")
     lines.append(f"distillation step (ours): text-encoder GFLOPs = {c['ours_step_text_flops'] / 1e9:g}")
+    if "replay_step" in c:
+        rp = c["replay_step"]
+        lines.append(f"teacher-cache replay step (ours, batch {rp['batch']}, C={rp['classes']}): "
+                     f"{rp['flops'] / 1e9:.2f} GFLOPs, {rp['online_over_replay']:.2f}x fewer than the online step "
+                     f"({rp['online_flops'] / 1e9:.2f})")
     lines.append("reference/ours per step: FLOPs " + ", ".join(f"{k}: {v:.2f}" for k, v in
                                                             c["step_flop_ratio_ref_over_ours"].items()))
     if any(v for v in c["step_time_ratio_ref_over_ours"].values()):
