@@ -494,7 +494,8 @@ def _count_all(meta: "BenchModels", sections: Dict[str, Sequence[nn.Module]], cl
 
 def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int], test_batch: int,
                   device: torch.device, prec: str = "fp32", reps: int = 3, warmup: int = 0, timing: bool = True,
-                  max_timed_classes: int = 128, log: Callable[[str], None] = print) -> Dict[str, Any]:
+                  max_timed_classes: int = 128, log: Callable[[str], None] = print,
+                  time_kinds: Sequence[str] = ("step", "infer")) -> Dict[str, Any]:
     """Measure every (row, C, path); returns {"meta", "rows", "checks"} (see the module docstring)."""
     log(f"[benchmark] counting FLOPs / memory on the meta device ({arch.name})")
     meta = BenchModels(arch, torch.device("meta"), "fp32")
@@ -515,7 +516,7 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
                 for path in PATHS:
                     by_key[(kind, batch, c, path)]["peak_bytes"] = peak_memory(fns[path], real.modules_of(path, c, kind),
                                                                                device)
-            if not timing:
+            if not timing or kind not in time_kinds:
                 continue
             scaled = c > max_timed_classes
             if scaled:  # the reference text branch is timed on max_timed_classes classes and scaled in C
@@ -572,7 +573,9 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
         "flops_method": "FlopCounterMode on the meta device, MHA fast path disabled, forward+backward",
         "memory_method": "torch.cuda.max_memory_allocated" if device.type == "cuda" else
         "live-tensor accounting on the meta device (params+buffers+activations+grads+optimizer+temps)",
-        "time_method": f"median of {reps} runs after {warmup} warm-up(s) on {device}" if timing else "not timed",
+        "time_method": (f"median of {reps} runs after {warmup} warm-up(s) on {device}"
+                        + ("" if set(time_kinds) >= {"step", "infer"} else f", {'/'.join(time_kinds)} rows only")
+                        if timing else "not timed"),
         "weights": "random (architecture only)",
     }
     return {"meta": info, "rows": rows, "checks": checks}
@@ -653,6 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=0, help="untimed warm-up runs per configuration")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 with --tiny, else torch's)")
     p.add_argument("--no-time", action="store_true", help="FLOPs and memory only (no real compute)")
+    p.add_argument("--time-kinds", nargs="+", choices=["step", "infer"], default=["step", "infer"],
+                   help="which rows are timed (the others get FLOPs and memory only)")
     p.add_argument("--max-timed-classes", type=int, default=None,
                    help="reference text branch beyond this many classes is timed on this many and scaled linearly "
                    "(default 8 tiny, 128 real)")
@@ -679,7 +684,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     max_timed = args.max_timed_classes if args.max_timed_classes is not None else (8 if args.tiny else 128)
     batches = sorted({8, *args.batch})
     result = run_benchmark(arch, args.classes, batches, args.test_batch, device, args.prec, reps, warmup,
-                           timing=not args.no_time, max_timed_classes=max_timed)
+                           timing=not args.no_time, max_timed_classes=max_timed, time_kinds=args.time_kinds)
     print(format_table(result))
     path = args.json or os.path.join("output", "benchmark", f"benchmark_{'tiny' if args.tiny else 'real'}.json")
     atomic_write_json(path, result)
