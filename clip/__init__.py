@@ -3,7 +3,7 @@ functional prompted image/text encoders. See clip/README.md."""
 from .configs import TINY_CONFIGS, config_from_model, config_from_openai_state_dict, openai_heads, tiny_model_names
 from .encoders import encode_image, encode_text, full_blocks, token_embedding
 from .info import ModelInfo, model_info
-from .loader import available_models, build_from_config, load, load_weights_file
+from .loader import available_models, build_from_config, build_vision_tower, load, load_weights_file
 from .tokenizer import EOT_TOKEN_ID, SOT_TOKEN_ID, tokenize
 from .weights import (
     OPENAI_MODELS,
@@ -22,6 +22,7 @@ __all__ = [
     "TINY_CONFIGS",
     "available_models",
     "build_from_config",
+    "build_vision_tower",
     "candidate_weight_paths",
     "config_from_model",
     "config_from_openai_state_dict",
