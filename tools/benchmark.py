@@ -28,7 +28,8 @@ Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` of a real step; otherwi
 accounting of :class:`PeakTensorMemory` on the meta device (parameters and buffers of the modules the
 path holds, optimizer state, activations, gradients and temporaries; no allocator overhead).
 Wall time: median of ``--reps`` real runs on ``--device`` (fast path on, as in training), ours and
-reference interleaved so that both see the same machine load; for the reference with more than
+reference interleaved so that both see the same machine load (on CPU also the process's CPU time, which
+other jobs on a shared machine do not inflate); for the reference with more than
 ``--max-timed-classes`` classes, the text branch is timed on that many classes and scaled linearly in C
 (marked in the table; text FLOPs are exactly linear in C).
 """
@@ -526,21 +527,27 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
                 for fn in fns.values():
                     fn()
             times: Dict[str, List[float]] = {k: [] for k in fns}
+            cpu: Dict[str, List[float]] = {k: [] for k in fns}  # CPU time of this process (load-independent)
             for _ in range(max(1, reps)):  # interleaved, so that both paths see the same machine load
                 for k, fn in fns.items():
+                    start_cpu = time.process_time()
                     times[k].append(time_median(fn, device, 1, 0)[0])
+                    cpu[k].append(time.process_time() - start_cpu)
             med = {k: statistics.median(v) for k, v in times.items()}
+            med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
             low = {k: min(v) for k, v in times.items()}
             for path in PATHS:
                 row = by_key[(kind, batch, c, path)]
                 row["time_s"] = med[path]
                 row["time_min_s"] = low[path]
                 row["times_s"] = times[path]
+                row["cpu_time_s"] = med_cpu[path]
                 row["time_note"] = f"median of {len(times[path])}"
                 if path == "reference" and scaled:
                     factor = (c - max_timed_classes) / max_timed_classes
                     row["time_s"] = med["reference"] + med["text"] * factor
                     row["time_min_s"] = low["reference"] + low["text"] * factor
+                    row["cpu_time_s"] = med_cpu["reference"] + med_cpu["text"] * factor
                     row["text_times_s"] = times["text"]
                     row["time_note"] += (f"; text branch timed on {max_timed_classes} classes, scaled "
                                          f"x{c / max_timed_classes:.2f}")
@@ -554,6 +561,8 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
         r["flop_ratio_ref_over_ours"] = r["flops"] / ours["flops"] if r["path"] == "reference" else 1.0
         if r["path"] == "reference" and r["time_s"] and ours["time_s"]:
             r["time_ratio_ref_over_ours"] = r["time_s"] / ours["time_s"]
+            if device.type == "cpu" and r.get("cpu_time_s") and ours.get("cpu_time_s"):
+                r["cpu_time_ratio_ref_over_ours"] = r["cpu_time_s"] / ours["cpu_time_s"]
             r["min_time_ratio_ref_over_ours"] = r["time_min_s"] / ours["time_min_s"]
         else:
             r["time_ratio_ref_over_ours"] = 1.0 if r["time_s"] else None
@@ -594,6 +603,9 @@ def _checks(rows: List[Dict[str, Any]], classes: Sequence[int], batches: Sequenc
         for r in rows if r["kind"] == "step" and r["path"] == "reference"}
     out["step_time_ratio_ref_over_ours"] = {
         f"C={r['classes']},B={r['batch']}": r["time_ratio_ref_over_ours"]
+        for r in rows if r["kind"] == "step" and r["path"] == "reference"}
+    out["step_cpu_time_ratio_ref_over_ours"] = {
+        f"C={r['classes']},B={r['batch']}": r.get("cpu_time_ratio_ref_over_ours")
         for r in rows if r["kind"] == "step" and r["path"] == "reference"}
     return out
 
@@ -638,6 +650,9 @@ def format_table(result: Dict[str, Any]) -> str:
     if any(v for v in c["step_time_ratio_ref_over_ours"].values()):
         lines.append("reference/ours per step: wall time " + ", ".join(
             f"{k}: {v:.2f}" for k, v in c["step_time_ratio_ref_over_ours"].items() if v))
+    if any(v for v in c.get("step_cpu_time_ratio_ref_over_ours", {}).values()):
+        lines.append("reference/ours per step: CPU time " + ", ".join(
+            f"{k}: {v:.2f}" for k, v in c["step_cpu_time_ratio_ref_over_ours"].items() if v))
     return "\n".join(lines)
 
 
