@@ -96,16 +96,20 @@ def _epoch(loader: Any) -> int:
 
 def measure(loader: Any, epochs: int) -> Dict[str, float]:
     """images/s of the first epoch (worker start-up included) and of the remaining epochs."""
-    times, counts = [], []
+    times, cpu, counts = [], [], []
     for epoch in range(epochs):
         if hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         counts.append(_epoch(loader))
         times.append(time.perf_counter() - start)
-    out = {"first_epoch_images_per_s": counts[0] / times[0], "epoch_times_s": times}
+        cpu.append(time.process_time() - start_cpu)
+    out = {"first_epoch_images_per_s": counts[0] / times[0], "epoch_times_s": times, "epoch_cpu_s": cpu}
     if epochs > 1:
         out["steady_images_per_s"] = sum(counts[1:]) / sum(times[1:])
+        # per core of this process (meaningful with 0 workers: all decoding runs here); other jobs on the
+        # machine slow the wall clock, not this
+        out["steady_images_per_cpu_s"] = sum(counts[1:]) / max(sum(cpu[1:]), 1e-9)
     return out
 
 
@@ -142,12 +146,13 @@ def format_rows(rows: Sequence[Dict[str, Any]], n_images: int, size: int, image_
     lines = [f"engine loaders on {n_images} generated {files} JPEGs loaded at {size} px (train: random_resized_crop + "
              "random_flip + normalize; test: resize + center_crop + normalize; bicubic)",
              f"{'pipeline':>8} {'decode':>7} {'workers':>7} {'persistent':>10} {'pin':>5} {'batch':>5} "
-             f"{'1st epoch img/s':>16} {'steady img/s':>13}"]
+             f"{'1st epoch img/s':>16} {'steady img/s':>13} {'img/CPU-s':>10}"]
     for r in rows:
         steady = f"{r['steady_images_per_s']:.1f}" if "steady_images_per_s" in r else "-"
+        per_cpu = f"{r['steady_images_per_cpu_s']:.1f}" if "steady_images_per_cpu_s" in r else "-"
         lines.append(f"{r.get('pipeline', 'train'):>8} {r.get('decode', 'reduced'):>7} {r['workers']:>7} "
                      f"{str(r['persistent_workers']):>10} {str(r['pin_memory']):>5} {r['batch']:>5} "
-                     f"{r['first_epoch_images_per_s']:>16.1f} {steady:>13}")
+                     f"{r['first_epoch_images_per_s']:>16.1f} {steady:>13} {per_cpu:>10}")
     return "\n".join(lines)
 
 
