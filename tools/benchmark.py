@@ -241,10 +241,13 @@ class BenchModels:
         with self._blocks(path):
             return self._step(path, images, n_classes)
 
-    @staticmethod
-    def _blocks(path: str):
+    #: ``--ours-full-blocks``: ours also runs every block whole (the computation before the partial blocks)
+    ours_full_blocks = False
+
+    def _blocks(self, path: str):
         """The reference runs every block of the image towers on all tokens (open_clip's forward)."""
-        return clip.full_blocks() if path == "reference" else contextlib.nullcontext()
+        full = path == "reference" or self.ours_full_blocks
+        return clip.full_blocks() if full else contextlib.nullcontext()
 
     def _step(self, path: str, images: torch.Tensor, n_classes: int) -> torch.Tensor:
         self.student.train()
@@ -270,7 +273,7 @@ class BenchModels:
         shape = (images.shape[0], n_classes)
         teacher_logits = (torch.empty(shape, device=self.device) if self.device.type == "meta"
                           else torch.randn(shape, device=self.device))
-        with self.autocast():
+        with self._blocks("ours"), self.autocast():
             f_s = self.student(images)
         student_logits = cosine_logits(f_s, self.class_vectors(n_classes), self.student.logit_scale)
         loss = 1000.0 * self.kd_loss(student_logits, teacher_logits, 1.0)
@@ -295,7 +298,7 @@ class BenchModels:
     def student_forward(self, images: torch.Tensor) -> torch.Tensor:
         """The student alone (eval mode): image tower + prompts + projector, no logits."""
         self.student.eval()
-        with self.autocast():
+        with self._blocks("ours"), self.autocast():
             return self.student(images)
 
     @torch.no_grad()
@@ -671,6 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=0, help="untimed warm-up runs per configuration")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 with --tiny, else torch's)")
     p.add_argument("--no-time", action="store_true", help="FLOPs and memory only (no real compute)")
+    p.add_argument("--ours-full-blocks", action="store_true",
+                   help="ours runs every image-tower block whole (the computation before the partial blocks)")
     p.add_argument("--time-kinds", nargs="+", choices=["step", "infer"], default=["step", "infer"],
                    help="which rows are timed (the others get FLOPs and memory only)")
     p.add_argument("--max-timed-classes", type=int, default=None,
@@ -694,6 +699,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if any(c < 1 for c in args.classes) or any(b < 1 for b in args.batch) or args.test_batch < 1:
         raise SystemExit("--classes, --batch and --test-batch must be positive")
     arch = ARCHS["tiny" if args.tiny else "real"]
+    BenchModels.ours_full_blocks = bool(args.ours_full_blocks)
     warmup = args.warmup
     reps = args.reps
     max_timed = args.max_timed_classes if args.max_timed_classes is not None else (8 if args.tiny else 128)
