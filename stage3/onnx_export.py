@@ -1,6 +1,8 @@
 """ONNX export of the exported student (:class:`stage3.model.StudentClassifier`): images [B, 3, H, W] ->
 logits [B, C], batch dimension dynamic. Needs the optional packages ``onnx`` (export) and
-``onnxruntime`` (running it): ``pip install -e .[onnx]``."""
+``onnxruntime`` (running it): ``pip install -e .[onnx]``.
+It uses torch's TorchScript-based exporter (``dynamo=False``), which needs no further package (the
+torch.export-based one needs ``onnxscript``); torch marks it deprecated, so a future torch may need the other."""
 from __future__ import annotations
 
 import logging
@@ -40,6 +42,7 @@ def export_onnx(model: nn.Module, path: str, image_size: Sequence[int], opset: i
         # shape checks of the Python code run once while tracing (the batch axis is declared dynamic)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # the exporter notice (module docstring)
             torch.onnx.export(model, (example,), path, input_names=["images"], output_names=["logits"],
                               dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
                               dynamo=False)

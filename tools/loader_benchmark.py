@@ -11,8 +11,8 @@ PromptKD training transform (random_resized_crop 224 bicubic + random_flip + nor
 statistics): seeded sampler, persistent workers and prefetching (``prefetch_factor`` 2) when
 ``NUM_WORKERS > 0``, pinned memory when CUDA is used. For each worker count the first epoch
 (including worker start-up) and the later epochs (steady state) are timed separately; with workers,
-the same loader with ``persistent_workers=False`` (re-forked every epoch, as Dassl's loaders; reference
-defect §5.26) is measured for comparison. ``--pipeline test`` measures the evaluation transform
+the same loader with ``persistent_workers=False`` (re-forked every epoch, as Dassl's loaders) is
+measured for comparison. ``--pipeline test`` measures the evaluation transform
 (resize + center crop + normalize) instead; ``--decode full reduced`` measures each loader with
 ``DATALOADER.REDUCED_JPEG_DECODE`` off and on (JPEGs decoded at 1/2, 1/4 or 1/8 scale where the
 transform downsizes anyway). ``--image-size W H`` sets the generated JPEGs' size (default: ``--size``
