@@ -257,3 +257,13 @@ def test_export_and_predict_errors(trained, tmp_path, capsys):
     bad.write_bytes(b"not an image")
     assert predict.main([str(trained["artefact"]), str(bad)]) == 2
     assert f"Cannot read image {bad}" in capsys.readouterr().err
+
+
+def test_predict_benchmark_tool(trained):
+    from tools import predict_benchmark
+
+    paths = [it.impath for it in trained["trainer"].dm.dataset.test][:3]
+    out = predict_benchmark.main([str(trained["artefact"]), *paths, "--repeat", "2", "--batch-size", "2",
+                                  "--precision", "bf16"])
+    assert out["images"] == 6 and out["images_per_s"] > 0 and out["images_per_cpu_s"] > 0
+    assert out["options"] == {"batch_size": 2, "workers": 0, "precision": "bf16", "reduced_decode": True}
