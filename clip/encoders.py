@@ -12,6 +12,12 @@ by a coupling function, §2.3) and plain zero-shot CLIP (no prompts). The recipe
   feature at the EOT position (argmax of the ids) @ text_projection.
 
 With no prompts both reproduce ``model.encode_image`` / ``model.encode_text`` exactly.
+
+Two image-tower blocks compute only what is used (equal to running them whole up to fp32 rounding;
+``full_blocks()`` turns both off): the LAST block of a CLS-pooled tower computes the class token's
+output only (``_pooled_token_block``), and with gradients on, block 0 of a prompted tower whose block-1
+prompts replace the prompt rows computes only the image rows and back-propagates only into the layer-0
+prompts (``_first_block_prompt_grad``; the frozen image tokens need no gradient).
 """
 from __future__ import annotations
 
