@@ -26,5 +26,7 @@ setup(
     python_requires=">=3.9",
     packages=[],  # deliberately empty: run from the repository root (see the module docstring)
     install_requires=read_requirements("requirements.txt"),
-    extras_require={"test": ["pytest>=7", "submitit>=1.4"], "slurm": ["submitit>=1.4"]},
+    # onnx: tools/predict.py --export-onnx (onnx writes the model, onnxruntime runs it)
+    extras_require={"test": ["pytest>=7", "submitit>=1.4"], "slurm": ["submitit>=1.4"],
+                    "onnx": ["onnx>=1.14", "onnxruntime>=1.16"]},
 )

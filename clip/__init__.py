@@ -1,9 +1,9 @@
 """CLIP on open_clip: loading (OpenAI files, open_clip tags, tiny random architectures), the tokenizer and
 functional prompted image/text encoders. See clip/README.md."""
 from .configs import TINY_CONFIGS, config_from_model, config_from_openai_state_dict, openai_heads, tiny_model_names
-from .encoders import encode_image, encode_text, token_embedding
+from .encoders import encode_image, encode_text, full_blocks, token_embedding
 from .info import ModelInfo, model_info
-from .loader import available_models, build_from_config, load, load_weights_file, tiny_seed
+from .loader import available_models, build_from_config, build_vision_tower, load, load_weights_file, tiny_seed
 from .tokenizer import EOT_TOKEN_ID, SOT_TOKEN_ID, tokenize
 from .weights import (
     OPENAI_MODELS,
@@ -22,11 +22,13 @@ __all__ = [
     "TINY_CONFIGS",
     "available_models",
     "build_from_config",
+    "build_vision_tower",
     "candidate_weight_paths",
     "config_from_model",
     "config_from_openai_state_dict",
     "encode_image",
     "encode_text",
+    "full_blocks",
     "load",
     "load_weights_file",
     "model_info",

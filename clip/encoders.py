@@ -12,27 +12,128 @@ by a coupling function, §2.3) and plain zero-shot CLIP (no prompts). The recipe
   feature at the EOT position (argmax of the ids) @ text_projection.
 
 With no prompts both reproduce ``model.encode_image`` / ``model.encode_text`` exactly.
+
+Two image-tower blocks compute only what is used (equal to running them whole up to fp32 rounding;
+``full_blocks()`` turns both off): the LAST block of a CLS-pooled tower computes the class token's
+output only (``_pooled_token_block``), and with gradients on, block 0 of a prompted tower whose block-1
+prompts replace the prompt rows computes only the image rows and back-propagates only into the layer-0
+prompts (``_first_block_prompt_grad``; the frozen image tokens need no gradient).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from open_clip import CLIP, CustomTextCLIP
-from open_clip.transformer import TextTransformer, VisionTransformer, text_global_pool
+from open_clip.transformer import ResidualAttentionBlock, TextTransformer, VisionTransformer, text_global_pool
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 logger = logging.getLogger(__name__)
 
 
+_FULL_BLOCKS: contextvars.ContextVar[bool] = contextvars.ContextVar("promptkd_full_blocks", default=False)
+
+
+@contextlib.contextmanager
+def full_blocks() -> Iterator[None]:
+    """Within this context :func:`encode_image` runs every block on every token, as open_clip's forward
+    and the reference implementation do (no pooled-token-only last block, no prompt-only first-block
+    backward). The results are the same within fp32 rounding; tools/benchmark.py uses it to measure the
+    reference's computation."""
+    token = _FULL_BLOCKS.set(True)
+    try:
+        yield
+    finally:
+        _FULL_BLOCKS.reset(token)
+
+
 def _run_block(block: nn.Module, x: Tensor, attn_mask: Tensor | None, use_checkpoint: bool) -> Tensor:
     if use_checkpoint and torch.is_grad_enabled():
         return _checkpoint(functools.partial(block, attn_mask=attn_mask), x, use_reentrant=False)
     return block(x, attn_mask=attn_mask)
+
+
+def _plain_block(block: nn.Module) -> bool:
+    """True for open_clip's standard ``ResidualAttentionBlock`` (self-attention through an
+    ``nn.MultiheadAttention`` with packed q/k/v projections, no attention dropout, batch-first), the block
+    the two partial-block computations below are written for; any other block runs whole."""
+    attn = getattr(block, "attn", None)
+    return (
+        isinstance(block, ResidualAttentionBlock) and isinstance(attn, nn.MultiheadAttention)
+        and not hasattr(block, "ln_1_kv") and attn.batch_first and attn._qkv_same_embed_dim
+        and attn.in_proj_weight is not None and attn.bias_k is None and not attn.add_zero_attn and attn.dropout == 0.0
+    )
+
+
+def _pooled_token_block(block: nn.Module, x: Tensor) -> Tensor:
+    """``block(x)[:, :1]`` for the LAST block of a CLS-pooled image tower (only token 0 is pooled).
+
+    Token 0's output depends on every token only through the keys / values of the attention, so the
+    block computes: LayerNorm ``ln_1`` and the k/v projections for all tokens, the query, the attention,
+    the output projection, ``ln_2`` and the MLP for token 0 alone (the block's own modules; the
+    ``nn.MultiheadAttention`` takes the single query against all keys). Per image this removes
+    (N - 1)/N of the block's q / out-projection / MLP work and of its attention matrix.
+    """
+    kv = block.ln_1(x)
+    q = kv[:, :1]
+    h = x[:, :1] + block.ls_1(block.attn(q, kv, kv, need_weights=False)[0])
+    return h + block.ls_2(block.mlp(block.ln_2(h)))
+
+
+def _first_block_prompt_grad(block: nn.Module, x_img: Tensor, x_p: Tensor) -> Tensor:
+    """``block(cat([x_img, x_p]))[:, :N]`` (the image-token rows) when only the prompts ``x_p`` need a gradient.
+
+    Used for block 0 of a prompted tower whose block-1 prompts replace the prompt rows (so the prompt rows'
+    outputs are discarded) and whose image tokens ``x_img`` [B, N, W] are frozen (no gradient: images and
+    patch embedding are not trained). The deep prompts of layer i >= 1 receive their gradient from the
+    blocks >= i alone; the layer-0 prompts ``x_p`` [B, Np, W] affect the image rows of block 0 only as
+    keys and values. So the backward of this block needs exactly: the MLP / output-projection / attention
+    backward of the image rows down to the attention probabilities, and the k / v projections and
+    ``ln_1`` of the Np prompt rows. It does NOT compute (all of which the full block's backward would):
+    the query gradient, the key / value gradients of the N image tokens, the q/k/v projection backward of
+    the N image rows, ``ln_1`` / ``ln_pre`` backward of the image rows, nor any forward or backward of the
+    prompt rows' queries, output projection and MLP. The image rows' q/k/v projections and the image-image
+    scores run without autograd; the attention is written out (scores, softmax in fp32, weighted values)
+    so that autograd sees which operand needs a gradient.
+    """
+    attn = block.attn
+    n_img, width = x_img.shape[1], x_img.shape[2]
+    heads = attn.num_heads
+    head_dim = width // heads
+    w_q, w_k, w_v = attn.in_proj_weight.chunk(3)
+    b_q, b_k, b_v = attn.in_proj_bias.chunk(3) if attn.in_proj_bias is not None else (None, None, None)
+
+    def split_heads(t: Tensor) -> Tensor:  # [B, N, W] -> [B, H, N, d]
+        return t.unflatten(-1, (heads, head_dim)).transpose(1, 2)
+
+    with torch.no_grad():
+        a_img = block.ln_1(x_img)
+        q = split_heads(F.linear(a_img, w_q, b_q)) * head_dim ** -0.5
+        k_img = split_heads(F.linear(a_img, w_k, b_k))
+        v_img = split_heads(F.linear(a_img, w_v, b_v))
+        s_img = q @ k_img.transpose(-2, -1)  # [B, H, N, N]
+    a_p = block.ln_1(x_p)
+    k_p = split_heads(F.linear(a_p, w_k, b_k))
+    v_p = split_heads(F.linear(a_p, w_v, b_v))
+    s = torch.cat([s_img, q @ k_p.transpose(-2, -1)], dim=-1)  # [B, H, N, N + Np]
+    probs = torch.softmax(s, dim=-1, dtype=torch.float32).to(v_p.dtype)
+    o = probs[..., :n_img] @ v_img + probs[..., n_img:] @ v_p  # [B, H, N, d]
+    o = o.transpose(1, 2).flatten(2)
+    h = x_img + block.ls_1(attn.out_proj(o))
+    return h + block.ls_2(block.mlp(block.ln_2(h)))
+
+
+def _run_partial(fn, block: nn.Module, args: Sequence[Tensor], use_checkpoint: bool) -> Tensor:
+    if use_checkpoint and torch.is_grad_enabled():
+        return _checkpoint(functools.partial(fn, block), *args, use_reentrant=False)
+    return fn(block, *args)
 
 
 def _batched_prompt(p: Tensor, batch: int, width: int, dtype: torch.dtype, label: str) -> Tensor:
@@ -104,25 +205,45 @@ def encode_image(
     x = visual.patch_dropout(x)
 
     n_prompt = 0
+    p0 = None
     if prompts:
         p0 = _batched_prompt(prompts[0], batch, width, x.dtype, "prompts[0]")
         n_prompt = p0.shape[1]
-        x = torch.cat([x, p0], dim=1)  # prompts at the end, after the positional embedding
-    x = visual.ln_pre(x)
-
     batch_first = getattr(visual.transformer, "batch_first", True)
+    # Block 0 with the prompt-only backward: prompts replaced at block 1, frozen image tokens, training.
+    partial = not _FULL_BLOCKS.get()
+    split_first = (
+        partial and p0 is not None and len(prompts) >= 2 and torch.is_grad_enabled() and not x.requires_grad and batch_first
+        and isinstance(visual.ln_pre, (nn.LayerNorm, nn.Identity)) and _plain_block(blocks[0])
+    )
+    # Last block for token 0 only: CLS pooling (the tower's output is ln_post(token 0) @ proj).
+    pooled_last = partial and visual.pool_type == "tok" and batch_first and _plain_block(blocks[-1])
+
+    if split_first:
+        # ln_pre is per token: ln_pre(cat([x, p0])) = cat([ln_pre(x), ln_pre(p0)]).
+        x = _run_partial(_first_block_prompt_grad, blocks[0], (visual.ln_pre(x), visual.ln_pre(p0)), checkpoint)
+        has_prompt_rows = False  # block 0's prompt rows are discarded by block 1's replacement
+    else:
+        if p0 is not None:
+            x = torch.cat([x, p0], dim=1)  # prompts at the end, after the positional embedding
+        x = visual.ln_pre(x)
+        has_prompt_rows = p0 is not None
     if not batch_first:
         x = x.transpose(0, 1)
     for i, block in enumerate(blocks):
+        if i == 0 and split_first:
+            continue
         if 1 <= i < len(prompts):
             p = _batched_prompt(prompts[i], batch, width, x.dtype, f"prompts[{i}]")
             if p.shape[1] != n_prompt:
                 raise ValueError(f"prompts[{i}] has {p.shape[1]} tokens, prompts[0] has {n_prompt}")
-            if batch_first:
-                x = torch.cat([x[:, :-n_prompt], p], dim=1)
-            else:
-                x = torch.cat([x[:-n_prompt], p.transpose(0, 1)], dim=0)
-        x = _run_block(block, x, None, checkpoint)
+            kept = (x[:, :-n_prompt] if batch_first else x[:-n_prompt]) if has_prompt_rows else x
+            x = torch.cat([kept, p], dim=1) if batch_first else torch.cat([kept, p.transpose(0, 1)], dim=0)
+            has_prompt_rows = True
+        if i == len(blocks) - 1 and pooled_last:
+            x = _run_partial(_pooled_token_block, block, (x,), checkpoint)  # [B, 1, W]: token 0 only
+        else:
+            x = _run_block(block, x, None, checkpoint)
     if not batch_first:
         x = x.transpose(0, 1)
 
@@ -265,4 +386,4 @@ def encode_text(
     return pooled
 
 
-__all__ = ["encode_image", "encode_text", "token_embedding"]
+__all__ = ["encode_image", "encode_text", "full_blocks", "token_embedding"]

@@ -23,7 +23,7 @@ import open_clip
 import torch
 from open_clip import CLIP, CustomTextCLIP
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-from open_clip.model import convert_weights_to_lp, get_cast_dtype
+from open_clip.model import _build_vision_tower, convert_weights_to_lp, get_cast_dtype
 from open_clip.transform import PreprocessCfg
 from torch import nn
 
@@ -89,6 +89,22 @@ def build_from_config(
     cls = CustomTextCLIP if custom_text else CLIP
     model = cls(**cfg, cast_dtype=get_cast_dtype(precision))
     return _finalize(model, precision, device)
+
+
+def build_vision_tower(
+    model_cfg: dict[str, Any], precision: str = "fp32", device: torch.device | str = "cpu"
+) -> nn.Module:
+    """Only the image tower (``model.visual``) of the open_clip config ``model_cfg`` (``embed_dim``,
+    ``vision_cfg``, optional ``quick_gelu``), random weights: what inference with a frozen image tower
+    needs, without building the text tower. Same precision handling as :func:`build_from_config`."""
+    precision = _normalise_precision(precision)
+    missing = [k for k in ("embed_dim", "vision_cfg") if k not in model_cfg]
+    if missing:
+        raise ValueError(f"vision config lacks key(s) {missing}; it needs embed_dim and vision_cfg")
+    visual = _build_vision_tower(int(model_cfg["embed_dim"]), dict(model_cfg["vision_cfg"]),
+                                 quick_gelu=bool(model_cfg.get("quick_gelu", False)),
+                                 cast_dtype=get_cast_dtype(precision))
+    return _finalize(visual, precision, device)
 
 
 def _set_preprocess(model: nn.Module) -> None:
@@ -288,4 +304,5 @@ def load(
     )
 
 
-__all__ = ["ALLOW_RANDOM_KEY", "available_models", "build_from_config", "load", "load_weights_file", "tiny_seed"]
+__all__ = ["ALLOW_RANDOM_KEY", "available_models", "build_from_config", "build_vision_tower", "load",
+           "load_weights_file", "tiny_seed"]

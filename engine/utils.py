@@ -247,12 +247,20 @@ def write_json(obj: Any, fpath: str) -> None:
     atomic_write_json(fpath, obj, indent=4)
 
 
-def read_image(path: str):
-    """Read an image with PIL and convert it to RGB; an unreadable file raises an error naming it."""
+def read_image(path: str, min_size: Optional[Sequence[int]] = None):
+    """Read an image with PIL and convert it to RGB; an unreadable file raises an error naming it.
+
+    ``min_size`` (width, height): the caller downsizes the image to at least this size anyway, so a JPEG
+    may be decoded at a reduced scale (1/2, 1/4 or 1/8, in the DCT domain: PIL's ``Image.draft``) as
+    long as both sides stay >= ``min_size``. Other formats, and JPEGs smaller than twice ``min_size``,
+    are decoded in full. ``engine.data.transforms.decode_size`` derives ``min_size`` from a transform.
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as img:
+            if min_size is not None and img.format == "JPEG":
+                img.draft(None, (int(min_size[0]), int(min_size[1])))
             return img.convert("RGB")
     except FileNotFoundError:
         raise FileNotFoundError(f"Image file not found: {path}") from None

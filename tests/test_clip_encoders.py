@@ -169,7 +169,8 @@ def test_visual_token_count_and_carried_prompts(teacher, images):
     prompts = _prompts(depth, nv, info.vision_width, seed=9)
     record, handles = _capture_block_io(teacher.visual.transformer.resblocks)
     try:
-        with torch.no_grad():
+        # full_blocks: the last block is called as a module (by default it computes the class token only)
+        with torch.no_grad(), clip.full_blocks():
             clip.encode_image(teacher.visual, images, prompts)
     finally:
         for h in handles:
@@ -290,6 +291,95 @@ def test_image_gradients_reach_all_prompt_layers(student, images):
     out = clip.encode_image(student.visual, images, prompts, checkpoint=True)
     out.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in prompts)
+
+
+# ------------------------------------------------------------------------------------------------
+# partial blocks: the last block for the pooled token only, block 0's prompt-only backward
+# ------------------------------------------------------------------------------------------------
+def _frozen(model):
+    """A frozen copy (as the trainers hold the towers): the image tokens then need no gradient."""
+    return copy.deepcopy(model).requires_grad_(False)
+
+
+def _values_and_grads(fn, prompts):
+    for p in prompts:
+        p.grad = None
+    out = fn()
+    # a loss that weighs every feature differently, so that a wrong gradient cannot cancel out
+    weight = torch.linspace(-1.0, 2.0, out.numel()).view_as(out)
+    (out * weight).sum().backward()
+    return out.detach(), [p.grad.clone() for p in prompts]
+
+
+@pytest.mark.parametrize("which,depth,per_sample,ckpt", [
+    ("student", 0, False, False), ("student", 1, False, False), ("student", 2, False, False),
+    ("student", 2, True, False), ("teacher", 2, False, True), ("teacher", 3, False, False),
+    ("teacher", 3, True, True)])
+def test_partial_blocks_equal_full_blocks_values_and_prompt_gradients(which, depth, per_sample, ckpt, request,
+                                                                      images):
+    """Against the independent reference loop (every block whole, open_clip's own forward)."""
+    model = _frozen(request.getfixturevalue(which))
+    width = clip.model_info(model).vision_width
+    prompts = [p.requires_grad_() for p in _prompts(depth, 4, width, seed=20 + depth, batch=3 if per_sample else None)]
+    if depth:
+        got, got_g = _values_and_grads(lambda: clip.encode_image(model.visual, images, prompts, checkpoint=ckpt), prompts)
+        ref, ref_g = _values_and_grads(lambda: ref_encode_image(model.visual, images, prompts), prompts)
+        with clip.full_blocks():
+            full, full_g = _values_and_grads(lambda: clip.encode_image(model.visual, images, prompts), prompts)
+        for a, b, c in zip(got_g, ref_g, full_g):
+            scale = b.abs().max().item()
+            assert scale > 0 and (a - b).abs().max().item() < 1e-5 * max(1.0, scale)
+            assert (c - b).abs().max().item() < 1e-5 * max(1.0, scale)
+    else:
+        got = clip.encode_image(model.visual, images)
+        ref = model.encode_image(images)
+        with clip.full_blocks():
+            full = clip.encode_image(model.visual, images)
+    assert (got - ref).abs().max().item() < 1e-5 and (full - ref).abs().max().item() < 1e-5
+
+
+def test_partial_blocks_are_taken_and_cheaper(student, images):
+    """The last block is not run as a whole (its forward hook stays silent) and a prompted forward +
+    backward counts fewer FLOPs than with every block on every token."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    student = _frozen(student)
+    blocks = student.visual.transformer.resblocks
+    calls = []
+    handles = [b.register_forward_hook(lambda m, a, o, i=i: calls.append(i)) for i, b in enumerate(blocks)]
+    prompts = [p.requires_grad_() for p in _prompts(2, 4, 64, seed=5)]
+
+    def step():
+        clip.encode_image(student.visual, images, prompts).sum().backward()
+
+    try:
+        torch.backends.mha.set_fastpath_enabled(False)
+        with FlopCounterMode(display=False) as partial:
+            step()
+        ran_partial, calls[:] = list(calls), []
+        with FlopCounterMode(display=False) as whole, clip.full_blocks():
+            step()
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+        for h in handles:
+            h.remove()
+    assert ran_partial == list(range(1, len(blocks) - 1))  # block 0 (prompt-only backward) and the last are partial
+    assert calls == list(range(len(blocks)))
+    assert partial.get_total_flops() < 0.8 * whole.get_total_flops()
+
+
+def test_partial_blocks_half_precision_tower(images):
+    torch.manual_seed(0)
+    ref = clip.load("tiny-vit-student", allow_random=True)
+    ref = _frozen(ref)
+    half = copy.deepcopy(ref).half()
+    prompts = [p.requires_grad_() for p in _prompts(2, 4, 64, seed=3)]
+    got, got_g = _values_and_grads(lambda: clip.encode_image(half.visual, images, [p.half() for p in prompts]).float(),
+                                   prompts)
+    want, want_g = _values_and_grads(lambda: ref_encode_image(ref.visual, images, prompts), prompts)
+    assert (got - want).abs().max().item() < 0.02 * want.abs().max().item()
+    for a, b in zip(got_g, want_g):
+        assert (a - b).abs().max().item() < 0.05 * b.abs().max().item()
 
 
 # ------------------------------------------------------------------------------------------------

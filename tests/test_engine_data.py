@@ -149,7 +149,7 @@ def test_cache_images_decodes_each_file_once_and_returns_the_same_tensors(tmp_pa
     items = [Datum(_png(tmp_path / f"{i}.png", (30 * i, 200, 10)), label=i) for i in range(3)]
     reads = []
     real_read = dm.read_image
-    monkeypatch.setattr(dm, "read_image", lambda p: reads.append(p) or real_read(p))
+    monkeypatch.setattr(dm, "read_image", lambda p, *a: reads.append(p) or real_read(p, *a))
     cfg = _cfg(TRANSFORMS=["random_flip", "normalize"])
     tfm = build_transform(cfg, is_train=True)
 

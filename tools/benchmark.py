@@ -14,15 +14,22 @@ Two paths over the same random-weight models (no weight files are needed):
   classes on every training step and on every test batch, where the teacher's image features are
   also computed and thrown away (reference-behaviour.md §3.7.3, §3.7.5, defects §5.17-18).
 
+Both paths share the model code; the reference path runs inside ``clip.full_blocks()``: every block of
+the image towers computes all tokens, as open_clip's forward and the reference do, whereas ours computes
+the last block for the pooled class token only and skips the image-token part of the student's
+first-block backward (clip/encoders.py).
+
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on the ``meta`` device (exact,
 shape-only, no compute), with the fused MHA inference fast path DISABLED so attention is counted
-(design.md "Measurement notes"); forward and backward are included. "text" / "teacher" columns are
-the FLOPs spent inside the teacher's text / text+image transformer blocks (forward hooks).
+(the fast path's fused kernel is not seen by the counter); forward and backward are included. "text" /
+"teacher" columns are the FLOPs spent inside the teacher's text blocks / text blocks + image encoder
+(forward hooks). The last table line is a teacher-cache replay step (recorded logits, student only).
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` of a real step; otherwise the live-tensor
 accounting of :class:`PeakTensorMemory` on the meta device (parameters and buffers of the modules the
 path holds, optimizer state, activations, gradients and temporaries; no allocator overhead).
 Wall time: median of ``--reps`` real runs on ``--device`` (fast path on, as in training), ours and
-reference interleaved so that both see the same machine load; for the reference with more than
+reference interleaved so that both see the same machine load (on CPU also the process's CPU time, which
+other jobs on a shared machine do not inflate); for the reference with more than
 ``--max-timed-classes`` classes, the text branch is timed on that many classes and scaled linearly in C
 (marked in the table; text FLOPs are exactly linear in C).
 """
@@ -231,6 +238,18 @@ class BenchModels:
 
     def step(self, path: str, images: torch.Tensor, n_classes: int) -> torch.Tensor:
         """One distillation step (KD_WEIGHT 1000, T = 1, kl_reference)."""
+        with self._blocks(path):
+            return self._step(path, images, n_classes)
+
+    #: ``--ours-full-blocks``: ours also runs every block whole (the computation before the partial blocks)
+    ours_full_blocks = False
+
+    def _blocks(self, path: str):
+        """The reference runs every block of the image towers on all tokens (open_clip's forward)."""
+        full = path == "reference" or self.ours_full_blocks
+        return clip.full_blocks() if full else contextlib.nullcontext()
+
+    def _step(self, path: str, images: torch.Tensor, n_classes: int) -> torch.Tensor:
         self.student.train()
         with torch.no_grad():
             with self.autocast():
@@ -247,11 +266,25 @@ class BenchModels:
         self._student_backward(loss)
         return loss.detach()
 
+    def replay_step(self, images: torch.Tensor, n_classes: int) -> torch.Tensor:
+        """A teacher-cache replay step (ours): the recorded teacher logits are read, not computed; the
+        step is the student's forward / backward + KD loss + SGD step."""
+        self.student.train()
+        shape = (images.shape[0], n_classes)
+        teacher_logits = (torch.empty(shape, device=self.device) if self.device.type == "meta"
+                          else torch.randn(shape, device=self.device))
+        with self._blocks("ours"), self.autocast():
+            f_s = self.student(images)
+        student_logits = cosine_logits(f_s, self.class_vectors(n_classes), self.student.logit_scale)
+        loss = 1000.0 * self.kd_loss(student_logits, teacher_logits, 1.0)
+        self._student_backward(loss)
+        return loss.detach()
+
     @torch.no_grad()
     def infer(self, path: str, images: torch.Tensor, n_classes: int) -> torch.Tensor:
         """Test-time logits of one batch."""
         self.student.eval()
-        with self.autocast():
+        with self._blocks(path), self.autocast():
             if path == "reference":
                 weights = self.text_branch(n_classes)()  # per test batch (§5.18)
                 u_t = self.teacher_encoder(images)  # computed, used for nothing but the unused teacher logits
@@ -265,7 +298,7 @@ class BenchModels:
     def student_forward(self, images: torch.Tensor) -> torch.Tensor:
         """The student alone (eval mode): image tower + prompts + projector, no logits."""
         self.student.eval()
-        with self.autocast():
+        with self._blocks("ours"), self.autocast():
             return self.student(images)
 
     @torch.no_grad()
@@ -425,10 +458,13 @@ def time_median(fn: Callable[[], Any], device: torch.device, reps: int, warmup: 
 
 
 def _sections(models: BenchModels) -> Dict[str, Sequence[nn.Module]]:
+    """Modules whose forward calls bracket a section's FLOPs. The image towers are bracketed by their
+    callers (the teacher's image encoder, the student model): their first / last blocks are computed
+    partially from the blocks' own modules (clip/encoders.py), without calling the block as a whole."""
     teacher = models.teacher_clip
     return {"text": list(teacher.transformer.resblocks),
-            "teacher": list(teacher.transformer.resblocks) + list(teacher.visual.transformer.resblocks),
-            "student_tower": list(models.student.visual.transformer.resblocks)}
+            "teacher": list(teacher.transformer.resblocks) + [models.teacher_encoder],
+            "student": [models.student]}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -450,22 +486,26 @@ def _count_all(meta: "BenchModels", sections: Dict[str, Sequence[nn.Module]], cl
                 mem = peak_memory(fn, held, torch.device("meta")) if device.type != "cuda" else None
                 rows.append({"kind": kind, "batch": batch, "classes": c, "path": path, "flops": flops["total"],
                              "text_flops": flops["text"], "teacher_flops": flops["teacher"],
-                             "student_tower_fwd_flops": flops["student_tower"], "peak_bytes": mem,
+                             "student_fwd_flops": flops["student"], "peak_bytes": mem,
                              "time_s": None, "time_note": None})
     # student-only forward FLOPs of a test batch (the inference must-show)
     student_only = count_flops(lambda: meta.student_forward(meta.images(test_batch)))["total"]
-    return rows, student_only
+    # a teacher-cache replay step at the first training batch and class count
+    replay = {"batch": batches[0], "classes": classes[0],
+              "flops": count_flops(lambda: meta.replay_step(meta.images(batches[0]), classes[0]))["total"]}
+    return rows, student_only, replay
 
 
 def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int], test_batch: int,
                   device: torch.device, prec: str = "fp32", reps: int = 3, warmup: int = 0, timing: bool = True,
-                  max_timed_classes: int = 128, log: Callable[[str], None] = print) -> Dict[str, Any]:
+                  max_timed_classes: int = 128, log: Callable[[str], None] = print,
+                  time_kinds: Sequence[str] = ("step", "infer")) -> Dict[str, Any]:
     """Measure every (row, C, path); returns {"meta", "rows", "checks"} (see the module docstring)."""
     log(f"[benchmark] counting FLOPs / memory on the meta device ({arch.name})")
     meta = BenchModels(arch, torch.device("meta"), "fp32")
     sections = _sections(meta)
     with _meta_safe_autocast():
-        rows, student_only = _count_all(meta, sections, classes, batches, test_batch, device)
+        rows, student_only, replay = _count_all(meta, sections, classes, batches, test_batch, device)
     del meta
 
     if timing or device.type == "cuda":
@@ -480,7 +520,7 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
                 for path in PATHS:
                     by_key[(kind, batch, c, path)]["peak_bytes"] = peak_memory(fns[path], real.modules_of(path, c, kind),
                                                                                device)
-            if not timing:
+            if not timing or kind not in time_kinds:
                 continue
             scaled = c > max_timed_classes
             if scaled:  # the reference text branch is timed on max_timed_classes classes and scaled in C
@@ -490,21 +530,27 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
                 for fn in fns.values():
                     fn()
             times: Dict[str, List[float]] = {k: [] for k in fns}
+            cpu: Dict[str, List[float]] = {k: [] for k in fns}  # CPU time of this process (load-independent)
             for _ in range(max(1, reps)):  # interleaved, so that both paths see the same machine load
                 for k, fn in fns.items():
+                    start_cpu = time.process_time()
                     times[k].append(time_median(fn, device, 1, 0)[0])
+                    cpu[k].append(time.process_time() - start_cpu)
             med = {k: statistics.median(v) for k, v in times.items()}
+            med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
             low = {k: min(v) for k, v in times.items()}
             for path in PATHS:
                 row = by_key[(kind, batch, c, path)]
                 row["time_s"] = med[path]
                 row["time_min_s"] = low[path]
                 row["times_s"] = times[path]
+                row["cpu_time_s"] = med_cpu[path]
                 row["time_note"] = f"median of {len(times[path])}"
                 if path == "reference" and scaled:
                     factor = (c - max_timed_classes) / max_timed_classes
                     row["time_s"] = med["reference"] + med["text"] * factor
                     row["time_min_s"] = low["reference"] + low["text"] * factor
+                    row["cpu_time_s"] = med_cpu["reference"] + med_cpu["text"] * factor
                     row["text_times_s"] = times["text"]
                     row["time_note"] += (f"; text branch timed on {max_timed_classes} classes, scaled "
                                          f"x{c / max_timed_classes:.2f}")
@@ -518,6 +564,8 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
         r["flop_ratio_ref_over_ours"] = r["flops"] / ours["flops"] if r["path"] == "reference" else 1.0
         if r["path"] == "reference" and r["time_s"] and ours["time_s"]:
             r["time_ratio_ref_over_ours"] = r["time_s"] / ours["time_s"]
+            if device.type == "cpu" and r.get("cpu_time_s") and ours.get("cpu_time_s"):
+                r["cpu_time_ratio_ref_over_ours"] = r["cpu_time_s"] / ours["cpu_time_s"]
             r["min_time_ratio_ref_over_ours"] = r["time_min_s"] / ours["time_min_s"]
         else:
             r["time_ratio_ref_over_ours"] = 1.0 if r["time_s"] else None
@@ -525,6 +573,8 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
             r["flops_per_image"] = r["flops"] / r["batch"]
             r["time_per_image_s"] = r["time_s"] / r["batch"] if r["time_s"] else None
     checks = _checks(rows, classes, batches, student_only / test_batch)
+    online = by_key[("step", replay["batch"], replay["classes"], "ours")]["flops"]
+    checks["replay_step"] = dict(replay, online_flops=online, online_over_replay=online / replay["flops"])
     info = {
         "arch": arch.name, "teacher": arch.teacher, "student": arch.student, "image_size": arch.image_size,
         "prompts": {"student": [arch.student_ctx, arch.student_depth],
@@ -535,7 +585,9 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
         "flops_method": "FlopCounterMode on the meta device, MHA fast path disabled, forward+backward",
         "memory_method": "torch.cuda.max_memory_allocated" if device.type == "cuda" else
         "live-tensor accounting on the meta device (params+buffers+activations+grads+optimizer+temps)",
-        "time_method": f"median of {reps} runs after {warmup} warm-up(s) on {device}" if timing else "not timed",
+        "time_method": (f"median of {reps} runs after {warmup} warm-up(s) on {device}"
+                        + ("" if set(time_kinds) >= {"step", "infer"} else f", {'/'.join(time_kinds)} rows only")
+                        if timing else "not timed"),
         "weights": "random (architecture only)",
     }
     return {"meta": info, "rows": rows, "checks": checks}
@@ -554,6 +606,9 @@ def _checks(rows: List[Dict[str, Any]], classes: Sequence[int], batches: Sequenc
         for r in rows if r["kind"] == "step" and r["path"] == "reference"}
     out["step_time_ratio_ref_over_ours"] = {
         f"C={r['classes']},B={r['batch']}": r["time_ratio_ref_over_ours"]
+        for r in rows if r["kind"] == "step" and r["path"] == "reference"}
+    out["step_cpu_time_ratio_ref_over_ours"] = {
+        f"C={r['classes']},B={r['batch']}": r.get("cpu_time_ratio_ref_over_ours")
         for r in rows if r["kind"] == "step" and r["path"] == "reference"}
     return out
 
@@ -588,11 +643,19 @@ def format_table(result: Dict[str, Any]) -> str:
                  f"(student-only forward {c['student_only_forward_flops_per_image'] / 1e9:.4g} GFLOPs/image; the rest is the "
                  "C-class logits)")
     lines.append(f"distillation step (ours): text-encoder GFLOPs = {c['ours_step_text_flops'] / 1e9:g}")
+    if "replay_step" in c:
+        rp = c["replay_step"]
+        lines.append(f"teacher-cache replay step (ours, batch {rp['batch']}, C={rp['classes']}): "
+                     f"{rp['flops'] / 1e9:.2f} GFLOPs, {rp['online_over_replay']:.2f}x fewer than the online step "
+                     f"({rp['online_flops'] / 1e9:.2f})")
     lines.append("reference/ours per step: FLOPs " + ", ".join(f"{k}: {v:.2f}" for k, v in
                                                             c["step_flop_ratio_ref_over_ours"].items()))
     if any(v for v in c["step_time_ratio_ref_over_ours"].values()):
         lines.append("reference/ours per step: wall time " + ", ".join(
             f"{k}: {v:.2f}" for k, v in c["step_time_ratio_ref_over_ours"].items() if v))
+    if any(v for v in c.get("step_cpu_time_ratio_ref_over_ours", {}).values()):
+        lines.append("reference/ours per step: CPU time " + ", ".join(
+            f"{k}: {v:.2f}" for k, v in c["step_cpu_time_ratio_ref_over_ours"].items() if v))
     return "\n".join(lines)
 
 
@@ -611,6 +674,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=0, help="untimed warm-up runs per configuration")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 with --tiny, else torch's)")
     p.add_argument("--no-time", action="store_true", help="FLOPs and memory only (no real compute)")
+    p.add_argument("--ours-full-blocks", action="store_true",
+                   help="ours runs every image-tower block whole (the computation before the partial blocks)")
+    p.add_argument("--time-kinds", nargs="+", choices=["step", "infer"], default=["step", "infer"],
+                   help="which rows are timed (the others get FLOPs and memory only)")
     p.add_argument("--max-timed-classes", type=int, default=None,
                    help="reference text branch beyond this many classes is timed on this many and scaled linearly "
                    "(default 8 tiny, 128 real)")
@@ -632,12 +699,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if any(c < 1 for c in args.classes) or any(b < 1 for b in args.batch) or args.test_batch < 1:
         raise SystemExit("--classes, --batch and --test-batch must be positive")
     arch = ARCHS["tiny" if args.tiny else "real"]
+    BenchModels.ours_full_blocks = bool(args.ours_full_blocks)
     warmup = args.warmup
     reps = args.reps
     max_timed = args.max_timed_classes if args.max_timed_classes is not None else (8 if args.tiny else 128)
     batches = sorted({8, *args.batch})
     result = run_benchmark(arch, args.classes, batches, args.test_batch, device, args.prec, reps, warmup,
-                           timing=not args.no_time, max_timed_classes=max_timed)
+                           timing=not args.no_time, max_timed_classes=max_timed, time_kinds=args.time_kinds)
     print(format_table(result))
     path = args.json or os.path.join("output", "benchmark", f"benchmark_{'tiny' if args.tiny else 'real'}.json")
     atomic_write_json(path, result)

@@ -1,18 +1,21 @@
-"""Export a trained PromptKD student as one small, self-contained artefact (paper stage III: teacher-free
-inference; user pain point P23).
+"""Export a trained PromptKD student as one self-contained artefact (paper stage III: teacher-free
+inference).
 
-    python tools/export_student.py output/base2new/train_base/dtd/.../seed1 student_dtd.pt
+    python tools/export_student.py output/base2new/train_base/dtd/.../seed1 student_dtd.pt [--dtype fp16]
 
-The artefact holds everything inference needs except the frozen student backbone weights: the learned
-visual prompts and projector (+ BatchNorm statistics), the teacher's class vectors and class names
-(all dataset classes, with the base / novel / training subsets), the backbone name, the architecture
-settings and the preprocessing (the run's INPUT config). ``tools/predict.py`` classifies images with it
-and the backbone weights only: no teacher, no text encoder, no dataset.
+The artefact (format: :mod:`stage3.artefact`) holds everything inference needs: the student image tower's
+architecture (open_clip vision config) and weights, the learned visual prompts, the projector (+ BatchNorm
+statistics), the teacher's class vectors and class names (all dataset classes, with the base / novel /
+training subsets), the student's logit scale and the preprocessing (the run's INPUT config). No local
+path is needed to use it: ``tools/predict.py`` classifies images with the artefact alone (no teacher,
+no text tower, no dataset, no weight files). ``--dtype fp16`` stores the image tower's weights in half
+precision (half the size; predict computes in the precision it is asked for).
 
 Which checkpoint: the one the run's results.json was computed with (``selection``: the last epoch, or
 ``model-best.pth.tar`` for best_val / best_test_reference); ``--checkpoint`` overrides it. The class
 vectors come from the file recorded in results.json (``teacher.class_vectors``); ``--class-vectors``
-overrides it. The file is written atomically and loads with ``torch.load(..., weights_only=True)``.
+overrides it. The student backbone's weights are read as the run read them (``MODEL.BACKBONE``). The
+file is written atomically and loads with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
+from stage3.artefact import ARTEFACT_FORMAT, ARTEFACT_VERSION  # noqa: E402
+
 logger = logging.getLogger("export_student")
 
 __all__ = ["ARTEFACT_FORMAT", "ARTEFACT_VERSION", "ExportError", "export_student", "build_parser", "main"]
 
-ARTEFACT_FORMAT = "promptkd-student"
-ARTEFACT_VERSION = 1
 _MODEL_FOLDER = "VLPromptLearner"
 _NUMBERED = re.compile(r"^model\.pth\.tar-(\d+)$")
 
@@ -109,11 +112,30 @@ def _preprocessing(cfg) -> Dict[str, Any]:
     return out
 
 
+def _portable(obj: Any) -> Any:
+    """``obj`` with every absolute local path replaced by its file name (the artefact must not depend on,
+    nor reveal, the exporting machine's folders)."""
+    if isinstance(obj, str):
+        return osp.basename(obj) if osp.isabs(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_portable(v) for v in obj]
+    return obj
+
+
 def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None,
-                   class_vectors: Optional[str] = None) -> Dict[str, Any]:
-    """Build the artefact of the PromptKD run in ``run_dir`` and write it to ``out_file``; returns it."""
+                   class_vectors: Optional[str] = None, dtype: str = "fp32") -> Dict[str, Any]:
+    """Build the artefact of the PromptKD run in ``run_dir`` and write it to ``out_file``; returns it.
+    ``dtype``: storage of the image tower's weights (fp32 | fp16)."""
+    if dtype not in ("fp32", "fp16"):
+        raise ExportError(f"--dtype {dtype!r}: expected fp32 or fp16")
+    import clip
     import trainers  # registers the trainers
     from datasets.utils import base_new_labels
+    from stage3.artefact import projector_layers
+    from trainers.common.backbone import build_clip
+    from trainers.promptkd import build_projector
     from engine.checkpoint import load_checkpoint
     from engine.fileio import atomic_torch_save
     from engine.trainer import TRAINER_REGISTRY
@@ -176,39 +198,72 @@ def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None
     if train_names:
         subsets["train"] = train_names
 
+    # the student image tower as the run loaded it (fp32), its architecture and logit scale
+    clip_model = build_clip(cfg, prec="fp32", what="MODEL.BACKBONE.NAME of the run")
+    vision = clip.config_from_model(clip_model)
+    vision = {"embed_dim": vision["embed_dim"], "quick_gelu": vision["quick_gelu"], "vision_cfg": vision["vision_cfg"]}
+    visual_state = {k: v.detach().cpu().clone() for k, v in clip_model.visual.state_dict().items()}
+    tuned = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}  # TRAIN_MODE full_finetune
+    unknown = sorted(set(tuned) - set(visual_state))
+    if unknown:
+        raise ExportError(f"{ckpt_path}: image-tower keys {unknown[:5]} do not exist in the backbone "
+                          f"{cfg.MODEL.BACKBONE.NAME!r}; export with the run's backbone")
+    visual_state.update(tuned)
+    if dtype == "fp16":
+        visual_state = {k: v.half() if v.is_floating_point() else v for k, v in visual_state.items()}
+    logit_scale = float(clip_model.logit_scale.detach().float().exp().item())
+    del clip_model
+    prompt_keys = sorted((int(k[len("image_prompts.layer"):]), k) for k in state if k.startswith("image_prompts.layer"))
+    prompts = [state[k].float() for _, k in prompt_keys]
+    projector = build_projector(int(state[first_linear].shape[1]), out_dim, int(pk.PROJECT_LAYER))
+    projector_state = {k[len("projector."):]: v for k, v in state.items() if k.startswith("projector.")}
+    try:
+        projector.load_state_dict(projector_state, strict=True)
+    except RuntimeError as exc:
+        raise ExportError(f"{ckpt_path}: the projector weights do not fit PROJECT_LAYER {pk.PROJECT_LAYER}: {exc}") from exc
+    backbone = str(cfg.MODEL.BACKBONE.NAME)
+    if osp.sep in backbone or osp.isfile(backbone):  # a local weight file: keep its name only
+        backbone = osp.basename(backbone)
+
     artefact: Dict[str, Any] = {
         "format": ARTEFACT_FORMAT,
         "version": ARTEFACT_VERSION,
-        "backbone": str(cfg.MODEL.BACKBONE.NAME),
+        "backbone": backbone,
+        "vision": vision,
+        "visual_state": visual_state,
+        "prompts": prompts,
+        "projector": projector_layers(projector),
+        "projector_state": {k: v.detach().cpu().clone() for k, v in projector.state_dict().items()},
+        "logit_scale": logit_scale,
         "architecture": {
             "n_ctx_vision": int(pk.N_CTX_VISION),
-            "prompt_depth_vision": int(pk.PROMPT_DEPTH_VISION),
+            "prompt_depth_vision": len(prompts),
             "project_layer": int(pk.PROJECT_LAYER),
             "train_mode": str(pk.get("TRAIN_MODE", "prompts_projector")),
             "in_dim": int(state[first_linear].shape[1]),
             "out_dim": out_dim,
         },
-        "state_dict": state,
         "class_vectors": cv.features.float().contiguous(),
         "classnames": list(cv.classnames),
         "class_subsets": subsets,
         "preprocessing": _preprocessing(cfg),
-        "teacher": dict(cv.teacher),
+        "teacher": _portable(dict(cv.teacher)),
         "source": {
-            "run_dir": osp.abspath(run_dir),
+            "run": osp.basename(osp.normpath(run_dir)),
             "trainer": name,
             "dataset": str(cfg.DATASET.NAME),
             "seed": int(cfg.SEED),
-            "checkpoint": osp.abspath(ckpt_path),
+            "checkpoint": osp.basename(ckpt_path),
             "checkpoint_sha256": file_sha256(ckpt_path),
             "epoch": ckpt.get("epoch"),
-            "class_vectors": osp.abspath(cv_path),
+            "class_vectors": osp.basename(cv_path),
+            "visual_dtype": dtype,
             "exported_at": datetime.datetime.now().isoformat(timespec="seconds"),
         },
         "results": {k: results[k] for k in ("protocol", "base_acc", "novel_acc", "hm", "accuracy") if results and k in results},
     }
     atomic_torch_save(artefact, out_file)
-    n_params = sum(v.numel() for v in state.values())
+    n_params = sum(v.numel() for v in state.values() if not isinstance(v, (int, float)))
     logger.info("Exported %s (%s, epoch %s): %d tensors / %s values, %d classes x %d dims -> %s", run_dir, name,
                 ckpt.get("epoch"), len(state), f"{n_params:,}", len(cv.classnames), cv.dim, out_file)
     return artefact
@@ -220,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_file", metavar="OUT_FILE", help="artefact file to write (e.g. student.pt)")
     p.add_argument("--checkpoint", default=None, help="checkpoint file to export (default: the one results.json used)")
     p.add_argument("--class-vectors", default=None, help="class-vectors file (default: the one the run recorded)")
+    p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32",
+                   help="storage of the image tower's weights (fp16 halves the file; default fp32)")
     return p
 
 
@@ -227,12 +284,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        art = export_student(args.run_dir, args.out_file, checkpoint=args.checkpoint, class_vectors=args.class_vectors)
+        art = export_student(args.run_dir, args.out_file, checkpoint=args.checkpoint, class_vectors=args.class_vectors,
+                             dtype=args.dtype)
     except (ExportError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     size = os.path.getsize(args.out_file)
-    print(f"Wrote {args.out_file} ({size / 1024:.1f} KiB): backbone {art['backbone']}, {len(art['classnames'])} classes, "
+    print(f"Wrote {args.out_file} ({size / 2**20:.2f} MiB): backbone {art['backbone']}, {len(art['classnames'])} classes, "
           f"checkpoint epoch {art['source']['epoch']}")
     return 0
 

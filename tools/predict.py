@@ -1,18 +1,22 @@
 """Classify images with an exported PromptKD student (tools/export_student.py): top-k class names with
-probabilities, from the artefact plus the student backbone weights only (no teacher, no text encoder).
+probabilities, from the artefact alone (no teacher, no text tower, no dataset, no weight files).
 
     python tools/predict.py student_dtd.pt img1.jpg img2.png --topk 3
-    python tools/predict.py student_dtd.pt imgs/*.jpg --subset novel --json
+    python tools/predict.py student_dtd.pt imgs/*.jpg --subset novel --json --workers 4 --batch-size 64
+    python tools/predict.py student_dtd.pt imgs/*.jpg --precision bf16      # fp32 | fp16 | bf16
+    python tools/predict.py student_dtd.pt --export-onnx student_dtd.onnx  # ONNX: images -> logits
 
 The computation is the trainer's evaluation (paper stage III): the frozen student image tower with the
 learned visual prompts, the projector, L2 normalisation, cosine logits against the teacher's class
-vectors times the student's logit scale, softmax. Images are read and preprocessed exactly as the
-run's test loader did (RGB, the run's INPUT config through ``build_transform(is_train=False)``).
-``--subset`` restricts the classes (all | base | novel | train, as stored in the artefact).
+vectors times the student's logit scale, softmax (:mod:`stage3.model`). Images are read and preprocessed
+as the run's test loader did (RGB, the run's INPUT config through ``build_transform(is_train=False)``;
+JPEGs decoded at a reduced scale where that transform downsizes anyway, ``--full-decode`` to turn it
+off), in batches by ``--workers`` processes. ``--subset`` restricts the classes (all | base | novel |
+train, as stored in the artefact). ``--precision fp16 / bf16`` runs the image tower in half precision
+(LayerNorms, projector and logits in fp32).
 
-The backbone weights are found like in training: the backbone name stored in the artefact (or
-``--backbone``) is a weight file or an OpenAI CLIP name looked up in ``--weights-dir`` /
-``$CLIP_WEIGHTS_DIR`` / the default folders.
+This tool imports only the modules inference needs (clip, stage3, the engine's config, image reading
+and transforms): no trainer, teacher, teacher cache or dataset module.
 """
 
 from __future__ import annotations
@@ -29,99 +33,41 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
+
+from stage3.artefact import load_artefact  # noqa: E402
+from stage3.data import ImageFiles, image_loader, test_transform  # noqa: E402
+from stage3.model import PRECISIONS, from_artefact  # noqa: E402
 
 logger = logging.getLogger("predict")
 
 __all__ = ["StudentPredictor", "load_artefact", "predict", "build_parser", "main"]
 
 
-def load_artefact(path: str) -> Dict[str, Any]:
-    """Read and check an artefact written by tools/export_student.py."""
-    from tools.export_student import ARTEFACT_FORMAT, ARTEFACT_VERSION
-
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"Student artefact not found: {path} (write it with tools/export_student.py RUN_DIR OUT_FILE)")
-    from engine.safe_load import safe_torch_load
-
-    art = safe_torch_load(path, "student artefact")
-    if not isinstance(art, dict) or art.get("format") != ARTEFACT_FORMAT:
-        raise ValueError(f"{path} is not a PromptKD student artefact (expected format {ARTEFACT_FORMAT!r}); "
-                         "write it with tools/export_student.py")
-    if art.get("version") != ARTEFACT_VERSION:
-        raise ValueError(f"{path}: artefact version {art.get('version')!r} is not supported (this code reads "
-                         f"version {ARTEFACT_VERSION}); re-export it with tools/export_student.py")
-    return art
-
-
 class StudentPredictor:
     """The exported student on a device: ``probabilities(images)`` -> [B, C] over the selected classes."""
 
-    def __init__(self, artefact: Dict[str, Any], device: str = "cpu", backbone: Optional[str] = None,
-                 weights_dir: Optional[str] = None, subset: str = "all", source: str = "artefact") -> None:
-        import clip
-        from engine.config import get_cfg_default
-        from engine.data.transforms import build_transform
-        from trainers.common.checkpoints import strict_load
-        from trainers.promptkd import PromptKDStudentModel
-
+    def __init__(self, artefact: Dict[str, Any], device: str = "cpu", subset: str = "all", source: str = "artefact",
+                 precision: str = "fp32", reduced_decode: bool = True) -> None:
         self.device = torch.device(device)
-        arch = artefact["architecture"]
-        name = backbone or artefact["backbone"]
-        # a tiny test architecture has the same (name-seeded) weights in every process: serve it as trained
-        tiny = str(name).replace("/", "-") in clip.tiny_model_names()
-        clip_model = clip.load(name, weights_dir=weights_dir, precision="fp32", device=self.device, allow_random=tiny)
-        info = clip.model_info(clip_model)
-        if int(info.embed_dim) != int(arch["in_dim"]):
-            raise ValueError(f"{source} was exported for a backbone with {arch['in_dim']}-d image features "
-                             f"({artefact['backbone']!r}) but {name!r} has {info.embed_dim}-d features; pass the "
-                             "student backbone of the run with --backbone")
-        scale = float(clip_model.logit_scale.detach().float().exp().item())
-        visual = clip_model.visual
-        del clip_model  # the text tower is never used
-        kwargs = {}
-        if arch.get("train_mode", "prompts_projector") != "prompts_projector":
-            kwargs["train_mode"] = arch["train_mode"]
-        self.model: nn.Module = PromptKDStudentModel(
-            visual, int(arch["n_ctx_vision"]), int(arch["prompt_depth_vision"]), int(info.vision_width),
-            in_dim=int(arch["in_dim"]), out_dim=int(arch["out_dim"]), project_layers=int(arch["project_layer"]),
-            logit_scale=scale, **kwargs,
-        )
-        strict_load(self.model, artefact["state_dict"], source)
-        self.model.to(self.device).eval()
-
-        subsets = artefact.get("class_subsets") or {"all": list(artefact["classnames"])}
-        if subset not in subsets:
-            raise KeyError(f"--subset {subset!r}: the artefact provides {sorted(subsets)}")
-        self.classnames: List[str] = list(subsets[subset])
-        index = {c: i for i, c in enumerate(artefact["classnames"])}
-        weights = artefact["class_vectors"].float()[[index[c] for c in self.classnames]]
-        self.class_weights = weights.to(self.device)
-
-        cfg = get_cfg_default()
-        for key, value in artefact["preprocessing"].items():
-            if key not in cfg.INPUT:
-                raise KeyError(f"{source}: unknown preprocessing key INPUT.{key} (exported by a newer version?)")
-            cfg.INPUT[key] = tuple(value) if isinstance(cfg.INPUT[key], tuple) else value
-        self.transform = build_transform(cfg, is_train=False)
-        self.input_size = tuple(int(s) for s in cfg.INPUT.SIZE)
+        self.model = from_artefact(artefact, precision=precision, device=self.device, subset=subset, source=source)
+        self.classnames: List[str] = list(self.model.classnames)
+        self.transform = test_transform(artefact["preprocessing"], source)
+        self.reduced_decode = reduced_decode
+        size = artefact["preprocessing"].get("SIZE", (224, 224))
+        self.input_size = tuple(int(s) for s in size)
 
     def load_images(self, paths: Sequence[str]) -> torch.Tensor:
         """Read (RGB) and preprocess images as the run's test loader; an unreadable file is named."""
-        from engine.utils import read_image
+        files = ImageFiles(paths, self.transform, self.reduced_decode)
+        return torch.stack([files[i][0] for i in range(len(files))])
 
-        tensors = []
-        for path in paths:
-            img = read_image(path)
-            tensors.append(self.transform(img) if self.transform is not None else torch.as_tensor(img))
-        return torch.stack(tensors)
+    def loader(self, paths: Sequence[str], batch_size: int = 32, workers: int = 0):
+        return image_loader(paths, self.transform, batch_size, workers, self.reduced_decode,
+                            pin_memory=self.device.type == "cuda")
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        from trainers.common.vl_model import cosine_logits
-
-        feats = self.model(images.to(self.device))
-        return cosine_logits(feats, self.class_weights, self.model.logit_scale).float()
+        return self.model(images.to(self.device, non_blocking=True)).float()
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -129,38 +75,48 @@ class StudentPredictor:
 
 
 def predict(artefact_path: str, images: Sequence[str], topk: int = 5, subset: str = "all", device: str = "cpu",
-            backbone: Optional[str] = None, weights_dir: Optional[str] = None,
-            batch_size: int = 32) -> List[Dict[str, Any]]:
+            batch_size: int = 32, workers: int = 0, precision: str = "fp32",
+            reduced_decode: bool = True) -> List[Dict[str, Any]]:
     """Top-k predictions per image: ``[{"image", "top": [{"class", "probability"}, ...]}, ...]``."""
     if not images:
         raise ValueError("predict: no image given")
     if topk < 1:
         raise ValueError(f"--topk must be >= 1, got {topk}")
     art = load_artefact(artefact_path)
-    predictor = StudentPredictor(art, device=device, backbone=backbone, weights_dir=weights_dir, subset=subset,
-                                 source=artefact_path)
+    predictor = StudentPredictor(art, device=device, subset=subset, source=artefact_path, precision=precision,
+                                 reduced_decode=reduced_decode)
     k = min(topk, len(predictor.classnames))
     out: List[Dict[str, Any]] = []
-    for start in range(0, len(images), batch_size):
-        chunk = list(images[start:start + batch_size])
-        probs = predictor.probabilities(predictor.load_images(chunk)).cpu()
-        values, indices = probs.topk(k, dim=-1)
-        for path, vals, idxs in zip(chunk, values.tolist(), indices.tolist()):
-            out.append({"image": path, "top": [{"class": predictor.classnames[i], "probability": v}
-                                               for v, i in zip(vals, idxs)]})
+    for batch, index in predictor.loader(list(images), batch_size, workers):
+        values, indices = predictor.probabilities(batch).cpu().topk(k, dim=-1)
+        for i, vals, idxs in zip(index.tolist(), values.tolist(), indices.tolist()):
+            out.append({"image": images[i], "top": [{"class": predictor.classnames[j], "probability": v}
+                                                    for v, j in zip(vals, idxs)]})
     return out
+
+
+def export_onnx(artefact_path: str, out_path: str, subset: str = "all") -> str:
+    """Write the artefact's student (fp32) as ONNX: ``images`` [B, 3, H, W] -> ``logits`` [B, C]."""
+    from stage3.onnx_export import export_onnx as _export
+
+    art = load_artefact(artefact_path)
+    predictor = StudentPredictor(art, subset=subset, source=artefact_path)
+    return _export(predictor.model, out_path, predictor.input_size)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("artefact", metavar="ARTEFACT", help="file written by tools/export_student.py")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    p.add_argument("images", metavar="IMAGE", nargs="*", help="image files")
     p.add_argument("--topk", type=int, default=5, help="number of classes shown per image (default 5)")
     p.add_argument("--subset", default="all", help="class set: all | base | novel | train (default all)")
-    p.add_argument("--backbone", default=None, help="student backbone name or weight file (default: the artefact's)")
-    p.add_argument("--weights-dir", default=None, help="folder with CLIP weight files (default $CLIP_WEIGHTS_DIR, ...)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="image tower precision (default fp32)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=0, help="image decoding processes (default 0: in this process)")
+    p.add_argument("--full-decode", action="store_true", help="decode every JPEG pixel (no reduced-scale decoding)")
+    p.add_argument("--export-onnx", metavar="FILE", default=None,
+                   help="write the student as ONNX (images -> logits over --subset) and exit")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     return p
 
@@ -169,9 +125,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.export_onnx:
+            path = export_onnx(args.artefact, args.export_onnx, subset=args.subset)
+            print(f"Wrote {path} (ONNX: images [B, 3, H, W] -> logits [B, C])")
+            return 0
         results = predict(args.artefact, args.images, topk=args.topk, subset=args.subset, device=args.device,
-                          backbone=args.backbone, weights_dir=args.weights_dir, batch_size=args.batch_size)
-    except (FileNotFoundError, KeyError, ValueError, OSError) as exc:
+                          batch_size=args.batch_size, workers=args.workers, precision=args.precision,
+                          reduced_decode=not args.full_decode)
+    except (FileNotFoundError, KeyError, ValueError, OSError, ImportError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {msg}", file=sys.stderr)
         return 2

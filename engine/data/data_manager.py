@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from engine import dist
 from engine.data.datasets import Datum, build_dataset
 from engine.data.samplers import build_sampler
-from engine.data.transforms import INTERPOLATION_MODES, build_transform
+from engine.data.transforms import INTERPOLATION_MODES, build_transform, decode_size
 from engine.utils import read_image
 
 logger = logging.getLogger(__name__)
@@ -252,6 +252,8 @@ class DatasetWrapper(Dataset):
     [+ normalize], no augmentation). An unreadable image raises an error naming the file.
     ``DATALOADER.CACHE_IMAGES`` keeps every decoded image in memory after its first read (augmentations
     still run on every access, on a copy-free view: PIL transforms return new images).
+    ``DATALOADER.REDUCED_JPEG_DECODE`` decodes JPEGs at the smallest DCT scale that still covers what the
+    transforms produce (``min_size``; see :func:`engine.data.transforms.decode_size`).
     """
 
     def __init__(
@@ -279,6 +281,7 @@ class DatasetWrapper(Dataset):
         if "normalize" in cfg.INPUT.TRANSFORMS:
             to_tensor.append(T.Normalize(mean=list(cfg.INPUT.PIXEL_MEAN), std=list(cfg.INPUT.PIXEL_STD)))
         self.to_tensor = T.Compose(to_tensor)
+        self.min_size = self._decode_size(cfg)
 
     def __len__(self) -> int:
         return len(self.data_source)
@@ -301,12 +304,31 @@ class DatasetWrapper(Dataset):
             output["img0"] = self.to_tensor(img0)
         return output
 
+    def _decode_size(self, cfg: Any) -> Optional[tuple]:
+        """The (width, height) every consumer of the decoded image still gets its output from (the
+        largest of their :func:`decode_size`), or None (decode in full) when one of them needs all pixels
+        or ``DATALOADER.REDUCED_JPEG_DECODE`` is off."""
+        if not cfg.DATALOADER.get("REDUCED_JPEG_DECODE", False):
+            return None
+        if self.transform is None:
+            consumers: List[Any] = [self.to_tensor]
+        elif isinstance(self.transform, (list, tuple)):
+            consumers = list(self.transform)
+        else:
+            consumers = [self.transform]
+        if self.return_img0:
+            consumers.append(self.to_tensor)
+        sizes = [decode_size(c) for c in consumers]
+        if any(s is None for s in sizes):
+            return None
+        return (max(s[0] for s in sizes), max(s[1] for s in sizes))
+
     def _read(self, impath: str) -> Any:
         if self._decoded is None:
-            return read_image(impath)
+            return read_image(impath, self.min_size)
         img = self._decoded.get(impath)
         if img is None:
-            img = self._decoded[impath] = read_image(impath)
+            img = self._decoded[impath] = read_image(impath, self.min_size)
         return img
 
     def _transform_image(self, tfm: Callable, img0: Any) -> Any:

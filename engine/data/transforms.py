@@ -17,6 +17,7 @@ not provided by the built-in engine and raise an error saying so.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from typing import Any, Optional, Sequence
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "build_transform",
+    "decode_size",
     "AVAI_CHOICES",
     "INTERPOLATION_MODES",
     "Random2DTranslation",
@@ -164,6 +166,36 @@ def _interpolation(cfg: Any) -> InterpolationMode:
     if name not in INTERPOLATION_MODES:
         raise ValueError(f"INPUT.INTERPOLATION: unknown mode '{name}'. Valid: {sorted(INTERPOLATION_MODES)}")
     return INTERPOLATION_MODES[name]
+
+
+
+def decode_size(transform: Any) -> Optional[tuple]:
+    """The smallest decoded (width, height) that leaves ``transform``'s output as it is up to resampling
+    differences, or None when every pixel of the file may matter.
+
+    Only the first operation of a ``T.Compose`` (or a bare operation) decides: ``T.Resize(S)`` (shorter
+    side to S) needs both sides >= S; ``T.Resize((H, W))`` needs width >= W and height >= H;
+    ``T.RandomResizedCrop(size, scale, ratio)`` needs its smallest crop (area fraction ``scale[0]`` at the
+    most extreme aspect ratio) to keep >= max(size) pixels per side, i.e. a shorter side of
+    ``max(size) / sqrt(scale[0] * min(ratio[0], 1 / ratio[1]))`` (e.g. 915 px for 224 px and the default
+    scale 0.08). Anything else (random_crop, random_translation, a custom callable, a list of
+    transforms): None. Used with :func:`engine.utils.read_image`'s ``min_size``.
+    """
+    ops = getattr(transform, "transforms", None)
+    op = ops[0] if isinstance(ops, (list, tuple)) and ops else transform
+    if isinstance(op, T.RandomResizedCrop):
+        size = max(int(s) for s in op.size)
+        aspect = min(float(op.ratio[0]), 1.0 / float(op.ratio[1]), 1.0)
+        side = int(math.ceil(size / math.sqrt(float(op.scale[0]) * aspect)))
+        return (side, side)
+    if isinstance(op, T.Resize) and op.max_size is None:
+        size = op.size
+        if isinstance(size, int) or (isinstance(size, (list, tuple)) and len(size) == 1):
+            side = int(size if isinstance(size, int) else size[0])
+            return (side, side)
+        if isinstance(size, (list, tuple)) and len(size) == 2:
+            return (int(size[1]), int(size[0]))
+    return None
 
 
 def build_transform(cfg: Any, is_train: bool = True, choices: Optional[Sequence[str]] = None) -> Optional[T.Compose]:
