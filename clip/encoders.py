@@ -1,8 +1,8 @@
 """Prompted CLIP encoders that run open_clip's own modules (no copy of CLIP's model code).
 
 Both functions are functional: prompts are passed in, so the same code serves IVLP / PromptSRC / the
-PromptKD teacher and student (independent deep prompts, reference-behaviour §2.2), MaPLe (prompts made
-by a coupling function, §2.3) and plain zero-shot CLIP (no prompts). The recipe follows §2.5:
+PromptKD teacher and student (independent deep prompts, docs/REFERENCE.md M2), MaPLe (prompts made
+by a coupling function, docs/REFERENCE.md M3) and plain zero-shot CLIP (no prompts). The recipe follows docs/REFERENCE.md M2:
 
 - vision: conv1 -> flatten -> [CLS] + patches -> + positional embedding -> patch dropout -> append the
   layer-0 prompts at the END (no positional embedding) -> ln_pre -> block i (1 <= i < len(prompts))
@@ -165,7 +165,7 @@ def encode_image(
     *,
     checkpoint: bool = False,
 ) -> Tensor:
-    """Image features [B, D] (unnormalised) with IVLP/MaPLe deep visual prompts (§2.2, §2.3, §2.5).
+    """Image features [B, D] (unnormalised) with IVLP/MaPLe deep visual prompts (docs/REFERENCE.md M2, M3).
 
     ``visual``: ``model.visual`` (an open_clip ``VisionTransformer``; a whole CLIP is accepted too).
     ``prompts``: ``prompts[0]`` ([Nv, W] or [B, Nv, W]) is appended after the positional embedding;
@@ -297,7 +297,7 @@ def _text_parts(model: nn.Module) -> _TextParts:
 
 def token_embedding(model: nn.Module, token_ids: Tensor) -> Tensor:
     """Token embeddings [C, L, W] of tokenised prompts (no positional embedding), as the prompt
-    learners split into prefix / context / suffix (§2.2 step 1)."""
+    learners split into prefix / context / suffix (docs/REFERENCE.md M2 step 1)."""
     parts = _text_parts(model)
     vocab = parts.token_embedding.num_embeddings
     if token_ids.numel() and (int(token_ids.max()) >= vocab or int(token_ids.min()) < 0):
@@ -317,7 +317,7 @@ def encode_text(
     *,
     checkpoint: bool = False,
 ) -> Tensor:
-    """Text features [C, D] (unnormalised) with deep text prompts (§2.2 text tower, §2.3).
+    """Text features [C, D] (unnormalised) with deep text prompts (docs/REFERENCE.md M2 text tower, M3).
 
     ``token_embeds``: [C, L, W] embeddings that already hold the learned layer-0 context at positions
     1..n_ctx (no positional embedding). ``token_ids``: [C, L] ids of the tokenised prompts (EOT = argmax).

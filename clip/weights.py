@@ -1,7 +1,7 @@
 """Where CLIP weights come from and how they are read and written.
 
 - OpenAI names (``ViT-B/16`` ...) map to the files of OpenAI's CLIP release (``ViT-B-16.pt``: TorchScript
-  archives, reference-behaviour §2.1). ``resolve_weights_path`` looks for them locally, never downloads.
+  archives, docs/REFERENCE.md M1). ``resolve_weights_path`` looks for them locally, never downloads.
 - ``read_weights_file`` tells the on-disk formats apart by content: TorchScript archive, OpenAI-layout
   state dict, or an open_clip checkpoint (``{"state_dict": ...}`` written by ``save_open_clip_checkpoint``).
 - ``save_openai_state_dict`` / ``save_open_clip_checkpoint`` write a model so that ``clip.load`` reads
@@ -185,7 +185,7 @@ def _strip_prefix(state_dict: dict[str, Any], prefix: str = "module.") -> dict[s
 
 
 def read_weights_file(path: str | os.PathLike) -> WeightsFile:
-    """Load a weights file and classify it by its content (reference §2.1: JIT archive first, then a
+    """Load a weights file and classify it by its content (docs/REFERENCE.md M1: JIT archive first, then a
     plain state dict). Tensors are mapped to CPU. Unknown layouts raise ValueError naming the file."""
     path = Path(os.path.expanduser(str(path)))
     if not path.is_file():

@@ -12,7 +12,7 @@ Two paths over the same random-weight models (no weight files are needed):
 - ``reference`` (PromptKD's trainers/promptkd.py, reproduced here ONLY as a comparison mode): the
   teacher's text branch (prompt assembly + ViT-L/14 text tower with deep prompts) runs over ALL C
   classes on every training step and on every test batch, where the teacher's image features are
-  also computed and thrown away (reference-behaviour.md §3.7.3, §3.7.5, defects §5.17-18).
+  also computed and thrown away (docs/REFERENCE.md T7, D17-D18).
 
 Both paths share the model code; the reference path runs inside ``clip.full_blocks()``: every block of
 the image towers computes all tokens, as open_clip's forward and the reference do, whereas ours computes
@@ -77,7 +77,7 @@ PATHS = ("ours", "reference")
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """Teacher / student CLIPs and the prompt settings of the PromptKD configs (reference §3.7.7)."""
+    """Teacher / student CLIPs and the prompt settings of the PromptKD configs (docs/REFERENCE.md T7)."""
 
     name: str
     teacher: str
@@ -254,7 +254,7 @@ class BenchModels:
         with torch.no_grad():
             with self.autocast():
                 if path == "reference":
-                    weights = self.text_branch(n_classes)()  # all C classes, every step (§5.17)
+                    weights = self.text_branch(n_classes)()  # all C classes, every step (docs/REFERENCE.md D17)
                 else:
                     weights = self.class_vectors(n_classes)
                 u_t = self.teacher_encoder(images)
@@ -286,7 +286,7 @@ class BenchModels:
         self.student.eval()
         with self._blocks(path), self.autocast():
             if path == "reference":
-                weights = self.text_branch(n_classes)()  # per test batch (§5.18)
+                weights = self.text_branch(n_classes)()  # per test batch (docs/REFERENCE.md D18)
                 u_t = self.teacher_encoder(images)  # computed, used for nothing but the unused teacher logits
                 cosine_logits(u_t, weights, self.teacher_scale)
             else:

@@ -1,8 +1,8 @@
 """Data loaders and the ``DataManager`` (Dassl ``dassl.data.data_manager``).
 
-Beyond Dassl (pain points P3/P4): a seeded ``torch.Generator`` and a ``worker_init_fn`` make the
+Beyond Dassl (reproducible seeds, docs/REFERENCE.md D15): a seeded ``torch.Generator`` and a ``worker_init_fn`` make the
 data order and the workers' augmentation RNG reproducible from ``cfg.SEED``; workers are
-persistent (not re-forked every epoch, reference defect §5.26) and prefetch; DDP runs get a
+persistent (not re-forked every epoch, docs/REFERENCE.md D26) and prefetch; DDP runs get a
 ``DistributedSampler`` for training and a padding-free strided sampler for evaluation.
 """
 

@@ -1,6 +1,6 @@
 """Image transforms (Dassl ``dassl.data.transforms.build_transform``) built from torchvision.
 
-Train pipeline, in this fixed order whatever the order of ``INPUT.TRANSFORMS`` (reference §1.4.6):
+Train pipeline, in this fixed order whatever the order of ``INPUT.TRANSFORMS`` (docs/REFERENCE.md A3):
 resize (only when no random crop is requested) -> random_translation -> random_crop ->
 random_resized_crop -> random_flip -> AutoAugment policies / randaugment -> colorjitter ->
 randomgrayscale -> gaussian_blur -> ToTensor -> cutout -> normalize -> gaussian_noise ->

@@ -13,14 +13,14 @@ and ``set_eval_classnames(classnames)``. This class owns, on top of Dassl's ``Tr
   ``set_eval_classnames`` hook before each set, and ``results.json``;
 - model selection ``TEST.FINAL_MODEL``: ``last_step`` (default), ``best_val`` (the real val split)
   or ``best_test_reference`` (the reference's selection on base-class test accuracy, reference
-  defect §5.1 — available only under that explicit name and recorded in results.json);
+  docs/REFERENCE.md D1 — available only under that explicit name and recorded in results.json);
 - checkpoints with only the trainable tensors (+ buffers of trainable modules and trainer state such
   as PromptSRC's GPA accumulator), Dassl layout and names; strict loading where only class-name
   buffers may be skipped; resume from the latest epoch with the trainer state restored; the same
   content (+ GradScaler) in the engine's mid-epoch resumable state (docs/RELIABILITY.md);
-- the collapse detector (:func:`collapse_report`, user pain points P2/P3) recorded in results.json.
+- the collapse detector (:func:`collapse_report`: collapsed seeds, "best model at epoch 1") recorded in results.json.
 
-Never wraps models in DataParallel (reference defect §5.8).
+Never wraps models in DataParallel (docs/REFERENCE.md D8).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ _CKPT_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
 def collapse_report(eval_sets: Dict[str, Tuple[float, int]], epoch_losses: Sequence[float] = (),
                     best_epoch: Optional[int] = None, max_epoch: Optional[int] = None,
                     chance_factor: float = 1.5, loss_drop: float = 0.9) -> Dict[str, Any]:
-    """Collapse detector (user pain points P2/P3: collapsed seeds, "best model at epoch 1").
+    """Collapse detector (collapsed seeds, "best model at epoch 1").
 
     ``eval_sets`` maps a set name to (final accuracy in %, number of classes). Flags the run when an
     accuracy is below ``chance_factor`` x chance (100 / #classes), when the training loss of the last
@@ -604,7 +604,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
 
     def resume_model_if_exist(self, directory: str) -> int:
         """Resume from the checkpoint with the highest epoch (never from model-best just because it was
-        saved last, reference defect §5.9); trainer state (GPA) is restored too."""
+        saved last, docs/REFERENCE.md D9); trainer state (GPA) is restored too."""
         names = self.get_model_names()
         if not names or any(not osp.isdir(osp.join(directory, n)) for n in names):
             logger.info("No checkpoint found, train from scratch")
