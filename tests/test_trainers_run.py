@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import clip
 import train
-from tests.helpers.tiny_env import make_tiny_env
+from tests.helpers.tiny_env import make_tiny_env, stub_env_info
 
 torch.set_num_threads(1)
 
@@ -222,33 +222,33 @@ def test_zeroshot_clip_eval_only(env, tmp_path):
     assert isinstance(tr2, ZeroshotCLIP2)
 
 
-def test_teacher_to_student_pipeline(env, tmp_path, monkeypatch):
-    import trainers.common.teacher as teacher_mod
-    import trainers.promptkd as promptkd_mod
+# ------------------------------------------------------------------------------------------------
+# The PromptKD pipeline, one test per stage. Each stage's runs happen once, in a module-scoped fixture
+# that builds on the previous stage's outputs; a failing run or assertion names its stage.
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def promptkd_stage1(env, tmp_path_factory):
+    """Stage I: PromptSRCTeacher on the tiny "teacher" CLIP (writes the class vectors of all classes), then an
+    --eval-only run of it that writes the class vectors again."""
+    tmp = tmp_path_factory.mktemp("promptkd_stage1")
+    with pytest.MonkeyPatch.context() as mp:
+        stub_env_info(mp)
+        tout = tmp / "teacher"
+        teacher = run(env, "PromptSRCTeacher", tout, DEPTH2 + ["OPTIM.MAX_EPOCH", "1"], node="PROMPTSRC",
+                      backbone=env["teacher"])
+        cv_again = tmp / "cv_again.pt"
+        run(env, "PromptSRCTeacher", tmp / "teacher_eval",
+            DEPTH2 + ["OPTIM.MAX_EPOCH", "1", "WRITE_CLASS_VECTORS", "True", "CLASS_VECTORS_OUT", str(cv_again)],
+            node="PROMPTSRC", backbone=env["teacher"], eval_only=True, model_dir=tout, load_epoch=1)
+    cv = torch.load(tout / "VLPromptLearner" / "class_vectors_DescribableTextures.pt", weights_only=True)
+    return {"tmp": tmp, "tout": tout, "teacher": teacher, "cv": cv, "cv_again": cv_again}
 
-    # ---- stage I: PromptSRCTeacher on the tiny "teacher" CLIP writes the class vectors of all classes
-    tout = tmp_path / "teacher"
-    teacher = run(env, "PromptSRCTeacher", tout, DEPTH2 + ["OPTIM.MAX_EPOCH", "1"], node="PROMPTSRC",
-                  backbone=env["teacher"])
-    cv_path = tout / "VLPromptLearner" / "class_vectors_DescribableTextures.pt"
-    cv = torch.load(cv_path, weights_only=True)
-    assert cv["classnames"] == list(teacher.dm.dataset.all_classnames)
-    with torch.no_grad():
-        teacher.model.set_classnames(cv["classnames"])
-        direct = F.normalize(teacher.model.encode_text(), dim=-1)
-    assert torch.allclose(cv["features"], direct, atol=1e-5)
-    assert cv["teacher"]["checkpoint_sha256"] is not None and cv["features"].shape == (4, 96)
-    # an --eval-only run of the teacher reproduces its accuracy and, when asked, the class vectors
-    cv_again = tmp_path / "cv_again.pt"
-    run(env, "PromptSRCTeacher", tmp_path / "teacher_eval",
-        DEPTH2 + ["OPTIM.MAX_EPOCH", "1", "WRITE_CLASS_VECTORS", "True", "CLASS_VECTORS_OUT", str(cv_again)],
-        node="PROMPTSRC", backbone=env["teacher"], eval_only=True, model_dir=tout, load_epoch=1)
-    assert results(tmp_path / "teacher_eval")["metrics"] == results(tout)["metrics"]
-    again = torch.load(cv_again, weights_only=True)
-    assert torch.allclose(again["features"], cv["features"], atol=1e-6)
-    assert again["teacher"]["checkpoint_sha256"] == cv["teacher"]["checkpoint_sha256"]
 
-    # ---- stage II: the student; class vectors computed exactly once (counting the teacher text branch)
+@pytest.fixture(scope="module")
+def promptkd_stage2(env, promptkd_stage1):
+    """Stage II: the student trained from the stage I teacher without labels, counting the teacher text
+    branch's calls; then a second student run that reuses the class-vector file."""
+    tmp, tout = promptkd_stage1["tmp"], promptkd_stage1["tout"]
     calls = {"n": 0}
     real_encode_text = clip.encode_text
 
@@ -256,15 +256,82 @@ def test_teacher_to_student_pipeline(env, tmp_path, monkeypatch):
         calls["n"] += 1
         return real_encode_text(*a, **k)
 
-    monkeypatch.setattr(clip, "encode_text", counting)
-    student_cv = tmp_path / "cv" / "student_cv.pt"
+    student_cv = tmp / "cv" / "student_cv.pt"
     sopts = ["TRAINER.PROMPTKD.PREC", "fp32", "TRAINER.PROMPTKD.PROMPT_DEPTH_VISION", "2",
              "TRAINER.PROMPTKD.TEACHER_CKPT", str(tout / "VLPromptLearner" / "model.pth.tar-1"),
              "TRAINER.PROMPTKD.CLASS_VECTORS", str(student_cv), "TRAINER.PROMPTKD.KD_WEIGHT", "10.0",
              "DATASET.TRAIN_LABELS", "drop"]
-    sout = tmp_path / "student"
-    st = run(env, "PromptKD", sout, sopts)
-    assert calls["n"] == 1  # 4 classes in one batch, never again during 2 epochs of training
+    sout = tmp / "student"
+    with pytest.MonkeyPatch.context() as mp:
+        stub_env_info(mp)
+        mp.setattr(clip, "encode_text", counting)
+        st = run(env, "PromptKD", sout, sopts)
+        first_calls = calls["n"]
+        mtime = os.path.getmtime(student_cv)
+        calls["n"] = 0
+        run(env, "PromptKD", tmp / "student2", sopts + ["OPTIM.MAX_EPOCH", "1"])
+    return {"student_cv": student_cv, "sopts": sopts, "sout": sout, "st": st, "first_calls": first_calls,
+            "second_calls": calls["n"], "mtime": mtime, "mtime_after": os.path.getmtime(student_cv)}
+
+
+@pytest.fixture(scope="module")
+def promptkd_stage3(env, promptkd_stage1, promptkd_stage2):
+    """Stage III: --eval-only runs of the stage II student, once from our checkpoint and once from the same
+    weights in the released reference layout (1x1-conv projector), with the teacher and every text encoder
+    forbidden."""
+    import trainers.common.teacher as teacher_mod
+    import trainers.promptkd as promptkd_mod
+
+    tmp, st, sout, sopts = (promptkd_stage1["tmp"], promptkd_stage2["st"], promptkd_stage2["sout"],
+                            promptkd_stage2["sopts"])
+
+    def forbidden(*a, **k):
+        raise AssertionError("the teacher / a text encoder was used at evaluation time")
+
+    trained = ckpt(sout, 2)["state_dict"]
+    ref = {"image_encoder." + k: v for k, v in st.model.visual.state_dict().items()}
+    ref["image_encoder.VPT"] = trained["image_prompts.layer0"]
+    ref["image_encoder.transformer.resblocks.1.VPT_shallow"] = trained["image_prompts.layer1"]
+    ref["logit_scale"] = torch.tensor(st.model.logit_scale.item()).log()
+    for k, v in trained.items():
+        if k.startswith("projector."):
+            v = v[:, :, None, None] if k.endswith("weight") and v.dim() == 2 else v
+            ref["VPT_image_trans.conv1." + k[len("projector."):]] = v
+    ref_dir = tmp / "student_reference"
+    os.makedirs(ref_dir / "VLPromptLearner")
+    torch.save({"state_dict": ref, "epoch": 20}, ref_dir / "VLPromptLearner" / "model-best.pth.tar")
+
+    ev, ev2 = tmp / "student_eval", tmp / "student_eval_reference"
+    with pytest.MonkeyPatch.context() as mp:
+        stub_env_info(mp)
+        mp.setattr(clip, "encode_text", forbidden)
+        mp.setattr(promptkd_mod, "build_teacher", forbidden)
+        mp.setattr(teacher_mod, "load_teacher_checkpoint", forbidden)
+        run(env, "PromptKD", ev, sopts, eval_only=True, model_dir=sout, load_epoch=2)
+        run(env, "PromptKD", ev2, sopts, eval_only=True, model_dir=ref_dir)
+    return {"ev": ev, "ev2": ev2, "ref": ref, "ref_dir": ref_dir}
+
+
+def test_promptkd_stage1_teacher_and_class_vectors(promptkd_stage1):
+    teacher, cv, tout, tmp = (promptkd_stage1[k] for k in ("teacher", "cv", "tout", "tmp"))
+    assert cv["classnames"] == list(teacher.dm.dataset.all_classnames)
+    with torch.no_grad():
+        teacher.model.set_classnames(cv["classnames"])
+        direct = F.normalize(teacher.model.encode_text(), dim=-1)
+    assert torch.allclose(cv["features"], direct, atol=1e-5)
+    assert cv["teacher"]["checkpoint_sha256"] is not None and cv["features"].shape == (4, 96)
+    # an --eval-only run of the teacher reproduces its accuracy and, when asked, the class vectors
+    assert results(tmp / "teacher_eval")["metrics"] == results(tout)["metrics"]
+    again = torch.load(promptkd_stage1["cv_again"], weights_only=True)
+    assert torch.allclose(again["features"], cv["features"], atol=1e-6)
+    assert again["teacher"]["checkpoint_sha256"] == cv["teacher"]["checkpoint_sha256"]
+
+
+def test_promptkd_stage2_student_training(promptkd_stage1, promptkd_stage2):
+    cv = promptkd_stage1["cv"]
+    st, sout, student_cv = promptkd_stage2["st"], promptkd_stage2["sout"], promptkd_stage2["student_cv"]
+    # class vectors computed exactly once (counting the teacher text branch)
+    assert promptkd_stage2["first_calls"] == 1  # 4 classes in one batch, never again during 2 epochs of training
     assert all(d.label == -1 for d in st.dm.dataset.train_x)  # trained without any label
     assert torch.allclose(torch.load(student_cv, weights_only=True)["features"], cv["features"], atol=1e-6)
     res = results(sout)
@@ -290,52 +357,34 @@ def test_teacher_to_student_pipeline(env, tmp_path, monkeypatch):
     check_gradients(st, {"img": batch["img"]}, ("image_prompts.", "projector."))
     assert all(not p.requires_grad and p.grad is None for p in st.teacher_encoder.parameters())
 
-    # ---- second student run: the file is reused, the teacher text branch never runs
-    mtime = os.path.getmtime(student_cv)
-    calls["n"] = 0
-    run(env, "PromptKD", tmp_path / "student2", sopts + ["OPTIM.MAX_EPOCH", "1"])
-    assert calls["n"] == 0 and os.path.getmtime(student_cv) == mtime
+    # second student run: the file is reused, the teacher text branch never runs
+    assert promptkd_stage2["second_calls"] == 0 and promptkd_stage2["mtime_after"] == promptkd_stage2["mtime"]
 
-    # ---- stage III: evaluation builds no teacher and runs no text encoder
-    def forbidden(*a, **k):
-        raise AssertionError("the teacher / a text encoder was used at evaluation time")
 
-    monkeypatch.setattr(clip, "encode_text", forbidden)
-    monkeypatch.setattr(promptkd_mod, "build_teacher", forbidden)
-    monkeypatch.setattr(teacher_mod, "load_teacher_checkpoint", forbidden)
-    ev = tmp_path / "student_eval"
-    run(env, "PromptKD", ev, sopts, eval_only=True, model_dir=sout, load_epoch=2)
-    assert results(ev)["metrics"] == res["metrics"]
-    assert results(ev)["teacher"] == res["teacher"]
-
+def test_promptkd_stage3_teacher_free_evaluation(env, promptkd_stage1, promptkd_stage2, promptkd_stage3):
+    tmp, tout = promptkd_stage1["tmp"], promptkd_stage1["tout"]
+    sout, sopts = promptkd_stage2["sout"], promptkd_stage2["sopts"]
+    res = results(sout)
+    # evaluation built no teacher and ran no text encoder (the fixture forbids both) and reproduces training's
+    assert results(promptkd_stage3["ev"])["metrics"] == res["metrics"]
+    assert results(promptkd_stage3["ev"])["teacher"] == res["teacher"]
     # a released PromptKD student checkpoint (reference layout: 1x1-conv projector) of the same weights
-    trained = ckpt(sout, 2)["state_dict"]
-    ref = {"image_encoder." + k: v for k, v in st.model.visual.state_dict().items()}
-    ref["image_encoder.VPT"] = trained["image_prompts.layer0"]
-    ref["image_encoder.transformer.resblocks.1.VPT_shallow"] = trained["image_prompts.layer1"]
-    ref["logit_scale"] = torch.tensor(st.model.logit_scale.item()).log()
-    for k, v in trained.items():
-        if k.startswith("projector."):
-            v = v[:, :, None, None] if k.endswith("weight") and v.dim() == 2 else v
-            ref["VPT_image_trans.conv1." + k[len("projector."):]] = v
-    ref_dir = tmp_path / "student_reference"
-    os.makedirs(ref_dir / "VLPromptLearner")
-    torch.save({"state_dict": ref, "epoch": 20}, ref_dir / "VLPromptLearner" / "model-best.pth.tar")
-    ev2 = tmp_path / "student_eval_reference"
-    run(env, "PromptKD", ev2, sopts, eval_only=True, model_dir=ref_dir)
-    assert results(ev2)["metrics"] == res["metrics"]
+    assert results(promptkd_stage3["ev2"])["metrics"] == res["metrics"]
+    ref, ref_dir = promptkd_stage3["ref"], promptkd_stage3["ref_dir"]
     ref["VPT_image_trans.conv1.9.weight"] = torch.zeros(1)
     torch.save({"state_dict": ref, "epoch": 20}, ref_dir / "VLPromptLearner" / "model-best.pth.tar")
-    with pytest.raises(KeyError, match=r"unexpected: \[projector.9.weight\]"):
-        run(env, "PromptKD", tmp_path / "student_eval_bad", sopts, eval_only=True, model_dir=ref_dir)
+    with pytest.MonkeyPatch.context() as mp:
+        stub_env_info(mp)
+        with pytest.raises(KeyError, match=r"unexpected: \[projector.9.weight\]"):
+            run(env, "PromptKD", tmp / "student_eval_bad", sopts, eval_only=True, model_dir=ref_dir)
 
-    # class vectors made by another teacher checkpoint are refused (stale file)
-    other = torch.load(tout / "VLPromptLearner" / "model.pth.tar-1", weights_only=False)
-    other["epoch"] = 7
-    torch.save(other, tmp_path / "other_teacher.pth.tar")
-    stale = sopts + ["TRAINER.PROMPTKD.TEACHER_CKPT", str(tmp_path / "other_teacher.pth.tar")]
-    with pytest.raises(ValueError, match="sha256"):
-        run(env, "PromptKD", tmp_path / "student_stale", stale, eval_only=True, model_dir=sout)
+        # class vectors made by another teacher checkpoint are refused (stale file)
+        other = torch.load(tout / "VLPromptLearner" / "model.pth.tar-1", weights_only=False)
+        other["epoch"] = 7
+        torch.save(other, tmp / "other_teacher.pth.tar")
+        stale = sopts + ["TRAINER.PROMPTKD.TEACHER_CKPT", str(tmp / "other_teacher.pth.tar")]
+        with pytest.raises(ValueError, match="sha256"):
+            run(env, "PromptKD", tmp / "student_stale", stale, eval_only=True, model_dir=sout)
 
 
 def test_student_with_zeroshot_teacher_and_batchmean(env, tmp_path):
