@@ -37,6 +37,8 @@ class ProvingGround(BenchmarkDataset):
     """Target domain of the offline proving-ground world (64 colour x shape classes by default)."""
 
     dataset_dir = "proving_ground"
+    #: zero-shot / teacher prompt template (CLIP's generic one; the world's captions name the class the same way)
+    template = "a photo of a {}."
 
     def _init_paths(self, root: str) -> None:
         try:
