@@ -220,9 +220,12 @@ def _git_commit() -> str:
 
 def _log_header(cfg: Any, args: argparse.Namespace, argv: List[str]) -> None:
     """A short header at the top of log.txt; the environment goes to env.txt, the config to config.yaml."""
+    from datasets.templates import dataset_display_name
+
     if dist.is_main_process():
         write_environment(cfg, argv, args, code=_git_commit())
-    logger.info("\n".join(header_lines(cfg, argv, args.config_file, args.dataset_config_file) + [describe_plugins()]))
+    logger.info("\n".join(header_lines(cfg, argv, args.config_file, args.dataset_config_file,
+                                                dataset_display_name(cfg)) + [describe_plugins()]))
 
 
 def _setup_logging(cfg: Any) -> None:

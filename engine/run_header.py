@@ -45,18 +45,17 @@ def device_line(cfg: Any) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def _dataset_line(cfg: Any) -> str:
-    from datasets.templates import dataset_display_name
-
+def _dataset_line(cfg: Any, name: str) -> str:
     d = cfg.DATASET
-    name = dataset_display_name(cfg)
     shown = name if name == d.NAME else f"{name} ({d.NAME})"
     extra = [f"{k.lower()} {d.get(k)}" for k in ("EVAL_PROTOCOL", "SUBSAMPLE_CLASSES", "TRAIN_LABELS") if k in d]
     return f"dataset: {shown} in {d.ROOT}; shots {d.NUM_SHOTS}; " + ", ".join(extra)
 
 
-def header_lines(cfg: Any, argv: Sequence[str], config_file: str = "", dataset_config_file: str = "") -> List[str]:
-    """The short header at the top of ``log.txt``."""
+def header_lines(cfg: Any, argv: Sequence[str], config_file: str = "", dataset_config_file: str = "",
+                 dataset_name: str = "") -> List[str]:
+    """The short header at the top of ``log.txt`` (``dataset_name``: the dataset's name in outputs, default
+    ``DATASET.NAME``)."""
     from . import api
 
     out = cfg.OUTPUT_DIR
@@ -66,7 +65,7 @@ def header_lines(cfg: Any, argv: Sequence[str], config_file: str = "", dataset_c
         api.describe_engine(),
         f"versions: {library_versions()}",
         f"device: {device_line(cfg)}",
-        _dataset_line(cfg),
+        _dataset_line(cfg, dataset_name or cfg.DATASET.NAME),
         f"trainer: {cfg.TRAINER.NAME}; config: {config_file or '-'}; dataset config: {dataset_config_file or '-'}; "
         f"seed {cfg.SEED}",
         f"output: {out} (resolved config: {os.path.join(out, 'config.yaml')}; environment: "
