@@ -106,7 +106,7 @@ def convert_checkpoint(src: str, dst: str) -> Dict[str, Any]:
         raise FileNotFoundError(f"checkpoint not found: {src}")
     dropped: Set[str] = set()
     module = _restricted_pickle_module(_allowed_globals(), dropped)
-    # weights_only=False only so that torch uses `module`: its Unpickler resolves torch's weights_only allow-list
+    # weights_only is off here only so that torch uses `module`: its Unpickler resolves torch's weights_only allow-list
     # and replaces every other global by an inert placeholder (nothing from the file is imported or called)
     obj = torch.load(src, map_location="cpu", weights_only=False, pickle_module=module)
     if not isinstance(obj, dict):
