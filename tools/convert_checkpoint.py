@@ -19,7 +19,6 @@ atomically and loads with ``torch.load(..., weights_only=True)``.
 from __future__ import annotations
 
 import argparse
-import os
 import os.path as osp
 import pickle
 import sys
