@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
-import clip
 import train
 from engine.data.samplers import DistributedEvalSampler
 from engine.dist import DistributedBatchNorm, convert_sync_batchnorm, linear_scaled_lr, rank_seed
 from tests.helpers.fake_roots import make_root
+from tests.helpers.tiny_env import save_tiny_clips, start_torchrun
 
 torch.set_num_threads(1)
 
@@ -53,17 +51,12 @@ def _state(out):
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
 def test_torchrun_two_processes_match_one_process(tmp_path):
     root = make_root("DescribableTextures", tmp_path, n_classes=4, per_class=10)  # 20 train, 6 base + 6 novel test
-    torch.manual_seed(0)
-    student, teacher = str(tmp_path / "student.pt"), str(tmp_path / "teacher.pt")
-    clip.save_openai_state_dict(clip.load("tiny-vit-student", allow_random=True), student)
-    clip.save_openai_state_dict(clip.load("tiny-vit-teacher", allow_random=True), teacher)
+    clips = save_tiny_clips(tmp_path)
+    student, teacher = clips["tiny-vit-student"], clips["tiny-vit-teacher"]
 
     ddp_out = tmp_path / "ddp"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "train.py"]
     start = time.time()
-    proc = subprocess.Popen(cmd + _common_args(root, student, teacher, ddp_out, 10), cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = start_torchrun(_common_args(root, student, teacher, ddp_out, 10), REPO)
     # the single-process run overlaps with the torchrun start-up
     single_out = tmp_path / "single"
     train.main(_common_args(root, student, teacher, single_out, 20))

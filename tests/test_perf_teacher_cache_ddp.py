@@ -11,16 +11,14 @@ whose step is 7.8e-3 at the logit magnitudes here, |logit| < 16).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-import clip
 import train
 from tests.helpers.fake_roots import make_root
+from tests.helpers.tiny_env import save_tiny_clips, start_torchrun
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOGIT_ATOL = 2e-2
@@ -43,16 +41,11 @@ def _args(root, student, teacher, out, batch):
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
 def test_ddp_recording_equals_single_process(tmp_path):
     root = make_root("DescribableTextures", tmp_path, n_classes=4, per_class=10)  # 20 training images
-    torch.manual_seed(0)
-    student, teacher = str(tmp_path / "student.pt"), str(tmp_path / "teacher.pt")
-    clip.save_openai_state_dict(clip.load("tiny-vit-student", allow_random=True), student)
-    clip.save_openai_state_dict(clip.load("tiny-vit-teacher", allow_random=True), teacher)
+    clips = save_tiny_clips(tmp_path)
+    student, teacher = clips["tiny-vit-student"], clips["tiny-vit-teacher"]
 
     ddp_out = tmp_path / "ddp"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "train.py"]
-    proc = subprocess.Popen(cmd + _args(root, student, teacher, ddp_out, 4), cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = start_torchrun(_args(root, student, teacher, ddp_out, 4), REPO)
     single_out = tmp_path / "single"
     train.main(_args(root, student, teacher, single_out, 8))
     log, _ = proc.communicate(timeout=300)

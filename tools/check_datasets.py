@@ -148,15 +148,23 @@ def check_dataset(
         report.problems.append(str(exc))
     else:
         rng = random.Random(0)
-        for it in rng.sample(unique, min(sample, len(unique))):
-            try:
-                with Image.open(it.impath) as img:
-                    img.convert("RGB").load()
-            except Exception as exc:  # any decoder failure is a problem to report, not to raise
-                report.problems.append(f"unreadable image {it.impath}: {exc}; re-download or delete it from the split")
+        report.problems += unreadable_images(rng.sample(unique, min(sample, len(unique))),
+                                             "re-download or delete it from the split")
     if report.problems:
         report.status = "PROBLEM"
     return report
+
+
+def unreadable_images(items, fix: str) -> List[str]:
+    """One problem line per image (Datum) that PIL cannot decode fully, ending with ``fix``."""
+    problems = []
+    for it in items:
+        try:
+            with Image.open(it.impath) as img:
+                img.convert("RGB").load()
+        except Exception as exc:  # any decoder failure is a problem to report, not to raise
+            problems.append(f"unreadable image {it.impath}: {exc}; {fix}")
+    return problems
 
 
 def custom_cfg(root: str, config_file: str = "", overrides: Optional[Dict[str, str]] = None):
@@ -255,12 +263,8 @@ def check_custom(root: str, config_file: str = "", overrides: Optional[Dict[str,
         report.problems.append(str(exc))
     else:
         report.problems += _duplicate_problems(splits)
-        for it in {it.impath: it for items in splits.values() for it in items}.values():
-            try:
-                with Image.open(it.impath) as img:
-                    img.convert("RGB").load()
-            except Exception as exc:  # any decoder failure is a problem to report, not to raise
-                report.problems.append(f"unreadable image {it.impath}: {exc}; replace or delete it")
+        report.problems += unreadable_images({it.impath: it for items in splits.values() for it in items}.values(),
+                                             "replace or delete it")
     if report.problems:
         report.status = "PROBLEM"
     return report

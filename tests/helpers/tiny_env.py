@@ -15,6 +15,8 @@ The matching pytest fixtures (``fast_env_info``, ``run_hygiene``, ``one_thread``
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -24,7 +26,8 @@ from engine import utils as engine_utils
 
 from .fake_roots import make_root
 
-__all__ = ["ENV_INFO_STUB", "TINY_CLIPS", "save_tiny_clips", "make_tiny_env", "stub_env_info", "reset_run_state"]
+__all__ = ["ENV_INFO_STUB", "TINY_CLIPS", "save_tiny_clips", "make_tiny_env", "start_torchrun", "stub_env_info",
+           "reset_run_state"]
 
 ENV_INFO_STUB = "env info skipped in tests"
 TINY_CLIPS = ("tiny-vit-student", "tiny-vit-teacher")
@@ -45,6 +48,15 @@ def make_tiny_env(base: os.PathLike, data_dir: Optional[os.PathLike] = None) -> 
     root = make_root("DescribableTextures", base if data_dir is None else data_dir, n_classes=4, per_class=6)
     paths = save_tiny_clips(base)
     return {"base": base, "root": root, "student": paths["tiny-vit-student"], "teacher": paths["tiny-vit-teacher"]}
+
+
+def start_torchrun(train_args: Sequence[str], cwd: os.PathLike, nproc: int = 2) -> subprocess.Popen:
+    """``torchrun --standalone --nproc_per_node N train.py ARGS`` in the background (one thread per process,
+    unbuffered output, stdout and stderr together); the caller waits with ``communicate``."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), "train.py"]
+    return subprocess.Popen(cmd + list(train_args), cwd=str(cwd), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
 
 def stub_env_info(monkeypatch) -> None:
