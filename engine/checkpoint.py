@@ -18,8 +18,10 @@ epoch end) with model/optimiser/scheduler/trainer state, the position in the epo
 from __future__ import annotations
 
 import logging
+import os
 import os.path as osp
 import random
+import re
 import shutil
 import warnings
 from collections import OrderedDict
@@ -65,6 +67,22 @@ PREV_STATE_NAME = "prev_state.pth.tar"
 DONE_NAME = "DONE"
 _RESUME_FORMAT = "promptkd-resume-state"
 _RESUME_VERSION = 1
+_NUMBERED_RE = re.compile(r"model\.pth\.tar-(\d+)")
+
+
+def numbered_checkpoint_name(epoch: int) -> str:
+    """Dassl's file name of the checkpoint saved after ``epoch``: ``model.pth.tar-<epoch>``."""
+    return f"model.pth.tar-{epoch}"
+
+
+def numbered_checkpoints(folder: str) -> "list[tuple[int, str]]":
+    """``(epoch, path)`` of every ``model.pth.tar-<epoch>`` file in ``folder``, oldest first."""
+    found = []
+    for name in (os.listdir(folder) if osp.isdir(folder) else []):
+        match = _NUMBERED_RE.fullmatch(name)
+        if match:
+            found.append((int(match.group(1)), osp.join(folder, name)))
+    return sorted(found)
 
 
 def strip_module_prefix(state_dict: Dict[str, Any]) -> "OrderedDict[str, Any]":
@@ -96,7 +114,7 @@ def save_checkpoint(
         state = dict(state)
         state["state_dict"] = strip_module_prefix(state["state_dict"])
     if not model_name:
-        model_name = f"model.pth.tar-{state['epoch']}"
+        model_name = numbered_checkpoint_name(state["epoch"])
     fpath = osp.join(save_dir, model_name)
     atomic_torch_save(state, fpath)
     logger.info("Checkpoint saved to %s", fpath)

@@ -144,3 +144,14 @@ def test_load_checkpoint_missing_and_pretrained_partial(tmp_path, caplog):
         load_pretrained_weights(big, str(tmp_path / "w.pth"))
     assert torch.equal(big[0].weight, donor[0].weight)
     assert "discarded" in caplog.text and "1.weight" in caplog.text
+
+
+def test_numbered_checkpoints_lists_only_epoch_files_in_epoch_order(tmp_path):
+    from engine.checkpoint import numbered_checkpoint_name, numbered_checkpoints
+
+    for name in ["model.pth.tar-2", "model.pth.tar-10", "model.pth.tar-3.tmp", "model-best.pth.tar", "checkpoint"]:
+        (tmp_path / name).write_bytes(b"")
+    assert numbered_checkpoints(str(tmp_path)) == [(2, str(tmp_path / "model.pth.tar-2")),
+                                                   (10, str(tmp_path / "model.pth.tar-10"))]
+    assert numbered_checkpoints(str(tmp_path / "missing")) == []
+    assert numbered_checkpoint_name(7) == "model.pth.tar-7"
