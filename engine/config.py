@@ -20,14 +20,8 @@ from yacs.config import CfgNode as CN
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "get_cfg_default",
-    "merge_from_file_checked",
-    "merge_from_list_checked",
-    "add_engine_extras",
-    "all_keys",
-    "CN",
-]
+__all__ = ["get_cfg_default", "merge_from_file_checked", "merge_from_list_checked", "add_engine_extras", "flatten_config",
+           "CN"]
 
 _C = CN()
 
@@ -58,25 +52,6 @@ _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
 _C.INPUT.CROP_PADDING = 4
 # random_resized_crop scale range
 _C.INPUT.RRCROP_SCALE = (0.08, 1.0)
-# cutout
-_C.INPUT.CUTOUT_N = 1
-_C.INPUT.CUTOUT_LEN = 16
-# gaussian_noise
-_C.INPUT.GN_MEAN = 0.0
-_C.INPUT.GN_STD = 0.15
-# randaugment
-_C.INPUT.RANDAUGMENT_N = 2
-_C.INPUT.RANDAUGMENT_M = 10
-# colorjitter (brightness, contrast, saturation, hue)
-_C.INPUT.COLORJITTER_B = 0.4
-_C.INPUT.COLORJITTER_C = 0.4
-_C.INPUT.COLORJITTER_S = 0.4
-_C.INPUT.COLORJITTER_H = 0.1
-# randomgrayscale probability
-_C.INPUT.RGS_P = 0.2
-# gaussian_blur probability and kernel size (odd)
-_C.INPUT.GB_P = 0.5
-_C.INPUT.GB_K = 21
 
 # ----------------------------------------------------------------------------- dataset
 _C.DATASET = CN()
@@ -87,19 +62,8 @@ _C.DATASET.NAME = ""
 # Domain names (multi-domain datasets only)
 _C.DATASET.SOURCE_DOMAINS = ()
 _C.DATASET.TARGET_DOMAINS = ()
-# Number of labeled instances in total (semi-supervised datasets)
-_C.DATASET.NUM_LABELED = -1
 # Images per class for few-shot training (< 1: all)
 _C.DATASET.NUM_SHOTS = -1
-# Share of validation data (semi-supervised datasets)
-_C.DATASET.VAL_PERCENT = 0.1
-# STL-10 fold (negative: none)
-_C.DATASET.STL10_FOLD = -1
-# CIFAR-C corruption type and level
-_C.DATASET.CIFAR_C_TYPE = ""
-_C.DATASET.CIFAR_C_LEVEL = 1
-# Use all data as unlabeled data (semi-supervised)
-_C.DATASET.ALL_AS_UNLABELED = False
 
 # ----------------------------------------------------------------------------- data loader
 _C.DATALOADER = CN()
@@ -230,39 +194,33 @@ def get_cfg_default() -> CN:
     return _C.clone()
 
 
-def all_keys(cfg: CN, prefix: str = "") -> List[str]:
-    """All leaf keys of ``cfg`` as dotted names (e.g. ``OPTIM.LR``)."""
-    keys: List[str] = []
-    for k, v in cfg.items():
-        full = f"{prefix}{k}"
-        if isinstance(v, CN):
-            keys.extend(all_keys(v, full + "."))
+def flatten_config(node: Any, prefix: str = "") -> Dict[str, Any]:
+    """``{"OPTIM.LR": 0.002, ...}`` of a (yacs) config or a plain nested dict (tuples become lists)."""
+    out: Dict[str, Any] = {}
+    for key, value in dict(node).items():
+        if isinstance(value, dict):
+            out.update(flatten_config(value, f"{prefix}{key}."))
         else:
-            keys.append(full)
-    return keys
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def _suggest(bad_key: str, cfg: CN) -> List[str]:
-    valid = all_keys(cfg)
+    valid = list(flatten_config(cfg))
+    # close names, else the keys with the same last component (a key placed under the wrong node)
     hits = difflib.get_close_matches(bad_key, valid, n=3, cutoff=0.5)
-    if not hits:
-        # Compare the last component too (e.g. a key placed under the wrong node).
-        leaf = bad_key.split(".")[-1]
-        hits = [k for k in valid if k.split(".")[-1] == leaf][:3]
-    if not hits:
-        hits = difflib.get_close_matches(bad_key, valid, n=3, cutoff=0.3)
-    return hits
+    hits = hits or [k for k in valid if k.split(".")[-1] == bad_key.split(".")[-1]][:3]
+    return hits or difflib.get_close_matches(bad_key, valid, n=3, cutoff=0.3)
 
 
 def _find_unknown_key(cfg: CN, other: CN, prefix: str = "") -> Optional[str]:
     for k, v in other.items():
-        full = f"{prefix}{k}"
         if k not in cfg:
             if cfg.is_new_allowed():
                 continue
-            return full
+            return f"{prefix}{k}"
         if isinstance(v, CN) and isinstance(cfg[k], CN):
-            found = _find_unknown_key(cfg[k], v, full + ".")
+            found = _find_unknown_key(cfg[k], v, f"{prefix}{k}.")
             if found:
                 return found
     return None
@@ -305,16 +263,13 @@ def merge_from_file_checked(cfg: CN, path: str) -> None:
 def _key_accepted(cfg: CN, key: str) -> bool:
     """True if ``key`` names an existing leaf, or lies under a node that allows new keys."""
     node: Any = cfg
-    parts = key.split(".")
-    for i, part in enumerate(parts):
+    for part in key.split("."):
         if not isinstance(node, CN):
             return False
         if part not in node:
             return node.is_new_allowed()
         node = node[part]
-        if i == len(parts) - 1:
-            return not isinstance(node, CN)
-    return False
+    return not isinstance(node, CN)
 
 
 def merge_from_list_checked(cfg: CN, opts: Optional[Sequence[Any]]) -> None:
@@ -337,6 +292,11 @@ def merge_from_list_checked(cfg: CN, opts: Optional[Sequence[Any]]) -> None:
         raise ValueError(f"Invalid command-line config override: {e}") from e
 
 
+# the built-in engine's keys that an installed Dassl's defaults lack
+_ENGINE_EXTRAS = {"ENGINE": tuple(_C.ENGINE), "DATALOADER": ("CACHE_IMAGES", "REDUCED_JPEG_DECODE"),
+                  "TRAIN": ("DIST", "CHECKPOINT_STEPS", "DEBUG_KILL_AT_STEP")}
+
+
 def add_engine_extras(cfg: CN) -> CN:
     """Add the built-in engine's extra keys (``ENGINE.*``, ``DATALOADER.CACHE_IMAGES/REDUCED_JPEG_DECODE``,
     ``TRAIN.DIST/CHECKPOINT_STEPS/DEBUG_KILL_AT_STEP``) to a config that lacks them.
@@ -345,17 +305,9 @@ def add_engine_extras(cfg: CN) -> CN:
     ``train.py`` can read them with either backend. Existing values are kept.
     """
     if "ENGINE" not in cfg:
-        cfg.ENGINE = _C.ENGINE.clone()
-    else:
-        for k, v in _C.ENGINE.items():
-            if k not in cfg.ENGINE:
-                cfg.ENGINE[k] = v
-    if "DATALOADER" in cfg and "CACHE_IMAGES" not in cfg.DATALOADER:
-        cfg.DATALOADER.CACHE_IMAGES = _C.DATALOADER.CACHE_IMAGES
-    if "DATALOADER" in cfg and "REDUCED_JPEG_DECODE" not in cfg.DATALOADER:
-        cfg.DATALOADER.REDUCED_JPEG_DECODE = _C.DATALOADER.REDUCED_JPEG_DECODE
-    if "TRAIN" in cfg:
-        for key in ("DIST", "CHECKPOINT_STEPS", "DEBUG_KILL_AT_STEP"):
-            if key not in cfg.TRAIN:
-                cfg.TRAIN[key] = _C.TRAIN[key]
+        cfg.ENGINE = CN()
+    for node, keys in _ENGINE_EXTRAS.items():
+        for key in keys:
+            if node in cfg and key not in cfg[node]:
+                cfg[node][key] = _C[node][key]
     return cfg

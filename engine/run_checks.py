@@ -12,16 +12,17 @@
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from engine.config import flatten_config
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["ResumeConfigError", "UntrainedWeightsError", "RESULT_NEUTRAL_KEYS", "flatten_config",
+__all__ = ["ResumeConfigError", "UntrainedWeightsError", "RESULT_NEUTRAL_KEYS",
            "resume_source", "config_changes", "check_resume_config", "check_untrained", "changes_comment"]
 
 #: config keys (or key prefixes ending in ".") that do not change what a run computes
@@ -42,18 +43,6 @@ class UntrainedWeightsError(ValueError):
     """Results would be written for weights that were never trained."""
 
 
-def flatten_config(node: Any, prefix: str = "") -> Dict[str, Any]:
-    """``{"OPTIM.LR": 0.002, ...}`` of a (yacs) config or a plain nested dict."""
-    out: Dict[str, Any] = {}
-    for key, value in dict(node).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten_config(value, name + "."))
-        else:
-            out[name] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
 def _neutral(key: str) -> bool:
     return any(key == k or (k.endswith(".") and key.startswith(k)) or key.startswith(k + ".")
                for k in RESULT_NEUTRAL_KEYS)
@@ -66,9 +55,11 @@ def resume_source(cfg: Any) -> Optional[str]:
         return None
     if mode.lower() in ("", "auto"):
         out = cfg.OUTPUT_DIR
-        has_state = os.path.isfile(os.path.join(out, "last_state.pth.tar"))
-        has_ckpt = bool(glob.glob(os.path.join(out, "*", "model.pth.tar-*")))
-        return out if (has_state or has_ckpt) else None
+        from engine.checkpoint import RESUME_STATE_NAME, numbered_checkpoints
+
+        subdirs = os.listdir(out) if os.path.isdir(out) else []
+        has_ckpt = any(numbered_checkpoints(os.path.join(out, d)) for d in subdirs)
+        return out if (os.path.isfile(os.path.join(out, RESUME_STATE_NAME)) or has_ckpt) else None
     path = os.path.expanduser(mode)
     if os.path.isfile(path):
         return os.path.dirname(os.path.abspath(path))

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from engine import dist
 from engine.data.datasets import Datum, build_dataset
 from engine.data.samplers import build_sampler
-from engine.data.transforms import INTERPOLATION_MODES, build_transform, decode_size
+from engine.data.transforms import build_transform, decode_size, interpolation_mode
 from engine.utils import read_image
 
 logger = logging.getLogger(__name__)
@@ -77,35 +77,21 @@ def build_data_loader(
     if batch_size <= 0:
         raise ValueError(f"build_data_loader: batch size must be positive, got {batch_size}")
     generator = _make_generator(cfg)
-    sampler = build_sampler(
-        sampler_type,
-        cfg=cfg,
-        data_source=data_source,
-        batch_size=batch_size,
-        n_domain=n_domain,
-        n_ins=n_ins,
-        generator=generator,
-    )
+    sampler = build_sampler(sampler_type, cfg=cfg, data_source=data_source, batch_size=batch_size,
+                            n_domain=n_domain, n_ins=n_ins, generator=generator)
     if sampler_wrapper is not None:
         sampler = sampler_wrapper(sampler)
-    if dataset_wrapper is None:
-        dataset_wrapper = DatasetWrapper
     num_workers = int(cfg.DATALOADER.NUM_WORKERS)
-    use_cuda = bool(cfg.USE_CUDA) and torch.cuda.is_available()
-    kwargs: Dict[str, Any] = {}
-    if num_workers > 0:
-        kwargs["persistent_workers"] = True
-        kwargs["prefetch_factor"] = 2
-        kwargs["worker_init_fn"] = seed_worker
+    workers = dict(persistent_workers=True, prefetch_factor=2, worker_init_fn=seed_worker) if num_workers > 0 else {}
     loader = DataLoader(
-        dataset_wrapper(cfg, data_source, transform=tfm, is_train=is_train),
+        (dataset_wrapper or DatasetWrapper)(cfg, data_source, transform=tfm, is_train=is_train),
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
         drop_last=is_train and len(sampler) >= batch_size,
-        pin_memory=use_cuda,
+        pin_memory=bool(cfg.USE_CUDA) and torch.cuda.is_available(),
         generator=generator,
-        **kwargs,
+        **workers,
     )
     if len(loader) == 0 and not (dist.is_dist() and not is_train):
         raise ValueError(
@@ -135,92 +121,38 @@ class DataManager:
         transform_builder: Callable[..., Any] = build_transform,
     ) -> None:
         dataset = dataset_builder(cfg)
-        tfm_train = transform_builder(cfg, is_train=True) if custom_tfm_train is None else custom_tfm_train
-        if custom_tfm_train is not None:
-            logger.info("* Using custom transform for training")
-        tfm_test = transform_builder(cfg, is_train=False) if custom_tfm_test is None else custom_tfm_test
-        if custom_tfm_test is not None:
-            logger.info("* Using custom transform for testing")
-
+        self.tfm_train = self._transform(cfg, transform_builder, custom_tfm_train, True)
+        self.tfm_test = self._transform(cfg, transform_builder, custom_tfm_test, False)
         dl = cfg.DATALOADER
-        train_loader_x = build_data_loader(
-            cfg,
-            sampler_type=dl.TRAIN_X.SAMPLER,
-            data_source=dataset.train_x,
-            batch_size=dl.TRAIN_X.BATCH_SIZE,
-            n_domain=dl.TRAIN_X.N_DOMAIN,
-            n_ins=dl.TRAIN_X.N_INS,
-            tfm=tfm_train,
-            is_train=True,
-            dataset_wrapper=dataset_wrapper,
-        )
 
-        train_loader_u = None
-        if dataset.train_u:
-            u = dl.TRAIN_X if dl.TRAIN_U.SAME_AS_X else dl.TRAIN_U
-            train_loader_u = build_data_loader(
-                cfg,
-                sampler_type=u.SAMPLER,
-                data_source=dataset.train_u,
-                batch_size=u.BATCH_SIZE,
-                n_domain=u.N_DOMAIN,
-                n_ins=u.N_INS,
-                tfm=tfm_train,
-                is_train=True,
-                dataset_wrapper=dataset_wrapper,
-            )
+        def loader(data: Optional[List[Datum]], node: Any, is_train: bool) -> Optional[DataLoader]:
+            if not data and node is not dl.TRAIN_X:  # an empty train_x is an error of build_data_loader
+                return None
+            batching = dict(n_domain=node.N_DOMAIN, n_ins=node.N_INS) if is_train else {}
+            return build_data_loader(cfg, sampler_type=node.SAMPLER, data_source=data, batch_size=node.BATCH_SIZE,
+                                     tfm=self.tfm_train if is_train else self.tfm_test, is_train=is_train,
+                                     dataset_wrapper=dataset_wrapper, **batching)
 
-        val_loader = None
-        if dataset.val:
-            val_loader = build_data_loader(
-                cfg,
-                sampler_type=dl.TEST.SAMPLER,
-                data_source=dataset.val,
-                batch_size=dl.TEST.BATCH_SIZE,
-                tfm=tfm_test,
-                is_train=False,
-                dataset_wrapper=dataset_wrapper,
-            )
-
+        self.train_loader_x = loader(dataset.train_x, dl.TRAIN_X, True)
+        self.train_loader_u = loader(dataset.train_u, dl.TRAIN_X if dl.TRAIN_U.SAME_AS_X else dl.TRAIN_U, True)
+        self.val_loader = loader(dataset.val, dl.TEST, False)
         if not dataset.test:
-            raise ValueError(
-                f"Dataset '{cfg.DATASET.NAME}' has an empty test split; check its files under DATASET.ROOT='{cfg.DATASET.ROOT}'"
-            )
-        test_loader = build_data_loader(
-            cfg,
-            sampler_type=dl.TEST.SAMPLER,
-            data_source=dataset.test,
-            batch_size=dl.TEST.BATCH_SIZE,
-            tfm=tfm_test,
-            is_train=False,
-            dataset_wrapper=dataset_wrapper,
-        )
-
-        self._num_classes = dataset.num_classes
-        self._num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
-        self._lab2cname = dataset.lab2cname
+            raise ValueError(f"Dataset '{cfg.DATASET.NAME}' has an empty test split; check its files under "
+                             f"DATASET.ROOT='{cfg.DATASET.ROOT}'")
+        self.test_loader = loader(dataset.test, dl.TEST, False)
         self.dataset = dataset
-        self.train_loader_x = train_loader_x
-        self.train_loader_u = train_loader_u
-        self.val_loader = val_loader
-        self.test_loader = test_loader
-        self.tfm_train = tfm_train
-        self.tfm_test = tfm_test
-
+        self.num_classes: int = dataset.num_classes
+        self.num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
+        self.lab2cname: Dict[int, str] = dataset.lab2cname
         if cfg.VERBOSE:
             self.show_dataset_summary(cfg)
 
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
-
-    @property
-    def num_source_domains(self) -> int:
-        return self._num_source_domains
-
-    @property
-    def lab2cname(self) -> Dict[int, str]:
-        return self._lab2cname
+    @staticmethod
+    def _transform(cfg: Any, builder: Callable[..., Any], custom: Optional[Callable], is_train: bool) -> Any:
+        if custom is None:
+            return builder(cfg, is_train=is_train)
+        logger.info("* Using custom transform for %s", "training" if is_train else "testing")
+        return custom
 
     def show_dataset_summary(self, cfg: Any) -> None:
         """Log a two-column summary table (dataset, domains, #classes, #train_x, #train_u, #val, #test)."""
@@ -230,17 +162,14 @@ class DataManager:
         if cfg.DATASET.TARGET_DOMAINS:
             rows.append(("Target", str(list(cfg.DATASET.TARGET_DOMAINS))))
         rows.append(("# classes", f"{self.num_classes:,}"))
-        rows.append(("# train_x", f"{len(self.dataset.train_x):,}"))
-        if self.dataset.train_u:
-            rows.append(("# train_u", f"{len(self.dataset.train_u):,}"))
-        if self.dataset.val:
-            rows.append(("# val", f"{len(self.dataset.val):,}"))
-        rows.append(("# test", f"{len(self.dataset.test):,}"))
+        for name in ("train_x", "train_u", "val", "test"):
+            items = getattr(self.dataset, name)
+            if items or name in ("train_x", "test"):
+                rows.append((f"# {name}", f"{len(items):,}"))
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
         sep = f"{'-' * w0}  {'-' * w1}"
-        lines = [sep] + [f"{a:<{w0}}  {b}" for a, b in rows] + [sep]
-        logger.info("\n".join(lines))
+        logger.info("\n".join([sep] + [f"{a:<{w0}}  {b}" for a, b in rows] + [sep]))
 
 
 class DatasetWrapper(Dataset):
@@ -272,15 +201,17 @@ class DatasetWrapper(Dataset):
         self._decoded: Optional[Dict[str, Any]] = {} if cfg.DATALOADER.get("CACHE_IMAGES", False) else None
         if self.k_tfm > 1 and transform is None:
             raise ValueError(f"DATALOADER.K_TRANSFORMS={self.k_tfm} needs a transform, but transform is None")
-        interp = INTERPOLATION_MODES.get(cfg.INPUT.INTERPOLATION)
-        if interp is None:
-            raise ValueError(
-                f"INPUT.INTERPOLATION: unknown mode '{cfg.INPUT.INTERPOLATION}'. Valid: {sorted(INTERPOLATION_MODES)}"
-            )
-        to_tensor: List[Callable] = [T.Resize(tuple(cfg.INPUT.SIZE), interpolation=interp), T.ToTensor()]
+        to_tensor: List[Callable] = [T.Resize(tuple(cfg.INPUT.SIZE), interpolation=interpolation_mode(cfg)),
+                                     T.ToTensor()]
         if "normalize" in cfg.INPUT.TRANSFORMS:
             to_tensor.append(T.Normalize(mean=list(cfg.INPUT.PIXEL_MEAN), std=list(cfg.INPUT.PIXEL_STD)))
         self.to_tensor = T.Compose(to_tensor)
+        # One output key per transform (img, img2, ...). Without a transform Dassl returns the PIL image,
+        # which the default collate cannot batch; the resized tensor can.
+        if transform is None:
+            self._tfms: List[Callable] = [self.to_tensor]
+        else:
+            self._tfms = list(transform) if isinstance(transform, (list, tuple)) else [transform]
         self.min_size = self._decode_size(cfg)
 
     def __len__(self) -> int:
@@ -290,16 +221,9 @@ class DatasetWrapper(Dataset):
         item = self.data_source[idx]
         output: Dict[str, Any] = {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx}
         img0 = self._read(item.impath)
-        if self.transform is not None:
-            if isinstance(self.transform, (list, tuple)):
-                for i, tfm in enumerate(self.transform):
-                    key = "img" if i == 0 else f"img{i + 1}"
-                    output[key] = self._transform_image(tfm, img0)
-            else:
-                output["img"] = self._transform_image(self.transform, img0)
-        else:
-            # Dassl returns the PIL image here, which the default collate cannot batch; a tensor can.
-            output["img"] = self.to_tensor(img0)
+        for i, tfm in enumerate(self._tfms):
+            views = [tfm(img0) for _ in range(self.k_tfm)]
+            output["img" if i == 0 else f"img{i + 1}"] = views[0] if len(views) == 1 else views
         if self.return_img0:
             output["img0"] = self.to_tensor(img0)
         return output
@@ -310,15 +234,7 @@ class DatasetWrapper(Dataset):
         or ``DATALOADER.REDUCED_JPEG_DECODE`` is off."""
         if not cfg.DATALOADER.get("REDUCED_JPEG_DECODE", False):
             return None
-        if self.transform is None:
-            consumers: List[Any] = [self.to_tensor]
-        elif isinstance(self.transform, (list, tuple)):
-            consumers = list(self.transform)
-        else:
-            consumers = [self.transform]
-        if self.return_img0:
-            consumers.append(self.to_tensor)
-        sizes = [decode_size(c) for c in consumers]
+        sizes = [decode_size(c) for c in self._tfms + ([self.to_tensor] if self.return_img0 else [])]
         if any(s is None for s in sizes):
             return None
         return (max(s[0] for s in sizes), max(s[1] for s in sizes))
@@ -330,7 +246,3 @@ class DatasetWrapper(Dataset):
         if img is None:
             img = self._decoded[impath] = read_image(impath, self.min_size)
         return img
-
-    def _transform_image(self, tfm: Callable, img0: Any) -> Any:
-        views = [tfm(img0) for _ in range(self.k_tfm)]
-        return views[0] if len(views) == 1 else views

@@ -46,30 +46,10 @@ class Datum:
         self._domain = domain
         self._classname = str(classname)
 
-    @property
-    def impath(self) -> str:
-        return self._impath
-
-    @property
-    def label(self) -> int:
-        return self._label
-
-    @property
-    def domain(self) -> int:
-        return self._domain
-
-    @property
-    def classname(self) -> str:
-        return self._classname
-
-    def __getstate__(self) -> Dict[str, Any]:
-        state = {k: getattr(self, k) for k in Datum.__slots__}
-        state.update(getattr(self, "__dict__", {}))  # attributes of subclasses without __slots__
-        return state
-
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        for k, v in state.items():
-            object.__setattr__(self, k, v)
+    impath = property(lambda self: self._impath)
+    label = property(lambda self: self._label)
+    domain = property(lambda self: self._domain)
+    classname = property(lambda self: self._classname)
 
     def _key(self) -> Tuple[str, int, int, str]:
         return (self._impath, self._label, self._domain, self._classname)
@@ -116,65 +96,25 @@ class DatasetBase:
         self._num_classes = self.get_num_classes(train_x)
         self._lab2cname, self._classnames = self.get_lab2cname(train_x)
 
-    @property
-    def train_x(self) -> Optional[List[Datum]]:
-        return self._train_x
-
-    @property
-    def train_u(self) -> Optional[List[Datum]]:
-        return self._train_u
-
-    @property
-    def val(self) -> Optional[List[Datum]]:
-        return self._val
-
-    @property
-    def test(self) -> Optional[List[Datum]]:
-        return self._test
-
-    @property
-    def lab2cname(self) -> Dict[int, str]:
-        return self._lab2cname
-
-    @property
-    def classnames(self) -> List[str]:
-        return self._classnames
-
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
+    # read-only, as in Dassl
+    train_x = property(lambda self: self._train_x)
+    train_u = property(lambda self: self._train_u)
+    val = property(lambda self: self._val)
+    test = property(lambda self: self._test)
+    lab2cname = property(lambda self: self._lab2cname)
+    classnames = property(lambda self: self._classnames)
+    num_classes = property(lambda self: self._num_classes)
 
     @staticmethod
     def get_num_classes(data_source: Optional[Sequence[Datum]]) -> int:
         """Number of classes = max label + 1 (0 for an empty/None source)."""
-        if not data_source:
-            return 0
-        return max(item.label for item in data_source) + 1
+        return max(item.label for item in data_source) + 1 if data_source else 0
 
     @staticmethod
     def get_lab2cname(data_source: Optional[Sequence[Datum]]) -> Tuple[Dict[int, str], List[str]]:
         """Return ``({label: classname}, [classname sorted by label])`` built from ``data_source``."""
-        mapping: Dict[int, str] = {}
-        for item in data_source or []:
-            mapping[item.label] = item.classname
-        labels = sorted(mapping)
-        return mapping, [mapping[label] for label in labels]
-
-    def check_input_domains(self, source_domains: Sequence[str], target_domains: Sequence[str]) -> None:
-        """Both lists must be non-empty and contain only names from ``self.domains``."""
-        if len(source_domains) == 0:
-            raise ValueError(f"{type(self).__name__}: DATASET.SOURCE_DOMAINS is empty; choose from {self.domains}")
-        if len(target_domains) == 0:
-            raise ValueError(f"{type(self).__name__}: DATASET.TARGET_DOMAINS is empty; choose from {self.domains}")
-        self.is_input_domain_valid(source_domains)
-        self.is_input_domain_valid(target_domains)
-
-    def is_input_domain_valid(self, input_domains: Sequence[str]) -> None:
-        for domain in input_domains:
-            if domain not in self.domains:
-                raise ValueError(
-                    f"{type(self).__name__}: input domain '{domain}' is not one of the available domains {self.domains}"
-                )
+        mapping = {item.label: item.classname for item in data_source or []}
+        return mapping, [mapping[label] for label in sorted(mapping)]
 
     def generate_fewshot_dataset(
         self, *data_sources: List[Datum], num_shots: int = -1, repeat: bool = False
@@ -187,27 +127,18 @@ class DatasetBase:
         same seed gives the same split as Dassl. Returns a single list when one source is given.
         """
         if num_shots < 1:
-            if len(data_sources) == 1:
-                return data_sources[0]
-            return list(data_sources)
-
+            return data_sources[0] if len(data_sources) == 1 else list(data_sources)
         logger.info("Creating a %d-shot dataset", num_shots)
         output = []
         for data_source in data_sources:
-            tracker = self.split_dataset_by_label(data_source)
             dataset: List[Datum] = []
-            for _label, items in tracker.items():
+            for items in self.split_dataset_by_label(data_source).values():
                 if len(items) >= num_shots:
-                    sampled = random.sample(items, num_shots)
-                elif repeat:
-                    sampled = random.choices(items, k=num_shots)
+                    dataset.extend(random.sample(items, num_shots))
                 else:
-                    sampled = items
-                dataset.extend(sampled)
+                    dataset.extend(random.choices(items, k=num_shots) if repeat else items)
             output.append(dataset)
-        if len(output) == 1:
-            return output[0]
-        return output
+        return output[0] if len(output) == 1 else output
 
     @staticmethod
     def split_dataset_by_label(data_source: Sequence[Datum]) -> Dict[int, List[Datum]]:
@@ -215,14 +146,6 @@ class DatasetBase:
         output: Dict[int, List[Datum]] = defaultdict(list)
         for item in data_source:
             output[item.label].append(item)
-        return output
-
-    @staticmethod
-    def split_dataset_by_domain(data_source: Sequence[Datum]) -> Dict[int, List[Datum]]:
-        """Group items by domain (dict in order of first appearance)."""
-        output: Dict[int, List[Datum]] = defaultdict(list)
-        for item in data_source:
-            output[item.domain].append(item)
         return output
 
 
