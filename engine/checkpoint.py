@@ -32,30 +32,15 @@ import torch
 import torch.nn as nn
 
 from engine.safe_load import safe_torch_load
-from engine.fileio import atomic_torch_save, atomic_write, atomic_write_json, atomic_write_text
+from engine.fileio import atomic_torch_save, atomic_write, atomic_write_text
 from engine.utils import mkdir_if_missing
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "save_checkpoint",
-    "load_checkpoint",
-    "resume_from_checkpoint",
-    "load_pretrained_weights",
-    "read_checkpoint_pointer",
-    "strip_module_prefix",
-    "atomic_torch_save",
-    "atomic_write_text",
-    "atomic_write_json",
-    "RESUME_STATE_NAME",
-    "PREV_STATE_NAME",
-    "DONE_NAME",
-    "capture_rng_state",
-    "restore_rng_state",
-    "save_resume_state",
-    "load_resume_state",
-    "is_resume_state",
-]
+__all__ = ["save_checkpoint", "load_checkpoint", "resume_from_checkpoint", "load_pretrained_weights",
+           "read_checkpoint_pointer", "numbered_checkpoint_name", "numbered_checkpoints", "strip_module_prefix",
+           "RESUME_STATE_NAME", "PREV_STATE_NAME", "DONE_NAME", "capture_rng_state", "restore_rng_state",
+           "save_resume_state", "load_resume_state"]
 
 BEST_NAME = "model-best.pth.tar"
 POINTER_NAME = "checkpoint"

@@ -20,8 +20,8 @@ from yacs.config import CfgNode as CN
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["get_cfg_default", "merge_from_file_checked", "merge_from_list_checked", "add_engine_extras", "flatten_config",
-           "CN"]
+__all__ = ["get_cfg_default", "merge_from_file_checked", "merge_from_list_checked", "add_engine_extras",
+           "flatten_config", "CN"]
 
 _C = CN()
 

@@ -27,15 +27,8 @@ from engine.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "EVALUATOR_REGISTRY",
-    "build_evaluator",
-    "EvaluatorBase",
-    "Classification",
-    "compute_accuracy",
-    "macro_f1_score",
-    "confusion_matrix",
-]
+__all__ = ["EVALUATOR_REGISTRY", "build_evaluator", "EvaluatorBase", "Classification", "compute_accuracy",
+           "macro_f1_score", "confusion_matrix"]
 
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
 
@@ -67,14 +60,9 @@ def macro_f1_score(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     yp = np.asarray(y_pred, dtype=np.int64)
     if yt.size == 0:
         return 0.0
-    f1s = []
-    for label in np.unique(yt):
-        tp = np.sum((yp == label) & (yt == label))
-        fp = np.sum((yp == label) & (yt != label))
-        fn = np.sum((yp != label) & (yt == label))
-        denom = 2 * tp + fp + fn
-        f1s.append(0.0 if denom == 0 else 2.0 * tp / denom)
-    return float(np.mean(f1s))
+    # 2TP + FP + FN = (TP + FP) + (TP + FN): predicted plus true count; > 0 as the label occurs in y_true
+    return float(np.mean([2.0 * np.sum((yp == c) & (yt == c)) / (np.sum(yp == c) + np.sum(yt == c))
+                          for c in np.unique(yt)]))
 
 
 def confusion_matrix(
@@ -88,10 +76,8 @@ def confusion_matrix(
     yt = np.asarray(y_true, dtype=np.int64)
     yp = np.asarray(y_pred, dtype=np.int64)
     labels = np.unique(np.concatenate([yt, yp]))
-    index = {int(l): i for i, l in enumerate(labels)}
     cmat = np.zeros((len(labels), len(labels)), dtype=np.float64)
-    for t, p in zip(yt, yp):
-        cmat[index[int(t)], index[int(p)]] += 1
+    np.add.at(cmat, (np.searchsorted(labels, yt), np.searchsorted(labels, yp)), 1)
     if normalize:
         rows = cmat.sum(axis=1, keepdims=True)
         cmat = np.divide(cmat, rows, out=np.zeros_like(cmat), where=rows > 0)
@@ -140,12 +126,10 @@ class Classification(EvaluatorBase):
     def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
         """Accumulate one batch: ``mo`` logits [B, C], ``gt`` labels [B]."""
         if mo.dim() != 2 or gt.dim() != 1 or mo.shape[0] != gt.shape[0]:
-            raise ValueError(
-                f"Classification.process expects logits [B, C] and labels [B], got {tuple(mo.shape)} and {tuple(gt.shape)}"
-            )
+            raise ValueError(f"Classification.process expects logits [B, C] and labels [B], got {tuple(mo.shape)} "
+                             f"and {tuple(gt.shape)}")
         pred = mo.max(1)[1]
-        matches = pred.eq(gt)
-        self._correct += int(matches.sum().item())
+        self._correct += int(pred.eq(gt).sum().item())
         self._total += gt.shape[0]
         self._y_true.extend(gt.detach().cpu().tolist())
         self._y_pred.extend(pred.detach().cpu().tolist())
@@ -153,35 +137,20 @@ class Classification(EvaluatorBase):
     def _gathered(self) -> Tuple[int, int, List[int], List[int]]:
         if not dist.is_dist():
             return self._correct, self._total, self._y_true, self._y_pred
-        correct = int(dist.all_reduce_sum(self._correct))
-        total = int(dist.all_reduce_sum(self._total))
-        y_true: List[int] = []
-        y_pred: List[int] = []
-        for yt, yp in dist.all_gather_object((self._y_true, self._y_pred)):
-            y_true.extend(yt)
-            y_pred.extend(yp)
-        return correct, total, y_true, y_pred
+        parts = dist.all_gather_object((self._y_true, self._y_pred))
+        return (int(dist.all_reduce_sum(self._correct)), int(dist.all_reduce_sum(self._total)),
+                [y for yt, _ in parts for y in yt], [y for _, yp in parts for y in yp])
 
     def evaluate(self) -> Dict[str, float]:
         """Return ``OrderedDict(accuracy, error_rate, macro_f1[, perclass_accuracy])`` in percent and log them."""
         correct, total, y_true, y_pred = self._gathered()
         if total == 0:
             raise ValueError("Classification.evaluate: no samples were processed (empty evaluation loader?)")
-        results: Dict[str, float] = OrderedDict()
         acc = 100.0 * correct / total
-        err = 100.0 - acc
-        macro_f1 = 100.0 * macro_f1_score(y_true, y_pred)
-        results["accuracy"] = acc
-        results["error_rate"] = err
-        results["macro_f1"] = macro_f1
-        logger.info(
-            "=> result\n* total: %s\n* correct: %s\n* accuracy: %.1f%%\n* error: %.1f%%\n* macro_f1: %.1f%%",
-            f"{total:,}",
-            f"{correct:,}",
-            acc,
-            err,
-            macro_f1,
-        )
+        results: Dict[str, float] = OrderedDict(accuracy=acc, error_rate=100.0 - acc,
+                                                macro_f1=100.0 * macro_f1_score(y_true, y_pred))
+        logger.info("=> result\n* total: %s\n* correct: %s\n* accuracy: %.1f%%\n* error: %.1f%%\n* macro_f1: %.1f%%",
+                    f"{total:,}", f"{correct:,}", acc, results["error_rate"], results["macro_f1"])
 
         if self._per_class:
             yt = np.asarray(y_true)
@@ -190,12 +159,10 @@ class Classification(EvaluatorBase):
             accs = []
             for label in sorted(set(y_true)):
                 mask = yt == label
-                n = int(mask.sum())
-                c = int((yp[mask] == label).sum())
-                a = 100.0 * c / n
-                accs.append(a)
-                classname = self._lab2cname.get(label, "?") if self._lab2cname else "?"
-                lines.append(f"* class: {label} ({classname})\ttotal: {n:,}\tcorrect: {c:,}\tacc: {a:.1f}%")
+                n, c = int(mask.sum()), int((yp[mask] == label).sum())
+                accs.append(100.0 * c / n)
+                lines.append(f"* class: {label} ({self._lab2cname.get(label, '?')})\ttotal: {n:,}\tcorrect: {c:,}\t"
+                             f"acc: {accs[-1]:.1f}%")
             mean_acc = float(np.mean(accs))
             lines.append(f"* average: {mean_acc:.1f}%")
             logger.info("\n".join(lines))
@@ -212,8 +179,7 @@ class Classification(EvaluatorBase):
 
 def build_evaluator(cfg: Any, **kwargs: Any) -> EvaluatorBase:
     """Instantiate the evaluator registered as ``cfg.TEST.EVALUATOR`` (extra kwargs, e.g. ``lab2cname``, are passed on)."""
-    name = cfg.TEST.EVALUATOR
-    evaluator_cls = EVALUATOR_REGISTRY.get(name)
+    evaluator_cls = EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)
     if cfg.VERBOSE:
-        logger.info("Loading evaluator: %s", name)
+        logger.info("Loading evaluator: %s", cfg.TEST.EVALUATOR)
     return evaluator_cls(cfg, **kwargs)

@@ -23,23 +23,32 @@ from torch.optim.lr_scheduler import LRScheduler
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "build_optimizer",
-    "build_lr_scheduler",
-    "ConstantWarmupScheduler",
-    "LinearWarmupScheduler",
-    "AVAI_OPTIMS",
-    "AVAI_SCHEDS",
-]
+__all__ = ["build_optimizer", "build_lr_scheduler", "ConstantWarmupScheduler", "LinearWarmupScheduler", "AVAI_OPTIMS",
+           "AVAI_SCHEDS"]
 
 AVAI_OPTIMS = ["adam", "amsgrad", "sgd", "rmsprop", "radam", "adamw"]
 AVAI_SCHEDS = ["single_step", "multi_step", "cosine"]
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def _staged_param_groups(model: Any, optim_cfg: Any) -> List[Dict[str, Any]]:
+    """OPTIM.STAGED_LR: the children named in NEW_LAYERS train at LR, the others at LR * BASE_LR_MULT."""
+    if not isinstance(model, nn.Module):
+        raise TypeError("OPTIM.STAGED_LR=True needs an nn.Module passed to build_optimizer, not an iterable of parameters")
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        return model.module
-    return model
+        model = model.module
+    new_layers = optim_cfg.NEW_LAYERS
+    new_layers = [new_layers] if isinstance(new_layers, str) else new_layers
+    if not new_layers:
+        warnings.warn("OPTIM.NEW_LAYERS is empty, so OPTIM.STAGED_LR has no effect")
+    child_names = [n for n, _ in model.named_children()]
+    unknown = [n for n in new_layers if n not in child_names]
+    if unknown:
+        raise ValueError(f"OPTIM.NEW_LAYERS {unknown} are not children of the model; children: {child_names}")
+    base_params: List[nn.Parameter] = []
+    new_params: List[nn.Parameter] = []
+    for child_name, module in model.named_children():
+        (new_params if child_name in new_layers else base_params).extend(module.parameters())
+    return [{"params": base_params, "lr": optim_cfg.LR * optim_cfg.BASE_LR_MULT}, {"params": new_params}]
 
 
 def build_optimizer(
@@ -57,61 +66,23 @@ def build_optimizer(
     lr = optim_cfg.LR
     if name not in AVAI_OPTIMS:
         raise ValueError(f"OPTIM.NAME: unsupported optimizer '{name}'. Must be one of {AVAI_OPTIMS}")
-
     if param_groups is not None and optim_cfg.STAGED_LR:
         warnings.warn("OPTIM.STAGED_LR is ignored because explicit param_groups were given to build_optimizer")
-
-    if param_groups is None:
-        if optim_cfg.STAGED_LR:
-            if not isinstance(model, nn.Module):
-                raise TypeError(
-                    "OPTIM.STAGED_LR=True needs an nn.Module passed to build_optimizer, not an iterable of parameters"
-                )
-            model = _unwrap(model)
-            new_layers = optim_cfg.NEW_LAYERS
-            if isinstance(new_layers, str):
-                new_layers = [new_layers]
-            if not new_layers:
-                warnings.warn("OPTIM.NEW_LAYERS is empty, so OPTIM.STAGED_LR has no effect")
-            child_names = [n for n, _ in model.named_children()]
-            unknown = [n for n in new_layers if n not in child_names]
-            if unknown:
-                raise ValueError(f"OPTIM.NEW_LAYERS {unknown} are not children of the model; children: {child_names}")
-            base_params: List[nn.Parameter] = []
-            new_params: List[nn.Parameter] = []
-            for child_name, module in model.named_children():
-                if child_name in new_layers:
-                    new_params.extend(module.parameters())
-                else:
-                    base_params.extend(module.parameters())
-            param_groups = [{"params": base_params, "lr": lr * optim_cfg.BASE_LR_MULT}, {"params": new_params}]
-        elif isinstance(model, nn.Module):
-            param_groups = model.parameters()
-        else:
-            param_groups = model
-
+    if param_groups is None and optim_cfg.STAGED_LR:
+        param_groups = _staged_param_groups(model, optim_cfg)
+    elif param_groups is None:
+        param_groups = model.parameters() if isinstance(model, nn.Module) else model
     wd = optim_cfg.WEIGHT_DECAY
-    betas = (optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2)
-    if name == "adam":
-        return torch.optim.Adam(param_groups, lr=lr, weight_decay=wd, betas=betas)
-    if name == "amsgrad":
-        return torch.optim.Adam(param_groups, lr=lr, weight_decay=wd, betas=betas, amsgrad=True)
     if name == "sgd":
-        return torch.optim.SGD(
-            param_groups,
-            lr=lr,
-            momentum=optim_cfg.MOMENTUM,
-            weight_decay=wd,
-            dampening=optim_cfg.SGD_DAMPNING,
-            nesterov=optim_cfg.SGD_NESTEROV,
-        )
+        return torch.optim.SGD(param_groups, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
+                               dampening=optim_cfg.SGD_DAMPNING, nesterov=optim_cfg.SGD_NESTEROV)
     if name == "rmsprop":
-        return torch.optim.RMSprop(
-            param_groups, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd, alpha=optim_cfg.RMSPROP_ALPHA
-        )
-    if name == "radam":
-        return torch.optim.RAdam(param_groups, lr=lr, weight_decay=wd, betas=betas)
-    return torch.optim.AdamW(param_groups, lr=lr, weight_decay=wd, betas=betas)
+        return torch.optim.RMSprop(param_groups, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
+                                   alpha=optim_cfg.RMSPROP_ALPHA)
+    adam_family = {"adam": torch.optim.Adam, "amsgrad": torch.optim.Adam, "radam": torch.optim.RAdam,
+                   "adamw": torch.optim.AdamW}
+    return adam_family[name](param_groups, lr=lr, weight_decay=wd, betas=(optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2),
+                             **({"amsgrad": True} if name == "amsgrad" else {}))
 
 
 class _BaseWarmupScheduler(LRScheduler):
@@ -160,14 +131,8 @@ class _BaseWarmupScheduler(LRScheduler):
 class ConstantWarmupScheduler(_BaseWarmupScheduler):
     """Constant LR ``cons_lr`` during warm-up."""
 
-    def __init__(
-        self,
-        optimizer: torch.optim.Optimizer,
-        successor: LRScheduler,
-        warmup_epoch: int,
-        cons_lr: float,
-        last_epoch: int = -1,
-    ) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, successor: LRScheduler, warmup_epoch: int, cons_lr: float,
+                 last_epoch: int = -1) -> None:
         self.cons_lr = cons_lr
         super().__init__(optimizer, successor, warmup_epoch, last_epoch)
 
@@ -178,14 +143,8 @@ class ConstantWarmupScheduler(_BaseWarmupScheduler):
 class LinearWarmupScheduler(_BaseWarmupScheduler):
     """Linear warm-up: ``min_lr`` at step 0, then ``base_lr * last_epoch / warmup_epoch``."""
 
-    def __init__(
-        self,
-        optimizer: torch.optim.Optimizer,
-        successor: LRScheduler,
-        warmup_epoch: int,
-        min_lr: float,
-        last_epoch: int = -1,
-    ) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, successor: LRScheduler, warmup_epoch: int, min_lr: float,
+                 last_epoch: int = -1) -> None:
         self.min_lr = min_lr
         super().__init__(optimizer, successor, warmup_epoch, last_epoch)
 
@@ -228,7 +187,6 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: Any) -> LRSc
         elif optim_cfg.WARMUP_TYPE == "linear":
             scheduler = LinearWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_MIN_LR)
         else:
-            raise ValueError(
-                f"OPTIM.WARMUP_TYPE: unknown warm-up type '{optim_cfg.WARMUP_TYPE}'. Must be 'constant' or 'linear'"
-            )
+            raise ValueError(f"OPTIM.WARMUP_TYPE: unknown warm-up type '{optim_cfg.WARMUP_TYPE}'. Must be 'constant' "
+                             "or 'linear'")
     return scheduler

@@ -39,16 +39,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "ENV_VAR",
-    "PluginError",
-    "RegistryNameCollision",
-    "LoadedPlugin",
-    "plugin_specs",
-    "load_plugins",
-    "loaded_plugins",
-    "describe_plugins",
-]
+__all__ = ["ENV_VAR", "PluginError", "RegistryNameCollision", "LoadedPlugin", "plugin_specs", "load_plugins",
+           "loaded_plugins", "describe_plugins"]
 
 ENV_VAR = "PROMPTKD_PLUGINS"
 _MODULE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")

@@ -27,17 +27,8 @@ from typing import Any, Dict, Iterator, List, Optional
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "LOCK_NAME",
-    "PREEMPTED_EXIT_CODE",
-    "OutputLockedError",
-    "OutputLock",
-    "Preempted",
-    "preemption_handlers",
-    "preemption_requested",
-    "clear_preemption",
-    "remove_stale_temp_files",
-]
+__all__ = ["LOCK_NAME", "PREEMPTED_EXIT_CODE", "OutputLockedError", "OutputLock", "Preempted", "preemption_handlers",
+           "preemption_requested", "clear_preemption", "remove_stale_temp_files"]
 
 LOCK_NAME = ".lock"
 #: exit status of a run stopped by SIGTERM / SIGUSR1 after writing its resumable state (EX_TEMPFAIL:

@@ -12,7 +12,6 @@ Differences from Dassl, on purpose:
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import logging
@@ -32,22 +31,9 @@ from engine.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "setup_logger",
-    "close_logger",
-    "set_random_seed",
-    "collect_env_info",
-    "count_num_param",
-    "mkdir_if_missing",
-    "check_isfile",
-    "read_json",
-    "write_json",
-    "read_image",
-    "listdir_nohidden",
-    "tolist_if_not",
-    "AverageMeter",
-    "MetricMeter",
-]
+__all__ = ["setup_logger", "close_logger", "set_random_seed", "collect_env_info", "count_num_param", "mkdir_if_missing",
+           "check_isfile", "read_json", "write_json", "read_image", "listdir_nohidden", "tolist_if_not", "AverageMeter",
+           "MetricMeter"]
 
 # --------------------------------------------------------------------------------------------
 # Logging
@@ -90,14 +76,9 @@ class _TqdmAwareStreamHandler(logging.StreamHandler):
 
 
 def _resolve_log_path(output: str) -> str:
-    if output.endswith(".txt") or output.endswith(".log"):
-        fpath = output
-    else:
-        fpath = osp.join(output, "log.txt")
-    if osp.exists(fpath):
-        # Dassl behaviour: never overwrite an existing log, add a time stamp instead.
-        fpath += time.strftime("-%Y-%m-%d-%H-%M-%S")
-    return fpath
+    fpath = output if output.endswith((".txt", ".log")) else osp.join(output, "log.txt")
+    # Dassl behaviour: never overwrite an existing log, add a time stamp instead.
+    return fpath + time.strftime("-%Y-%m-%d-%H-%M-%S") if osp.exists(fpath) else fpath
 
 
 def setup_logger(output: Optional[str] = None, level: int = logging.INFO, rank: Optional[int] = None) -> Optional[str]:
@@ -117,23 +98,19 @@ def setup_logger(output: Optional[str] = None, level: int = logging.INFO, rank: 
     close_logger()
     root = logging.getLogger()
     root.setLevel(level)
-    formatter = _PlainFormatter()
 
-    console = _TqdmAwareStreamHandler()
-    console.setLevel(level if rank == 0 else logging.WARNING)
-    console.setFormatter(formatter)
-    setattr(console, _HANDLER_TAG, True)
-    root.addHandler(console)
+    def add(handler: logging.Handler, handler_level: int) -> None:
+        handler.setLevel(handler_level)
+        handler.setFormatter(_PlainFormatter())
+        setattr(handler, _HANDLER_TAG, True)
+        root.addHandler(handler)
 
+    add(_TqdmAwareStreamHandler(), level if rank == 0 else logging.WARNING)
     fpath = None
     if output and rank == 0:
         fpath = _resolve_log_path(output)
         mkdir_if_missing(osp.dirname(osp.abspath(fpath)))
-        fh = logging.FileHandler(fpath, mode="a", encoding="utf-8")
-        fh.setLevel(level)
-        fh.setFormatter(formatter)
-        setattr(fh, _HANDLER_TAG, True)
-        root.addHandler(fh)
+        add(logging.FileHandler(fpath, mode="a", encoding="utf-8"), level)
     logging.captureWarnings(True)
     return fpath
 
@@ -200,11 +177,9 @@ def collect_env_info() -> str:
 
 def count_num_param(model: Optional[nn.Module] = None, params: Optional[Iterable[torch.Tensor]] = None) -> int:
     """Number of parameter *elements* (not tensors; cf. docs/REFERENCE.md D26)."""
-    if model is not None:
-        return sum(p.numel() for p in model.parameters())
-    if params is not None:
-        return sum(p.numel() for p in params)
-    raise ValueError("count_num_param: give either model= or params=")
+    if model is None and params is None:
+        raise ValueError("count_num_param: give either model= or params=")
+    return sum(p.numel() for p in (model.parameters() if model is not None else params))
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,13 +189,8 @@ def count_num_param(model: Optional[nn.Module] = None, params: Optional[Iterable
 
 def mkdir_if_missing(dirname: str) -> None:
     """Create ``dirname`` (and parents) if it does not exist."""
-    if not dirname:
-        return
-    try:
+    if dirname:
         os.makedirs(dirname, exist_ok=True)
-    except OSError as e:
-        if e.errno != errno.EEXIST:
-            raise
 
 
 def check_isfile(fpath: str) -> bool:
@@ -273,16 +243,12 @@ def listdir_nohidden(path: str, sort: bool = False) -> List[str]:
     if not osp.isdir(path):
         raise FileNotFoundError(f"listdir_nohidden: directory not found: {path}")
     items = [f for f in os.listdir(path) if not f.startswith(".")]
-    if sort:
-        items.sort()
-    return items
+    return sorted(items) if sort else items
 
 
 def tolist_if_not(x: Any) -> list:
     """Wrap a non-list into a one-element list."""
-    if not isinstance(x, list):
-        x = [x]
-    return x
+    return x if isinstance(x, list) else [x]
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,18 +275,13 @@ class AverageMeter:
 
     def reset(self) -> None:
         self._pending: Optional[List[torch.Tensor]] = None  # [last value, sum of value x n] not yet read
-        self._val = 0.0
-        self._avg = 0.0
-        self._sum = 0.0
+        self._val = self._avg = self._sum = 0.0
         self.count = 0
 
     def update(self, val: Union[float, torch.Tensor], n: int = 1) -> None:
         if isinstance(val, torch.Tensor) and not self.ema:
             v = val.detach().reshape(()).double()
-            if self._pending is None:
-                self._pending = [v, v * n]
-            else:
-                self._pending = [v, self._pending[1] + v * n]
+            self._pending = [v, v * n if self._pending is None else self._pending[1] + v * n]
             self.count += n
             return
         if isinstance(val, torch.Tensor):
@@ -329,10 +290,7 @@ class AverageMeter:
         self._val = val
         self._sum += val * n
         self.count += n
-        if self.ema:
-            self._avg = self._avg * 0.9 + self._val * 0.1
-        else:
-            self._avg = self._sum / self.count
+        self._avg = self._avg * 0.9 + self._val * 0.1 if self.ema else self._sum / self.count
 
     def pending(self) -> Optional[List[torch.Tensor]]:
         """The device tensors not read yet (None when everything is on the host)."""
@@ -376,13 +334,10 @@ class MetricMeter:
         if input_dict is None:
             return
         if not isinstance(input_dict, dict):
-            raise TypeError(
-                f"MetricMeter.update expects a dict of scalars (what forward_backward returns), got {type(input_dict).__name__}"
-            )
+            raise TypeError("MetricMeter.update expects a dict of scalars (what forward_backward returns), got "
+                            f"{type(input_dict).__name__}")
         for k, v in input_dict.items():
-            if k not in self.meters:
-                self.meters[k] = AverageMeter()
-            self.meters[k].update(v)
+            self.meters.setdefault(k, AverageMeter()).update(v)
 
     def materialize(self) -> None:
         """Read the pending device values of all meters with one device-to-host copy per device."""

@@ -31,15 +31,11 @@ logger = logging.getLogger(__name__)
 AVAI_CHOICES = ["random_flip", "random_resized_crop", "normalize", "instance_norm", "random_crop", "center_crop"]
 
 # Dassl names that exist upstream but are not implemented here.
-_DASSL_ONLY_CHOICES = ["random_translation", "cutout", "imagenet_policy", "cifar10_policy", "svhn_policy", "randaugment",
-                       "randaugment_fixmatch", "randaugment2", "gaussian_noise", "colorjitter", "randomgrayscale",
-                       "gaussian_blur"]
+_DASSL_ONLY_CHOICES = ["random_translation", "cutout", "imagenet_policy", "cifar10_policy", "svhn_policy",
+                       "randaugment", "randaugment_fixmatch", "randaugment2", "gaussian_noise", "colorjitter",
+                       "randomgrayscale", "gaussian_blur"]
 
-INTERPOLATION_MODES = {
-    "bilinear": InterpolationMode.BILINEAR,
-    "bicubic": InterpolationMode.BICUBIC,
-    "nearest": InterpolationMode.NEAREST,
-}
+INTERPOLATION_MODES = {name: InterpolationMode(name) for name in ("bilinear", "bicubic", "nearest")}
 
 
 class InstanceNormalization:
