@@ -72,10 +72,7 @@ def numbered_checkpoints(folder: str) -> "list[tuple[int, str]]":
 
 def strip_module_prefix(state_dict: Dict[str, Any]) -> "OrderedDict[str, Any]":
     """Remove a leading ``module.`` (DataParallel/DDP wrappers) from every key."""
-    out: "OrderedDict[str, Any]" = OrderedDict()
-    for k, v in state_dict.items():
-        out[k[7:] if k.startswith("module.") else k] = v
-    return out
+    return OrderedDict((k[7:] if k.startswith("module.") else k, v) for k, v in state_dict.items())
 
 
 def save_checkpoint(
@@ -162,12 +159,10 @@ def resume_from_checkpoint(
     checkpoint = load_checkpoint(fpath)
     model.load_state_dict(checkpoint["state_dict"])
     logger.info("Loaded model weights")
-    if optimizer is not None and checkpoint.get("optimizer") is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        logger.info("Loaded optimizer")
-    if scheduler is not None and checkpoint.get("scheduler") is not None:
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        logger.info("Loaded scheduler")
+    for key, target in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if target is not None and checkpoint.get(key) is not None:
+            target.load_state_dict(checkpoint[key])
+            logger.info("Loaded %s", key)
     start_epoch = int(checkpoint["epoch"])
     logger.info("Previous epoch: %d", start_epoch)
     return start_epoch
@@ -184,20 +179,15 @@ def load_pretrained_weights(model: nn.Module, weight_path: str) -> None:
     if not isinstance(state_dict, dict):
         raise TypeError(f"{weight_path} does not contain a state dict (got {type(state_dict).__name__})")
     model_dict = model.state_dict()
-    new_state_dict: "OrderedDict[str, Any]" = OrderedDict()
-    matched, discarded = [], []
-    for k, v in strip_module_prefix(state_dict).items():
-        if k in model_dict and isinstance(v, torch.Tensor) and model_dict[k].size() == v.size():
-            new_state_dict[k] = v
-            matched.append(k)
-        else:
-            discarded.append(k)
-    model_dict.update(new_state_dict)
+    stripped = strip_module_prefix(state_dict)
+    matched = {k: v for k, v in stripped.items()
+               if k in model_dict and isinstance(v, torch.Tensor) and model_dict[k].size() == v.size()}
+    discarded = [k for k in stripped if k not in matched]
+    model_dict.update(matched)
     model.load_state_dict(model_dict)
     if not matched:
-        warnings.warn(
-            f'The pretrained weights "{weight_path}" cannot be loaded: no key matches the model (names or shapes differ)'
-        )
+        warnings.warn(f'The pretrained weights "{weight_path}" cannot be loaded: no key matches the model (names or '
+                      'shapes differ)')
     else:
         logger.info('Successfully loaded pretrained weights from "%s"', weight_path)
         if discarded:
@@ -267,21 +257,13 @@ def _as_python_rng_state(value: Any) -> tuple:
     return (int(version), tuple(int(v) for v in internal), gauss)
 
 
-def is_resume_state(obj: Any) -> bool:
-    """True for a dict written by :func:`save_resume_state`."""
-    return isinstance(obj, dict) and obj.get("format") == _RESUME_FORMAT
-
-
 def save_resume_state(state: Dict[str, Any], path: str) -> str:
     """Write a resumable state atomically (temp file + ``os.replace``): an interrupted save leaves the
     previous state intact. ``state`` must contain ``epoch`` and ``batches_done``."""
     for key in ("epoch", "batches_done"):
         if key not in state:
             raise KeyError(f"save_resume_state: state must contain {key!r}, got keys {sorted(state)}")
-    payload = dict(state)
-    payload["format"] = _RESUME_FORMAT
-    payload["version"] = _RESUME_VERSION
-    atomic_torch_save(payload, path)
+    atomic_torch_save(dict(state, format=_RESUME_FORMAT, version=_RESUME_VERSION), path)
     logger.debug("Resumable state saved to %s (epoch %s, batches done %s)", path, state["epoch"], state["batches_done"])
     return path
 
@@ -289,7 +271,7 @@ def save_resume_state(state: Dict[str, Any], path: str) -> str:
 def load_resume_state(path: str) -> Dict[str, Any]:
     """Read a file written by :func:`save_resume_state`; anything else is refused with a clear error."""
     state = load_checkpoint(path)
-    if not is_resume_state(state):
+    if not (isinstance(state, dict) and state.get("format") == _RESUME_FORMAT):
         raise ValueError(
             f"{path} is not a resumable state file (expected a dict with format={_RESUME_FORMAT!r}, as written to "
             f"OUTPUT_DIR/{RESUME_STATE_NAME}); pass the run directory or its {RESUME_STATE_NAME} to --resume"

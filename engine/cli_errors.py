@@ -33,11 +33,7 @@ def one_line(exc: BaseException) -> str:
 
 def log_file_paths() -> List[str]:
     """Files the root logger writes to (``log.txt`` of the current run)."""
-    out = []
-    for h in logging.getLogger().handlers:
-        if isinstance(h, logging.FileHandler):
-            out.append(h.baseFilename)
-    return out
+    return [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
 
 
 def _traceback_to_logs(exc: BaseException) -> List[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from yacs.config import CfgNode as CN
 

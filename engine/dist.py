@@ -81,9 +81,8 @@ def init_distributed_from_env(backend: Optional[str] = None) -> bool:
     if backend == "nccl":
         torch.cuda.set_device(get_local_rank())
     torch_dist.init_process_group(backend=backend, init_method="env://")
-    logger.info(
-        "Initialised torch.distributed (backend=%s, rank=%d, world_size=%d)", backend, get_rank(), get_world_size()
-    )
+    logger.info("Initialised torch.distributed (backend=%s, rank=%d, world_size=%d)", backend, get_rank(),
+                get_world_size())
     return True
 
 
@@ -102,16 +101,11 @@ def all_reduce_sum(value: Any, device: Optional[torch.device] = None) -> Any:
         return value
     is_tensor = isinstance(value, torch.Tensor)
     if device is None:
-        device = (
-            torch.device("cuda", torch.cuda.current_device())
-            if torch_dist.get_backend() == "nccl"
-            else torch.device("cpu")
-        )
+        nccl = torch_dist.get_backend() == "nccl"
+        device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
     t = value.detach().clone().to(device) if is_tensor else torch.tensor(value, dtype=torch.float64, device=device)
     torch_dist.all_reduce(t, op=torch_dist.ReduceOp.SUM)
-    if is_tensor:
-        return t.to(value.device)
-    return type(value)(t.item())
+    return t.to(value.device) if is_tensor else type(value)(t.item())
 
 
 def all_gather_object(obj: Any) -> List[Any]:
@@ -226,11 +220,8 @@ def all_reduce_gradients(params: Iterable[torch.Tensor]) -> int:
         flat = torch.cat([g.reshape(-1) for g in group])
         torch_dist.all_reduce(flat, op=torch_dist.ReduceOp.SUM)
         flat.div_(world)
-        offset = 0
-        for g in group:
-            n = g.numel()
-            g.copy_(flat[offset:offset + n].view_as(g))
-            offset += n
+        for g, part in zip(group, flat.split([g.numel() for g in group])):
+            g.copy_(part.view_as(g))
     return len(grads)
 
 
@@ -287,10 +278,8 @@ def convert_sync_batchnorm(module: nn.Module) -> int:
         if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
             child, (DistributedBatchNorm, nn.SyncBatchNorm)
         ):
-            new = DistributedBatchNorm(
-                child.num_features, eps=child.eps, momentum=child.momentum, affine=child.affine,
-                track_running_stats=child.track_running_stats,
-            )
+            new = DistributedBatchNorm(child.num_features, eps=child.eps, momentum=child.momentum, affine=child.affine,
+                                       track_running_stats=child.track_running_stats)
             if child.affine:
                 new.weight = child.weight
                 new.bias = child.bias

@@ -117,7 +117,7 @@ def _describe_obj(obj: Any) -> str:
 def _registries() -> Dict[str, Any]:
     from engine import api  # the selected backend's registries
 
-    return {name: getattr(api, name) for name in _REGISTRY_NAMES if hasattr(api, name)}
+    return {name: getattr(api, name) for name in _REGISTRY_NAMES}
 
 
 @contextlib.contextmanager
@@ -128,14 +128,8 @@ def _collision_guard(registries: Dict[str, Any], plugin: str) -> Iterator[None]:
     ``_do_register(name, obj, force=False)`` and keep ``_obj_map``; the check shadows that method on the
     instance for the duration of the import (the registry classes are not modified).
     """
-    guarded = []
     for reg_name, registry in registries.items():
-        original = getattr(registry, "_do_register", None)
-        obj_map = getattr(registry, "_obj_map", None)
-        if not callable(original) or not isinstance(obj_map, dict):
-            logger.warning("%s has no _do_register/_obj_map: name collisions of plug-in %s are reported by the "
-                           "registry itself", reg_name, plugin)
-            continue
+        original, obj_map = registry._do_register, registry._obj_map
 
         def checked(name: str, obj: Any, force: bool = False, *, _original=original, _map=obj_map,
                     _reg_name=reg_name) -> Any:
@@ -153,11 +147,10 @@ def _collision_guard(registries: Dict[str, Any], plugin: str) -> Iterator[None]:
             return _original(name, obj, force=force)
 
         registry._do_register = checked  # instance attribute, removed below
-        guarded.append(registry)
     try:
         yield
     finally:
-        for registry in guarded:
+        for registry in registries.values():
             with contextlib.suppress(AttributeError):
                 del registry._do_register
 
@@ -254,15 +247,12 @@ def load_plugins(specs: Sequence[Tuple[str, str]]) -> List[ModuleType]:
 def _rollback(registries: Dict[str, Any], before: Dict[str, set]) -> None:
     """Undo the registrations of a plug-in that failed half-way (the process may go on, e.g. in tests)."""
     for name, registry in registries.items():
-        obj_map = getattr(registry, "_obj_map", None)
-        if isinstance(obj_map, dict):
-            for added in set(obj_map) - before[name]:
-                obj_map.pop(added, None)
+        for added in set(registry._obj_map) - before[name]:
+            registry._obj_map.pop(added, None)
 
 
 def _names(registry: Any) -> List[str]:
-    names = getattr(registry, "registered_names", None)
-    return list(names()) if callable(names) else list(getattr(registry, "_obj_map", {}))
+    return list(registry._obj_map)
 
 
 def _describe(plugin: LoadedPlugin) -> str:

@@ -60,16 +60,11 @@ class Registry:
 
         Re-registering the very same object under the same name is a no-op (module reloads).
         """
-        if obj is None:
+        def wrapper(fn_or_class: Any) -> Any:
+            self._do_register(name or fn_or_class.__name__, fn_or_class, force=force)
+            return fn_or_class
 
-            def wrapper(fn_or_class: Any) -> Any:
-                self._do_register(name or fn_or_class.__name__, fn_or_class, force=force)
-                return fn_or_class
-
-            return wrapper
-
-        self._do_register(name or obj.__name__, obj, force=force)
-        return obj
+        return wrapper if obj is None else wrapper(obj)
 
     def get(self, name: str) -> Any:
         """Return the object registered as ``name``; unknown names raise a helpful ``KeyError``."""

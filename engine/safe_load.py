@@ -79,12 +79,11 @@ def safe_torch_load(path: str, what: str = "checkpoint") -> Any:
             f"with: python {CONVERT_TOOL} {path} OUT_FILE (it keeps the tensors and drops the pickled objects)"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as exc:
-        if isinstance(exc, OSError) and not _looks_corrupt(exc):
-            raise
+        if isinstance(exc, (PermissionError, FileNotFoundError, IsADirectoryError)):
+            raise  # not corruption: report it as it is
         raise CorruptCheckpointError(
             f"{what} {path} is truncated or not a torch file ({exc.__class__.__name__}: {_first_line(exc)}); "
-            "copy or download it again (its size is "
-            f"{os.path.getsize(path)} bytes)"
+            f"copy or download it again (its size is {os.path.getsize(path)} bytes)"
         ) from exc
 
 
@@ -96,14 +95,5 @@ def _load(path: str) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True, encoding="latin1")
 
 
-def _looks_corrupt(exc: OSError) -> bool:
-    # PermissionError and friends are not corruption; report them as they are
-    return not isinstance(exc, (PermissionError, FileNotFoundError, IsADirectoryError))
-
-
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:300]
-    return exc.__class__.__name__
+    return next((line.strip()[:300] for line in str(exc).splitlines() if line.strip()), exc.__class__.__name__)

@@ -28,14 +28,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'engine.data' has no attribute {name!r}")
 
 
-__all__ = [
-    "DATASET_REGISTRY",
-    "Datum",
-    "DatasetBase",
-    "build_dataset",
-    "DataManager",
-    "DatasetWrapper",
-    "build_data_loader",
-    "build_sampler",
-    "build_transform",
-]
+__all__ = list(_EXPORTS)

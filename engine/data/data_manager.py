@@ -125,21 +125,21 @@ class DataManager:
         self.tfm_test = self._transform(cfg, transform_builder, custom_tfm_test, False)
         dl = cfg.DATALOADER
 
-        def loader(data: Optional[List[Datum]], node: Any, is_train: bool) -> Optional[DataLoader]:
-            if not data and node is not dl.TRAIN_X:  # an empty train_x is an error of build_data_loader
+        def loader(data: Optional[List[Datum]], node: Any, is_train: bool, optional: bool = True) -> Any:
+            if optional and not data:
                 return None
             batching = dict(n_domain=node.N_DOMAIN, n_ins=node.N_INS) if is_train else {}
             return build_data_loader(cfg, sampler_type=node.SAMPLER, data_source=data, batch_size=node.BATCH_SIZE,
                                      tfm=self.tfm_train if is_train else self.tfm_test, is_train=is_train,
                                      dataset_wrapper=dataset_wrapper, **batching)
 
-        self.train_loader_x = loader(dataset.train_x, dl.TRAIN_X, True)
+        self.train_loader_x = loader(dataset.train_x, dl.TRAIN_X, True, optional=False)  # empty: a named error
         self.train_loader_u = loader(dataset.train_u, dl.TRAIN_X if dl.TRAIN_U.SAME_AS_X else dl.TRAIN_U, True)
         self.val_loader = loader(dataset.val, dl.TEST, False)
         if not dataset.test:
             raise ValueError(f"Dataset '{cfg.DATASET.NAME}' has an empty test split; check its files under "
                              f"DATASET.ROOT='{cfg.DATASET.ROOT}'")
-        self.test_loader = loader(dataset.test, dl.TEST, False)
+        self.test_loader = loader(dataset.test, dl.TEST, False, optional=False)
         self.dataset = dataset
         self.num_classes: int = dataset.num_classes
         self.num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
