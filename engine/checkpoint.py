@@ -215,11 +215,8 @@ def capture_rng_state(generators: Optional[Mapping[str, Optional[torch.Generator
         },
         "torch": torch.get_rng_state(),
         "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
-        "generators": {},
+        "generators": {name: gen.get_state() for name, gen in (generators or {}).items() if gen is not None},
     }
-    for name, gen in (generators or {}).items():
-        if gen is not None:
-            out["generators"][name] = gen.get_state()
     return out
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import torch
 import torch.distributed as torch_dist
@@ -171,8 +171,7 @@ def _state_to_sync(modules: Iterable[nn.Module]) -> List[torch.Tensor]:
     """Parameters that require grad, plus the persistent buffers of every sub-module that owns such a
     parameter (e.g. BatchNorm running statistics of a trainable projector). Frozen towers and
     non-persistent caches (class-name token buffers) are not included."""
-    tensors: List[torch.Tensor] = []
-    seen = set()
+    found: Dict[int, torch.Tensor] = {}  # by id, in first-seen order
     for module in modules:
         for sub in module.modules():
             direct = list(sub.parameters(recurse=False))
@@ -181,10 +180,8 @@ def _state_to_sync(modules: Iterable[nn.Module]) -> List[torch.Tensor]:
             skip = getattr(sub, "_non_persistent_buffers_set", set())
             buffers = [b for name, b in sub.named_buffers(recurse=False) if name not in skip]
             for t in [p for p in direct if p.requires_grad] + buffers:
-                if id(t) not in seen:
-                    seen.add(id(t))
-                    tensors.append(t)
-    return tensors
+                found.setdefault(id(t), t)
+    return list(found.values())
 
 
 @torch.no_grad()

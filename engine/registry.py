@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,6 @@ class Registry:
     def __init__(self, name: str) -> None:
         self._name = name
         self._obj_map: Dict[str, Any] = {}
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def _do_register(self, name: str, obj: Any, force: bool = False) -> None:
         if not isinstance(name, str) or not name:
@@ -88,12 +84,6 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._obj_map
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._obj_map)
-
-    def __len__(self) -> int:
-        return len(self._obj_map)
 
     def __repr__(self) -> str:
         return f"Registry(name={self._name!r}, names={self.registered_names()})"

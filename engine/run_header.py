@@ -45,6 +45,15 @@ def device_line(cfg: Any) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+def _run_lines(cfg: Any, argv: Sequence[str]) -> List[str]:
+    """command, start time, engine, library versions and device: the lines the log header and env.txt share."""
+    from . import api
+
+    return [f"command: python train.py {' '.join(shlex.quote(a) for a in argv)}",
+            f"started: {datetime.datetime.now().isoformat(timespec='seconds')}", api.describe_engine(),
+            f"versions: {library_versions()}", f"device: {device_line(cfg)}"]
+
+
 def _dataset_line(cfg: Any, name: str) -> str:
     d = cfg.DATASET
     shown = name if name == d.NAME else f"{name} ({d.NAME})"
@@ -56,15 +65,8 @@ def header_lines(cfg: Any, argv: Sequence[str], config_file: str = "", dataset_c
                  dataset_name: str = "") -> List[str]:
     """The short header at the top of ``log.txt`` (``dataset_name``: the dataset's name in outputs, default
     ``DATASET.NAME``)."""
-    from . import api
-
     out = cfg.OUTPUT_DIR
-    return [
-        f"command: python train.py {' '.join(shlex.quote(a) for a in argv)}",
-        f"started: {datetime.datetime.now().isoformat(timespec='seconds')}",
-        api.describe_engine(),
-        f"versions: {library_versions()}",
-        f"device: {device_line(cfg)}",
+    return _run_lines(cfg, argv) + [
         _dataset_line(cfg, dataset_name or cfg.DATASET.NAME),
         f"trainer: {cfg.TRAINER.NAME}; config: {config_file or '-'}; dataset config: {dataset_config_file or '-'}; "
         f"seed {cfg.SEED}",
@@ -97,17 +99,8 @@ def class_lines(dataset: Any, limit: int = 40) -> List[str]:
 def write_environment(cfg: Any, argv: Sequence[str], args: Any = None, code: str = "unknown") -> str:
     """Write ``<OUTPUT_DIR>/env.txt``: command, working directory, code version (``code``), engine, arguments
     and the system information."""
-    from . import api
-
-    lines = [
-        f"command: python train.py {' '.join(shlex.quote(a) for a in argv)}",
-        f"started: {datetime.datetime.now().isoformat(timespec='seconds')}",
-        f"working directory: {os.getcwd()}",
-        f"code: git commit {code}",
-        api.describe_engine(),
-        f"versions: {library_versions()}",
-        f"device: {device_line(cfg)}",
-    ]
+    command, started, *rest = _run_lines(cfg, argv)
+    lines = [command, started, f"working directory: {os.getcwd()}", f"code: git commit {code}", *rest]
     if args is not None:
         lines += ["", "** Arguments **"] + [f"{k}: {getattr(args, k)}" for k in sorted(vars(args))]
     lines += ["", "** System info **", engine_utils.collect_env_info(), ""]

@@ -44,9 +44,7 @@ def _make_generator(cfg: Any) -> Optional[torch.Generator]:
     """A generator seeded with ``cfg.SEED`` (+ rank, so DDP ranks augment differently); None when SEED < 0."""
     if cfg.SEED is None or cfg.SEED < 0:
         return None
-    g = torch.Generator()
-    g.manual_seed(dist.rank_seed(int(cfg.SEED)))
-    return g
+    return torch.Generator().manual_seed(dist.rank_seed(int(cfg.SEED)))
 
 
 def build_data_loader(

@@ -92,12 +92,9 @@ def decode_size(transform: Any) -> Optional[tuple]:
         side = int(math.ceil(size / math.sqrt(float(op.scale[0]) * aspect)))
         return (side, side)
     if isinstance(op, T.Resize) and op.max_size is None:
-        size = op.size
-        if isinstance(size, int) or (isinstance(size, (list, tuple)) and len(size) == 1):
-            side = int(size if isinstance(size, int) else size[0])
-            return (side, side)
-        if isinstance(size, (list, tuple)) and len(size) == 2:
-            return (int(size[1]), int(size[0]))
+        size = [op.size] if isinstance(op.size, int) else list(op.size)
+        if len(size) in (1, 2):
+            return (int(size[-1]), int(size[0]))  # (H, W) -> (width, height); S -> (S, S)
     return None
 
 
