@@ -75,14 +75,8 @@ def strip_module_prefix(state_dict: Dict[str, Any]) -> "OrderedDict[str, Any]":
     return OrderedDict((k[7:] if k.startswith("module.") else k, v) for k, v in state_dict.items())
 
 
-def save_checkpoint(
-    state: Dict[str, Any],
-    save_dir: str,
-    is_best: bool = False,
-    remove_module_from_keys: bool = True,
-    model_name: str = "",
-    update_pointer: Optional[bool] = None,
-) -> str:
+def save_checkpoint(state: Dict[str, Any], save_dir: str, is_best: bool = False, remove_module_from_keys: bool = True,
+                    model_name: str = "", update_pointer: Optional[bool] = None) -> str:
     """Save ``state`` (with keys ``state_dict``, ``epoch``, ...) to ``save_dir`` atomically.
 
     File name: ``model_name`` or ``model.pth.tar-<epoch>``. The ``checkpoint`` pointer file is
@@ -141,12 +135,8 @@ def read_checkpoint_pointer(fdir: str) -> Optional[str]:
     return name
 
 
-def resume_from_checkpoint(
-    fdir: str,
-    model: nn.Module,
-    optimizer: Optional[torch.optim.Optimizer] = None,
-    scheduler: Optional[Any] = None,
-) -> int:
+def resume_from_checkpoint(fdir: str, model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None,
+                           scheduler: Optional[Any] = None) -> int:
     """Load the checkpoint named by ``<fdir>/checkpoint`` into model (strict), optimizer and scheduler.
 
     Returns the stored ``epoch`` (= number of finished epochs, the epoch to start from).

@@ -33,25 +33,17 @@ __all__ = ["EVALUATOR_REGISTRY", "build_evaluator", "EvaluatorBase", "Classifica
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
 
 
-def compute_accuracy(
-    output: Union[torch.Tensor, Sequence[torch.Tensor]], target: torch.Tensor, topk: Tuple[int, ...] = (1,)
-) -> List[torch.Tensor]:
+def compute_accuracy(output: Union[torch.Tensor, Sequence[torch.Tensor]], target: torch.Tensor,
+                     topk: Tuple[int, ...] = (1,)) -> List[torch.Tensor]:
     """Top-k accuracies in percent (Dassl semantics: a list of one-element tensors, one per k).
 
     ``output`` may be a tuple/list, in which case its first element holds the logits.
     """
     if isinstance(output, (tuple, list)):
         output = output[0]
-    maxk = max(topk)
-    batch_size = target.size(0)
-    _, pred = output.topk(maxk, 1, True, True)
-    pred = pred.t()
+    pred = output.topk(max(topk), 1, True, True)[1].t()
     correct = pred.eq(target.view(1, -1).expand_as(pred))
-    res = []
-    for k in topk:
-        correct_k = correct[:k].reshape(-1).float().sum(0, keepdim=True)
-        res.append(correct_k.mul_(100.0 / batch_size))
-    return res
+    return [correct[:k].reshape(-1).float().sum(0, keepdim=True).mul_(100.0 / target.size(0)) for k in topk]
 
 
 def macro_f1_score(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
@@ -65,9 +57,8 @@ def macro_f1_score(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
                           for c in np.unique(yt)]))
 
 
-def confusion_matrix(
-    y_true: Sequence[int], y_pred: Sequence[int], normalize: bool = True
-) -> Tuple[np.ndarray, np.ndarray]:
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int],
+                     normalize: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """Confusion matrix over the sorted union of labels (rows: true, columns: predicted).
 
     With ``normalize`` each row is divided by its total (sklearn ``normalize="true"``). Returns

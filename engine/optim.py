@@ -33,7 +33,8 @@ AVAI_SCHEDS = ["single_step", "multi_step", "cosine"]
 def _staged_param_groups(model: Any, optim_cfg: Any) -> List[Dict[str, Any]]:
     """OPTIM.STAGED_LR: the children named in NEW_LAYERS train at LR, the others at LR * BASE_LR_MULT."""
     if not isinstance(model, nn.Module):
-        raise TypeError("OPTIM.STAGED_LR=True needs an nn.Module passed to build_optimizer, not an iterable of parameters")
+        raise TypeError("OPTIM.STAGED_LR=True needs an nn.Module passed to build_optimizer, not an iterable of "
+                        "parameters")
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         model = model.module
     new_layers = optim_cfg.NEW_LAYERS
@@ -51,11 +52,8 @@ def _staged_param_groups(model: Any, optim_cfg: Any) -> List[Dict[str, Any]]:
     return [{"params": base_params, "lr": optim_cfg.LR * optim_cfg.BASE_LR_MULT}, {"params": new_params}]
 
 
-def build_optimizer(
-    model: Union[nn.Module, Iterable[Any]],
-    optim_cfg: Any,
-    param_groups: Optional[Iterable[Any]] = None,
-) -> torch.optim.Optimizer:
+def build_optimizer(model: Union[nn.Module, Iterable[Any]], optim_cfg: Any,
+                    param_groups: Optional[Iterable[Any]] = None) -> torch.optim.Optimizer:
     """Build the optimiser named ``optim_cfg.NAME`` over a module's parameters, an iterable of
     parameters, or explicit ``param_groups`` (which take precedence; STAGED_LR is then ignored).
 
@@ -93,9 +91,8 @@ class _BaseWarmupScheduler(LRScheduler):
     ``step()`` steps the successor.
     """
 
-    def __init__(
-        self, optimizer: torch.optim.Optimizer, successor: LRScheduler, warmup_epoch: int, last_epoch: int = -1
-    ) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, successor: LRScheduler, warmup_epoch: int,
+                 last_epoch: int = -1) -> None:
         self.successor = successor
         self.warmup_epoch = warmup_epoch
         super().__init__(optimizer, last_epoch)

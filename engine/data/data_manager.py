@@ -47,18 +47,10 @@ def _make_generator(cfg: Any) -> Optional[torch.Generator]:
     return torch.Generator().manual_seed(dist.rank_seed(int(cfg.SEED)))
 
 
-def build_data_loader(
-    cfg: Any,
-    sampler_type: str = "SequentialSampler",
-    data_source: Optional[Sequence[Datum]] = None,
-    batch_size: int = 64,
-    n_domain: int = 0,
-    n_ins: int = 2,
-    tfm: Optional[Callable] = None,
-    is_train: bool = True,
-    dataset_wrapper: Optional[type] = None,
-    sampler_wrapper: Optional[Callable[[Sampler], Sampler]] = None,
-) -> DataLoader:
+def build_data_loader(cfg: Any, sampler_type: str = "SequentialSampler", data_source: Optional[Sequence[Datum]] = None,
+                      batch_size: int = 64, n_domain: int = 0, n_ins: int = 2, tfm: Optional[Callable] = None,
+                      is_train: bool = True, dataset_wrapper: Optional[type] = None,
+                      sampler_wrapper: Optional[Callable[[Sampler], Sampler]] = None) -> DataLoader:
     """Build a DataLoader over ``data_source`` wrapped by ``dataset_wrapper`` (default ``DatasetWrapper``).
 
     ``drop_last`` follows Dassl (train loaders drop the last incomplete batch when there is at least
@@ -109,15 +101,10 @@ class DataManager:
     dataset and transforms with Dassl's own functions while the loaders stay this engine's.
     """
 
-    def __init__(
-        self,
-        cfg: Any,
-        custom_tfm_train: Optional[Callable] = None,
-        custom_tfm_test: Optional[Callable] = None,
-        dataset_wrapper: Optional[type] = None,
-        dataset_builder: Callable[[Any], Any] = build_dataset,
-        transform_builder: Callable[..., Any] = build_transform,
-    ) -> None:
+    def __init__(self, cfg: Any, custom_tfm_train: Optional[Callable] = None,
+                 custom_tfm_test: Optional[Callable] = None, dataset_wrapper: Optional[type] = None,
+                 dataset_builder: Callable[[Any], Any] = build_dataset,
+                 transform_builder: Callable[..., Any] = build_transform) -> None:
         dataset = dataset_builder(cfg)
         self.tfm_train = self._transform(cfg, transform_builder, custom_tfm_train, True)
         self.tfm_test = self._transform(cfg, transform_builder, custom_tfm_test, False)
@@ -183,13 +170,8 @@ class DatasetWrapper(Dataset):
     transforms produce (``min_size``; see :func:`engine.data.transforms.decode_size`).
     """
 
-    def __init__(
-        self,
-        cfg: Any,
-        data_source: Sequence[Datum],
-        transform: Optional[Union[Callable, List[Callable]]] = None,
-        is_train: bool = False,
-    ) -> None:
+    def __init__(self, cfg: Any, data_source: Sequence[Datum],
+                 transform: Optional[Union[Callable, List[Callable]]] = None, is_train: bool = False) -> None:
         self.cfg = cfg
         self.data_source = data_source
         self.transform = transform

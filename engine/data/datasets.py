@@ -82,13 +82,8 @@ class DatasetBase:
     dataset_dir: str = ""  # folder name of the dataset under DATASET.ROOT
     domains: List[str] = []  # domain names (multi-domain datasets only)
 
-    def __init__(
-        self,
-        train_x: Optional[List[Datum]] = None,
-        train_u: Optional[List[Datum]] = None,
-        val: Optional[List[Datum]] = None,
-        test: Optional[List[Datum]] = None,
-    ) -> None:
+    def __init__(self, train_x: Optional[List[Datum]] = None, train_u: Optional[List[Datum]] = None,
+                 val: Optional[List[Datum]] = None, test: Optional[List[Datum]] = None) -> None:
         self._train_x = train_x  # labeled training data
         self._train_u = train_u  # unlabeled training data (optional)
         self._val = val  # validation data (optional)

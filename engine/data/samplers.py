@@ -28,16 +28,14 @@ _DASSL_ONLY_SAMPLERS = ["RandomDomainSampler", "SeqDomainSampler", "RandomClassS
 class DistributedEvalSampler(Sampler):
     """Rank ``r`` of ``w`` gets indices ``r, r + w, r + 2w, ...``: disjoint, exhaustive, no padding."""
 
-    def __init__(
-        self, data_source: Sequence[Any], num_replicas: Optional[int] = None, rank: Optional[int] = None
-    ) -> None:
+    def __init__(self, data_source: Sequence[Any], num_replicas: Optional[int] = None,
+                 rank: Optional[int] = None) -> None:
         self.data_source = data_source
         self.num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
         self.rank = dist.get_rank() if rank is None else rank
         if not 0 <= self.rank < self.num_replicas:
-            raise ValueError(
-                f"DistributedEvalSampler: rank {self.rank} out of range for world size {self.num_replicas}"
-            )
+            raise ValueError(f"DistributedEvalSampler: rank {self.rank} out of range for world size "
+                             f"{self.num_replicas}")
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(self.rank, len(self.data_source), self.num_replicas))
@@ -46,15 +44,8 @@ class DistributedEvalSampler(Sampler):
         return max(0, math.ceil((len(self.data_source) - self.rank) / self.num_replicas))
 
 
-def build_sampler(
-    sampler_type: str,
-    cfg: Any = None,
-    data_source: Optional[Sequence[Any]] = None,
-    batch_size: int = 32,
-    n_domain: int = 0,
-    n_ins: int = 16,
-    generator: Optional[torch.Generator] = None,
-) -> Sampler:
+def build_sampler(sampler_type: str, cfg: Any = None, data_source: Optional[Sequence[Any]] = None, batch_size: int = 32,
+                  n_domain: int = 0, n_ins: int = 16, generator: Optional[torch.Generator] = None) -> Sampler:
     """Build a sampler by Dassl name (``batch_size``, ``n_domain``, ``n_ins``: Dassl's signature, used only
     by its balanced samplers). Under ``torch.distributed``, RandomSampler becomes a shuffling
     ``DistributedSampler`` (seeded with ``cfg.SEED``) and SequentialSampler a ``DistributedEvalSampler``."""
