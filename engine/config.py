@@ -84,9 +84,10 @@ _C.DATALOADER.REDUCED_JPEG_DECODE = False
 _C.DATALOADER.TRAIN_X = CN()
 _C.DATALOADER.TRAIN_X.SAMPLER = "RandomSampler"
 _C.DATALOADER.TRAIN_X.BATCH_SIZE = 32
-# RandomDomainSampler: domains per batch (0 or -1: all)
+# Dassl's RandomDomainSampler: domains per batch (0 or -1: all); passed on, but the built-in engine
+# provides only RandomSampler / SequentialSampler (engine.data.samplers)
 _C.DATALOADER.TRAIN_X.N_DOMAIN = 0
-# RandomClassSampler: instances per class
+# Dassl's RandomClassSampler: instances per class (same)
 _C.DATALOADER.TRAIN_X.N_INS = 16
 _C.DATALOADER.TRAIN_U = CN()
 # Reuse the TRAIN_X settings for the unlabeled loader
