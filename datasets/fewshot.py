@@ -35,10 +35,10 @@ import random
 from collections import Counter, OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from engine.api import Datum
+from engine.api import Datum, atomic_write_json
 
 from .reference_fewshot import read_reference_fewshot, reference_fewshot_path
-from .utils import atomic_write_json, split_fingerprint, to_relpath
+from .utils import split_fingerprint, to_relpath
 
 logger = logging.getLogger(__name__)
 
