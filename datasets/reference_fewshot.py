@@ -37,15 +37,8 @@ from .utils import DatasetError, to_relpath
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "ALLOWED_GLOBALS",
-    "PickledDatum",
-    "RestrictedUnpickler",
-    "UnsafeReferencePickleError",
-    "load_reference_pickle",
-    "read_reference_fewshot",
-    "reference_fewshot_path",
-]
+__all__ = ["ALLOWED_GLOBALS", "PickledDatum", "RestrictedUnpickler", "UnsafeReferencePickleError", "load_reference_pickle",
+           "read_reference_fewshot", "reference_fewshot_path"]
 
 
 class UnsafeReferencePickleError(DatasetError):

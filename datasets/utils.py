@@ -32,7 +32,7 @@ from engine.api import Datum, atomic_write_json
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DatasetError", "DatasetFileNotFoundError", "load_json", "to_relpath", "read_split", "save_split",
+    "DatasetError", "DatasetFileNotFoundError", "load_json", "to_relpath", "read_split", "entries", "save_split",
     "split_per_class", "split_trainval", "read_and_split_data", "base_new_labels", "relabel", "list_subdirs",
     "list_files", "verify_images_exist", "classnames_from_items", "split_fingerprint",
 ]
