@@ -153,23 +153,21 @@ class ImageNet(BenchmarkDataset):
                 self.split_source = path
             except (OSError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
                 logger.warning("%s is stale or corrupt (%s): rebuilding it", path, exc)
-        listing = {split: [files for _, files in index[split]] if index else None for split, _ in _SPLITS}
+        if index is None:
+            listing = {split: [list_files(os.path.join(self.image_dir, sub, f)) for f in folders] for split, sub in _SPLITS}
+        else:
+            listing = {split: [files for _, files in index[split]] for split, _ in _SPLITS}
         train, test = (read_folders(os.path.join(self.image_dir, sub), folders, names, self.name, listing[split])
                        for split, sub in _SPLITS)
         if index is None:
             self.images_listed = True
             if self.write_enabled:
-                self._save_index(path, header, {"train": train, "test": test})
+                splits = {split: [[f, files] for f, files in zip(folders, listing[split])] for split, _ in _SPLITS}
+                self._save_index(path, {"header": header, **splits})
         return train, [], test, names
 
     @staticmethod
-    def _save_index(path: str, header: Dict[str, Any], splits: Dict[str, List[Datum]]) -> None:
-        payload: Dict[str, Any] = {"header": header}
-        for split, items in splits.items():
-            grouped: Dict[str, List[str]] = {f: [] for f in header["folders"]}
-            for it in items:
-                grouped[header["folders"][it.label]].append(os.path.basename(it.impath))
-            payload[split] = [[f, files] for f, files in grouped.items()]
+    def _save_index(path: str, payload: Dict[str, Any]) -> None:
         try:
             atomic_write_text(path, json.dumps(payload, separators=(",", ":")) + "\n")
             logger.info("Saved the ImageNet file index to %s", path)
