@@ -5,6 +5,10 @@ A subclass sets ``dataset_dir`` (folder under ``DATASET.ROOT``) and implements
 runs :func:`datasets.protocol.apply_protocol` (few-shot, class subsampling, label dropping, eval sets),
 checks that every used image exists, and calls ``DatasetBase.__init__(train_x, val, test)``.
 
+The 15 benchmarks take their folder, image folder, split file and class-name fixes from their
+``catalog.json`` entry (``info``); the default ``read_full_splits`` reads CoOp's split file over the image
+folder, or generates the split with :meth:`BenchmarkDataset.generate_split` (reference behaviour) and saves it.
+
 Extra attributes for trainers: ``template`` (the dataset's zero-shot prompt template),
 ``display_name`` (its name in results; ``DATASET.CUSTOM.NAME`` for custom data), ``eval_sets`` (name -> EvalSet), ``all_classnames``, ``protocol``
 (``"base2novel"`` | ``"subsample"``) and ``protocol_splits`` (the full :class:`ProtocolSplits`).
@@ -17,19 +21,20 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from engine.api import Datum, DatasetBase
 
-from .catalog import CATALOG
+from .catalog import CATALOG, DatasetInfo
 from .config import validate_dataset_cfg
 from .protocol import ProtocolSplits, apply_protocol
 from .templates import dataset_display_name, dataset_template
-from .utils import DatasetError, DatasetFileNotFoundError, verify_images_exist
+from .utils import (DatasetError, DatasetFileNotFoundError, Splits, classnames_from_items, read_and_split_data, read_split,
+                    save_split, verify_images_exist)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BenchmarkDataset", "FullSplits"]
+__all__ = ["BenchmarkDataset", "FullSplits", "read_lines", "require_dir", "require_file"]
 
 FullSplits = Tuple[List[Datum], List[Datum], List[Datum], List[str]]
 
@@ -37,12 +42,22 @@ FullSplits = Tuple[List[Datum], List[Datum], List[Datum], List[str]]
 class BenchmarkDataset(DatasetBase):
     """Base class of every benchmark dataset (see the module docstring)."""
 
-    #: folder of the dataset under DATASET.ROOT
+    #: folder of the dataset under DATASET.ROOT (the catalog's ``folder`` for the benchmarks)
     dataset_dir: str = ""
     #: False for datasets without a val split (ImageNet and its variants): val is then []
     has_val: bool = True
     #: True for test-only datasets (ImageNet variants): train = test, NUM_SHOTS not applied
     test_only: bool = False
+    #: the catalog entry of a benchmark (None for plug-in and custom datasets)
+    info: Optional[DatasetInfo] = None
+    #: where the data comes from, for "not found" errors
+    download_hint: str = "see DATASETS.md"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        info = CATALOG.get(cls.__name__)
+        if info is not None:
+            cls.info, cls.dataset_dir, cls.download_hint = info, info.folder, info.download_hint
 
     def __init__(self, cfg: Any) -> None:
         validate_dataset_cfg(cfg)  # bad protocol keys fail before any file is read or written
@@ -60,7 +75,11 @@ class BenchmarkDataset(DatasetBase):
         if not self.images_listed:
             used = [splits.train_x, splits.val, splits.test] + [e.items for e in splits.eval_sets.values()]
             verify_images_exist((it for items in used for it in items), self.split_source)
-        self._warn_if_partial(classnames)
+        if self.info is not None and len(classnames) != self.info.classes:
+            logger.warning(
+                "%s has %d classes under %s; the benchmark has %d: results are not comparable with the papers",
+                self.name, len(classnames), self.dataset_dir, self.info.classes,
+            )
         self.protocol_splits: ProtocolSplits = splits
         self.eval_sets = splits.eval_sets
         self.all_classnames = splits.all_classnames
@@ -86,7 +105,6 @@ class BenchmarkDataset(DatasetBase):
         """Set ``self.root``, the absolute ``self.dataset_dir`` and reader-specific paths; check the folder."""
         self.root = root
         self.dataset_dir = os.path.join(root, type(self).dataset_dir)
-        self.split_fewshot_dir = os.path.join(self.dataset_dir, "split_fewshot")
         #: True when the reader built the lists from directory listings (files known to exist)
         self.images_listed = False
         #: description of where the image list came from, for error messages
@@ -94,15 +112,17 @@ class BenchmarkDataset(DatasetBase):
         #: folder the few-shot cache stores paths relative to
         self.path_prefix = self.dataset_dir
         if not os.path.isdir(self.dataset_dir):
-            info = CATALOG.get(self.name)
-            hint = info.download_hint if info else "see DATASETS.md"
             raise DatasetFileNotFoundError(
-                f"{self.name}: dataset folder not found: {self.dataset_dir} (DATASET.ROOT={root}); {hint}"
+                f"{self.name}: dataset folder not found: {self.dataset_dir} (DATASET.ROOT={root}); {self.download_hint}"
             )
         self.setup_paths()
 
     def setup_paths(self) -> None:
-        """Hook: set reader-specific paths (image folder, split file) from ``self.dataset_dir``."""
+        """Hook: set reader paths from ``self.dataset_dir``; by default the catalog's image folder
+        (``image_dir``) and split file (``split_path``, None when the dataset has none)."""
+        info = self.info
+        self.image_dir = os.path.join(self.dataset_dir, info.images) if info and info.images else self.dataset_dir
+        self.split_path = os.path.join(self.dataset_dir, info.split_file) if info and info.split_file else None
 
     @classmethod
     def inspect(cls, root: str, cfg: Any = None) -> FullSplits:
@@ -118,27 +138,43 @@ class BenchmarkDataset(DatasetBase):
     # ------------------------------------------------------------------ reading
 
     def read_full_splits(self, cfg: Any) -> FullSplits:
-        """Return ``(train, val, test, all_classnames)`` over all classes (labels 0..N-1)."""
-        raise DatasetError(f"{self.name} does not implement read_full_splits")
+        """Return ``(train, val, test, all_classnames)`` over all classes (labels 0..N-1).
 
-    def save_generated_split(self, save_fn: Callable[[], None], path: str) -> None:
-        """Persist a split generated in the absence of the official split file (skipped by ``inspect``)."""
-        if not self.write_enabled:
-            return
-        logger.warning(
-            "%s: %s not found; generated a random split the way the reference does and saved it there. "
-            "It is NOT the split of the papers: download the official file for comparable numbers.",
-            self.name, path,
-        )
-        save_fn()
+        Default (catalog datasets): CoOp's split file over the image folder, or a split generated by
+        :meth:`generate_split` when the file is absent (saved there, skipped by ``inspect``).
+        """
+        if self.info is None:
+            raise DatasetError(f"{self.name} does not implement read_full_splits")
+        require_dir(self.image_dir, self.name, "image folder", self.info.hint)
+        if os.path.isfile(self.split_path):
+            self.split_source = self.split_path
+            train, val, test = read_split(self.split_path, self.image_dir)
+        else:
+            train, val, test = self._generate_and_save()
+        return train, val, test, classnames_from_items({"train": train, "val": val, "test": test}, self.split_source)
 
-    def _warn_if_partial(self, classnames: Sequence[str]) -> None:
-        info = CATALOG.get(self.name)
-        if info is not None and len(classnames) != info.classes:
+    def _generate_and_save(self) -> Splits:
+        try:
+            train, val, test = self.generate_split()
+        except DatasetFileNotFoundError as exc:
+            raise DatasetFileNotFoundError(
+                f"{self.name}: split file not found: {self.split_path} ({self.download_hint}); the raw annotations "
+                f"needed to generate a split are missing too: {exc}."
+            ) from exc
+        self.split_source = f"the generated split {self.split_path}"
+        if self.write_enabled:
             logger.warning(
-                "%s has %d classes under %s; the benchmark has %d: results are not comparable with the papers",
-                self.name, len(classnames), self.dataset_dir, info.classes,
+                "%s: %s not found; generated a random split the way the reference does and saved it there. "
+                "It is NOT the split of the papers: download the official file for comparable numbers.",
+                self.name, self.split_path,
             )
+            save_split(train, val, test, self.split_path, self.image_dir)
+        return train, val, test
+
+    def generate_split(self) -> Splits:
+        """The reference's split when the split file is absent; default: one folder per class, 50/20/30
+        (``read_and_split_data`` with the catalog's ignored folders and class renames)."""
+        return read_and_split_data(self.image_dir, ignored=self.info.ignored, new_cnames=self.info.renames)
 
     # --------------------------------------------- Dassl class metadata (training class set)
 
@@ -155,46 +191,21 @@ class BenchmarkDataset(DatasetBase):
         return len(self.protocol_splits.train_classnames)
 
 
+def require_dir(path: str, dataset: str, what: str, hint: str, check: Callable[[str], bool] = os.path.isdir) -> str:
+    """Return ``path`` if it is a folder (``check``), else raise naming it, what it is and where it comes from."""
+    if not check(path):
+        raise DatasetFileNotFoundError(f"{dataset}: {what} not found: {path}. {hint}")
+    return path
+
+
 def require_file(path: str, dataset: str, what: str, hint: str) -> str:
     """Return ``path`` if it is a file, else raise naming it, what it is and where it comes from."""
-    if not os.path.isfile(path):
-        raise DatasetFileNotFoundError(f"{dataset}: {what} not found: {path}. {hint}")
-    return path
+    return require_dir(path, dataset, what, hint, check=os.path.isfile)
 
 
-def require_dir(path: str, dataset: str, what: str, hint: str) -> str:
-    """Return ``path`` if it is a folder, else raise naming it, what it is and where it comes from."""
-    if not os.path.isdir(path):
-        raise DatasetFileNotFoundError(f"{dataset}: {what} not found: {path}. {hint}")
-    return path
-
-
-def split_or_generate(
-    ds: BenchmarkDataset,
-    split_path: str,
-    path_prefix: str,
-    generate: Callable[[], Tuple[List[Datum], List[Datum], List[Datum]]],
-    raw_hint: str,
-) -> Tuple[List[Datum], List[Datum], List[Datum]]:
-    """Read the official split file, or generate one with ``generate()`` (reference behaviour) and save it.
-
-    ``generate`` returns ``(train, val, test)`` and raises ``DatasetFileNotFoundError`` when the raw
-    annotation files are missing too; the error then names the split file and where it comes from.
-    """
-    from .utils import read_split, save_split
-
-    info = CATALOG.get(ds.name)
-    if os.path.isfile(split_path):
-        ds.split_source = split_path
-        return read_split(split_path, path_prefix)
-    try:
-        train, val, test = generate()
-    except DatasetFileNotFoundError as exc:
-        hint = info.download_hint if info else "see DATASETS.md"
-        raise DatasetFileNotFoundError(
-            f"{ds.name}: split file not found: {split_path} ({hint}); the raw annotations needed to generate "
-            f"a split are missing too: {exc}. {raw_hint}"
-        ) from exc
-    ds.split_source = f"the generated split {split_path}"
-    ds.save_generated_split(lambda: save_split(train, val, test, split_path, path_prefix), split_path)
-    return train, val, test
+def read_lines(path: str) -> Iterator[Tuple[int, str]]:
+    """``(line number, stripped line)`` of the non-blank lines of a text file."""
+    with open(path, "r", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                yield lineno, line.strip()

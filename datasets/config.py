@@ -1,9 +1,9 @@
 """Dataset config keys (``datasets.extend_cfg``) and their validation.
 
 Keeps Dassl's ``DATASET.ROOT / NAME / NUM_SHOTS`` from the engine defaults and adds the keys that the
-protocol layer (:mod:`datasets.protocol`) reads. Existing values are never overwritten, so calling
-``extend_cfg`` twice, or on a config that already has ``DATASET.SUBSAMPLE_CLASSES`` (PromptKD's
-``train.py`` adds it), is harmless.
+protocol layer (:mod:`datasets.protocol`) reads; this is the one place that sets their defaults
+(``DATASET.SUBSAMPLE_CLASSES`` included). Existing values are never overwritten, so calling ``extend_cfg``
+twice is harmless.
 """
 
 from __future__ import annotations

@@ -30,17 +30,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from engine.api import DATASET_REGISTRY, Datum
 
-from .base import BenchmarkDataset, FullSplits, require_dir, require_file
-from .utils import (
-    DatasetError,
-    classnames_from_items,
-    list_files,
-    list_subdirs,
-    load_json,
-    read_split,
-    save_split,
-    to_relpath,
-)
+from .base import BenchmarkDataset, FullSplits, read_lines, require_dir, require_file
+from .utils import (DatasetError, Splits, classnames_from_items, list_files, list_subdirs, load_json, read_split, save_split,
+                    split_per_class, to_relpath)
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +85,11 @@ class ImageFolderCustom(BenchmarkDataset):
         if c.CLASSNAMES_FILE:
             path = require_file(_resolve(self.dataset_dir, c.CLASSNAMES_FILE), self.name, "class-name file",
                                 "Set DATASET.CUSTOM.CLASSNAMES_FILE to a file of '<folder> <class name>' lines.")
-            with open(path, "r", encoding="utf-8") as f:
-                for lineno, line in enumerate(f, 1):
-                    if line.strip():
-                        parts = line.strip().split(maxsplit=1)
-                        if len(parts) != 2:
-                            raise DatasetError(f"{path}:{lineno}: expected '<folder> <class name>', got {line.strip()!r}")
-                        rename[parts[0]] = parts[1]
+            for lineno, line in read_lines(path):
+                parts = line.split(maxsplit=1)
+                if len(parts) != 2:
+                    raise DatasetError(f"{path}:{lineno}: expected '<folder> <class name>', got {line!r}")
+                rename[parts[0]] = parts[1]
             unknown = [f for f in folders if f not in rename]
             if unknown:
                 raise DatasetError(f"{path} has no name for class folder(s) {unknown[:5]} of {self.image_dir}")
@@ -125,12 +115,9 @@ class ImageFolderCustom(BenchmarkDataset):
             raise DatasetError(f"{self.name}: CSV mode needs DATASET.CUSTOM.CLASSNAMES_FILE (one class name per line)")
         names_path = require_file(_resolve(self.dataset_dir, c.CLASSNAMES_FILE), self.name, "class-name file",
                                   "Set DATASET.CUSTOM.CLASSNAMES_FILE to a file with one class name per line.")
-        with open(names_path, "r", encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
-        if not names:
-            raise DatasetError(f"class-name file {names_path} is empty")
-        if len(set(names)) != len(names):
-            raise DatasetError(f"class-name file {names_path} lists a class name twice")
+        names = [line for _, line in read_lines(names_path)]
+        if not names or len(set(names)) != len(names):
+            raise DatasetError(f"class-name file {names_path} " + ("lists a class name twice" if names else "is empty"))
         name2idx = {n: i for i, n in enumerate(names)}
         items: List[Datum] = []
         by_split: Dict[str, List[Datum]] = {s: [] for s in SPLITS}
@@ -140,61 +127,55 @@ class ImageFolderCustom(BenchmarkDataset):
             if "path" not in fields or "label" not in fields:
                 raise DatasetError(f"{csv_path}: the first line must be a header with columns path,label[,split]; got {fields}")
             reader.fieldnames = fields
-            has_split = "split" in fields
             for lineno, row in enumerate(reader, 2):
                 path, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
                 if not path or not label:
                     raise DatasetError(f"{csv_path}:{lineno}: empty path or label")
-                if label.lstrip("-").isdigit() and label not in name2idx:
-                    idx = int(label)
-                    if not 0 <= idx < len(names):
-                        raise DatasetError(f"{csv_path}:{lineno}: label {idx} is out of range 0..{len(names) - 1} ({names_path})")
-                elif label in name2idx:
-                    idx = name2idx[label]
-                else:
+                idx = name2idx.get(label, int(label) if label.lstrip("-").isdigit() else None)
+                if idx is None:
                     raise DatasetError(f"{csv_path}:{lineno}: label {label!r} is neither an index nor a class name of {names_path}")
-                item = Datum(impath=_resolve(self.image_dir, path), label=idx, classname=names[idx])
-                if has_split:
-                    split = (row.get("split") or "").strip().lower()
-                    if split not in SPLITS:
-                        raise DatasetError(f"{csv_path}:{lineno}: split {split!r} must be one of {list(SPLITS)}")
-                    by_split[split].append(item)
-                items.append(item)
+                if not 0 <= idx < len(names):
+                    raise DatasetError(f"{csv_path}:{lineno}: label {idx} is out of range 0..{len(names) - 1} ({names_path})")
+                items.append(Datum(impath=_resolve(self.image_dir, path), label=idx, classname=names[idx]))
+                split = (row.get("split") or "").strip().lower()
+                if "split" in fields and split not in SPLITS:
+                    raise DatasetError(f"{csv_path}:{lineno}: split {split!r} must be one of {list(SPLITS)}")
+                by_split.get(split, []).append(items[-1])
         if not items:
             raise DatasetError(f"{csv_path} has no rows")
         self.split_source = csv_path
-        return items, names, (by_split if has_split else None)
+        return items, names, (by_split if "split" in fields else None)
 
     # ------------------------------------------------------------------ split
 
-    def _generate_split(self, items: List[Datum], ratios, seed: int) -> Tuple[List[Datum], List[Datum], List[Datum]]:
-        rng = random.Random(f"promptkd|custom-split|seed={seed}")
-        groups: Dict[int, List[Datum]] = {}
-        for it in sorted(items, key=lambda d: d.impath):
-            groups.setdefault(it.label, []).append(it)
-        train, val, test = [], [], []
-        for label in sorted(groups):
-            group = groups[label]
-            rng.shuffle(group)
-            n = len(group)
-            n_train, n_val = round(n * ratios[0]), round(n * ratios[1])
-            n_test = n - n_train - n_val
-            if n_train <= 0 or n_test <= 0 or (ratios[1] > 0 and n_val <= 0):
-                raise DatasetError(
-                    f"{self.name}: class {group[0].classname!r} has {n} image(s), too few for the "
-                    f"{'/'.join(f'{r:g}' for r in ratios)} train/val/test split; add images or give a split column"
-                )
-            train += group[:n_train]
-            val += group[n_train : n_train + n_val]
-            test += group[n_train + n_val :]
-        return train, val, test
-
-    def _source_fingerprint(self, items: List[Datum], names: List[str], ratios, seed: int) -> str:
+    def _source_fingerprint(self, items: List[Datum], names: List[str], ratios: Tuple[float, ...], seed: int) -> str:
         h = hashlib.sha1()
         h.update(repr((list(names), [float(r) for r in ratios], int(seed))).encode("utf-8"))
         for row in sorted(f"{to_relpath(it.impath, self.image_dir)}\t{it.label}" for it in items):
             h.update(row.encode("utf-8") + b"\n")
         return h.hexdigest()
+
+    def _generated_split(self, c: Any, items: List[Datum], names: List[str]) -> Splits:
+        """The saved split of ``SPLIT_FILE`` while the data is unchanged, else a fresh per-class split (saved)."""
+        ratios, seed = tuple(c.SPLIT_RATIOS), int(c.SPLIT_SEED)
+        split_path = _resolve(self.dataset_dir, c.SPLIT_FILE)
+        fingerprint = self._source_fingerprint(items, names, ratios, seed)
+        if os.path.isfile(split_path):
+            data = load_json(split_path, "split file")
+            if isinstance(data, dict) and data.get("source_fingerprint") == fingerprint:
+                logger.info("%s: using the split in %s", self.name, split_path)
+                return read_split(split_path, self.image_dir)
+            logger.warning("%s: %s was made from other data or settings: regenerating it", self.name, split_path)
+        groups: Dict[int, List[Datum]] = {}
+        for it in sorted(items, key=lambda d: d.impath):
+            groups.setdefault(it.label, []).append(it)
+        train, val, test = split_per_class(
+            ((f"{self.name}: class {groups[lab][0].classname!r}", groups[lab]) for lab in sorted(groups)), ratios,
+            random.Random(f"promptkd|custom-split|seed={seed}"), "; add images or give a split column")
+        if self.write_enabled:
+            save_split(train, val, test, split_path, self.image_dir,
+                       extra={"source_fingerprint": fingerprint, "split_ratios": list(ratios), "split_seed": seed})
+        return train, val, test
 
     def read_full_splits(self, cfg: Any) -> FullSplits:
         if cfg is None or "CUSTOM" not in cfg.DATASET:
@@ -207,31 +188,13 @@ class ImageFolderCustom(BenchmarkDataset):
         if c.CSV:
             items, names, by_split = self._csv_items(c)
         else:
-            items, names = self._folder_items(c)
-            by_split = None
+            (items, names), by_split = self._folder_items(c), None
             self.split_source = self.image_dir
         _check_distinct_names(names, self.split_source)
         if by_split is not None:
             train, val, test = by_split["train"], by_split["val"], by_split["test"]
         else:
-            ratios, seed = tuple(c.SPLIT_RATIOS), int(c.SPLIT_SEED)
-            split_path = _resolve(self.dataset_dir, c.SPLIT_FILE)
-            fingerprint = self._source_fingerprint(items, names, ratios, seed)
-            cached = None
-            if os.path.isfile(split_path):
-                data = load_json(split_path, "split file")
-                if isinstance(data, dict) and data.get("source_fingerprint") == fingerprint:
-                    cached = read_split(split_path, self.image_dir)
-                else:
-                    logger.warning("%s: %s was made from other data or settings: regenerating it", self.name, split_path)
-            if cached is not None:
-                train, val, test = cached
-                logger.info("%s: using the split in %s", self.name, split_path)
-            else:
-                train, val, test = self._generate_split(items, ratios, seed)
-                if self.write_enabled:
-                    save_split(train, val, test, split_path, self.image_dir,
-                               extra={"source_fingerprint": fingerprint, "split_ratios": list(ratios), "split_seed": seed})
+            train, val, test = self._generated_split(c, items, names)
         if not val:
             logger.info("%s: no val split (selection on val is unavailable)", self.name)
             self.has_val = False

@@ -35,23 +35,15 @@ import random
 from collections import Counter, OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from engine.api import Datum
+from engine.api import Datum, atomic_write_json
 
 from .reference_fewshot import read_reference_fewshot, reference_fewshot_path
-from .utils import atomic_write_json, split_fingerprint, to_relpath
+from .utils import entries, split_fingerprint, to_relpath
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "CACHE_FORMAT",
-    "CACHE_VERSION",
-    "SAMPLER",
-    "sample_per_label",
-    "draw_fewshot",
-    "cached_per_class_sample",
-    "fewshot_cache_path",
-    "fewshot_sample",
-]
+__all__ = ["CACHE_FORMAT", "CACHE_VERSION", "SAMPLER", "sample_per_label", "draw_fewshot", "cached_per_class_sample",
+           "fewshot_cache_path", "fewshot_sample"]
 
 CACHE_FORMAT = "promptkd-per-class-sample"
 #: 2: Dassl's draw (version 1 caches came from per-split hashed seeds and are redrawn)
@@ -195,11 +187,8 @@ def cached_per_class_sample(
     else:
         result = {s: sample_per_label(items, ks[s], _rng(kind, s, ks[s], seed)) for s, items in splits.items()}
     if write:
-        payload: Dict[str, Any] = {"header": header}
-        for s, items in result.items():
-            payload[s] = [[to_relpath(it.impath, prefix), int(it.label), it.classname] for it in items]
         try:
-            atomic_write_json(cache_path, payload, indent=1)
+            atomic_write_json(cache_path, {"header": header, **{s: entries(v, prefix) for s, v in result.items()}}, indent=1)
             logger.info("Saved %s sample (k=%d, seed=%d) to %s", kind, k, seed, cache_path)
         except OSError as exc:
             logger.warning("Could not write cache %s (%s); continuing with the (deterministic) in-memory sample", cache_path, exc)

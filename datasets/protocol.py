@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from engine.api import Datum
 
@@ -73,24 +73,13 @@ class ProtocolSplits:
     train_classnames: List[str]
     #: resolved evaluation protocol: "base2novel" or "subsample".
     protocol: str
-    subsample: str = "all"
-    train_labels: str = "use"
-    base_classnames: List[str] = field(default_factory=list)
-    novel_classnames: List[str] = field(default_factory=list)
 
 
-def _check_full_splits(
-    name: str,
-    root: str,
-    splits: Dict[str, Sequence[Datum]],
-    all_classnames: Sequence[str],
-    has_val: bool,
-    test_only: bool,
-) -> None:
+def _check_full_splits(name: str, root: str, splits: Dict[str, Sequence[Datum]], all_classnames: Sequence[str],
+                       has_val: bool, test_only: bool) -> None:
     n = len(all_classnames)
     if n == 0:
         raise DatasetError(f"{name}: no classes found under {root}")
-    present: set = set()
     for split, items in splits.items():
         if not items and (split != "val" or has_val):
             raise DatasetError(
@@ -100,14 +89,11 @@ def _check_full_splits(
         pairs = {(it.label, it.classname) for it in items}  # one pass; at most N distinct pairs when consistent
         bad = [(lab, c) for lab, c in pairs if not (0 <= lab < n) or c != all_classnames[lab]]
         if bad:
-            lab, c = bad[0]
-            example = next(it.impath for it in items if (it.label, it.classname) == (lab, c))
+            example = next(it.impath for it in items if (it.label, it.classname) == bad[0])
             raise DatasetError(
-                f"{name}: '{split}' item {example} has label {lab} / class {c!r}, "
+                f"{name}: '{split}' item {example} has label {bad[0][0]} / class {bad[0][1]!r}, "
                 f"inconsistent with the {n} class names of the dataset"
             )
-        if split == "train":
-            present = {lab for lab, _ in pairs}
     test_paths = {it.impath for it in splits["test"]}
     for split in ("val",) if test_only else ("val", "train"):
         leaked = [it.impath for it in splits[split] if it.impath in test_paths]
@@ -116,6 +102,7 @@ def _check_full_splits(
                 f"{name}: {len(leaked)} image(s) of the '{split}' split are also in the test split "
                 f"(e.g. {leaked[0]}); the split file in {root} is corrupt"
             )
+    present = {it.label for it in splits["train"]}
     absent = [all_classnames[i] for i in range(n) if i not in present]
     if absent:
         raise DatasetError(
@@ -124,8 +111,36 @@ def _check_full_splits(
         )
 
 
-def _drop_labels(items: Sequence[Datum]) -> List[Datum]:
-    return [Datum(impath=it.impath, label=-1, domain=it.domain, classname="") for it in items]
+def _sample_train(cfg: Any, name: str, dataset_dir: str, train: List[Datum], val: List[Datum], prefix: str,
+                  allow_fewshot: bool, write_cache: bool) -> Tuple[List[Datum], List[Datum]]:
+    """``NUM_SHOTS`` few-shot sample of train (and val), then the ``MAX_IMAGES_PER_CLASS`` cap of train (cached)."""
+    seed, k = int(cfg.SEED), int(cfg.DATASET.NUM_SHOTS)
+    if k >= 1 and not allow_fewshot:
+        logger.info("%s is a test-only dataset: DATASET.NUM_SHOTS=%d is not applied (reference behaviour)", name, k)
+    elif k >= 1:
+        splits = OrderedDict([("train", train)] + ([("val", val)] if val else []))
+        sampled = fewshot_sample(dataset_dir, name, k, seed, splits, prefix, write=write_cache)
+        train, val = sampled["train"], sampled.get("val", val)
+    m = int(cfg.DATASET.MAX_IMAGES_PER_CLASS)
+    if m > 0:
+        path = fewshot_cache_path(dataset_dir, "max_per_class", m, seed, prefix_k=k if (k >= 1 and allow_fewshot) else None)
+        train = cached_per_class_sample(path, name, "max_per_class", m, seed, {"train": train}, {"train": m}, prefix,
+                                        write=write_cache)["train"]
+    return train, val
+
+
+def _check_protocol_splits(name: str, where: str, train_x: List[Datum], val_x: List[Datum], test_x: List[Datum],
+                           eval_sets: "OrderedDict[str, EvalSet]", has_val: bool) -> None:
+    for what, items in (("the training set", train_x), ("the test set", test_x)) + ((("the val set", val_x),) if has_val else ()):
+        if not items:
+            raise DatasetError(f"{name}: {what} is empty after the protocol {where}")
+    for set_name, eval_set in eval_sets.items():
+        if not eval_set.items:
+            raise DatasetError(f"{name}: evaluation set '{set_name}' is empty {where}")
+        present = {it.label for it in eval_set.items}
+        absent = [c for i, c in enumerate(eval_set.classnames) if i not in present]
+        if absent:
+            logger.warning("%s: evaluation set '%s' has no image of %d class(es), e.g. %s", name, set_name, len(absent), absent[:3])
 
 
 def apply_protocol(
@@ -151,88 +166,37 @@ def apply_protocol(
     """
     validate_dataset_cfg(cfg)
     name = dataset_name or cfg.DATASET.NAME
-    prefix = path_prefix or dataset_dir
-    all_classnames = list(all_classnames)
-    n = len(all_classnames)
+    all_classnames, n = list(all_classnames), len(all_classnames)
     train, val, test = list(train), list(val), list(test)
     _check_full_splits(name, dataset_dir, {"train": train, "val": val, "test": test}, all_classnames, has_val,
                        test_only=not allow_fewshot)
-
-    subsample = cfg.DATASET.SUBSAMPLE_CLASSES
-    protocol = resolve_eval_protocol(cfg)
+    subsample, protocol = cfg.DATASET.SUBSAMPLE_CLASSES, resolve_eval_protocol(cfg)
     if (subsample != "all" or protocol == "base2novel") and n < 2:
         raise DatasetError(f"{name}: base/new class splits need at least 2 classes, found {n} in {dataset_dir}")
-    seed = int(cfg.SEED)
-
-    k = int(cfg.DATASET.NUM_SHOTS)
-    if k >= 1 and not allow_fewshot:
-        logger.info("%s is a test-only dataset: DATASET.NUM_SHOTS=%d is not applied (reference behaviour)", name, k)
-    elif k >= 1:
-        splits = OrderedDict([("train", train)] + ([("val", val)] if val else []))
-        sampled = fewshot_sample(dataset_dir, name, k, seed, splits, prefix, write=write_cache)
-        train = sampled["train"]
-        val = sampled.get("val", val)
-
-    max_per_class = int(cfg.DATASET.MAX_IMAGES_PER_CLASS)
-    if max_per_class > 0:
-        path = fewshot_cache_path(dataset_dir, "max_per_class", max_per_class, seed,
-                                  prefix_k=k if (k >= 1 and allow_fewshot) else None)
-        sampled = cached_per_class_sample(
-            path, name, "max_per_class", max_per_class, seed, {"train": train}, {"train": max_per_class}, prefix,
-            write=write_cache,
-        )
-        train = sampled["train"]
+    train, val = _sample_train(cfg, name, dataset_dir, train, val, path_prefix or dataset_dir, allow_fewshot, write_cache)
 
     base_labels, novel_labels = base_new_labels(range(n))
     selected = {"all": list(range(n)), "base": base_labels, "new": novel_labels}[subsample]
     train_classnames = [all_classnames[i] for i in selected]
-    train_x = relabel(train, selected)
-    val_x = relabel(val, selected)
-    test_x = relabel(test, selected)
-
+    train_x, val_x, test_x = relabel(train, selected), relabel(val, selected), relabel(test, selected)
     if cfg.DATASET.TRAIN_LABELS == "drop":
-        train_x = _drop_labels(train_x)
+        train_x = [Datum(impath=it.impath, label=-1, domain=it.domain, classname="") for it in train_x]
 
-    base_classnames = [all_classnames[i] for i in base_labels]
-    novel_classnames = [all_classnames[i] for i in novel_labels]
     eval_sets: "OrderedDict[str, EvalSet]" = OrderedDict()
     if protocol == "base2novel":
-        eval_sets["base"] = EvalSet(test_x if subsample == "base" else relabel(test, base_labels), base_classnames)
-        eval_sets["novel"] = EvalSet(test_x if subsample == "new" else relabel(test, novel_labels), novel_classnames)
+        eval_sets["base"] = EvalSet(test_x if subsample == "base" else relabel(test, base_labels),
+                                    [all_classnames[i] for i in base_labels])
+        eval_sets["novel"] = EvalSet(test_x if subsample == "new" else relabel(test, novel_labels),
+                                     [all_classnames[i] for i in novel_labels])
     else:
         eval_sets["test"] = EvalSet(test_x, train_classnames)
-
-    where = f"(dataset folder {dataset_dir}, SUBSAMPLE_CLASSES={subsample})"
-    if not train_x:
-        raise DatasetError(f"{name}: the training set is empty after the protocol {where}")
-    if not test_x:
-        raise DatasetError(f"{name}: the test set is empty after the protocol {where}")
-    if has_val and not val_x:
-        raise DatasetError(f"{name}: the val set is empty after the protocol {where}")
-    for set_name, eval_set in eval_sets.items():
-        if not eval_set.items:
-            raise DatasetError(f"{name}: evaluation set '{set_name}' is empty {where}")
-        present = {it.label for it in eval_set.items}
-        absent = [c for i, c in enumerate(eval_set.classnames) if i not in present]
-        if absent:
-            logger.warning("%s: evaluation set '%s' has no image of %d class(es), e.g. %s", name, set_name, len(absent), absent[:3])
-
+    _check_protocol_splits(name, f"(dataset folder {dataset_dir}, SUBSAMPLE_CLASSES={subsample})", train_x, val_x, test_x,
+                           eval_sets, has_val)
     logger.info(
         "%s protocol: %s eval, SUBSAMPLE_CLASSES=%s, TRAIN_LABELS=%s, NUM_SHOTS=%d, MAX_IMAGES_PER_CLASS=%d -> "
         "train_x %d (%d classes), val %d, test %d, eval sets %s",
-        name, protocol, subsample, cfg.DATASET.TRAIN_LABELS, k, max_per_class, len(train_x), len(train_classnames),
-        len(val_x), len(test_x), {s: len(e) for s, e in eval_sets.items()},
+        name, protocol, subsample, cfg.DATASET.TRAIN_LABELS, int(cfg.DATASET.NUM_SHOTS),
+        int(cfg.DATASET.MAX_IMAGES_PER_CLASS), len(train_x), len(train_classnames), len(val_x), len(test_x),
+        {s: len(e) for s, e in eval_sets.items()},
     )
-    return ProtocolSplits(
-        train_x=train_x,
-        val=val_x,
-        test=test_x,
-        eval_sets=eval_sets,
-        all_classnames=all_classnames,
-        train_classnames=train_classnames,
-        protocol=protocol,
-        subsample=subsample,
-        train_labels=cfg.DATASET.TRAIN_LABELS,
-        base_classnames=base_classnames,
-        novel_classnames=novel_classnames,
-    )
+    return ProtocolSplits(train_x, val_x, test_x, eval_sets, all_classnames, train_classnames, protocol)

@@ -14,15 +14,12 @@ by :class:`datasets.base.BenchmarkDataset`.
 
 from __future__ import annotations
 
-import logging
 import os
 
 from engine.api import DATASET_REGISTRY
 
 from .base import BenchmarkDataset, FullSplits, require_dir, require_file
-from .utils import DatasetFileNotFoundError, classnames_from_items, read_split
-
-logger = logging.getLogger(__name__)
+from .utils import classnames_from_items, read_split
 
 __all__ = ["ProvingGround"]
 
@@ -37,26 +34,13 @@ class ProvingGround(BenchmarkDataset):
     """Target domain of the offline proving-ground world (64 colour x shape classes by default)."""
 
     dataset_dir = "proving_ground"
+    download_hint = _HINT + "."
     #: zero-shot / teacher prompt template (CLIP's generic one; the world's captions name the class the same way)
     template = "a photo of a {}."
 
-    def _init_paths(self, root: str) -> None:
-        try:
-            super()._init_paths(root)
-        except DatasetFileNotFoundError as exc:
-            raise DatasetFileNotFoundError(
-                f"{self.name}: dataset folder not found: {os.path.join(root, type(self).dataset_dir)} "
-                f"(DATASET.ROOT={root}). {_HINT}."
-            ) from exc
-
-    def setup_paths(self) -> None:
-        self.image_dir = os.path.join(self.dataset_dir, "images")
-        self.split_path = os.path.join(self.dataset_dir, "split_zhou_ProvingGround.json")
-
     def read_full_splits(self, cfg) -> FullSplits:
-        require_dir(self.image_dir, self.name, "image folder", _HINT + ".")
-        require_file(self.split_path, self.name, "split file", _HINT + "; an interrupted build leaves no split file.")
-        self.split_source = self.split_path
-        train, val, test = read_split(self.split_path, self.image_dir)
-        names = classnames_from_items({"train": train, "val": val, "test": test}, self.split_source)
-        return train, val, test, names
+        image_dir = require_dir(os.path.join(self.dataset_dir, "images"), self.name, "image folder", _HINT + ".")
+        self.split_source = require_file(os.path.join(self.dataset_dir, "split_zhou_ProvingGround.json"), self.name,
+                                         "split file", _HINT + "; an interrupted build leaves no split file.")
+        train, val, test = read_split(self.split_source, image_dir)
+        return train, val, test, classnames_from_items({"train": train, "val": val, "test": test}, self.split_source)

@@ -37,54 +37,33 @@ from .utils import DatasetError, to_relpath
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "ALLOWED_GLOBALS",
-    "PickledDatum",
-    "RestrictedUnpickler",
-    "UnsafeReferencePickleError",
-    "load_reference_pickle",
-    "read_reference_fewshot",
-    "reference_fewshot_path",
-]
+__all__ = ["ALLOWED_GLOBALS", "PickledDatum", "RestrictedUnpickler", "UnsafeReferencePickleError", "load_reference_pickle",
+           "read_reference_fewshot", "reference_fewshot_path"]
 
 
 class UnsafeReferencePickleError(DatasetError):
     """A pickle names a global outside the allow-list (its payload was not run)."""
 
 
-class PickledDatum:
-    """Inert stand-in for a pickled ``Datum``: holds the four fields, validates their types, runs nothing."""
+class PickledDatum(Datum):
+    """Inert stand-in for a pickled ``Datum``: the engine's record, whose state is restored only after
+    checking that it holds nothing but the four Datum fields as strings / integers; runs nothing."""
 
+    __slots__ = ()
     _FIELDS = {"_impath": str, "_label": int, "_domain": int, "_classname": str}
-    _impath = ""
-    _label = 0
-    _domain = 0
-    _classname = ""
 
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple) and len(state) == 2 and state[0] is None:
             state = state[1]  # (dict state, slot state) form of a __slots__ class without __getstate__
         if not isinstance(state, dict):
             raise pickle.UnpicklingError(f"Datum state must be a dict, got {type(state).__name__}")
-        for key, value in state.items():
+        for key, value in {"_impath": "", "_label": 0, "_domain": 0, "_classname": "", **state}.items():
             typ = self._FIELDS.get(key)
             if typ is None:
                 raise pickle.UnpicklingError(f"unexpected Datum field {key!r}")
             if not isinstance(value, typ) or isinstance(value, bool):
                 raise pickle.UnpicklingError(f"Datum field {key} = {value!r} is not a {typ.__name__}")
             object.__setattr__(self, key, value)
-
-    @property
-    def impath(self) -> str:
-        return self._impath
-
-    @property
-    def label(self) -> int:
-        return self._label
-
-    @property
-    def classname(self) -> str:
-        return self._classname
 
 
 #: (module, name) -> object that ``find_class`` returns; everything else is refused.

@@ -1,7 +1,8 @@
 """What a dataset is called and how its class names are phrased: both are properties of the dataset.
 
 - :func:`dataset_template`: the single zero-shot prompt template of a dataset (``"{}"`` = class name).
-  The 15 benchmarks use their usual hand-crafted template (``TEMPLATES``, the CoOp/PromptSRC choice);
+  The 15 benchmarks use their usual hand-crafted template (``TEMPLATES``, the CoOp/PromptSRC choice,
+  listed in ``catalog.json``);
   ``ImageFolderCustom`` uses ``DATASET.CUSTOM.TEMPLATE``; a dataset class registered by a plugin may set
   a class attribute ``template``. Every text-side trainer (zero-shot CLIP, the zero-shot teacher that
   writes PromptKD's class vectors) reads the template through this one function.
@@ -16,6 +17,7 @@ import logging
 import os
 from typing import Any, Dict, Union
 
+from .catalog import CATALOG
 from .utils import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -25,23 +27,8 @@ __all__ = ["CUSTOM_DATASET", "DEFAULT_TEMPLATE", "TEMPLATES", "dataset_template"
 CUSTOM_DATASET = "ImageFolderCustom"
 DEFAULT_TEMPLATE = "a photo of a {}."
 
-TEMPLATES: Dict[str, str] = {
-    "OxfordPets": "a photo of a {}, a type of pet.",
-    "OxfordFlowers": "a photo of a {}, a type of flower.",
-    "FGVCAircraft": "a photo of a {}, a type of aircraft.",
-    "DescribableTextures": "{} texture.",
-    "EuroSAT": "a centered satellite photo of {}.",
-    "StanfordCars": "a photo of a {}.",
-    "Food101": "a photo of {}, a type of food.",
-    "SUN397": "a photo of a {}.",
-    "Caltech101": "a photo of a {}.",
-    "UCF101": "a photo of a person doing {}.",
-    "ImageNet": "a photo of a {}.",
-    "ImageNetSketch": "a photo of a {}.",
-    "ImageNetV2": "a photo of a {}.",
-    "ImageNetA": "a photo of a {}.",
-    "ImageNetR": "a photo of a {}.",
-}
+#: the benchmarks' hand-crafted templates (``catalog.json``), by registered name
+TEMPLATES: Dict[str, str] = {info.name: info.template for info in CATALOG.values()}
 
 
 def _check_template(template: Any, key: str) -> str:

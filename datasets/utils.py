@@ -1,4 +1,4 @@
-"""Shared dataset helpers: split files, reference split generation, class subsampling, file checks.
+"""Shared dataset helpers: split files, reference split generation, class subsets, file checks.
 
 These follow the CoOp helper contract (docs/REFERENCE.md A3, the static methods of CoOp's
 ``OxfordPets``) with the defects fixed:
@@ -10,8 +10,8 @@ These follow the CoOp helper contract (docs/REFERENCE.md A3, the static methods 
   official json is absent (per-class shuffle with the *global* ``random`` state, which ``SEED``
   seeds before the dataset is built; rounding as in the reference) -- with directory listings sorted
   so the result does not depend on the file system's listing order.
-- ``subsample_classes``: base = the first ``ceil(n/2)`` labels of the first list, new = the rest,
-  relabelled from 0 (the extra class goes to base when ``n`` is odd).
+- ``base_new_labels`` / ``relabel``: base = the first ``ceil(n/2)`` labels, new = the rest, relabelled
+  from 0 (the extra class goes to base when ``n`` is odd), as the reference's ``subsample_classes``.
 - ``verify_images_exist``: our ``Datum`` does not stat the file system, so readers check image
   existence here (one directory listing per folder instead of one ``stat`` per image) and raise an
   error naming the missing files.
@@ -25,37 +25,19 @@ import logging
 import math
 import os
 import random
-from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from engine.api import Datum, atomic_write_text
+from engine.api import Datum, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DatasetError",
-    "DatasetFileNotFoundError",
-    "HF_MIRROR",
-    "atomic_write_json",
-    "load_json",
-    "to_relpath",
-    "read_split",
-    "save_split",
-    "split_trainval",
-    "read_and_split_data",
-    "subsample_classes",
-    "base_new_labels",
-    "relabel",
-    "list_subdirs",
-    "list_files",
-    "verify_images_exist",
-    "read_wnid_classnames",
-    "classnames_from_items",
-    "split_fingerprint",
+    "DatasetError", "DatasetFileNotFoundError", "load_json", "to_relpath", "read_split", "entries", "save_split",
+    "split_per_class", "split_trainval", "read_and_split_data", "base_new_labels", "relabel", "list_subdirs",
+    "list_files", "verify_images_exist", "classnames_from_items", "split_fingerprint",
 ]
 
-#: Hugging Face mirror of the 14 non-ImageNet datasets with their split_zhou_*.json files.
-HF_MIRROR = "https://huggingface.co/datasets/zhengli97/prompt_learning_dataset"
+Splits = Tuple[List[Datum], List[Datum], List[Datum]]
 
 
 class DatasetError(RuntimeError):
@@ -64,21 +46,6 @@ class DatasetError(RuntimeError):
 
 class DatasetFileNotFoundError(DatasetError, FileNotFoundError):
     """An expected dataset file or folder does not exist."""
-
-
-# ----------------------------------------------------------------------------------------------
-# JSON I/O
-# ----------------------------------------------------------------------------------------------
-
-
-def atomic_write_json(path: str, obj: Any, indent: Optional[int] = 4) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temp file in the same folder + ``os.replace``
-    (:func:`engine.fileio.atomic_write_text`); ``indent=None`` writes compact JSON.
-
-    A crash mid-write leaves the previous file (or no file), never a truncated one.
-    """
-    text = json.dumps(obj, indent=indent, separators=(",", ": ") if indent else (",", ":"))
-    atomic_write_text(path, text + "\n")
 
 
 def load_json(path: str, what: str = "JSON file") -> Any:
@@ -127,7 +94,7 @@ def _parse_entries(entries: Any, split: str, filepath: str, path_prefix: str) ->
     return out
 
 
-def read_split(filepath: str, path_prefix: str) -> Tuple[List[Datum], List[Datum], List[Datum]]:
+def read_split(filepath: str, path_prefix: str) -> Splits:
     """Read a ``split_zhou_*.json`` file; impaths are joined to ``path_prefix`` (reference ``read_split``)."""
     data = load_json(filepath, "split file")
     if not isinstance(data, dict):
@@ -138,27 +105,19 @@ def read_split(filepath: str, path_prefix: str) -> Tuple[List[Datum], List[Datum
     return tuple(_parse_entries(data[k], k, filepath, path_prefix) for k in ("train", "val", "test"))  # type: ignore[return-value]
 
 
-def _entries(items: Iterable[Datum], prefix: str) -> List[list]:
+def entries(items: Iterable[Datum], prefix: str) -> List[list]:
+    """``[[relative impath, label, classname], ...]``: the stored form of a list (split and cache files)."""
     return [[to_relpath(it.impath, prefix), int(it.label), it.classname] for it in items]
 
 
-def save_split(
-    train: Sequence[Datum],
-    val: Sequence[Datum],
-    test: Sequence[Datum],
-    filepath: str,
-    path_prefix: str,
-    extra: Optional[Mapping[str, Any]] = None,
-) -> None:
+def save_split(train: Sequence[Datum], val: Sequence[Datum], test: Sequence[Datum], filepath: str, path_prefix: str,
+               extra: Optional[Mapping[str, Any]] = None) -> None:
     """Save a split in the ``split_zhou`` format (paths relative to ``path_prefix``), atomically.
 
     ``extra`` adds keys next to train/val/test (e.g. a provenance header); readers ignore them.
     """
-    obj: Dict[str, Any] = {}
-    if extra:
-        obj.update(extra)
-    obj.update({"train": _entries(train, path_prefix), "val": _entries(val, path_prefix), "test": _entries(test, path_prefix)})
-    atomic_write_json(filepath, obj)
+    splits = {"train": train, "val": val, "test": test}
+    atomic_write_json(filepath, {**(extra or {}), **{k: entries(v, path_prefix) for k, v in splits.items()}})
     logger.info("Saved split to %s", filepath)
 
 
@@ -167,73 +126,75 @@ def save_split(
 # ----------------------------------------------------------------------------------------------
 
 
-def split_trainval(trainval: Sequence[Datum], p_val: float = 0.2, rng: Optional[random.Random] = None) -> Tuple[List[Datum], List[Datum]]:
+def split_per_class(groups: Iterable[Tuple[str, List[Datum]]], ratios: Sequence[float], rng: Any = random,
+                    advice: str = "") -> Splits:
+    """Shuffle each ``(description, items of one class)`` group and cut it into train/val/test by ``ratios``.
+
+    ``round(n * ratios[0])`` train, ``round(n * ratios[1])`` val, the rest test (reference rounding);
+    every part must be non-empty (val only when ``ratios[1] > 0``), else the error names the group.
+    """
+    train: List[Datum] = []
+    val: List[Datum] = []
+    test: List[Datum] = []
+    for what, group in groups:
+        rng.shuffle(group)
+        n = len(group)
+        n_train, n_val = round(n * ratios[0]), round(n * ratios[1])
+        if n_train <= 0 or n - n_train - n_val <= 0 or (ratios[1] > 0 and n_val <= 0):
+            raise DatasetError(f"{what} has {n} image(s), too few for the {'/'.join(f'{r:g}' for r in ratios)} "
+                               f"train/val/test split{advice}")
+        train += group[:n_train]
+        val += group[n_train : n_train + n_val]
+        test += group[n_train + n_val :]
+    return train, val, test
+
+
+def split_trainval(trainval: Sequence[Datum], p_val: float = 0.2) -> Tuple[List[Datum], List[Datum]]:
     """Per class, shuffle and move the first ``round(n * p_val)`` items to val (reference ``split_trainval``).
 
-    Uses the global ``random`` state unless ``rng`` is given. Classes are visited in first-seen
-    order, as in the reference. Every class must get at least one val item.
+    Uses the global ``random`` state. Classes are visited in first-seen order, as in the reference.
+    Every class must get at least one val item.
     """
-    rand = rng if rng is not None else random
-    tracker: "OrderedDict[int, List[int]]" = OrderedDict()
+    tracker: Dict[int, List[int]] = {}
     for idx, item in enumerate(trainval):
         tracker.setdefault(item.label, []).append(idx)
     train, val = [], []
     for label, idxs in tracker.items():
         n_val = round(len(idxs) * p_val)
         if n_val <= 0:
-            cname = trainval[idxs[0]].classname
             raise DatasetError(
-                f"class {label} ('{cname}') has only {len(idxs)} train+val image(s): a {p_val:.0%} val split "
-                f"needs at least {math.ceil(0.5 / p_val)} (download the official split file instead)"
+                f"class {label} ('{trainval[idxs[0]].classname}') has only {len(idxs)} train+val image(s): a "
+                f"{p_val:.0%} val split needs at least {math.ceil(0.5 / p_val)} (download the official split file instead)"
             )
-        rand.shuffle(idxs)
+        random.shuffle(idxs)
         for n, idx in enumerate(idxs):
             (val if n < n_val else train).append(trainval[idx])
     return train, val
 
 
-def read_and_split_data(
-    image_dir: str,
-    p_trn: float = 0.5,
-    p_val: float = 0.2,
-    ignored: Sequence[str] = (),
-    new_cnames: Optional[Mapping[str, str]] = None,
-    rng: Optional[random.Random] = None,
-) -> Tuple[List[Datum], List[Datum], List[Datum]]:
+def read_and_split_data(image_dir: str, p_trn: float = 0.5, p_val: float = 0.2, ignored: Sequence[str] = (),
+                        new_cnames: Optional[Mapping[str, str]] = None) -> Splits:
     """One folder per class -> per-class 50/20/30 train/val/test split (reference ``read_and_split_data``).
 
     Labels are the index of the class folder in sorted order (minus ``ignored``); class names are
     renamed through ``new_cnames``. Files inside a class folder are sorted before the shuffle.
     """
-    rand = rng if rng is not None else random
     categories = [c for c in list_subdirs(image_dir) if c not in set(ignored)]
     if not categories:
         raise DatasetError(f"no class folders found in {image_dir}")
-    train, val, test = [], [], []
+    groups = []
     for label, category in enumerate(categories):
         category_dir = os.path.join(image_dir, category)
-        images = [os.path.join(category_dir, f) for f in list_files(category_dir)]
+        cname = (new_cnames or {}).get(category, category)
+        images = [Datum(impath=os.path.join(category_dir, f), label=label, classname=cname) for f in list_files(category_dir)]
         if not images:
             raise DatasetError(f"empty class folder {category_dir}: every class needs images")
-        rand.shuffle(images)
-        n_total = len(images)
-        n_train = round(n_total * p_trn)
-        n_val = round(n_total * p_val)
-        n_test = n_total - n_train - n_val
-        if n_train <= 0 or n_val <= 0 or n_test <= 0:
-            raise DatasetError(
-                f"class folder {category_dir} has {n_total} image(s), too few for a "
-                f"{p_trn:g}/{p_val:g}/{1 - p_trn - p_val:g} train/val/test split"
-            )
-        cname = new_cnames.get(category, category) if new_cnames else category
-        train += [Datum(impath=p, label=label, classname=cname) for p in images[:n_train]]
-        val += [Datum(impath=p, label=label, classname=cname) for p in images[n_train : n_train + n_val]]
-        test += [Datum(impath=p, label=label, classname=cname) for p in images[n_train + n_val :]]
-    return train, val, test
+        groups.append((f"class folder {category_dir}", images))
+    return split_per_class(groups, (p_trn, p_val, 1 - p_trn - p_val))
 
 
 # ----------------------------------------------------------------------------------------------
-# Base / new class subsampling
+# Base / new classes
 # ----------------------------------------------------------------------------------------------
 
 
@@ -250,26 +211,10 @@ def relabel(items: Sequence[Datum], selected: Sequence[int]) -> List[Datum]:
     One pass; when the mapping is the identity the original ``Datum`` objects are reused (no copies).
     """
     mapping = {old: new for new, old in enumerate(selected)}
-    identity = all(old == new for old, new in mapping.items())
-    out = []
-    for it in items:
-        new = mapping.get(it.label)
-        if new is None:
-            continue
-        out.append(it if identity else Datum(impath=it.impath, label=new, domain=it.domain, classname=it.classname))
-    return out
-
-
-def subsample_classes(*datasets: Sequence[Datum], subsample: str = "all") -> List[List[Datum]]:
-    """Reference ``subsample_classes``: select base/new classes of the first list and relabel every list."""
-    if subsample not in ("all", "base", "new"):
-        raise ValueError(f"subsample must be 'all', 'base' or 'new', got {subsample!r}")
-    if subsample == "all":
-        return [list(d) for d in datasets]
-    base, new = base_new_labels(it.label for it in datasets[0])
-    selected = base if subsample == "base" else new
-    logger.info("Subsampling %s classes (%d of %d)", subsample.upper(), len(selected), len(base) + len(new))
-    return [relabel(d, selected) for d in datasets]
+    if all(old == new for old, new in mapping.items()):
+        return [it for it in items if it.label in mapping]
+    return [Datum(impath=it.impath, label=mapping[it.label], domain=it.domain, classname=it.classname)
+            for it in items if it.label in mapping]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,60 +239,27 @@ def list_files(path: str) -> List[str]:
 def verify_images_exist(items: Iterable[Datum], context: str, max_listed: int = 5) -> None:
     """Raise :class:`DatasetFileNotFoundError` naming missing image files (``context`` says where they come from).
 
-    Lists each parent folder once instead of stat-ing every image (ImageNet: ~2k listings, not 1.3M stats).
+    Lists each parent folder once instead of stat-ing every image (ImageNet: ~2k listings, not 1.3M stats);
+    the same image in several lists (test and its base/novel halves) counts once.
     """
     by_dir: Dict[str, set] = {}
     missing: List[str] = []
-    n_missing = 0
-    seen: set = set()
-    for it in items:
-        if it.impath in seen:  # the same image in several lists (test and its base/novel halves) counts once
-            continue
-        seen.add(it.impath)
-        d, name = os.path.split(it.impath)
-        names = by_dir.get(d)
-        if names is None:
+    for impath in dict.fromkeys(it.impath for it in items):
+        folder, name = os.path.split(impath)
+        if folder not in by_dir:
             try:
-                with os.scandir(d) as entries:
-                    names = {e.name for e in entries if e.is_file()}
+                with os.scandir(folder) as entries_:
+                    by_dir[folder] = {e.name for e in entries_ if e.is_file()}
             except (FileNotFoundError, NotADirectoryError):
-                names = set()
-            by_dir[d] = names
-        if name not in names:
-            n_missing += 1
-            if len(missing) < max_listed:
-                missing.append(it.impath)
-    if n_missing:
+                by_dir[folder] = set()
+        if name not in by_dir[folder]:
+            missing.append(impath)
+    if missing:
+        also = f" (also: {', '.join(missing[1:max_listed])})" if len(missing) > 1 and max_listed > 1 else ""
         raise DatasetFileNotFoundError(
-            f"{n_missing} image file(s) listed by {context} do not exist, e.g. {missing[0]}"
-            + (f" (also: {', '.join(missing[1:])})" if len(missing) > 1 else "")
-            + ". Check that the images were extracted into the expected folder (see DATASETS.md)."
+            f"{len(missing)} image file(s) listed by {context} do not exist, e.g. {missing[0]}{also}"
+            ". Check that the images were extracted into the expected folder (see DATASETS.md)."
         )
-
-
-def read_wnid_classnames(path: str, source_hint: str = "") -> "OrderedDict[str, str]":
-    """Read an ImageNet-style ``classnames.txt`` (``"<wnid> <class name words>"`` per line) in file order."""
-    if not os.path.isfile(path):
-        raise DatasetFileNotFoundError(
-            f"class-name file not found: {path}. "
-            + (source_hint or "It holds one '<wnid> <class name>' line per class (CLIP's ImageNet class names); see DATASETS.md.")
-        )
-    out: "OrderedDict[str, str]" = OrderedDict()
-    with open(path, "r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.split(maxsplit=1)
-            if len(parts) != 2:
-                raise DatasetError(f"{path}:{lineno}: expected '<wnid> <class name>', got {line!r}")
-            wnid, name = parts
-            if wnid in out:
-                raise DatasetError(f"{path}:{lineno}: duplicate folder id {wnid!r}")
-            out[wnid] = name
-    if not out:
-        raise DatasetError(f"class-name file {path} is empty")
-    return out
 
 
 def classnames_from_items(splits: Mapping[str, Sequence[Datum]], context: str) -> List[str]:
@@ -374,8 +286,6 @@ def split_fingerprint(splits: Mapping[str, Sequence[Datum]], prefix: str) -> str
     """sha1 over each split's sorted (relative path, label) pairs: identifies the full split content."""
     h = hashlib.sha1()
     for name in sorted(splits):
-        h.update(f"[{name}]\n".encode())
         rows = sorted(f"{to_relpath(it.impath, prefix)}\t{int(it.label)}" for it in splits[name])
-        h.update("\n".join(rows).encode("utf-8"))
-        h.update(b"\n")
+        h.update(f"[{name}]\n".encode() + "\n".join(rows).encode("utf-8") + b"\n")
     return h.hexdigest()

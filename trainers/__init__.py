@@ -80,8 +80,6 @@ def extend_cfg(cfg: CN) -> CN:
         bb.FROZEN_PREC = "auto"
     if "NO_TEST" not in cfg.TEST:
         cfg.TEST.NO_TEST = False  # skip the evaluation after training
-    if "SUBSAMPLE_CLASSES" not in cfg.DATASET:
-        cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all | base | new (datasets.extend_cfg documents it)
     for module in trainer_modules():
         if not callable(getattr(module, "add_config", None)):
             raise AttributeError(f"trainer module {module.__name__} has no add_config(cfg) adding its config node")
