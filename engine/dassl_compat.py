@@ -12,8 +12,8 @@ relies on. Each is named once in the log at start (:func:`notes`, printed by ``e
 - logging: importing Dassl calls ``logging.disable(logging.WARNING)`` (its wilds module); :func:`restore_logging`
   undoes it right after the import.
 - the trainer classes (:class:`TrainerBase`, :class:`TrainerX`; ``SimpleTrainer`` is another name of
-  ``TrainerX``, as in the engine) are subclasses of Dassl's whose run loop is the engine's: ``--resume auto|none|PATH``, the mid-epoch resumable
-  state and ``TRAIN.CHECKPOINT_STEPS``, ``metrics.csv`` (which the collapse detector's loss check reads),
+  ``TrainerX``, as in the engine) are subclasses of Dassl's whose run loop is the engine's:
+  ``--resume auto|none|PATH``, the mid-epoch resumable state and ``TRAIN.CHECKPOINT_STEPS``, ``metrics.csv`` (which the collapse detector's loss check reads),
   ``sampler.set_epoch`` every epoch, DDP under torchrun, writes on rank 0 only. Their data sets and transforms
   come from Dassl's ``build_dataset`` / ``build_transform``; the loaders are the engine's (a generator seeded
   from ``SEED``, so the same seed gives the same data order on both engines; DistributedSampler and a
@@ -30,7 +30,6 @@ relies on. Each is named once in the log at start (:func:`notes`, printed by ``e
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
@@ -83,15 +82,14 @@ def restore_logging(level_before_import: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ stdout tee
-class _StdoutTee(io.TextIOBase):
-    """``sys.stdout`` replacement copying everything written (Dassl's prints, log lines) into a file.
+class _StdoutTee:
+    """``sys.stdout`` replacement copying everything written (Dassl's prints, log lines) into a file; anything
+    else (``isatty``, ``fileno``, ``encoding``, ...) is the console's.
 
     Unlike Dassl's tee it never closes the console stream, and :meth:`close_file` leaves it a pass-through."""
 
     def __init__(self, console: Any, path: str) -> None:
-        super().__init__()
         self.console = console
-        self.path = path
         self._file: Optional[Any] = open(path, "a", encoding="utf-8")
 
     def write(self, text: str) -> int:
@@ -105,15 +103,8 @@ class _StdoutTee(io.TextIOBase):
         if self._file is not None:
             self._file.flush()
 
-    def isatty(self) -> bool:
-        return bool(getattr(self.console, "isatty", lambda: False)())
-
-    def fileno(self) -> int:
-        return self.console.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self.console, "encoding", "utf-8")
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
 
     def close_file(self) -> None:
         if self._file is not None:
@@ -145,8 +136,7 @@ def setup_logger(output: Optional[str] = None) -> Optional[str]:
         path = engine_utils._resolve_log_path(output)
         engine_utils.mkdir_if_missing(os.path.dirname(os.path.abspath(path)))
         global _ACTIVE_TEE
-        _ACTIVE_TEE = _StdoutTee(sys.stdout, path)
-        sys.stdout = _ACTIVE_TEE
+        sys.stdout = _ACTIVE_TEE = _StdoutTee(sys.stdout, path)
     engine_utils.setup_logger(None)
     return path
 
@@ -163,8 +153,8 @@ class _RankGatheredEvaluator:
 
     def reset(self) -> None:
         self.inner.reset()
-        self._preds: List[torch.Tensor] = []
-        self._labels: List[torch.Tensor] = []
+        self._preds: List[torch.Tensor] = [torch.zeros(0, dtype=torch.long)]  # a rank may see no sample
+        self._labels: List[torch.Tensor] = [torch.zeros(0, dtype=torch.long)]
         self._num_classes = 0
 
     def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
@@ -173,9 +163,7 @@ class _RankGatheredEvaluator:
         self._labels.append(gt.detach().cpu())
 
     def evaluate(self) -> Dict[str, float]:
-        local = (torch.cat(self._preds) if self._preds else torch.zeros(0, dtype=torch.long),
-                 torch.cat(self._labels) if self._labels else torch.zeros(0, dtype=torch.long))
-        parts = dist.all_gather_object((local, self._num_classes))
+        parts = dist.all_gather_object(((torch.cat(self._preds), torch.cat(self._labels)), self._num_classes))
         num_classes = max(n for _, n in parts)
         self.inner.reset()
         for (pred, label), _ in parts:
@@ -213,10 +201,7 @@ class TrainerX(_builtin.TrainerX, TrainerBase, _dassl_engine.TrainerX):
     Data sets, transforms and the evaluator are Dassl's; the model is the trainer's (``build_model``)."""
 
     data_manager_class = DataManager
-
-    def __init__(self, cfg: Any) -> None:
-        super().__init__(cfg)
-        self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
+    evaluator_builder = staticmethod(build_evaluator)
 
 
 SimpleTrainer = TrainerX  # as in the engine: Dassl's SimpleTrainer is merged into TrainerX

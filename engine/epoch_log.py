@@ -113,8 +113,7 @@ class EpochLog:
         tensorboard ``train/*`` scalars and the progress-bar values. The loss values stay on the device in
         between (read here with one synchronisation), so a training step itself does not wait for the device."""
         tr, losses = self.trainer, self.meters
-        if not bar.disable:
-            bar.update(1)
+        bar.update(1)  # a no-op on a disabled bar
         freq = tr.cfg.TRAIN.PRINT_FREQ
         if (tr.batch_idx + 1) % freq != 0 and tr.num_batches >= freq:
             return
@@ -130,6 +129,5 @@ class EpochLog:
             tr.write_scalar("train/" + name, meter.avg, n_iter)
         tr.write_scalar("train/lr", lr, n_iter)
         if not bar.disable:
-            postfix = OrderedDict((k, f"{m.avg:.4f}") for k, m in losses.meters.items())
-            postfix.update(lr=f"{lr:.2e}", eta=eta)
-            bar.set_postfix(postfix, refresh=False)
+            bar.set_postfix(OrderedDict([*((k, f"{m.avg:.4f}") for k, m in losses.meters.items()),
+                                         ("lr", f"{lr:.2e}"), ("eta", eta)]), refresh=False)

@@ -25,17 +25,8 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 
 from engine import dist, run_guard
-from engine.checkpoint import (
-    BEST_NAME,
-    POINTER_NAME,
-    PREV_STATE_NAME,
-    RESUME_STATE_NAME,
-    capture_rng_state,
-    load_resume_state,
-    numbered_checkpoints,
-    restore_rng_state,
-    save_resume_state,
-)
+from engine.checkpoint import (BEST_NAME, POINTER_NAME, PREV_STATE_NAME, RESUME_STATE_NAME, capture_rng_state,
+                               load_resume_state, numbered_checkpoints, restore_rng_state, save_resume_state)
 from engine.epoch_log import METRICS_CSV_NAME
 from engine.optim import build_lr_scheduler
 from engine.utils import AverageMeter, MetricMeter
@@ -43,9 +34,7 @@ from engine.utils import AverageMeter, MetricMeter
 logger = logging.getLogger(__name__)
 
 
-def _meter_state(meters: Optional[MetricMeter]) -> Dict[str, Dict[str, float]]:
-    if meters is None:
-        return {}
+def _meter_state(meters: MetricMeter) -> Dict[str, Dict[str, float]]:
     meters.materialize()
     return {k: {"val": float(m.val), "sum": float(m.sum), "count": int(m.count)} for k, m in meters.meters.items()}
 
@@ -53,10 +42,9 @@ def _meter_state(meters: Optional[MetricMeter]) -> Dict[str, Dict[str, float]]:
 def _meters_from_state(state: Dict[str, Dict[str, float]]) -> MetricMeter:
     meters = MetricMeter()
     for k, v in state.items():
-        m = AverageMeter()
+        meters.meters[k] = m = AverageMeter()
         m.val, m.sum, m.count = float(v["val"]), float(v["sum"]), int(v["count"])
         m.avg = m.sum / m.count if m.count else 0.0
-        meters.meters[k] = m
     return meters
 
 
@@ -81,16 +69,8 @@ class ResumableState:
         self.last_saved: Optional[Tuple[int, int]] = None  # (epoch, batches_done) of the last / previous save
         self.previous_saved: Optional[Tuple[int, int]] = None
         self.rng_epoch_start: Optional[Dict[str, Any]] = None
-
-    @property
-    def path(self) -> str:
-        """``<OUTPUT_DIR>/last_state.pth.tar``: the single resumable state of the run."""
-        return osp.join(self.trainer.output_dir, RESUME_STATE_NAME)
-
-    @property
-    def previous_path(self) -> str:
-        """``<OUTPUT_DIR>/prev_state.pth.tar``: the resumable state before the last one (non-finite rollback)."""
-        return osp.join(self.trainer.output_dir, PREV_STATE_NAME)
+        self.path = osp.join(trainer.output_dir, RESUME_STATE_NAME)  # the single resumable state of the run
+        self.previous_path = osp.join(trainer.output_dir, PREV_STATE_NAME)  # the one before (non-finite rollback)
 
     # ------------------------------------------------------------------ where the run starts
     def resume_or_start(self) -> int:
@@ -206,22 +186,13 @@ class ResumableState:
                                     optimizer=optim.state_dict() if optim is not None else None,
                                     scheduler=sched.state_dict() if sched is not None else None)
             best = float(tr.best_result) if math.isfinite(float(tr.best_result)) else None
-            state = {
-                "trainer": type(tr).__name__,
-                "epoch": int(epoch),
-                "batches_done": int(batches_done),
-                "num_batches": int(getattr(tr, "num_batches", 0) or 0),
-                "max_epoch": int(tr.max_epoch),
-                "models": models,
-                "extra": tr.extra_resume_state(),
-                "rng_epoch_start": rng_start,
-                "rng_now": rng_now,
+            state = {  # "config": what the state continues (train.py compares it on resume)
+                "trainer": type(tr).__name__, "epoch": int(epoch), "batches_done": int(batches_done),
+                "num_batches": int(getattr(tr, "num_batches", 0) or 0), "max_epoch": int(tr.max_epoch),
+                "models": models, "extra": tr.extra_resume_state(), "rng_epoch_start": rng_start, "rng_now": rng_now,
                 "meters": _meter_state(tr.epoch_logger.meters) if batches_done > 0 else {},
-                "epoch_log": [dict(r) for r in tr.epoch_logger.rows],
-                "best_result": best,
-                "best_epoch": tr.best_epoch,
-                "config": tr.cfg.dump(),  # what the state continues (train.py compares it on resume)
-            }
+                "epoch_log": [dict(r) for r in tr.epoch_logger.rows], "best_result": best,
+                "best_epoch": tr.best_epoch, "config": tr.cfg.dump()}
             self._keep_previous_state()
             save_resume_state(state, self.path)
         self.previous_saved, self.last_saved = self.last_saved, (int(epoch), int(batches_done))
@@ -247,9 +218,8 @@ class ResumableState:
 
     def _check_finite_weights(self, epoch: int, batches_done: int) -> None:
         """Never keep non-finite weights as the resumable state (the "last good state" must be good)."""
-        tr = self.trainer
-        for name in tr.get_model_names():
-            for key, value in tr._models[name].state_dict().items():  # registered models are never wrapped
+        for name in self.trainer.get_model_names():
+            for key, value in self.trainer._models[name].state_dict().items():  # registered models are never wrapped
                 if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
                     raise FloatingPointError(
                         f"Non-finite weights in {name}.{key} at epoch {epoch + (1 if batches_done else 0)}, after "
@@ -259,11 +229,8 @@ class ResumableState:
     def roll_back(self) -> None:
         """After a non-finite loss: a resumable state saved with the very weights that produced it is not a
         good state; the previous one replaces it (or it is removed when there is none)."""
-        tr = self.trainer
-        if not dist.is_main_process() or self.last_saved is None:
-            return
-        failing = (int(tr.epoch), int(getattr(tr, "batch_idx", 0)))
-        if self.last_saved != failing or not osp.isfile(self.path):
+        failing = (int(self.trainer.epoch), int(getattr(self.trainer, "batch_idx", 0)))
+        if not dist.is_main_process() or self.last_saved != failing or not osp.isfile(self.path):
             return
         if self.previous_saved is not None and osp.isfile(self.previous_path):
             os.replace(self.previous_path, self.path)
@@ -321,12 +288,10 @@ class ResumableState:
                            f"{sorted(names)}; it comes from another configuration (pass --resume none to start "
                            "from scratch)")
         for name in names:
-            entry = saved[name]
-            tr.load_state_for_resume(name, entry, path)
-            if tr._optims[name] is not None and entry.get("optimizer") is not None:
-                tr._optims[name].load_state_dict(entry["optimizer"])
-            if tr._scheds[name] is not None and entry.get("scheduler") is not None:
-                tr._scheds[name].load_state_dict(entry["scheduler"])
+            tr.load_state_for_resume(name, saved[name], path)
+            for obj, key in ((tr._optims[name], "optimizer"), (tr._scheds[name], "scheduler")):
+                if obj is not None and saved[name].get(key) is not None:
+                    obj.load_state_dict(saved[name][key])
         tr.load_extra_resume_state(dict(state.get("extra") or {}))
         if state.get("best_result") is not None:
             tr.best_result = float(state["best_result"])

@@ -33,7 +33,6 @@ import os
 import os.path as osp
 import signal
 import time
-from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Union
 
@@ -63,13 +62,13 @@ _progress_enabled = progress_enabled  # the name trainers import
 
 def unwrap_model(model: nn.Module) -> nn.Module:
     """Return the module inside a DDP / DataParallel wrapper (or the model itself)."""
-    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        return model.module
-    return model
+    return model.module if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else model
 
 
-class TrainerBase(ABC):
-    """Base class for iterative trainers: model registry, checkpoints, LR/optimiser steps, the loop."""
+class TrainerBase:
+    """Base class for iterative trainers: model registry, checkpoints, LR/optimiser steps, tensorboard writer.
+    The loop, its hooks and Dassl's ``run_epoch`` / ``test`` / ``parse_batch_*`` / ``model_inference`` are
+    :class:`TrainerX`'s."""
 
     def __init__(self) -> None:
         self._models: "OrderedDict[str, nn.Module]" = OrderedDict()
@@ -87,9 +86,7 @@ class TrainerBase(ABC):
             raise KeyError(f"Found duplicate model names: '{name}' is already registered")
         if model is None:
             raise ValueError(f"register_model('{name}'): model is None")
-        self._models[name] = model
-        self._optims[name] = optim
-        self._scheds[name] = sched
+        self._models[name], self._optims[name], self._scheds[name] = model, optim, sched
         if optim is not None:  # the configured base LRs (``--resume-with-changes`` re-applies them)
             self.__dict__.setdefault("_built_lrs", {})[name] = [g.get("initial_lr", g["lr"]) for g in optim.param_groups]
 
@@ -133,19 +130,17 @@ class TrainerBase(ABC):
                 logger.info("No checkpoint found, train from scratch (%s has no 'checkpoint' pointer file; files: %s)",
                             path, files)
                 return 0
-        if not names:
-            return 0
-        logger.info("Found checkpoint at %s (will resume training)", directory)
+        if names:
+            logger.info("Found checkpoint at %s (will resume training)", directory)
         start_epoch = 0
         for name in names:
             path = osp.join(directory, name)
             start_epoch = resume_from_checkpoint(path, unwrap_model(self._models[name]), self._optims[name],
                                                  self._scheds[name])
             best_path = osp.join(path, BEST_NAME)
-            if osp.isfile(best_path):
-                best = load_checkpoint(best_path).get("val_result")
-                if best is not None:
-                    self.best_result = max(getattr(self, "best_result", -np.inf), float(best))
+            best = load_checkpoint(best_path).get("val_result") if osp.isfile(best_path) else None
+            if best is not None:
+                self.best_result = max(getattr(self, "best_result", -np.inf), float(best))
         return start_epoch
 
     def load_model(self, directory: str, epoch: Optional[int] = None, strict: bool = True) -> None:
@@ -194,6 +189,10 @@ class TrainerBase(ABC):
         for name in self.get_model_names(names):
             self._models[name].train(mode == "train")
 
+    def _optimizers(self, names: Optional[Union[str, List[str]]] = None) -> List[torch.optim.Optimizer]:
+        """The optimisers of the registered models ``names`` (default: all) that have one, in registration order."""
+        return [self._optims[name] for name in self.get_model_names(names) if self._optims[name] is not None]
+
     def update_lr(self, names: Optional[Union[str, List[str]]] = None) -> None:
         """Step the LR scheduler of each registered model (Dassl trainers call it once per epoch)."""
         for name in self.get_model_names(names):
@@ -207,13 +206,11 @@ class TrainerBase(ABC):
             step, num = getattr(self, "batch_idx", 0) + 1, getattr(self, "num_batches", "?")
             raise FloatingPointError(
                 f"Loss is infinite or NaN! (loss {loss.detach().float().flatten()[:4].tolist()} at epoch "
-                f"{epoch}/{max_epoch}, step {step}/{num}); lower the learning rate or check the inputs"
-            )
+                f"{epoch}/{max_epoch}, step {step}/{num}); lower the learning rate or check the inputs")
 
     def model_zero_grad(self, names: Optional[Union[str, List[str]]] = None) -> None:
-        for name in self.get_model_names(names):
-            if self._optims[name] is not None:
-                self._optims[name].zero_grad()
+        for optim in self._optimizers(names):
+            optim.zero_grad()
 
     def model_backward(self, loss: torch.Tensor) -> None:
         self.detect_anomaly(loss)
@@ -221,13 +218,11 @@ class TrainerBase(ABC):
 
     def model_update(self, names: Optional[Union[str, List[str]]] = None) -> None:
         """Step the optimisers; the gradient norm of their parameters is kept in ``last_grad_norm`` (logs)."""
-        grads = [p.grad.detach().float().norm() for name in self.get_model_names(names)
-                 if self._optims[name] is not None
-                 for group in self._optims[name].param_groups for p in group["params"] if p.grad is not None]
+        grads = [p.grad.detach().float().norm() for optim in self._optimizers(names)
+                 for group in optim.param_groups for p in group["params"] if p.grad is not None]
         self.last_grad_norm = float(torch.linalg.vector_norm(torch.stack(grads)).item()) if grads else None
-        for name in self.get_model_names(names):
-            if self._optims[name] is not None:
-                self._optims[name].step()
+        for optim in self._optimizers(names):
+            optim.step()
 
     def model_backward_and_update(self, loss: torch.Tensor, names: Optional[Union[str, List[str]]] = None) -> None:
         self.model_zero_grad(names)
@@ -237,9 +232,7 @@ class TrainerBase(ABC):
     # ------------------------------------------------------------------ tensorboard
     def init_writer(self, log_dir: str) -> None:
         """Create the SummaryWriter (rank 0 only)."""
-        if not dist.is_main_process():
-            return
-        if self._writer is None:
+        if dist.is_main_process() and self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
             logger.info("Initialize tensorboard (log_dir=%s)", log_dir)
@@ -255,39 +248,7 @@ class TrainerBase(ABC):
         if self._writer is not None:
             self._writer.add_scalar(tag, scalar_value, global_step)
 
-    # ------------------------------------------------------------------ loop
-    def train(self, start_epoch: int, max_epoch: int) -> None:
-        """Generic loop: before_train, [before_epoch, run_epoch, after_epoch] per epoch, after_train."""
-        self.start_epoch = start_epoch
-        self.max_epoch = max_epoch
-        self.before_train()
-        for self.epoch in range(self.start_epoch, self.max_epoch):
-            self.before_epoch()
-            self.run_epoch()
-            self.after_epoch()
-            self.end_of_epoch()
-        self.after_train()
-
-    def before_train(self) -> None:
-        """Hook called once before the first epoch."""
-
-    def after_train(self) -> None:
-        """Hook called once after the last epoch."""
-
-    def before_epoch(self) -> None:
-        """Hook called before each epoch."""
-
-    def after_epoch(self) -> None:
-        """Hook called after each epoch."""
-
-    def end_of_epoch(self) -> None:
-        """Called after ``after_epoch`` (epoch log and the resumable state in ``TrainerX``)."""
-
-    @abstractmethod
-    def run_epoch(self) -> None:
-        """Train for one epoch (``TrainerX`` also defines Dassl's ``test``, ``parse_batch_train``,
-        ``parse_batch_test`` and ``model_inference``)."""
-
+    # ------------------------------------------------------------------ training step
     def forward_backward(self, *batches: Any) -> Dict[str, float]:
         """One optimisation step on a batch; returns a dict of scalars for the meters.
 
@@ -303,8 +264,10 @@ class TrainerX(TrainerBase):
 
     # DDP option for models with trainable parameters not used in every forward pass.
     ddp_find_unused_parameters: bool = False
-    # Builds ``dm`` in build_data_loader (the Dassl backend passes Dassl's dataset/transform builders).
+    # Builds ``dm`` in build_data_loader and the evaluator (the Dassl backend uses Dassl's data sets, transforms
+    # and evaluator).
     data_manager_class: Any = DataManager
+    evaluator_builder = staticmethod(build_evaluator)
 
     def __init__(self, cfg: Any) -> None:
         super().__init__()
@@ -322,7 +285,7 @@ class TrainerX(TrainerBase):
         self.build_model()
         self.wrap_model_ddp()
         self.seed_rank_streams()
-        self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
+        self.evaluator = self.evaluator_builder(cfg, lab2cname=self.lab2cname)
 
     def check_cfg(self, cfg: Any) -> None:
         """Hook: validate trainer-specific config values (raise with a clear message)."""
@@ -335,10 +298,8 @@ class TrainerX(TrainerBase):
         """
         if not (cfg.USE_CUDA and torch.cuda.is_available()):
             return torch.device("cpu")
-        if dist.is_dist():
-            return torch.device("cuda", dist.get_local_rank())
-        index = torch.cuda.current_device()
-        if torch.cuda.device_count() > 1:
+        index = dist.get_local_rank() if dist.is_dist() else torch.cuda.current_device()
+        if not dist.is_dist() and torch.cuda.device_count() > 1:
             logger.info("Detected %d GPUs: using cuda:%d only (DataParallel is never used; launch with torchrun for "
                         "multi-GPU DDP)", torch.cuda.device_count(), index)
         return torch.device("cuda", index)
@@ -366,9 +327,8 @@ class TrainerX(TrainerBase):
         """
         model = getattr(self, "model", None)
         ddp = nn.parallel.DistributedDataParallel
-        if not dist.is_dist() or not isinstance(model, nn.Module) or isinstance(model, ddp):
-            return
-        if not any(p.requires_grad for p in model.parameters()):
+        if (not dist.is_dist() or not isinstance(model, nn.Module) or isinstance(model, ddp)
+                or not any(p.requires_grad for p in model.parameters())):
             return
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         self.model = ddp(model, device_ids=device_ids, find_unused_parameters=self.ddp_find_unused_parameters)
@@ -383,20 +343,30 @@ class TrainerX(TrainerBase):
             set_random_seed(dist.rank_seed(seed))
 
     # ------------------------------------------------------------------ the run
-    def train(self) -> None:  # type: ignore[override]
+    def train(self) -> None:
+        """Dassl's loop: before_train, [before_epoch, run_epoch, after_epoch] per epoch, after_train; after each
+        epoch its row of the epoch log and the epoch-end resumable state. A non-finite loss stops the run with
+        the last good resumable state kept."""
         try:
-            super().train(self.start_epoch, self.max_epoch)
+            self.before_train()
+            for self.epoch in range(self.start_epoch, self.max_epoch):
+                self.before_epoch()
+                self.run_epoch()
+                self.after_epoch()
+                self.epoch_logger.end_epoch()
+                self.resumer.save(self.epoch + 1, 0)
+            self.after_train()
         except FloatingPointError as exc:
             self.resumer.roll_back()
             logger.error("Training stopped: %s\n%s", exc, self.resumer.last_good_state_message())
             raise
 
-    def resume_or_start(self) -> int:
-        """Apply ``RESUME`` and return the epoch to start from (see ``ResumableState.resume_or_start``)."""
-        return self.resumer.resume_or_start()
+    def before_epoch(self) -> None:
+        """Hook called before each epoch."""
 
     def before_train(self) -> None:
-        self.start_epoch = self.resume_or_start()
+        """Hook called once before the first epoch: where the run starts (``RESUME``), tensorboard."""
+        self.start_epoch = self.resumer.resume_or_start()
         if self.start_epoch == 0 and self.resumer.point is None and self.max_epoch > 0:
             # the first resumable state exists before the first epoch checkpoint: a kill between
             # model.pth.tar-1 and the epoch-end state still resumes with every RNG state
@@ -415,16 +385,11 @@ class TrainerX(TrainerBase):
                 self.load_model(self.output_dir)
             else:
                 logger.info("Deploy the last-epoch model")
-            result = self.test()
-            if isinstance(result, (int, float)):
-                self.update_epoch_row({"test_accuracy": float(result)})
+            self.update_epoch_row({"test_accuracy": self.test()})  # kept when the result is a number
         logger.info("Elapsed: %s", datetime.timedelta(seconds=round(time.time() - self.time_start)))
         self.close_writer()
 
     def after_epoch(self) -> None:
-        last_epoch = (self.epoch + 1) == self.max_epoch
-        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
-        meet_checkpoint_freq = (self.epoch + 1) % freq == 0 if freq > 0 else False
         if not self.cfg.TEST.NO_TEST and self.cfg.TEST.FINAL_MODEL == "best_val":
             curr_result = self.test(split="val")
             self.log_epoch_scalar("val_accuracy", curr_result)
@@ -432,13 +397,9 @@ class TrainerX(TrainerBase):
                 self.best_result = curr_result
                 self.best_epoch = self.epoch + 1
                 self.save_model(self.epoch, self.output_dir, val_result=curr_result, model_name=BEST_NAME)
-        if meet_checkpoint_freq or last_epoch:
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+        if (freq > 0 and (self.epoch + 1) % freq == 0) or self.epoch + 1 == self.max_epoch:
             self.save_model(self.epoch, self.output_dir)
-
-    def end_of_epoch(self) -> None:
-        """The epoch's row of the epoch log, then the epoch-end resumable state."""
-        self.epoch_logger.end_epoch()
-        self.resumer.save(self.epoch + 1, 0)
 
     # ------------------------------------------------------------------ epoch log (metrics.csv, tensorboard)
     @property
@@ -485,9 +446,8 @@ class TrainerX(TrainerBase):
         """``forward_backward`` plus the gradient norm in the summary when the trainer did not report it."""
         self.last_grad_norm = None
         summary = self.forward_backward(*batches)
-        grad_norm = getattr(self, "last_grad_norm", None)
-        if isinstance(summary, dict) and "grad_norm" not in summary and grad_norm is not None:
-            summary = dict(summary, grad_norm=grad_norm)
+        if isinstance(summary, dict) and "grad_norm" not in summary and self.last_grad_norm is not None:
+            summary = dict(summary, grad_norm=self.last_grad_norm)
         return summary
 
     def _log_progress(self, batch_time: AverageMeter, data_time: AverageMeter, bar: Any) -> None:
@@ -552,29 +512,22 @@ class TrainerX(TrainerBase):
     def model_inference(self, input: torch.Tensor) -> torch.Tensor:
         return self.model(input)
 
-    def parse_batch_train(self, batch: Dict[str, Any]):  # type: ignore[override]
-        input = batch["img"].to(self.device, non_blocking=True)
-        label = batch["label"].to(self.device, non_blocking=True)
-        domain = batch["domain"].to(self.device, non_blocking=True)
-        return input, label, domain
+    def parse_batch_train(self, batch: Dict[str, Any]):
+        """(image, label, domain) on the device."""
+        return tuple(batch[key].to(self.device, non_blocking=True) for key in ("img", "label", "domain"))
 
     def parse_batch_test(self, batch: Dict[str, Any]):
-        input = batch["img"].to(self.device, non_blocking=True)
-        label = batch["label"].to(self.device, non_blocking=True)
-        return input, label
+        """(image, label) on the device."""
+        return tuple(batch[key].to(self.device, non_blocking=True) for key in ("img", "label"))
 
     def get_current_lr(self, names: Optional[Union[str, List[str]]] = None) -> float:
         """LR of param group 0 of the first registered optimiser (0.0 when no optimiser is registered)."""
-        for name in self.get_model_names(names):
-            if self._optims[name] is not None:
-                return self._optims[name].param_groups[0]["lr"]
-        return 0.0
+        optims = self._optimizers(names)
+        return optims[0].param_groups[0]["lr"] if optims else 0.0
 
     def get_specific_lr(self, names: Optional[str] = None) -> float:
         """LR of param group 0 of the optimiser of model ``names`` (default: the first registered model)."""
-        name = self.get_model_names()[0] if names is None else names
-        if name not in self._optims:
-            raise KeyError(f"Model '{name}' is not registered; registered models: {self.get_model_names()}")
+        name = self.get_model_names(names)[0]  # an unknown name: KeyError listing the registered ones
         if self._optims[name] is None:
             raise ValueError(f"Model '{name}' was registered without an optimizer")
         return self._optims[name].param_groups[0]["lr"]
@@ -590,7 +543,7 @@ def build_trainer(cfg: Any) -> TrainerBase:
     if not name:
         raise ValueError("TRAINER.NAME is empty: pass --trainer <Name>. Registered trainers: "
                          f"{sorted(TRAINER_REGISTRY.registered_names())}")
-    trainer_cls = TRAINER_REGISTRY.get(name)
+    trainer_cls = TRAINER_REGISTRY.get(name)  # an unknown name: an error listing the registered ones
     if cfg.VERBOSE:
         logger.info("Loading trainer: %s", name)
     return trainer_cls(cfg)
