@@ -11,12 +11,12 @@ relies on. Each is named once in the log at start (:func:`notes`, printed by ``e
   same schedule (Dassl's stepping semantics; see :mod:`engine.optim`).
 - logging: importing Dassl calls ``logging.disable(logging.WARNING)`` (its wilds module); :func:`restore_logging`
   undoes it right after the import.
-- the trainer classes (:class:`TrainerBase`, :class:`TrainerX`; ``SimpleTrainer`` is another name of
-  ``TrainerX``, as in the engine) are subclasses of Dassl's whose run loop is the engine's:
-  ``--resume auto|none|PATH``, the mid-epoch resumable state and ``TRAIN.CHECKPOINT_STEPS``, ``metrics.csv`` (which the collapse detector's loss check reads),
-  ``sampler.set_epoch`` every epoch, DDP under torchrun, writes on rank 0 only. Their data sets and transforms
-  come from Dassl's ``build_dataset`` / ``build_transform``; the loaders are the engine's (a generator seeded
-  from ``SEED``, so the same seed gives the same data order on both engines; DistributedSampler and a
+- the trainer classes (:class:`TrainerBase`, :class:`TrainerX`; ``SimpleTrainer`` is another name of ``TrainerX``,
+  as in the engine) are subclasses of Dassl's whose run loop is the engine's: ``--resume auto|none|PATH``, the
+  mid-epoch resumable state and ``TRAIN.CHECKPOINT_STEPS``, ``metrics.csv`` (which the collapse detector's loss
+  check reads), ``sampler.set_epoch`` every epoch, DDP under torchrun, writes on rank 0 only. Their data sets and
+  transforms come from Dassl's ``build_dataset`` / ``build_transform``; the loaders are the engine's (a generator
+  seeded from ``SEED``, so the same seed gives the same data order on both engines; DistributedSampler and a
   padding-free evaluation sampler under torchrun; ``DATALOADER.CACHE_IMAGES``). ``build_data_loader``,
   ``DataManager`` and ``DatasetWrapper`` are therefore the engine's too.
 - ``build_evaluator``: Dassl's evaluator; under torchrun a wrapper feeds it the predictions of every rank

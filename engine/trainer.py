@@ -88,7 +88,8 @@ class TrainerBase:
             raise ValueError(f"register_model('{name}'): model is None")
         self._models[name], self._optims[name], self._scheds[name] = model, optim, sched
         if optim is not None:  # the configured base LRs (``--resume-with-changes`` re-applies them)
-            self.__dict__.setdefault("_built_lrs", {})[name] = [g.get("initial_lr", g["lr"]) for g in optim.param_groups]
+            built = [g.get("initial_lr", g["lr"]) for g in optim.param_groups]
+            self.__dict__.setdefault("_built_lrs", {})[name] = built
 
     def get_model_names(self, names: Optional[Union[str, List[str]]] = None) -> List[str]:
         """All registered names, or the validated subset ``names``."""
@@ -455,7 +456,8 @@ class TrainerX(TrainerBase):
 
     def _after_train_step(self) -> None:
         """Mid-epoch resumable state every ``TRAIN.CHECKPOINT_STEPS`` global steps (the epoch-end state is
-        written by :meth:`end_of_epoch`), a pending preemption, and the test-only ``TRAIN.DEBUG_KILL_AT_STEP``."""
+        written by :meth:`train` after each epoch), a pending preemption, and the test-only
+        ``TRAIN.DEBUG_KILL_AT_STEP``."""
         train_cfg = self.cfg.TRAIN
         step = self.epoch * self.num_batches + self.batch_idx + 1
         every = int(train_cfg.get("CHECKPOINT_STEPS", 0) or 0)
