@@ -35,51 +35,28 @@ logger = logging.getLogger(__name__)
 ENV_VAR = "PROMPTKD_ENGINE"
 VALID_ENGINES = ("builtin", "dassl")
 
-# name -> (builtin module, dassl module). The attribute name is the same in both.
-_SOURCES: Dict[str, Tuple[str, str]] = {
-    "get_cfg_default": ("engine.config", "dassl.config"),
-    "TRAINER_REGISTRY": ("engine.trainer", "dassl.engine"),
-    "build_trainer": ("engine.trainer", "dassl.engine"),
-    "TrainerBase": ("engine.trainer", "dassl.engine"),
-    "SimpleTrainer": ("engine.trainer", "dassl.engine"),
-    "TrainerX": ("engine.trainer", "dassl.engine"),
-    "TrainerXU": ("engine.trainer", "dassl.engine"),
-    "SimpleNet": ("engine.trainer", "dassl.engine"),
-    "DATASET_REGISTRY": ("engine.data.datasets", "dassl.data.datasets"),
-    "build_dataset": ("engine.data.datasets", "dassl.data.datasets"),
-    "Datum": ("engine.data.datasets", "dassl.data.datasets"),
-    "DatasetBase": ("engine.data.datasets", "dassl.data.datasets"),
-    "DataManager": ("engine.data.data_manager", "dassl.data"),
-    "DatasetWrapper": ("engine.data.data_manager", "dassl.data"),
-    "build_data_loader": ("engine.data.data_manager", "dassl.data.data_manager"),
-    "build_transform": ("engine.data.transforms", "dassl.data.transforms"),
-    "INTERPOLATION_MODES": ("engine.data.transforms", "dassl.data.transforms"),
-    "build_optimizer": ("engine.optim", "dassl.optim"),
-    "build_lr_scheduler": ("engine.optim", "dassl.optim"),
-    "EVALUATOR_REGISTRY": ("engine.evaluation", "dassl.evaluation"),
-    "build_evaluator": ("engine.evaluation", "dassl.evaluation"),
-    "EvaluatorBase": ("engine.evaluation", "dassl.evaluation"),
-    "Classification": ("engine.evaluation", "dassl.evaluation"),
-    "compute_accuracy": ("engine.evaluation", "dassl.metrics"),
-    "load_pretrained_weights": ("engine.checkpoint", "dassl.utils"),
-    "load_checkpoint": ("engine.checkpoint", "dassl.utils"),
-    "save_checkpoint": ("engine.checkpoint", "dassl.utils"),
-    "resume_from_checkpoint": ("engine.checkpoint", "dassl.utils"),
-    "count_num_param": ("engine.utils", "dassl.utils"),
-    "setup_logger": ("engine.utils", "dassl.utils"),
-    "set_random_seed": ("engine.utils", "dassl.utils"),
-    "collect_env_info": ("engine.utils", "dassl.utils"),
-    "mkdir_if_missing": ("engine.utils", "dassl.utils"),
-    "check_isfile": ("engine.utils", "dassl.utils"),
-    "read_json": ("engine.utils", "dassl.utils"),
-    "write_json": ("engine.utils", "dassl.utils"),
-    "read_image": ("engine.utils", "dassl.utils"),
-    "listdir_nohidden": ("engine.utils", "dassl.utils"),
-    "tolist_if_not": ("engine.utils", "dassl.utils"),
-    "AverageMeter": ("engine.utils", "dassl.utils"),
-    "MetricMeter": ("engine.utils", "dassl.utils"),
-    "Registry": ("engine.registry", "dassl.utils"),
+# (builtin module, dassl module) -> the names taken from it (the attribute name is the same in both)
+_GROUPS: Dict[Tuple[str, str], Tuple[str, ...]] = {
+    ("engine.config", "dassl.config"): ("get_cfg_default",),
+    ("engine.trainer", "dassl.engine"): ("TRAINER_REGISTRY", "build_trainer", "TrainerBase", "SimpleTrainer",
+                                         "TrainerX"),
+    ("engine.data.datasets", "dassl.data.datasets"): ("DATASET_REGISTRY", "build_dataset", "Datum", "DatasetBase"),
+    ("engine.data.data_manager", "dassl.data"): ("DataManager", "DatasetWrapper"),
+    ("engine.data.data_manager", "dassl.data.data_manager"): ("build_data_loader",),
+    ("engine.data.transforms", "dassl.data.transforms"): ("build_transform", "INTERPOLATION_MODES"),
+    ("engine.optim", "dassl.optim"): ("build_optimizer", "build_lr_scheduler"),
+    ("engine.evaluation", "dassl.evaluation"): ("EVALUATOR_REGISTRY", "build_evaluator", "EvaluatorBase",
+                                                "Classification"),
+    ("engine.evaluation", "dassl.metrics"): ("compute_accuracy",),
+    ("engine.checkpoint", "dassl.utils"): ("load_pretrained_weights", "load_checkpoint", "save_checkpoint",
+                                           "resume_from_checkpoint"),
+    ("engine.utils", "dassl.utils"): ("count_num_param", "setup_logger", "set_random_seed", "collect_env_info",
+                                      "mkdir_if_missing", "check_isfile", "read_json", "write_json", "read_image",
+                                      "listdir_nohidden", "tolist_if_not", "AverageMeter", "MetricMeter"),
+    ("engine.registry", "dassl.utils"): ("Registry",),
 }
+# name -> (builtin module, dassl module)
+_SOURCES: Dict[str, Tuple[str, str]] = {name: modules for modules, names in _GROUPS.items() for name in names}
 
 _DASSL_INSTALL_HELP = (
     "Install Dassl.pytorch from source: `git clone https://github.com/KaiyangZhou/Dassl.pytorch && "
@@ -107,29 +84,20 @@ def _import(module_name: str, engine_name: str) -> Any:
     except ImportError as e:
         if engine_name != "dassl":
             raise
-        if e.name == "dassl":
-            raise ImportError(
-                f"{ENV_VAR}=dassl but the `dassl` package is not importable. {_DASSL_INSTALL_HELP}"
-            ) from e
-        raise ImportError(
-            f"{ENV_VAR}=dassl: importing {module_name} failed ({e.__class__.__name__}: {e}). {_DASSL_INSTALL_HELP}"
-        ) from e
+        what = ("the `dassl` package is not importable" if e.name == "dassl"
+                else f"importing {module_name} failed ({e.__class__.__name__}: {e})")
+        raise ImportError(f"{ENV_VAR}=dassl: {what}. {_DASSL_INSTALL_HELP}") from e
 
 
 def _resolve(engine_name: str) -> Dict[str, Any]:
-    index = 0 if engine_name == "builtin" else 1
-    modules: Dict[str, Any] = {}
+    index = VALID_ENGINES.index(engine_name)
     out: Dict[str, Any] = {}
     for name, sources in _SOURCES.items():
-        module_name = sources[index]
-        if module_name not in modules:
-            modules[module_name] = _import(module_name, engine_name)
-        module = modules[module_name]
+        module = _import(sources[index], engine_name)  # imported once (sys.modules)
         if not hasattr(module, name):
-            raise ImportError(
-                f"{ENV_VAR}={engine_name}: {module_name} has no attribute '{name}' "
-                f"(is the installed {'Dassl' if index else 'engine'} too old?). {_DASSL_INSTALL_HELP if index else ''}".rstrip()
-            )
+            help_text = f" {_DASSL_INSTALL_HELP}" if index else ""
+            raise ImportError(f"{ENV_VAR}={engine_name}: {sources[index]} has no attribute '{name}' (is the installed "
+                              f"{'Dassl' if index else 'engine'} too old?).{help_text}")
         out[name] = getattr(module, name)
     return out
 
@@ -156,8 +124,7 @@ def describe_engine() -> str:
     if ENGINE_NAME == "dassl":
         from engine import dassl_compat
 
-        mod = importlib.import_module("dassl")
-        version = getattr(mod, "__version__", "unknown")
+        version = getattr(importlib.import_module("dassl"), "__version__", "unknown")
         lines = [f"Engine: dassl (Dassl.pytorch {version}, selected by {ENV_VAR}=dassl; torch {torch.__version__})"]
         lines += [f"  dassl backend: {note}" for note in dassl_compat.notes()]
         return "\n".join(lines)
@@ -174,19 +141,7 @@ def end_run_logging() -> None:
         dassl_compat.release_stdout()
 
 
-__all__: List[str] = sorted(
-    list(_SOURCES)
-    + [
-        "ENGINE_NAME",
-        "describe_engine",
-        "end_run_logging",
-        "selected_engine",
-        "dist",
-        "atomic_torch_save",
-        "atomic_write_text",
-        "atomic_write_json",
-        "merge_from_file_checked",
-        "merge_from_list_checked",
-        "add_engine_extras",
-    ]
-)
+__all__: List[str] = sorted(list(_SOURCES) + [
+    "ENGINE_NAME", "describe_engine", "end_run_logging", "selected_engine", "dist", "atomic_torch_save",
+    "atomic_write_text", "atomic_write_json", "merge_from_file_checked", "merge_from_list_checked",
+    "add_engine_extras"])

@@ -11,12 +11,12 @@ relies on. Each is named once in the log at start (:func:`notes`, printed by ``e
   same schedule (Dassl's stepping semantics; see :mod:`engine.optim`).
 - logging: importing Dassl calls ``logging.disable(logging.WARNING)`` (its wilds module); :func:`restore_logging`
   undoes it right after the import.
-- the trainer classes (:class:`TrainerBase`, :class:`SimpleTrainer`, :class:`TrainerX`, :class:`TrainerXU`) are
-  subclasses of Dassl's whose run loop is the engine's: ``--resume auto|none|PATH``, the mid-epoch resumable
-  state and ``TRAIN.CHECKPOINT_STEPS``, ``metrics.csv`` (which the collapse detector's loss check reads),
-  ``sampler.set_epoch`` every epoch, DDP under torchrun, writes on rank 0 only. Their data sets and transforms
-  come from Dassl's ``build_dataset`` / ``build_transform``; the loaders are the engine's (a generator seeded
-  from ``SEED``, so the same seed gives the same data order on both engines; DistributedSampler and a
+- the trainer classes (:class:`TrainerBase`, :class:`TrainerX`; ``SimpleTrainer`` is another name of ``TrainerX``,
+  as in the engine) are subclasses of Dassl's whose run loop is the engine's: ``--resume auto|none|PATH``, the
+  mid-epoch resumable state and ``TRAIN.CHECKPOINT_STEPS``, ``metrics.csv`` (which the collapse detector's loss
+  check reads), ``sampler.set_epoch`` every epoch, DDP under torchrun, writes on rank 0 only. Their data sets and
+  transforms come from Dassl's ``build_dataset`` / ``build_transform``; the loaders are the engine's (a generator
+  seeded from ``SEED``, so the same seed gives the same data order on both engines; DistributedSampler and a
   padding-free evaluation sampler under torchrun; ``DATALOADER.CACHE_IMAGES``). ``build_data_loader``,
   ``DataManager`` and ``DatasetWrapper`` are therefore the engine's too.
 - ``build_evaluator``: Dassl's evaluator; under torchrun a wrapper feeds it the predictions of every rank
@@ -30,7 +30,6 @@ relies on. Each is named once in the log at start (:func:`notes`, printed by ``e
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
@@ -42,8 +41,6 @@ from dassl import engine as _dassl_engine
 from dassl.data.datasets import build_dataset as _dassl_build_dataset
 from dassl.data.transforms import build_transform as _dassl_build_transform
 from dassl.evaluation import build_evaluator as _dassl_build_evaluator
-from dassl.optim import build_optimizer as _dassl_build_optimizer
-from dassl.utils import load_pretrained_weights as _dassl_load_pretrained_weights
 
 from engine import dist
 from engine import trainer as _builtin
@@ -53,21 +50,8 @@ from engine.data.data_manager import DataManager as _BuiltinDataManager
 from engine.data.data_manager import DatasetWrapper, build_data_loader
 from engine.optim import build_lr_scheduler
 
-logger = logging.getLogger(__name__)
-
-__all__ = [
-    "OVERRIDES",
-    "notes",
-    "restore_logging",
-    "setup_logger",
-    "release_stdout",
-    "build_evaluator",
-    "DataManager",
-    "TrainerBase",
-    "SimpleTrainer",
-    "TrainerX",
-    "TrainerXU",
-]
+__all__ = ["OVERRIDES", "notes", "restore_logging", "setup_logger", "release_stdout", "build_evaluator", "DataManager",
+           "TrainerBase", "TrainerX", "SimpleTrainer"]
 
 _NOTES: List[str] = [
     "the LR scheduler is the project's (same schedule as Dassl's; Dassl's warm-up schedulers pass `verbose` "
@@ -98,15 +82,14 @@ def restore_logging(level_before_import: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ stdout tee
-class _StdoutTee(io.TextIOBase):
-    """``sys.stdout`` replacement copying everything written (Dassl's prints, log lines) into a file.
+class _StdoutTee:
+    """``sys.stdout`` replacement copying everything written (Dassl's prints, log lines) into a file; anything
+    else (``isatty``, ``fileno``, ``encoding``, ...) is the console's.
 
     Unlike Dassl's tee it never closes the console stream, and :meth:`close_file` leaves it a pass-through."""
 
     def __init__(self, console: Any, path: str) -> None:
-        super().__init__()
         self.console = console
-        self.path = path
         self._file: Optional[Any] = open(path, "a", encoding="utf-8")
 
     def write(self, text: str) -> int:
@@ -120,15 +103,8 @@ class _StdoutTee(io.TextIOBase):
         if self._file is not None:
             self._file.flush()
 
-    def isatty(self) -> bool:
-        return bool(getattr(self.console, "isatty", lambda: False)())
-
-    def fileno(self) -> int:
-        return self.console.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self.console, "encoding", "utf-8")
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
 
     def close_file(self) -> None:
         if self._file is not None:
@@ -160,8 +136,7 @@ def setup_logger(output: Optional[str] = None) -> Optional[str]:
         path = engine_utils._resolve_log_path(output)
         engine_utils.mkdir_if_missing(os.path.dirname(os.path.abspath(path)))
         global _ACTIVE_TEE
-        _ACTIVE_TEE = _StdoutTee(sys.stdout, path)
-        sys.stdout = _ACTIVE_TEE
+        sys.stdout = _ACTIVE_TEE = _StdoutTee(sys.stdout, path)
     engine_utils.setup_logger(None)
     return path
 
@@ -178,8 +153,8 @@ class _RankGatheredEvaluator:
 
     def reset(self) -> None:
         self.inner.reset()
-        self._preds: List[torch.Tensor] = []
-        self._labels: List[torch.Tensor] = []
+        self._preds: List[torch.Tensor] = [torch.zeros(0, dtype=torch.long)]  # a rank may see no sample
+        self._labels: List[torch.Tensor] = [torch.zeros(0, dtype=torch.long)]
         self._num_classes = 0
 
     def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
@@ -188,9 +163,7 @@ class _RankGatheredEvaluator:
         self._labels.append(gt.detach().cpu())
 
     def evaluate(self) -> Dict[str, float]:
-        local = (torch.cat(self._preds) if self._preds else torch.zeros(0, dtype=torch.long),
-                 torch.cat(self._labels) if self._labels else torch.zeros(0, dtype=torch.long))
-        parts = dist.all_gather_object((local, self._num_classes))
+        parts = dist.all_gather_object(((torch.cat(self._preds), torch.cat(self._labels)), self._num_classes))
         num_classes = max(n for _, n in parts)
         self.inner.reset()
         for (pred, label), _ in parts:
@@ -223,50 +196,20 @@ class TrainerBase(_builtin.TrainerBase, _dassl_engine.TrainerBase):
     """Dassl's ``TrainerBase`` with the engine's model registry, checkpoints and loop."""
 
 
-class SimpleTrainer(_builtin.SimpleTrainer, TrainerBase, _dassl_engine.SimpleTrainer):
-    """Dassl's ``SimpleTrainer`` with the engine's loop; data sets, transforms, evaluator and the default model
-    (``SimpleNet``, optimiser) are Dassl's."""
+class TrainerX(_builtin.TrainerX, TrainerBase, _dassl_engine.TrainerX):
+    """Dassl's ``TrainerX`` (labeled data only) with the engine's epoch loop; the base of the project's trainers.
+    Data sets, transforms and the evaluator are Dassl's; the model is the trainer's (``build_model``)."""
 
     data_manager_class = DataManager
-
-    def __init__(self, cfg: Any) -> None:
-        super().__init__(cfg)
-        self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
-
-    def build_model(self) -> None:
-        """Dassl's default model: its ``SimpleNet`` (Dassl backbones) with Dassl's optimiser."""
-        cfg = self.cfg
-        logger.info("Building model")
-        self.model = _dassl_engine.SimpleNet(cfg, cfg.MODEL, self.num_classes)
-        if cfg.MODEL.INIT_WEIGHTS:
-            _dassl_load_pretrained_weights(self.model, cfg.MODEL.INIT_WEIGHTS)
-        self.model.to(self.device)
-        self.optim = _dassl_build_optimizer(self.model, cfg.OPTIM)
-        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
-        self.register_model("model", self.model, self.optim, self.sched)
+    evaluator_builder = staticmethod(build_evaluator)
 
 
-class TrainerX(_builtin.TrainerX, SimpleTrainer, _dassl_engine.TrainerX):
-    """Dassl's ``TrainerX`` (labeled data only) with the engine's epoch loop; the base of the project's trainers."""
-
-
-class TrainerXU(_builtin.TrainerXU, SimpleTrainer, _dassl_engine.TrainerXU):
-    """Dassl's ``TrainerXU`` (labeled + unlabeled data) with the engine's epoch loop."""
+SimpleTrainer = TrainerX  # as in the engine: Dassl's SimpleTrainer is merged into TrainerX
 
 
 #: engine.api names whose Dassl object is replaced by the project's under this backend (see the module docstring)
-OVERRIDES: Dict[str, Any] = {
-    "TrainerBase": TrainerBase,
-    "SimpleTrainer": SimpleTrainer,
-    "TrainerX": TrainerX,
-    "TrainerXU": TrainerXU,
-    "DataManager": DataManager,
-    "DatasetWrapper": DatasetWrapper,
-    "build_data_loader": build_data_loader,
-    "build_lr_scheduler": build_lr_scheduler,
-    "build_evaluator": build_evaluator,
-    "save_checkpoint": save_checkpoint,
-    "load_checkpoint": load_checkpoint,
-    "resume_from_checkpoint": resume_from_checkpoint,
-    "setup_logger": setup_logger,
-}
+OVERRIDES: Dict[str, Any] = dict(
+    TrainerBase=TrainerBase, SimpleTrainer=SimpleTrainer, TrainerX=TrainerX, DataManager=DataManager,
+    DatasetWrapper=DatasetWrapper, build_data_loader=build_data_loader, build_lr_scheduler=build_lr_scheduler,
+    build_evaluator=build_evaluator, save_checkpoint=save_checkpoint, load_checkpoint=load_checkpoint,
+    resume_from_checkpoint=resume_from_checkpoint, setup_logger=setup_logger)

@@ -35,7 +35,7 @@ import pytest
 import torch
 
 import train
-import engine.trainer
+import engine.resume
 from engine.checkpoint import RESUME_STATE_NAME, save_resume_state as real_save_resume_state
 from tests.helpers.tiny_env import make_tiny_env
 from tools.gpu_check import MATRIX_TRAINERS, PRECS
@@ -122,13 +122,13 @@ def check_scaler_resume(env, trainer, out, tr, written):
 @pytest.mark.parametrize("trainer", list(TRAINERS))
 def test_train_and_eval_in_every_precision(env, tmp_path, monkeypatch, trainer, prec):
     out = tmp_path / "run"
-    written = []  # every resumable state the run writes (a spy on engine.trainer's save_resume_state)
+    written = []  # every resumable state the run writes (a spy on engine.resume's save_resume_state)
 
     def spy(state, path):
         written.append(copy.deepcopy(state))
         real_save_resume_state(state, path)
 
-    monkeypatch.setattr(engine.trainer, "save_resume_state", spy)
+    monkeypatch.setattr(engine.resume, "save_resume_state", spy)
     tr = train.main(argv(env, trainer, prec, out))
     assert tr.prec == prec.replace("-frozen", "")
     check_storage(frozen_visual(tr), prec)
