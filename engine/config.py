@@ -155,7 +155,8 @@ _C.TRAIN = CN()
 _C.TRAIN.CHECKPOINT_FREQ = 0
 # Log every N batches
 _C.TRAIN.PRINT_FREQ = 10
-# Dassl's TrainerXU reads this (which loader defines an epoch: train_x | train_u | smaller_one); kept so configs written for Dassl merge; the built-in TrainerX ignores it
+# Dassl's TrainerXU reads this (which loader defines an epoch: train_x | train_u | smaller_one); kept so
+# configs written for Dassl still merge; the built-in TrainerX ignores it
 _C.TRAIN.COUNT_ITER = "train_x"
 # Built-in engine: multi-process mode. "auto": DDP when launched by torchrun, single process
 # otherwise; "none": never initialise torch.distributed (several GPUs -> use one)
