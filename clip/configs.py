@@ -8,9 +8,7 @@ back from the weights alone; every shipped config satisfies it.
 """
 from __future__ import annotations
 
-import copy
 import json
-import logging
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +19,6 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import LayerScale, QuickGELU, VisionTransformer
 from torch import nn
 
-logger = logging.getLogger(__name__)
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 HEAD_WIDTH = 64  # OpenAI rule: one attention head per 64 channels
@@ -42,14 +39,15 @@ def openai_heads(width: int) -> int:
     return heads
 
 
-def _read_tiny_configs() -> dict[str, dict[str, Any]]:
+def _register_tiny_configs() -> dict[str, dict[str, Any]]:
+    """Read ``clip/model_configs/*.json`` (checked here: open_clip skips a bad file silently) and register
+    the folder with open_clip (``open_clip.add_model_config``)."""
     configs: dict[str, dict[str, Any]] = {}
     for path in sorted(MODEL_CONFIG_DIR.glob("*.json")):
-        with open(path, "r", encoding="utf-8") as f:
-            try:
-                cfg = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: invalid JSON in a CLIP model config ({e})") from e
+        try:
+            cfg = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON in a CLIP model config ({e})") from e
         missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
         if missing:
             raise ValueError(
@@ -57,28 +55,11 @@ def _read_tiny_configs() -> dict[str, dict[str, Any]]:
                 "'embed_dim', 'vision_cfg' and 'text_cfg'"
             )
         configs[path.stem] = cfg
+    open_clip.add_model_config(MODEL_CONFIG_DIR)
     return configs
 
 
-def register_tiny_configs() -> list[str]:
-    """Register ``clip/model_configs/*.json`` with open_clip (``open_clip.add_model_config``).
-
-    Idempotent: the folder is added to open_clip's config search path only once.
-    """
-    from open_clip import factory
-
-    known = [Path(p).resolve() for p in getattr(factory, "_MODEL_CONFIG_PATHS", [])]
-    if MODEL_CONFIG_DIR not in known or any(n not in open_clip.list_models() for n in TINY_CONFIGS):
-        open_clip.add_model_config(MODEL_CONFIG_DIR)
-    return sorted(TINY_CONFIGS)
-
-
-TINY_CONFIGS: dict[str, dict[str, Any]] = _read_tiny_configs()
-
-
-def tiny_model_names() -> list[str]:
-    """Names of the tiny architectures shipped in ``clip/model_configs`` (random weights only)."""
-    return sorted(TINY_CONFIGS)
+TINY_CONFIGS: dict[str, dict[str, Any]] = _register_tiny_configs()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -146,9 +127,7 @@ def config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor], quick_
         if "visual.transformer.resblocks.0.ls_1.gamma" in state_dict:
             vision_cfg["ls_init_value"] = 1e-5  # value is overwritten by the loaded gamma
     else:
-        counts = []
-        for b in (1, 2, 3, 4):
-            counts.append(len({k.split(".")[2] for k in state_dict if k.startswith(f"visual.layer{b}.")}))
+        counts = [len({k.split(".")[2] for k in state_dict if k.startswith(f"visual.layer{b}.")}) for b in (1, 2, 3, 4)]
         n_pos = int(state_dict["visual.attnpool.positional_embedding"].shape[0])
         out_w = round((n_pos - 1) ** 0.5)
         vision_cfg = {
@@ -209,9 +188,9 @@ def config_from_model(model: nn.Module) -> dict[str, Any]:
             raise ValueError("vision towers with attentional pooling cannot be described; use a registered model name")
         blk = visual.transformer.resblocks[0]
         width = visual.conv1.out_channels
-        heads = blk.attn.num_heads if hasattr(blk.attn, "num_heads") else None
-        if heads is None:
+        if not hasattr(blk.attn, "num_heads"):
             raise ValueError("custom attention blocks are not supported by config_from_model")
+        heads = blk.attn.num_heads
         vision_cfg: dict[str, Any] = {
             "image_size": _int_or_list(visual.image_size),
             "layers": len(visual.transformer.resblocks),
@@ -225,11 +204,11 @@ def config_from_model(model: nn.Module) -> dict[str, Any]:
         }
         if isinstance(blk.ls_1, LayerScale):
             vision_cfg["ls_init_value"] = 1e-5
-        if isinstance(visual.patch_dropout, nn.Module) and hasattr(visual.patch_dropout, "prob"):
+        if hasattr(visual.patch_dropout, "prob"):
             vision_cfg["patch_dropout"] = float(visual.patch_dropout.prob)
     elif isinstance(visual, ModifiedResNet):
-        sd = {k: v for k, v in visual.state_dict().items()}
-        counts = [len({k.split(".")[1] for k in sd if k.startswith(f"layer{b}.")}) for b in (1, 2, 3, 4)]
+        keys = visual.state_dict().keys()
+        counts = [len({k.split(".")[1] for k in keys if k.startswith(f"layer{b}.")}) for b in (1, 2, 3, 4)]
         vision_cfg = {
             "image_size": visual.image_size,
             "layers": counts,
@@ -273,19 +252,5 @@ def config_from_model(model: nn.Module) -> dict[str, Any]:
 
 
 def get_config(name: str) -> dict[str, Any] | None:
-    """A deep copy of the open_clip config registered under ``name`` ('/' normalised to '-')."""
-    cfg = open_clip.get_model_config(name.replace("/", "-"))
-    return copy.deepcopy(cfg) if cfg is not None else None
-
-
-__all__ = [
-    "MODEL_CONFIG_DIR",
-    "TINY_CONFIGS",
-    "config_from_model",
-    "config_from_openai_state_dict",
-    "get_config",
-    "is_openai_state_dict",
-    "openai_heads",
-    "register_tiny_configs",
-    "tiny_model_names",
-]
+    """A copy of the open_clip config registered under ``name`` ('/' normalised to '-'); None if unknown."""
+    return open_clip.get_model_config(name.replace("/", "-"))

@@ -24,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import logging
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
@@ -34,8 +32,6 @@ from open_clip.transformer import ResidualAttentionBlock, TextTransformer, Visio
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
-
-logger = logging.getLogger(__name__)
 
 
 _FULL_BLOCKS: contextvars.ContextVar[bool] = contextvars.ContextVar("promptkd_full_blocks", default=False)
@@ -54,10 +50,11 @@ def full_blocks() -> Iterator[None]:
         _FULL_BLOCKS.reset(token)
 
 
-def _run_block(block: nn.Module, x: Tensor, attn_mask: Tensor | None, use_checkpoint: bool) -> Tensor:
+def _run(fn, args: Sequence[Tensor], use_checkpoint: bool) -> Tensor:
+    """``fn(*args)``, under per-block gradient checkpointing when asked for and gradients are on."""
     if use_checkpoint and torch.is_grad_enabled():
-        return _checkpoint(functools.partial(block, attn_mask=attn_mask), x, use_reentrant=False)
-    return block(x, attn_mask=attn_mask)
+        return _checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
 
 
 def _plain_block(block: nn.Module) -> bool:
@@ -130,12 +127,6 @@ def _first_block_prompt_grad(block: nn.Module, x_img: Tensor, x_p: Tensor) -> Te
     return h + block.ls_2(block.mlp(block.ln_2(h)))
 
 
-def _run_partial(fn, block: nn.Module, args: Sequence[Tensor], use_checkpoint: bool) -> Tensor:
-    if use_checkpoint and torch.is_grad_enabled():
-        return _checkpoint(functools.partial(fn, block), *args, use_reentrant=False)
-    return fn(block, *args)
-
-
 def _batched_prompt(p: Tensor, batch: int, width: int, dtype: torch.dtype, label: str) -> Tensor:
     """[N, W] -> [B, N, W] (broadcast) or check a per-sample [B, N, W]; cast to the activation dtype."""
     if not isinstance(p, Tensor):
@@ -152,10 +143,32 @@ def _batched_prompt(p: Tensor, batch: int, width: int, dtype: torch.dtype, label
 # --------------------------------------------------------------------------------------------------
 # image tower
 # --------------------------------------------------------------------------------------------------
-def _as_visual(visual: nn.Module) -> nn.Module:
-    if isinstance(visual, (CLIP, CustomTextCLIP)):
-        return visual.visual
-    return visual
+def _check_image_args(visual: VisionTransformer, images: Tensor, prompts: list[Tensor]) -> None:
+    if getattr(visual, "attn_pool", None) is not None:
+        raise ValueError("vision towers with attentional pooling (attn_pool) are not supported by clip.encode_image")
+    if visual.pool_type == "none":
+        raise ValueError("vision pool_type 'none' returns tokens, not an image feature; not supported")
+    if prompts and visual.pool_type != "tok":
+        raise ValueError(
+            f"deep visual prompts are defined for CLS-token pooling (pool_type 'tok'); this tower uses "
+            f"'{visual.pool_type}'"
+        )
+    n_blocks = len(visual.transformer.resblocks)
+    if len(prompts) > n_blocks:
+        raise ValueError(f"{len(prompts)} visual prompt layers given but the tower has only {n_blocks} blocks")
+    if images.dim() != 4:
+        raise ValueError(f"images: expected [B, 3, H, W], got {list(images.shape)}")
+
+
+def _patch_tokens(visual: VisionTransformer, images: Tensor) -> Tensor:
+    """open_clip's stem: conv1 -> flatten -> [CLS] + patches -> + positional embedding -> patch dropout."""
+    x = visual.conv1(images.to(visual.conv1.weight.dtype))  # [B, W, g, g]
+    batch, width = x.shape[0], x.shape[1]
+    x = x.reshape(batch, width, -1).permute(0, 2, 1)  # [B, g*g, W]
+    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(batch, -1, -1)
+    x = torch.cat([cls, x], dim=1)
+    x = x + visual.positional_embedding.to(x.dtype)
+    return visual.patch_dropout(x)
 
 
 def encode_image(
@@ -173,42 +186,20 @@ def encode_image(
     the previous outputs. None / empty = plain CLIP (equals ``model.encode_image``).
     ``checkpoint``: gradient checkpointing per block (saves activation memory when training).
     """
-    visual = _as_visual(visual)
+    if isinstance(visual, (CLIP, CustomTextCLIP)):
+        visual = visual.visual
     prompts = [] if prompts is None else list(prompts)
     if not isinstance(visual, VisionTransformer):
         if prompts:
             raise ValueError(f"deep visual prompts need a ViT image tower; got {type(visual).__name__}")
         weight = next(visual.parameters())
         return visual(images.to(weight.dtype))
-    if getattr(visual, "attn_pool", None) is not None:
-        raise ValueError("vision towers with attentional pooling (attn_pool) are not supported by clip.encode_image")
-    if visual.pool_type == "none":
-        raise ValueError("vision pool_type 'none' returns tokens, not an image feature; not supported")
-    if prompts and visual.pool_type != "tok":
-        raise ValueError(
-            f"deep visual prompts are defined for CLS-token pooling (pool_type 'tok'); this tower uses "
-            f"'{visual.pool_type}'"
-        )
+    _check_image_args(visual, images, prompts)
+    x = _patch_tokens(visual, images)
+    batch, width = x.shape[0], x.shape[2]
+    p0 = _batched_prompt(prompts[0], batch, width, x.dtype, "prompts[0]") if prompts else None
+    n_prompt = p0.shape[1] if p0 is not None else 0
     blocks = visual.transformer.resblocks
-    if len(prompts) > len(blocks):
-        raise ValueError(f"{len(prompts)} visual prompt layers given but the tower has only {len(blocks)} blocks")
-    if images.dim() != 4:
-        raise ValueError(f"images: expected [B, 3, H, W], got {list(images.shape)}")
-
-    dtype = visual.conv1.weight.dtype
-    x = visual.conv1(images.to(dtype))  # [B, W, g, g]
-    batch, width = x.shape[0], x.shape[1]
-    x = x.reshape(batch, width, -1).permute(0, 2, 1)  # [B, g*g, W]
-    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(batch, -1, -1)
-    x = torch.cat([cls, x], dim=1)
-    x = x + visual.positional_embedding.to(x.dtype)
-    x = visual.patch_dropout(x)
-
-    n_prompt = 0
-    p0 = None
-    if prompts:
-        p0 = _batched_prompt(prompts[0], batch, width, x.dtype, "prompts[0]")
-        n_prompt = p0.shape[1]
     batch_first = getattr(visual.transformer, "batch_first", True)
     # Block 0 with the prompt-only backward: prompts replaced at block 1, frozen image tokens, training.
     partial = not _FULL_BLOCKS.get()
@@ -221,7 +212,8 @@ def encode_image(
 
     if split_first:
         # ln_pre is per token: ln_pre(cat([x, p0])) = cat([ln_pre(x), ln_pre(p0)]).
-        x = _run_partial(_first_block_prompt_grad, blocks[0], (visual.ln_pre(x), visual.ln_pre(p0)), checkpoint)
+        first = functools.partial(_first_block_prompt_grad, blocks[0])
+        x = _run(first, (visual.ln_pre(x), visual.ln_pre(p0)), checkpoint)
         has_prompt_rows = False  # block 0's prompt rows are discarded by block 1's replacement
     else:
         if p0 is not None:
@@ -240,10 +232,10 @@ def encode_image(
             kept = (x[:, :-n_prompt] if batch_first else x[:-n_prompt]) if has_prompt_rows else x
             x = torch.cat([kept, p], dim=1) if batch_first else torch.cat([kept, p.transpose(0, 1)], dim=0)
             has_prompt_rows = True
-        if i == len(blocks) - 1 and pooled_last:
-            x = _run_partial(_pooled_token_block, block, (x,), checkpoint)  # [B, 1, W]: token 0 only
+        if i == len(blocks) - 1 and pooled_last:  # [B, 1, W]: token 0 only
+            x = _run(functools.partial(_pooled_token_block, block), (x,), checkpoint)
         else:
-            x = _run_block(block, x, None, checkpoint)
+            x = _run(functools.partial(block, attn_mask=None), (x,), checkpoint)
     if not batch_first:
         x = x.transpose(0, 1)
 
@@ -261,51 +253,36 @@ def encode_image(
 # --------------------------------------------------------------------------------------------------
 # text tower
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class _TextParts:
-    token_embedding: nn.Embedding
-    positional_embedding: Tensor
-    transformer: nn.Module
-    ln_final: nn.Module
-    text_projection: Tensor | nn.Linear | None
-    attn_mask: Tensor | None
-    pool_type: str
-    eos_id: int | None
-
-
-def _text_parts(model: nn.Module) -> _TextParts:
+def _text_tower(model: nn.Module) -> tuple[nn.Module, str, int | None]:
+    """The module that holds the text tower (``token_embedding``, ``positional_embedding``, ``transformer``,
+    ``ln_final``, ``text_projection``, ``attn_mask``: a ``CLIP`` or a ``TextTransformer``), its pooling
+    type and its EOS id."""
     if isinstance(model, CLIP):
-        return _TextParts(
-            model.token_embedding, model.positional_embedding, model.transformer, model.ln_final,
-            model.text_projection, model.attn_mask, model.text_pool_type, getattr(model, "text_eos_id", None),
-        )
+        return model, model.text_pool_type, model.text_eos_id
     text = getattr(model, "text", model)
-    if isinstance(text, TextTransformer):
-        if text.cls_emb is not None:
-            raise ValueError("text towers with an appended CLS embedding (CoCa) are not supported")
-        if text.use_pad_mask:
-            raise ValueError("bidirectional text towers with padding masks are not supported")
-        return _TextParts(
-            text.token_embedding, text.positional_embedding, text.transformer, text.ln_final,
-            text.text_projection, text.attn_mask, text.pool_type, text.eos_id,
+    if not isinstance(text, TextTransformer):
+        raise ValueError(
+            f"unsupported text tower {type(text).__name__}: clip.encode_text needs an open_clip CLIP or a "
+            "CustomTextCLIP with a TextTransformer"
         )
-    raise ValueError(
-        f"unsupported text tower {type(text).__name__}: clip.encode_text needs an open_clip CLIP or a "
-        "CustomTextCLIP with a TextTransformer"
-    )
+    if text.cls_emb is not None:
+        raise ValueError("text towers with an appended CLS embedding (CoCa) are not supported")
+    if text.use_pad_mask:
+        raise ValueError("bidirectional text towers with padding masks are not supported")
+    return text, text.pool_type, text.eos_id
 
 
 def token_embedding(model: nn.Module, token_ids: Tensor) -> Tensor:
     """Token embeddings [C, L, W] of tokenised prompts (no positional embedding), as the prompt
     learners split into prefix / context / suffix (docs/REFERENCE.md M2 step 1)."""
-    parts = _text_parts(model)
-    vocab = parts.token_embedding.num_embeddings
+    embedding = _text_tower(model)[0].token_embedding
+    vocab = embedding.num_embeddings
     if token_ids.numel() and (int(token_ids.max()) >= vocab or int(token_ids.min()) < 0):
         raise ValueError(
             f"token ids range [{int(token_ids.min())}, {int(token_ids.max())}] outside the model's vocabulary "
             f"of {vocab}; tokenise with the model's tokenizer"
         )
-    return parts.token_embedding(token_ids)
+    return embedding(token_ids)
 
 
 def encode_text(
@@ -322,11 +299,11 @@ def encode_text(
     ``token_embeds``: [C, L, W] embeddings that already hold the learned layer-0 context at positions
     1..n_ctx (no positional embedding). ``token_ids``: [C, L] ids of the tokenised prompts (EOT = argmax).
     ``deep_prompts[k]`` ([n_ctx, W] or [C, n_ctx, W]) replaces positions 1..n_ctx before block k+1.
-    ``checkpoint``: gradient checkpointing per block (user pain P7: ViT-L/14 text tower memory).
+    ``checkpoint``: gradient checkpointing per block (memory of the ViT-L/14 teacher's text tower).
     With ``deep_prompts`` None and ``token_embeds = token_embedding(model, ids)`` this equals
     ``model.encode_text(ids)``.
     """
-    parts = _text_parts(model)
+    tower, pool_type, eos_id = _text_tower(model)
     deep = [] if deep_prompts is None else list(deep_prompts)
     if token_embeds.dim() != 3:
         raise ValueError(f"token_embeds: expected [C, L, W], got {list(token_embeds.shape)}")
@@ -335,18 +312,18 @@ def encode_text(
         raise ValueError(
             f"token_ids: expected shape [{n_cls}, {seq_len}] to match token_embeds, got {list(token_ids.shape)}"
         )
-    num_pos = parts.positional_embedding.shape[0]
+    num_pos = tower.positional_embedding.shape[0]
     if seq_len > num_pos:
         raise ValueError(
             f"prompts have {seq_len} tokens but the text tower's context length is {num_pos}; tokenise with "
             f"context_length={num_pos}"
         )
-    if width != parts.positional_embedding.shape[1]:
+    if width != tower.positional_embedding.shape[1]:
         raise ValueError(
             f"token_embeds width {width} does not match the text transformer width "
-            f"{parts.positional_embedding.shape[1]}"
+            f"{tower.positional_embedding.shape[1]}"
         )
-    blocks = parts.transformer.resblocks
+    blocks = tower.transformer.resblocks
     if deep:
         if n_ctx < 1 or 1 + n_ctx > seq_len:
             raise ValueError(f"n_ctx={n_ctx}: deep text prompts need 1 <= n_ctx <= {seq_len - 1}")
@@ -356,13 +333,13 @@ def encode_text(
                 f"most {len(blocks) - 1} (blocks 1..{len(blocks) - 1}) can take one"
             )
 
-    cast_dtype = parts.transformer.get_cast_dtype()
-    x = token_embeds.to(cast_dtype) + parts.positional_embedding[:seq_len].to(cast_dtype)
-    attn_mask = parts.attn_mask
+    cast_dtype = tower.transformer.get_cast_dtype()
+    x = token_embeds.to(cast_dtype) + tower.positional_embedding[:seq_len].to(cast_dtype)
+    attn_mask = tower.attn_mask
     if attn_mask is not None and attn_mask.shape[-1] != seq_len:
         attn_mask = attn_mask[:seq_len, :seq_len]
 
-    batch_first = getattr(parts.transformer, "batch_first", True)
+    batch_first = getattr(tower.transformer, "batch_first", True)
     if not batch_first:
         x = x.transpose(0, 1)
     for i, block in enumerate(blocks):
@@ -374,16 +351,13 @@ def encode_text(
                 x = torch.cat([x[:, :1], p, x[:, 1 + n_ctx:]], dim=1)
             else:
                 x = torch.cat([x[:1], p.transpose(0, 1), x[1 + n_ctx:]], dim=0)
-        x = _run_block(block, x, attn_mask, checkpoint)
+        x = _run(functools.partial(block, attn_mask=attn_mask), (x,), checkpoint)
     if not batch_first:
         x = x.transpose(0, 1)
 
-    x = parts.ln_final(x)
-    pooled = text_global_pool(x, token_ids, parts.pool_type, eos_token_id=parts.eos_id)
-    proj = parts.text_projection
+    x = tower.ln_final(x)
+    pooled = text_global_pool(x, token_ids, pool_type, eos_token_id=eos_id)
+    proj = tower.text_projection
     if proj is not None:
         pooled = proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
     return pooled
-
-
-__all__ = ["encode_image", "encode_text", "full_blocks", "token_embedding"]

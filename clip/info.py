@@ -2,7 +2,6 @@
 512/768, docs/REFERENCE.md D6)."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from open_clip import CLIP, CustomTextCLIP
@@ -10,7 +9,6 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import TextTransformer, VisionTransformer
 from torch import nn
 
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,3 @@ def model_info(model: nn.Module) -> ModelInfo:
         vocab_size=int(vocab),
         **vision,
     )
-
-
-__all__ = ["ModelInfo", "model_info"]

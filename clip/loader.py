@@ -27,7 +27,7 @@ from open_clip.model import _build_vision_tower, convert_weights_to_lp, get_cast
 from open_clip.transform import PreprocessCfg
 from torch import nn
 
-from .configs import TINY_CONFIGS, config_from_openai_state_dict, register_tiny_configs, tiny_model_names
+from .configs import TINY_CONFIGS, config_from_openai_state_dict
 from .weights import (
     OPENAI_MODELS,
     WeightsFile,
@@ -43,26 +43,22 @@ logger = logging.getLogger(__name__)
 OPEN_CLIP_PREFIX = "open_clip:"
 ALLOW_RANDOM_KEY = "MODEL.BACKBONE.ALLOW_RANDOM_INIT"
 PRECISIONS = ("fp32", "fp16", "bf16")
-_PRECISION_ALIASES = {"fp32": "fp32", "float32": "fp32", "amp": "fp32", "fp16": "fp16", "float16": "fp16",
-                      "half": "fp16", "bf16": "bf16", "bfloat16": "bf16"}
-
-register_tiny_configs()
 
 
 def available_models() -> list[str]:
     """OpenAI CLIP names (need local weight files) followed by the tiny random-weight architectures.
     Any open_clip architecture is also loadable as ``open_clip:<name>[:<tag-or-file>]``."""
-    return list(OPENAI_MODELS) + tiny_model_names()
+    return list(OPENAI_MODELS) + sorted(TINY_CONFIGS)
 
 
 def _normalise_precision(precision: str) -> str:
-    key = str(precision).lower()
-    if key not in _PRECISION_ALIASES:
+    key = "fp32" if str(precision).lower() == "amp" else str(precision).lower()
+    if key not in PRECISIONS:
         raise ValueError(
             f"precision '{precision}' is not supported; use one of {PRECISIONS} "
             "('amp' is accepted and means fp32 weights, for use under autocast)"
         )
-    return _PRECISION_ALIASES[key]
+    return key
 
 
 def _finalize(model: nn.Module, precision: str, device: torch.device | str) -> nn.Module:
@@ -74,21 +70,25 @@ def _finalize(model: nn.Module, precision: str, device: torch.device | str) -> n
     return model.eval()
 
 
+def _build(model_cfg: dict[str, Any], precision: str, source: str) -> nn.Module:
+    """An open_clip ``CLIP`` (or ``CustomTextCLIP``) with random fp32/low-precision-ready weights, on the CPU."""
+    cfg = dict(model_cfg)
+    if "multimodal_cfg" in cfg:
+        raise ValueError(f"{source}: CoCa models (config key 'multimodal_cfg') are not supported by clip.load")
+    cls = CustomTextCLIP if cfg.pop("custom_text", False) else CLIP
+    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
+    if missing:
+        raise ValueError(f"{source}: model config lacks key(s) {missing}; open_clip configs need embed_dim, "
+                         "vision_cfg, text_cfg")
+    return cls(**cfg, cast_dtype=get_cast_dtype(precision))
+
+
 def build_from_config(
     model_cfg: dict[str, Any], precision: str = "fp32", device: torch.device | str = "cpu"
 ) -> nn.Module:
     """Instantiate an open_clip ``CLIP`` (or ``CustomTextCLIP``) from a config dict with random weights."""
     precision = _normalise_precision(precision)
-    cfg = dict(model_cfg)
-    if "multimodal_cfg" in cfg:
-        raise ValueError("CoCa models (config key 'multimodal_cfg') are not supported by clip.load")
-    custom_text = bool(cfg.pop("custom_text", False))
-    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
-    if missing:
-        raise ValueError(f"model config lacks key(s) {missing}; open_clip configs need embed_dim, vision_cfg, text_cfg")
-    cls = CustomTextCLIP if custom_text else CLIP
-    model = cls(**cfg, cast_dtype=get_cast_dtype(precision))
-    return _finalize(model, precision, device)
+    return _finalize(_build(model_cfg, precision, "build_from_config"), precision, device)
 
 
 def build_vision_tower(
@@ -133,21 +133,11 @@ def load_weights_file(
     else:
         cfg = dict(wf.model_cfg or {})
         source = f"{wf.path} (open_clip checkpoint, model '{wf.model_name}')"
-    cfg_build = dict(cfg)
-    custom_text = bool(cfg_build.pop("custom_text", False))
-    if "multimodal_cfg" in cfg_build:
-        raise ValueError(f"{wf.path}: CoCa checkpoints are not supported by clip.load")
-    cls = CustomTextCLIP if custom_text else CLIP
-    model = cls(**cfg_build, cast_dtype=get_cast_dtype(precision))
+    model = _build(cfg, precision, str(wf.path))
     _load_state_dict_strict(model, wf.state_dict, source)
     _set_preprocess(model)
     logger.info("Loaded CLIP from %s", source)
     return _finalize(model, precision, device)
-
-
-def _create_random(arch: str, precision: str, device: torch.device | str) -> nn.Module:
-    model = open_clip.create_model(arch, pretrained=None, precision=precision, device=device)
-    return model.eval()
 
 
 def tiny_seed(name: str) -> int:
@@ -170,22 +160,33 @@ def _close_matches(name: str, choices: list[str]) -> str:
     return f" Did you mean {m}?" if m else ""
 
 
+def _pretrained_kwargs(spec: str, arch: str, pretrained: str, model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """``create_model`` arguments for ``pretrained``: an existing file (``~`` expanded) or a pretrained tag of
+    ``arch`` (tags trained with QuickGELU are built with ``force_quick_gelu``)."""
+    if os.path.isfile(os.path.expanduser(pretrained)):
+        return {"pretrained": os.path.expanduser(pretrained)}
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if pretrained not in tags:
+        if looks_like_path(pretrained):
+            raise FileNotFoundError(f"'{spec}': weights file '{pretrained}' does not exist")
+        raise ValueError(f"'{spec}': '{pretrained}' is neither a file nor a pretrained tag of {arch}; tags: {tags}")
+    if open_clip.get_pretrained_cfg(arch, pretrained).get("quick_gelu", False) and not model_cfg.get("quick_gelu"):
+        logger.info("%s:%s was trained with QuickGELU; building with force_quick_gelu=True", arch, pretrained)
+        return {"pretrained": pretrained, "force_quick_gelu": True}
+    return {"pretrained": pretrained}
+
+
 def _load_open_clip_spec(
     spec: str, allow_random: bool, precision: str, device: torch.device | str
 ) -> nn.Module:
     """``open_clip:<model-name>[:<pretrained-tag-or-file>]`` via ``open_clip.create_model``."""
     rest = spec[len(OPEN_CLIP_PREFIX):].strip()
-    if rest.startswith(("hf-hub:", "local-dir:")):
-        arch, pretrained = rest, None
-        schema = True
-    else:
-        arch, _, tag = rest.partition(":")
-        arch = arch.replace("/", "-")
-        pretrained = tag or None
-        schema = False
+    schema = rest.startswith(("hf-hub:", "local-dir:"))  # open_clip's own name schemas: passed through
+    arch, _, tag = rest.partition(":")
+    arch, pretrained = (rest, None) if schema else (arch.replace("/", "-"), tag or None)
     if not arch:
         raise ValueError(f"'{spec}': expected 'open_clip:<model-name>[:<pretrained-tag-or-file>]'")
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"pretrained": None}
     if not schema:
         model_cfg = open_clip.get_model_config(arch)
         if model_cfg is None:
@@ -193,40 +194,23 @@ def _load_open_clip_spec(
                 f"'{spec}': '{arch}' is not an open_clip architecture.{_close_matches(arch, open_clip.list_models())} "
                 "See open_clip.list_models()."
             )
-        if pretrained is None:
-            if not allow_random:
-                tags = open_clip.list_pretrained_tags_by_model(arch)
-                raise ValueError(
-                    f"'{spec}' names no pretrained weights, so the model would be random. Give a tag or file "
-                    f"('open_clip:{arch}:<tag-or-file>', tags for {arch}: {tags}) or pass allow_random=True "
-                    f"(config key {ALLOW_RANDOM_KEY})."
-                )
-            if arch in TINY_CONFIGS:
-                return _create_tiny(arch, precision, device)
-            logger.warning("open_clip model %s built with RANDOM weights (allow_random=True)", arch)
-        elif os.path.isfile(os.path.expanduser(pretrained)):
-            pretrained = os.path.expanduser(pretrained)
-        else:
+        if pretrained is not None:
+            kwargs = _pretrained_kwargs(spec, arch, pretrained, model_cfg)
+        elif not allow_random:
             tags = open_clip.list_pretrained_tags_by_model(arch)
-            if pretrained not in tags:
-                if looks_like_path(pretrained):
-                    raise FileNotFoundError(f"'{spec}': weights file '{pretrained}' does not exist")
-                raise ValueError(
-                    f"'{spec}': '{pretrained}' is neither a file nor a pretrained tag of {arch}; tags: {tags}"
-                )
-            tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
-            if tag_cfg.get("quick_gelu", False) and not model_cfg.get("quick_gelu", False):
-                logger.info("%s:%s was trained with QuickGELU; building with force_quick_gelu=True", arch, pretrained)
-                kwargs["force_quick_gelu"] = True
+            raise ValueError(
+                f"'{spec}' names no pretrained weights, so the model would be random. Give a tag or file "
+                f"('open_clip:{arch}:<tag-or-file>', tags for {arch}: {tags}) or pass allow_random=True "
+                f"(config key {ALLOW_RANDOM_KEY})."
+            )
+        elif arch in TINY_CONFIGS:
+            return _create_tiny(arch, precision, device)
+        else:
+            logger.warning("open_clip model %s built with RANDOM weights (allow_random=True)", arch)
+    pretrained = kwargs["pretrained"]
     try:
-        model = open_clip.create_model(
-            arch,
-            pretrained=pretrained,
-            precision=precision,
-            device=device,
-            require_pretrained=pretrained is not None or schema,
-            **kwargs,
-        )
+        model = open_clip.create_model(arch, precision=precision, device=device,
+                                       require_pretrained=pretrained is not None or schema, **kwargs)
     except (RuntimeError, OSError, ValueError) as e:
         if pretrained is None and not schema:
             raise
@@ -278,7 +262,7 @@ def load(
                 "No weights file for %s (tried %s); building the %s architecture with RANDOM weights "
                 "because allow_random=True", canonical, tried, OPENAI_MODELS[canonical]
             )
-            return _create_random(OPENAI_MODELS[canonical], precision, device)
+            return open_clip.create_model(OPENAI_MODELS[canonical], precision=precision, device=device).eval()
         return load_weights_file(path, precision, device)
 
     if name.startswith(OPEN_CLIP_PREFIX):
@@ -302,7 +286,3 @@ def load(
         f"unknown CLIP model '{name}'.{_close_matches(name, available_models())} Known names: "
         f"{available_models()}; or a weights file path; or 'open_clip:<architecture>[:<tag-or-file>]'."
     )
-
-
-__all__ = ["ALLOW_RANDOM_KEY", "available_models", "build_from_config", "build_vision_tower", "load",
-           "load_weights_file", "tiny_seed"]

@@ -1,12 +1,10 @@
 """CLIP's BPE tokenizer (open_clip's ``SimpleTokenizer``), docs/REFERENCE.md M1 ``clip.tokenize``."""
 from __future__ import annotations
 
-import logging
 
 import open_clip
 import torch
 
-logger = logging.getLogger(__name__)
 
 SOT_TOKEN_ID = 49406  # <start_of_text>
 EOT_TOKEN_ID = 49407  # <end_of_text>, the highest id: its position is argmax(ids)
@@ -25,6 +23,3 @@ def tokenize(texts: str | list[str], context_length: int = 77) -> torch.LongTens
     if int(context_length) < 2:
         raise ValueError(f"tokenize: context_length must be >= 2 (room for SOT and EOT), got {context_length}")
     return open_clip.tokenize(list(texts), context_length=int(context_length))
-
-
-__all__ = ["EOT_TOKEN_ID", "SOT_TOKEN_ID", "tokenize"]

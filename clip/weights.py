@@ -32,23 +32,13 @@ CONFIG_KEY_WEIGHTS_DIR = "MODEL.BACKBONE.WEIGHTS_DIR"
 DEFAULT_CACHE_DIR = "~/.cache/clip"  # where OpenAI's ``clip.load`` caches its downloads
 REFERENCE_DIR = "./clip"  # where the PromptKD reference expects ViT-B-16.pt / ViT-L-14.pt
 
-# OpenAI release name -> open_clip architecture with QuickGELU (the activation OpenAI trained with)
-OPENAI_MODELS: dict[str, str] = {
-    "RN50": "RN50-quickgelu",
-    "RN101": "RN101-quickgelu",
-    "RN50x4": "RN50x4-quickgelu",
-    "RN50x16": "RN50x16-quickgelu",
-    "RN50x64": "RN50x64-quickgelu",
-    "ViT-B/32": "ViT-B-32-quickgelu",
-    "ViT-B/16": "ViT-B-16-quickgelu",
-    "ViT-L/14": "ViT-L-14-quickgelu",
-    "ViT-L/14@336px": "ViT-L-14-336-quickgelu",
-}
-_OPENAI_ALIASES: dict[str, str] = {}
-for _name in OPENAI_MODELS:
-    _OPENAI_ALIASES[_name] = _name
-    _OPENAI_ALIASES[_name.replace("/", "-")] = _name
-_OPENAI_ALIASES["ViT-L-14-336px"] = "ViT-L/14@336px"
+# OpenAI release names; each is built as open_clip's QuickGELU architecture (the activation OpenAI trained
+# with): ViT-B/16 -> ViT-B-16-quickgelu, ViT-L/14@336px -> ViT-L-14-336-quickgelu.
+OPENAI_NAMES = ("RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px")
+OPENAI_MODELS: dict[str, str] = {n: n.replace("/", "-").replace("@336px", "-336") + "-quickgelu" for n in OPENAI_NAMES}
+# accepted spellings: the name, the name with '/' -> '-' (ViT-B-16), the release file stem (ViT-L-14-336px)
+_OPENAI_ALIASES = {**{n.replace("/", "-"): n for n in OPENAI_NAMES}, "ViT-L-14-336px": "ViT-L/14@336px",
+                   **{n: n for n in OPENAI_NAMES}}
 
 
 def openai_name(name: str) -> str | None:
@@ -57,7 +47,7 @@ def openai_name(name: str) -> str | None:
 
 
 def openai_release_url(name: str) -> str:
-    """URL of the OpenAI CLIP release file for an OpenAI model name (as listed by open_clip)."""
+    """URL of the OpenAI CLIP release file for the OpenAI model ``name`` (as listed by open_clip)."""
     canonical = openai_name(name)
     if canonical is None:
         raise KeyError(f"'{name}' is not an OpenAI CLIP name; known: {list(OPENAI_MODELS)}")
@@ -67,15 +57,9 @@ def openai_release_url(name: str) -> str:
 def openai_filenames(name: str) -> list[str]:
     """File names an OpenAI model may be stored under: the release file name (``ViT-L-14-336px.pt``)
     and the name with '/' replaced by '-' (``ViT-B-16.pt``)."""
-    canonical = openai_name(name)
-    if canonical is None:
-        raise KeyError(f"'{name}' is not an OpenAI CLIP name; known: {list(OPENAI_MODELS)}")
-    names = []
-    url = openai_release_url(canonical)
-    if url:
-        names.append(url.rsplit("/", 1)[-1])
-    names.append(canonical.replace("/", "-") + ".pt")
-    return list(dict.fromkeys(names))
+    url = openai_release_url(name)
+    names = [url.rsplit("/", 1)[-1]] if url else []
+    return list(dict.fromkeys(names + [openai_name(name).replace("/", "-") + ".pt"]))
 
 
 def weight_search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -92,11 +76,7 @@ def weight_search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Pat
         dirs.append(Path(os.path.expanduser(env)))
     dirs.append(Path(REFERENCE_DIR))
     dirs.append(Path(os.path.expanduser(DEFAULT_CACHE_DIR)))
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
+    return list(dict.fromkeys(dirs))
 
 
 def candidate_weight_paths(name: str, weights_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -337,21 +317,3 @@ def save_open_clip_checkpoint(model: nn.Module, path: str | os.PathLike, model_n
             ) from None
     ckpt = {"state_dict": _cpu_state_dict(model), "model_name": model_name.replace("/", "-"), "model_cfg": model_cfg}
     return atomic_torch_save(ckpt, path)
-
-
-__all__ = [
-    "CONFIG_KEY_WEIGHTS_DIR",
-    "ENV_WEIGHTS_DIR",
-    "OPENAI_MODELS",
-    "WeightsFile",
-    "atomic_torch_save",
-    "candidate_weight_paths",
-    "check_openai_compatible",
-    "openai_filenames",
-    "openai_name",
-    "read_weights_file",
-    "resolve_weights_path",
-    "save_open_clip_checkpoint",
-    "save_openai_state_dict",
-    "weight_search_dirs",
-]
