@@ -46,35 +46,22 @@ def model_info(model: nn.Module) -> ModelInfo:
             vision_layers=len(blocks),
             vision_heads=int(getattr(blocks[0].attn, "num_heads", 0)),
             patch_size=_first(visual.patch_size),
-            image_size=_first(visual.image_size),
             is_vit=True,
         )
-        embed_dim = int(visual.output_dim)
     elif isinstance(visual, ModifiedResNet):
         vision = dict(
             vision_width=visual.attnpool.k_proj.in_features,
             vision_layers=sum(len(getattr(visual, f"layer{b}")) for b in (1, 2, 3, 4)),
             vision_heads=int(visual.attnpool.num_heads),
             patch_size=32,
-            image_size=_first(visual.image_size),
             is_vit=False,
         )
-        embed_dim = int(visual.output_dim)
     else:
         raise TypeError(f"model_info: unsupported image tower {type(visual).__name__}")
 
-    if isinstance(model, CLIP):
-        transformer, ctx, vocab = model.transformer, model.context_length, model.vocab_size
-    else:
-        text = model.text
-        if not isinstance(text, TextTransformer):
-            raise TypeError(f"model_info: unsupported text tower {type(text).__name__}")
-        transformer, ctx, vocab = text.transformer, text.context_length, text.vocab_size
-    return ModelInfo(
-        embed_dim=embed_dim,
-        text_width=int(transformer.width),
-        text_layers=len(transformer.resblocks),
-        context_length=int(ctx),
-        vocab_size=int(vocab),
-        **vision,
-    )
+    text = model if isinstance(model, CLIP) else model.text  # both hold transformer, context_length, vocab_size
+    if not isinstance(text, (CLIP, TextTransformer)):
+        raise TypeError(f"model_info: unsupported text tower {type(text).__name__}")
+    return ModelInfo(embed_dim=int(visual.output_dim), image_size=_first(visual.image_size),
+                     text_width=int(text.transformer.width), text_layers=len(text.transformer.resblocks),
+                     context_length=int(text.context_length), vocab_size=int(text.vocab_size), **vision)

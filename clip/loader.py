@@ -15,28 +15,18 @@ import difflib
 import hashlib
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import open_clip
 import torch
 from open_clip import CLIP, CustomTextCLIP
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.model import _build_vision_tower, convert_weights_to_lp, get_cast_dtype
-from open_clip.transform import PreprocessCfg
 from torch import nn
 
 from .configs import TINY_CONFIGS, config_from_openai_state_dict
-from .weights import (
-    OPENAI_MODELS,
-    WeightsFile,
-    candidate_weight_paths,
-    looks_like_path,
-    openai_name,
-    read_weights_file,
-    resolve_weights_path,
-)
+from .weights import (OPENAI_MODELS, WeightsFile, candidate_weight_paths, looks_like_path, openai_name,
+                      read_weights_file, resolve_weights_path)
 
 logger = logging.getLogger(__name__)
 
@@ -107,20 +97,6 @@ def build_vision_tower(
     return _finalize(visual, precision, device)
 
 
-def _set_preprocess(model: nn.Module) -> None:
-    image_size = getattr(model.visual, "image_size", 224)
-    pp = asdict(PreprocessCfg())
-    pp.update(size=image_size, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
-    open_clip.set_model_preprocess_cfg(model, pp)
-
-
-def _load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"{source}: weights do not fit the architecture built for them: {e}") from e
-
-
 def load_weights_file(
     path: str | os.PathLike, precision: str = "fp32", device: torch.device | str = "cpu"
 ) -> nn.Module:
@@ -134,8 +110,10 @@ def load_weights_file(
         cfg = dict(wf.model_cfg or {})
         source = f"{wf.path} (open_clip checkpoint, model '{wf.model_name}')"
     model = _build(cfg, precision, str(wf.path))
-    _load_state_dict_strict(model, wf.state_dict, source)
-    _set_preprocess(model)
+    try:
+        model.load_state_dict(wf.state_dict, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{source}: weights do not fit the architecture built for them: {e}") from e
     logger.info("Loaded CLIP from %s", source)
     return _finalize(model, precision, device)
 

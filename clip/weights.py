@@ -57,9 +57,8 @@ def openai_release_url(name: str) -> str:
 def openai_filenames(name: str) -> list[str]:
     """File names an OpenAI model may be stored under: the release file name (``ViT-L-14-336px.pt``)
     and the name with '/' replaced by '-' (``ViT-B-16.pt``)."""
-    url = openai_release_url(name)
-    names = [url.rsplit("/", 1)[-1]] if url else []
-    return list(dict.fromkeys(names + [openai_name(name).replace("/", "-") + ".pt"]))
+    release_file = openai_release_url(name).rsplit("/", 1)[-1]
+    return list(dict.fromkeys([release_file, openai_name(name).replace("/", "-") + ".pt"]))
 
 
 def weight_search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -69,13 +68,9 @@ def weight_search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Pat
     Otherwise: ``$CLIP_WEIGHTS_DIR`` (if set), ``./clip`` (the reference layout), ``~/.cache/clip``.
     """
     if weights_dir:
-        return [Path(os.path.expanduser(str(weights_dir)))]
-    dirs: list[Path] = []
+        return [Path(weights_dir).expanduser()]
     env = os.environ.get(ENV_WEIGHTS_DIR)
-    if env:
-        dirs.append(Path(os.path.expanduser(env)))
-    dirs.append(Path(REFERENCE_DIR))
-    dirs.append(Path(os.path.expanduser(DEFAULT_CACHE_DIR)))
+    dirs = ([Path(env).expanduser()] if env else []) + [Path(REFERENCE_DIR), Path(DEFAULT_CACHE_DIR).expanduser()]
     return list(dict.fromkeys(dirs))
 
 
@@ -84,43 +79,30 @@ def candidate_weight_paths(name: str, weights_dir: str | os.PathLike | None = No
     return [d / fn for d in weight_search_dirs(weights_dir) for fn in openai_filenames(name)]
 
 
-def missing_weights_message(name: str, tried: list[Path]) -> str:
-    canonical = openai_name(name) or name
-    url = openai_release_url(canonical) if openai_name(name) else ""
-    tried_s = "\n".join(f"  - {p}" for p in tried)
-    first = tried[0] if tried else Path(REFERENCE_DIR) / (canonical.replace("/", "-") + ".pt")
-    return (
-        f"CLIP weights for '{canonical}' not found. Tried:\n{tried_s}\n"
-        f"Get the file from OpenAI's CLIP release ({url}); OpenAI's `clip.load('{canonical}')` caches it "
-        f"as {DEFAULT_CACHE_DIR}/{first.name}, and open_clip can fetch the same weights with "
-        f"`open_clip.create_model('{OPENAI_MODELS.get(canonical, canonical)}', pretrained='openai')` "
-        f"(use the name 'open_clip:{OPENAI_MODELS.get(canonical, canonical)}:openai' here, needs internet). "
-        f"Then point to the folder that holds it with the config key {CONFIG_KEY_WEIGHTS_DIR} or the "
-        f"environment variable {ENV_WEIGHTS_DIR}, or copy it to {REFERENCE_DIR}/{first.name}. "
-        f"For tests without weights pass allow_random=True (random initialisation)."
-    )
-
-
 def resolve_weights_path(name: str, weights_dir: str | os.PathLike | None = None) -> Path:
-    """Locate the weights file for ``name``: an existing file path is returned as is; an OpenAI name
-    (``ViT-B/16`` or ``ViT-B-16``) is looked up in ``weight_search_dirs(weights_dir)``.
+    """Locate the weights file of the OpenAI model ``name`` (``ViT-B/16`` or ``ViT-B-16``) in
+    ``weight_search_dirs(weights_dir)``; nothing is downloaded.
 
-    Raises FileNotFoundError (listing the paths tried and where the file comes from) when nothing
-    exists, and KeyError for a name that is neither a file nor an OpenAI model.
+    Raises FileNotFoundError (listing the paths tried and where the file comes from) when none exists,
+    and KeyError for a name that is not an OpenAI model.
     """
-    path = Path(os.path.expanduser(str(name)))
-    if path.is_file():
-        return path
-    if openai_name(str(name)) is None:
-        if looks_like_path(str(name)):
-            raise FileNotFoundError(f"CLIP weights file '{name}' does not exist (resolved to {path.resolve()})")
-        raise KeyError(f"'{name}' is neither an existing file nor an OpenAI CLIP name ({list(OPENAI_MODELS)})")
-    tried = candidate_weight_paths(str(name), weights_dir)
+    tried = candidate_weight_paths(name, weights_dir)
     for p in tried:
         if p.is_file():
             logger.info("Using CLIP weights %s for %s", p, name)
             return p
-    raise FileNotFoundError(missing_weights_message(str(name), tried))
+    canonical, first = openai_name(name), tried[0].name
+    oc_name = OPENAI_MODELS[canonical]
+    tried_s = "\n".join(f"  - {p}" for p in tried)
+    raise FileNotFoundError(
+        f"CLIP weights for '{canonical}' not found. Tried:\n{tried_s}\n"
+        f"Get the file from OpenAI's CLIP release ({openai_release_url(canonical)}); OpenAI's "
+        f"`clip.load('{canonical}')` caches it as {DEFAULT_CACHE_DIR}/{first}, and open_clip can fetch the same "
+        f"weights with `open_clip.create_model('{oc_name}', pretrained='openai')` (use the name "
+        f"'open_clip:{oc_name}:openai' here, needs internet). Then point to the folder that holds it with the "
+        f"config key {CONFIG_KEY_WEIGHTS_DIR} or the environment variable {ENV_WEIGHTS_DIR}, or copy it to "
+        f"{REFERENCE_DIR}/{first}. For tests without weights pass allow_random=True (random initialisation)."
+    )
 
 
 def looks_like_path(name: str) -> bool:
