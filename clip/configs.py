@@ -94,53 +94,39 @@ def config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor], quick_
             "'visual.attnpool.*' (ResNet), 'text_projection', 'token_embedding.weight', "
             "'positional_embedding', 'ln_final.weight'"
         )
-    vision_cfg: dict[str, Any]
+
+    def tower(prefix: str, width: int) -> dict[str, Any]:  # the transformer under ``prefix``
+        block0 = f"{prefix}transformer.resblocks.0."
+        cfg = {"layers": _count_blocks(state_dict, prefix), "width": width,
+               "mlp_ratio": int(state_dict[block0 + "mlp.c_fc.weight"].shape[0]) / width}
+        if block0 + "ls_1.gamma" in state_dict:
+            cfg["ls_init_value"] = 1e-5  # value is overwritten by the loaded gamma
+        return cfg
+
     if "visual.proj" in state_dict:
         conv = state_dict["visual.conv1.weight"]
-        width = int(conv.shape[0])
-        patch = int(conv.shape[-1])
+        width, patch = int(conv.shape[0]), int(conv.shape[-1])
         n_pos = int(state_dict["visual.positional_embedding"].shape[0])
         grid = round((n_pos - 1) ** 0.5)
         if grid * grid + 1 != n_pos:
             raise ValueError(f"visual.positional_embedding has {n_pos} rows, expected 1 + grid^2")
-        layers = _count_blocks(state_dict, "visual.")
-        heads = openai_heads(width)
-        mlp_width = int(state_dict["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0])
-        vision_cfg = {
-            "image_size": patch * grid,
-            "layers": layers,
-            "width": width,
-            "head_width": width // heads,
-            "patch_size": patch,
-            "mlp_ratio": mlp_width / width,
-        }
+        vision_cfg = {**tower("visual.", width), "image_size": patch * grid, "patch_size": patch,
+                      "head_width": width // openai_heads(width)}
         if "visual.ln_pre.weight" not in state_dict:
             vision_cfg["no_ln_pre"] = True
-        if "visual.transformer.resblocks.0.ls_1.gamma" in state_dict:
-            vision_cfg["ls_init_value"] = 1e-5  # value is overwritten by the loaded gamma
     else:
         counts = [len({k.split(".")[2] for k in state_dict if k.startswith(f"visual.layer{b}.")}) for b in (1, 2, 3, 4)]
         n_pos = int(state_dict["visual.attnpool.positional_embedding"].shape[0])
-        out_w = round((n_pos - 1) ** 0.5)
         vision_cfg = {
-            "image_size": out_w * 32,
+            "image_size": round((n_pos - 1) ** 0.5) * 32,
             "layers": counts,
             "width": int(state_dict["visual.layer1.0.conv1.weight"].shape[0]),
             "patch_size": None,
         }
     text_width = int(state_dict["ln_final.weight"].shape[0])
-    text_mlp = state_dict.get("transformer.resblocks.0.mlp.c_fc.weight")
-    text_cfg: dict[str, Any] = {
-        "context_length": int(state_dict["positional_embedding"].shape[0]),
-        "vocab_size": int(state_dict["token_embedding.weight"].shape[0]),
-        "width": text_width,
-        "heads": openai_heads(text_width),
-        "layers": _count_blocks(state_dict, ""),
-    }
-    if text_mlp is not None:
-        text_cfg["mlp_ratio"] = int(text_mlp.shape[0]) / text_width
-    if "transformer.resblocks.0.ls_1.gamma" in state_dict:
-        text_cfg["ls_init_value"] = 1e-5
+    text_cfg = {**tower("", text_width), "heads": openai_heads(text_width),
+                "context_length": int(state_dict["positional_embedding"].shape[0]),
+                "vocab_size": int(state_dict["token_embedding.weight"].shape[0])}
     return {
         "embed_dim": int(state_dict["text_projection"].shape[1]),
         "quick_gelu": quick_gelu,
@@ -152,10 +138,6 @@ def config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor], quick_
 # --------------------------------------------------------------------------------------------------
 # built model -> open_clip config (used to make saved checkpoints self-describing)
 # --------------------------------------------------------------------------------------------------
-def _uses_quick_gelu(module: nn.Module) -> bool:
-    return any(isinstance(m, QuickGELU) for m in module.modules())
-
-
 def _int_or_list(value: Any) -> Any:
     """(32, 32) -> 32; non-square sizes stay a list (JSON-friendly, accepted by open_clip)."""
     if isinstance(value, (tuple, list)):
@@ -232,7 +214,7 @@ def config_from_model(model: nn.Module) -> dict[str, Any]:
         text_cfg["proj_bias"] = model.text_projection.bias is not None
     cfg: dict[str, Any] = {
         "embed_dim": int(visual.output_dim),
-        "quick_gelu": _uses_quick_gelu(model),
+        "quick_gelu": any(isinstance(m, QuickGELU) for m in model.modules()),
         "vision_cfg": vision_cfg,
         "text_cfg": text_cfg,
     }
