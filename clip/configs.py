@@ -22,6 +22,7 @@ from torch import nn
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 HEAD_WIDTH = 64  # OpenAI rule: one attention head per 64 channels
+CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")  # what every open_clip model config holds
 
 # keys that OpenAI TorchScript archives / traced open_clip models carry but that are not weights
 NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
@@ -39,6 +40,13 @@ def openai_heads(width: int) -> int:
     return heads
 
 
+def check_config_keys(cfg: Mapping[str, Any], source: str, keys: tuple[str, ...] = CONFIG_KEYS) -> None:
+    """Raise ValueError naming ``source`` when the open_clip config ``cfg`` lacks one of ``keys``."""
+    missing = [k for k in keys if k not in cfg]
+    if missing:
+        raise ValueError(f"{source}: CLIP model config lacks key(s) {missing}; it needs {list(keys)}")
+
+
 def _register_tiny_configs() -> dict[str, dict[str, Any]]:
     """Read ``clip/model_configs/*.json`` (checked here: open_clip skips a bad file silently) and register
     the folder with open_clip (``open_clip.add_model_config``)."""
@@ -48,12 +56,7 @@ def _register_tiny_configs() -> dict[str, dict[str, Any]]:
             cfg = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: invalid JSON in a CLIP model config ({e})") from e
-        missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
-        if missing:
-            raise ValueError(
-                f"{path}: CLIP model config lacks key(s) {missing}; open_clip configs need "
-                "'embed_dim', 'vision_cfg' and 'text_cfg'"
-            )
+        check_config_keys(cfg, str(path))
         configs[path.stem] = cfg
     open_clip.add_model_config(MODEL_CONFIG_DIR)
     return configs
@@ -181,11 +184,9 @@ def config_from_model(model: nn.Module) -> dict[str, Any]:
         if hasattr(visual.patch_dropout, "prob"):
             vision_cfg["patch_dropout"] = float(visual.patch_dropout.prob)
     elif isinstance(visual, ModifiedResNet):
-        keys = visual.state_dict().keys()
-        counts = [len({k.split(".")[1] for k in keys if k.startswith(f"layer{b}.")}) for b in (1, 2, 3, 4)]
         vision_cfg = {
             "image_size": visual.image_size,
-            "layers": counts,
+            "layers": [len(getattr(visual, f"layer{b}")) for b in (1, 2, 3, 4)],
             "width": visual.layer1[0].conv1.in_channels,
             "patch_size": None,
         }

@@ -24,7 +24,7 @@ from open_clip import CLIP, CustomTextCLIP
 from open_clip.model import _build_vision_tower, convert_weights_to_lp, get_cast_dtype
 from torch import nn
 
-from .configs import TINY_CONFIGS, config_from_openai_state_dict
+from .configs import TINY_CONFIGS, check_config_keys, config_from_openai_state_dict
 from .weights import (OPENAI_MODELS, WeightsFile, candidate_weight_paths, looks_like_path, openai_name,
                       read_weights_file, resolve_weights_path)
 
@@ -66,10 +66,7 @@ def _build(model_cfg: dict[str, Any], precision: str, source: str) -> nn.Module:
     if "multimodal_cfg" in cfg:
         raise ValueError(f"{source}: CoCa models (config key 'multimodal_cfg') are not supported by clip.load")
     cls = CustomTextCLIP if cfg.pop("custom_text", False) else CLIP
-    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
-    if missing:
-        raise ValueError(f"{source}: model config lacks key(s) {missing}; open_clip configs need embed_dim, "
-                         "vision_cfg, text_cfg")
+    check_config_keys(cfg, source)
     return cls(**cfg, cast_dtype=get_cast_dtype(precision))
 
 
@@ -88,9 +85,7 @@ def build_vision_tower(
     ``vision_cfg``, optional ``quick_gelu``), random weights: what inference with a frozen image tower
     needs, without building the text tower. Same precision handling as :func:`build_from_config`."""
     precision = _normalise_precision(precision)
-    missing = [k for k in ("embed_dim", "vision_cfg") if k not in model_cfg]
-    if missing:
-        raise ValueError(f"vision config lacks key(s) {missing}; it needs embed_dim and vision_cfg")
+    check_config_keys(model_cfg, "build_vision_tower", ("embed_dim", "vision_cfg"))
     visual = _build_vision_tower(int(model_cfg["embed_dim"]), dict(model_cfg["vision_cfg"]),
                                  quick_gelu=bool(model_cfg.get("quick_gelu", False)),
                                  cast_dtype=get_cast_dtype(precision))

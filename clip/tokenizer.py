@@ -16,8 +16,7 @@ def tokenize(texts: str | list[str], context_length: int = 77) -> torch.LongTens
     Texts longer than the context are truncated with EOT kept as the last token (OpenAI's
     ``truncate=True``), so ``argmax`` still finds the EOT position.
     """
-    if isinstance(texts, str):
-        texts = [texts]
+    texts = [texts] if isinstance(texts, str) else texts
     if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
         raise TypeError("tokenize: expected a string or a list of strings")
     if int(context_length) < 2:
