@@ -152,21 +152,15 @@ def read_weights_file(path: str | os.PathLike) -> WeightsFile:
     path = Path(os.path.expanduser(str(path)))
     if not path.is_file():
         raise FileNotFoundError(f"CLIP weights file '{path}' does not exist")
-    if _is_torchscript_archive(path):
+    jit = _is_torchscript_archive(path)
+    if jit:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated but the only reader
-            jit_model = torch.jit.load(str(path), map_location="cpu")
-        sd = {k: v for k, v in jit_model.state_dict().items() if k not in NON_WEIGHT_KEYS}
-        if not is_openai_state_dict(sd):
-            raise ValueError(
-                f"{path}: TorchScript archive does not contain an OpenAI CLIP model (keys: {list(sd)[:8]} ...)"
-            )
-        return WeightsFile(path, "openai", sd, jit=True)
-
-    if path.suffix == ".safetensors":
+            obj: Any = torch.jit.load(str(path), map_location="cpu").state_dict()
+    elif path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        obj: Any = load_file(str(path), device="cpu")
+        obj = load_file(str(path), device="cpu")
     else:
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -199,9 +193,10 @@ def read_weights_file(path: str | os.PathLike) -> WeightsFile:
 
     sd = {k: v for k, v in _strip_prefix(dict(obj)).items() if k not in NON_WEIGHT_KEYS}
     if is_openai_state_dict(sd):
-        return WeightsFile(path, "openai", sd)
+        return WeightsFile(path, "openai", sd, jit=jit)
+    kind = "TorchScript archive" if jit else "state dict"
     raise ValueError(
-        f"{path}: unrecognised state dict layout (first keys {list(sd)[:6]}). Expected OpenAI CLIP keys "
+        f"{path}: unrecognised {kind} layout (first keys {list(sd)[:6]}). Expected OpenAI CLIP keys "
         "('visual.conv1.weight', 'transformer.resblocks.*', 'text_projection', ...). For an open_clip "
         f"architecture use 'open_clip:<architecture>:{path}'."
     )
