@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 
 import torch
 from open_clip import CLIP, CustomTextCLIP
-from open_clip.transformer import ResidualAttentionBlock, TextTransformer, VisionTransformer, text_global_pool
+from open_clip.transformer import ResidualAttentionBlock, VisionTransformer, text_global_pool
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
@@ -253,36 +253,22 @@ def encode_image(
 # --------------------------------------------------------------------------------------------------
 # text tower
 # --------------------------------------------------------------------------------------------------
-def _text_tower(model: nn.Module) -> tuple[nn.Module, str, int | None]:
-    """The module that holds the text tower (``token_embedding``, ``positional_embedding``, ``transformer``,
-    ``ln_final``, ``text_projection``, ``attn_mask``: a ``CLIP`` or a ``TextTransformer``), its pooling
-    type and its EOS id."""
-    if isinstance(model, CLIP):
-        return model, model.text_pool_type, model.text_eos_id
-    text = getattr(model, "text", model)
-    if not isinstance(text, TextTransformer):
-        raise ValueError(
-            f"unsupported text tower {type(text).__name__}: clip.encode_text needs an open_clip CLIP or a "
-            "CustomTextCLIP with a TextTransformer"
-        )
-    if text.cls_emb is not None:
-        raise ValueError("text towers with an appended CLS embedding (CoCa) are not supported")
-    if text.use_pad_mask:
-        raise ValueError("bidirectional text towers with padding masks are not supported")
-    return text, text.pool_type, text.eos_id
+def _require_clip(model: nn.Module) -> None:
+    if not isinstance(model, CLIP):
+        raise ValueError(f"the text encoder needs an open_clip CLIP model, got {type(model).__name__}")
 
 
 def token_embedding(model: nn.Module, token_ids: Tensor) -> Tensor:
     """Token embeddings [C, L, W] of tokenised prompts (no positional embedding), as the prompt
     learners split into prefix / context / suffix (docs/REFERENCE.md M2 step 1)."""
-    embedding = _text_tower(model)[0].token_embedding
-    vocab = embedding.num_embeddings
+    _require_clip(model)
+    vocab = model.token_embedding.num_embeddings
     if token_ids.numel() and (int(token_ids.max()) >= vocab or int(token_ids.min()) < 0):
         raise ValueError(
             f"token ids range [{int(token_ids.min())}, {int(token_ids.max())}] outside the model's vocabulary "
             f"of {vocab}; tokenise with the model's tokenizer"
         )
-    return embedding(token_ids)
+    return model.token_embedding(token_ids)
 
 
 def encode_text(
@@ -303,7 +289,7 @@ def encode_text(
     With ``deep_prompts`` None and ``token_embeds = token_embedding(model, ids)`` this equals
     ``model.encode_text(ids)``.
     """
-    tower, pool_type, eos_id = _text_tower(model)
+    _require_clip(model)
     deep = [] if deep_prompts is None else list(deep_prompts)
     if token_embeds.dim() != 3:
         raise ValueError(f"token_embeds: expected [C, L, W], got {list(token_embeds.shape)}")
@@ -312,18 +298,18 @@ def encode_text(
         raise ValueError(
             f"token_ids: expected shape [{n_cls}, {seq_len}] to match token_embeds, got {list(token_ids.shape)}"
         )
-    num_pos = tower.positional_embedding.shape[0]
+    num_pos = model.positional_embedding.shape[0]
     if seq_len > num_pos:
         raise ValueError(
             f"prompts have {seq_len} tokens but the text tower's context length is {num_pos}; tokenise with "
             f"context_length={num_pos}"
         )
-    if width != tower.positional_embedding.shape[1]:
+    if width != model.positional_embedding.shape[1]:
         raise ValueError(
             f"token_embeds width {width} does not match the text transformer width "
-            f"{tower.positional_embedding.shape[1]}"
+            f"{model.positional_embedding.shape[1]}"
         )
-    blocks = tower.transformer.resblocks
+    blocks = model.transformer.resblocks
     if deep:
         if n_ctx < 1 or 1 + n_ctx > seq_len:
             raise ValueError(f"n_ctx={n_ctx}: deep text prompts need 1 <= n_ctx <= {seq_len - 1}")
@@ -333,13 +319,13 @@ def encode_text(
                 f"most {len(blocks) - 1} (blocks 1..{len(blocks) - 1}) can take one"
             )
 
-    cast_dtype = tower.transformer.get_cast_dtype()
-    x = token_embeds.to(cast_dtype) + tower.positional_embedding[:seq_len].to(cast_dtype)
-    attn_mask = tower.attn_mask
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = token_embeds.to(cast_dtype) + model.positional_embedding[:seq_len].to(cast_dtype)
+    attn_mask = model.attn_mask
     if attn_mask is not None and attn_mask.shape[-1] != seq_len:
         attn_mask = attn_mask[:seq_len, :seq_len]
 
-    batch_first = getattr(tower.transformer, "batch_first", True)
+    batch_first = getattr(model.transformer, "batch_first", True)
     if not batch_first:
         x = x.transpose(0, 1)
     for i, block in enumerate(blocks):
@@ -355,9 +341,9 @@ def encode_text(
     if not batch_first:
         x = x.transpose(0, 1)
 
-    x = tower.ln_final(x)
-    pooled = text_global_pool(x, token_ids, pool_type, eos_token_id=eos_id)
-    proj = tower.text_projection
+    x = model.ln_final(x)
+    pooled = text_global_pool(x, token_ids, model.text_pool_type, eos_token_id=model.text_eos_id)
+    proj = model.text_projection
     if proj is not None:
         pooled = proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
     return pooled

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from open_clip import CLIP, CustomTextCLIP
+from open_clip import CLIP
 from open_clip.modified_resnet import ModifiedResNet
-from open_clip.transformer import TextTransformer, VisionTransformer
+from open_clip.transformer import VisionTransformer
 from torch import nn
 
 
@@ -35,8 +35,8 @@ def _first(value: int | tuple[int, ...] | list[int]) -> int:
 
 
 def model_info(model: nn.Module) -> ModelInfo:
-    """Read the dimensions of an open_clip ``CLIP`` / ``CustomTextCLIP`` from its modules."""
-    if not isinstance(model, (CLIP, CustomTextCLIP)):
+    """Read the dimensions of an open_clip ``CLIP`` from its modules."""
+    if not isinstance(model, CLIP):
         raise TypeError(f"model_info: expected an open_clip CLIP model, got {type(model).__name__}")
     visual = model.visual
     if isinstance(visual, VisionTransformer):
@@ -59,9 +59,6 @@ def model_info(model: nn.Module) -> ModelInfo:
     else:
         raise TypeError(f"model_info: unsupported image tower {type(visual).__name__}")
 
-    text = model if isinstance(model, CLIP) else model.text  # both hold transformer, context_length, vocab_size
-    if not isinstance(text, (CLIP, TextTransformer)):
-        raise TypeError(f"model_info: unsupported text tower {type(text).__name__}")
     return ModelInfo(embed_dim=int(visual.output_dim), image_size=_first(visual.image_size),
-                     text_width=int(text.transformer.width), text_layers=len(text.transformer.resblocks),
-                     context_length=int(text.context_length), vocab_size=int(text.vocab_size), **vision)
+                     text_width=int(model.transformer.width), text_layers=len(model.transformer.resblocks),
+                     context_length=int(model.context_length), vocab_size=int(model.vocab_size), **vision)

@@ -20,7 +20,7 @@ from typing import Any
 
 import open_clip
 import torch
-from open_clip import CLIP, CustomTextCLIP
+from open_clip import CLIP
 from open_clip.model import _build_vision_tower, convert_weights_to_lp, get_cast_dtype
 from torch import nn
 
@@ -61,19 +61,19 @@ def _finalize(model: nn.Module, precision: str, device: torch.device | str) -> n
 
 
 def _build(model_cfg: dict[str, Any], precision: str, source: str) -> nn.Module:
-    """An open_clip ``CLIP`` (or ``CustomTextCLIP``) with random fp32/low-precision-ready weights, on the CPU."""
+    """An open_clip ``CLIP`` with random weights, on the CPU (``cast_dtype`` set for ``precision``)."""
     cfg = dict(model_cfg)
-    if "multimodal_cfg" in cfg:
-        raise ValueError(f"{source}: CoCa models (config key 'multimodal_cfg') are not supported by clip.load")
-    cls = CustomTextCLIP if cfg.pop("custom_text", False) else CLIP
+    if "multimodal_cfg" in cfg or cfg.pop("custom_text", False):
+        raise ValueError(f"{source}: CoCa / custom-text models (config key 'multimodal_cfg' / 'custom_text') "
+                         "are not supported: the prompted encoders need open_clip's CLIP")
     check_config_keys(cfg, source)
-    return cls(**cfg, cast_dtype=get_cast_dtype(precision))
+    return CLIP(**cfg, cast_dtype=get_cast_dtype(precision))
 
 
 def build_from_config(
     model_cfg: dict[str, Any], precision: str = "fp32", device: torch.device | str = "cpu"
 ) -> nn.Module:
-    """Instantiate an open_clip ``CLIP`` (or ``CustomTextCLIP``) from a config dict with random weights."""
+    """Instantiate an open_clip ``CLIP`` from a config dict with random weights."""
     precision = _normalise_precision(precision)
     return _finalize(_build(model_cfg, precision, "build_from_config"), precision, device)
 
@@ -213,7 +213,6 @@ def load(
     ``weights_dir``: folder with OpenAI weight files (else ``$CLIP_WEIGHTS_DIR``, ``./clip``, ``~/.cache/clip``).
     ``allow_random``: build random weights when no weights exist (always needed for tiny architectures).
     ``precision``: fp32 / fp16 / bf16 (OpenAI-style: matmul weights cast, LayerNorm in fp32).
-    (open_clip checkpoints of custom-text architectures come back as ``open_clip.CustomTextCLIP``.)
     """
     precision = _normalise_precision(precision)
     name = str(name).strip()
