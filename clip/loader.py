@@ -119,9 +119,17 @@ def tiny_seed(name: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def _create_tiny(name: str, precision: str, device: torch.device | str) -> nn.Module:
+def _load_tiny(name: str, allow_random: bool, precision: str, device: torch.device | str) -> nn.Module:
     """A tiny architecture with the weights of :func:`tiny_seed` (built on the CPU under a forked RNG, then
     moved to ``device``): identical in every run, and the caller's random streams are not consumed."""
+    if not allow_random:
+        raise ValueError(
+            f"'{name}' is a tiny test architecture without pretrained weights; it can only be built with "
+            f"random weights: pass allow_random=True (config key {ALLOW_RANDOM_KEY}: True), or load a "
+            "saved copy by its file path."
+        )
+    logger.warning("Building tiny CLIP '%s' with random weights from the fixed seed of its name (%d): the "
+                   "same weights in every run (allow_random=True)", name, tiny_seed(name))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tiny_seed(name))
         model = open_clip.create_model(name, pretrained=None, precision=precision, device="cpu")
@@ -169,6 +177,8 @@ def _load_open_clip_spec(
             )
         if pretrained is not None:
             kwargs = _pretrained_kwargs(spec, arch, pretrained, model_cfg)
+        elif arch in TINY_CONFIGS:
+            return _load_tiny(arch, allow_random, precision, device)
         elif not allow_random:
             tags = open_clip.list_pretrained_tags_by_model(arch)
             raise ValueError(
@@ -176,8 +186,6 @@ def _load_open_clip_spec(
                 f"('open_clip:{arch}:<tag-or-file>', tags for {arch}: {tags}) or pass allow_random=True "
                 f"(config key {ALLOW_RANDOM_KEY})."
             )
-        elif arch in TINY_CONFIGS:
-            return _create_tiny(arch, precision, device)
         else:
             logger.warning("open_clip model %s built with RANDOM weights (allow_random=True)", arch)
     pretrained = kwargs["pretrained"]
@@ -240,17 +248,8 @@ def load(
     if name.startswith(OPEN_CLIP_PREFIX):
         return _load_open_clip_spec(name, allow_random, precision, device)
 
-    tiny = name.replace("/", "-")
-    if tiny in TINY_CONFIGS:
-        if not allow_random:
-            raise ValueError(
-                f"'{tiny}' is a tiny test architecture without pretrained weights; it can only be built with "
-                f"random weights: pass allow_random=True (config key {ALLOW_RANDOM_KEY}: True), or load a "
-                "saved copy by its file path."
-            )
-        logger.warning("Building tiny CLIP '%s' with random weights from the fixed seed of its name (%d): the "
-                       "same weights in every run (allow_random=True)", tiny, tiny_seed(tiny))
-        return _create_tiny(tiny, precision, device)
+    if name.replace("/", "-") in TINY_CONFIGS:
+        return _load_tiny(name.replace("/", "-"), allow_random, precision, device)
 
     if looks_like_path(name):
         raise FileNotFoundError(f"CLIP weights file '{name}' does not exist (resolved to {Path(name).resolve()})")
