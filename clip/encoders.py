@@ -143,7 +143,15 @@ def _batched_prompt(p: Tensor, batch: int, width: int, dtype: torch.dtype, label
 # --------------------------------------------------------------------------------------------------
 # image tower
 # --------------------------------------------------------------------------------------------------
+def _check_batch_first(transformer: nn.Module) -> None:
+    """open_clip >= 2.24 runs its transformers batch-first ([B, N, W]); a hand-built sequence-first one is refused."""
+    if not getattr(transformer, "batch_first", True):
+        raise ValueError("sequence-first transformers (batch_first=False) are not supported; build the model with "
+                         "open_clip's batch-first Transformer (the default)")
+
+
 def _check_image_args(visual: VisionTransformer, images: Tensor, prompts: list[Tensor]) -> None:
+    _check_batch_first(visual.transformer)
     if getattr(visual, "attn_pool", None) is not None:
         raise ValueError("vision towers with attentional pooling (attn_pool) are not supported by clip.encode_image")
     if visual.pool_type == "none":
@@ -200,15 +208,14 @@ def encode_image(
     p0 = _batched_prompt(prompts[0], batch, width, x.dtype, "prompts[0]") if prompts else None
     n_prompt = p0.shape[1] if p0 is not None else 0
     blocks = visual.transformer.resblocks
-    batch_first = getattr(visual.transformer, "batch_first", True)
     # Block 0 with the prompt-only backward: prompts replaced at block 1, frozen image tokens, training.
     partial = not _FULL_BLOCKS.get()
     split_first = (
-        partial and p0 is not None and len(prompts) >= 2 and torch.is_grad_enabled() and not x.requires_grad and batch_first
+        partial and p0 is not None and len(prompts) >= 2 and torch.is_grad_enabled() and not x.requires_grad
         and isinstance(visual.ln_pre, (nn.LayerNorm, nn.Identity)) and _plain_block(blocks[0])
     )
     # Last block for token 0 only: CLS pooling (the tower's output is ln_post(token 0) @ proj).
-    pooled_last = partial and visual.pool_type == "tok" and batch_first and _plain_block(blocks[-1])
+    pooled_last = partial and visual.pool_type == "tok" and _plain_block(blocks[-1])
 
     if split_first:
         # ln_pre is per token: ln_pre(cat([x, p0])) = cat([ln_pre(x), ln_pre(p0)]).
@@ -220,8 +227,6 @@ def encode_image(
             x = torch.cat([x, p0], dim=1)  # prompts at the end, after the positional embedding
         x = visual.ln_pre(x)
         has_prompt_rows = p0 is not None
-    if not batch_first:
-        x = x.transpose(0, 1)
     for i, block in enumerate(blocks):
         if i == 0 and split_first:
             continue
@@ -229,15 +234,12 @@ def encode_image(
             p = _batched_prompt(prompts[i], batch, width, x.dtype, f"prompts[{i}]")
             if p.shape[1] != n_prompt:
                 raise ValueError(f"prompts[{i}] has {p.shape[1]} tokens, prompts[0] has {n_prompt}")
-            kept = (x[:, :-n_prompt] if batch_first else x[:-n_prompt]) if has_prompt_rows else x
-            x = torch.cat([kept, p], dim=1) if batch_first else torch.cat([kept, p.transpose(0, 1)], dim=0)
+            x = torch.cat([x[:, :-n_prompt] if has_prompt_rows else x, p], dim=1)
             has_prompt_rows = True
         if i == len(blocks) - 1 and pooled_last:  # [B, 1, W]: token 0 only
             x = _run(functools.partial(_pooled_token_block, block), (x,), checkpoint)
         else:
             x = _run(functools.partial(block, attn_mask=None), (x,), checkpoint)
-    if not batch_first:
-        x = x.transpose(0, 1)
 
     if visual.pool_type == "tok":
         # LayerNorm is per token, so ln_post(x[:, 0]) equals open_clip's ln_post(x)[:, 0] (and is its
@@ -256,6 +258,7 @@ def encode_image(
 def _require_clip(model: nn.Module) -> None:
     if not isinstance(model, CLIP):
         raise ValueError(f"the text encoder needs an open_clip CLIP model, got {type(model).__name__}")
+    _check_batch_first(model.transformer)
 
 
 def token_embedding(model: nn.Module, token_ids: Tensor) -> Tensor:
@@ -325,21 +328,13 @@ def encode_text(
     if attn_mask is not None and attn_mask.shape[-1] != seq_len:
         attn_mask = attn_mask[:seq_len, :seq_len]
 
-    batch_first = getattr(model.transformer, "batch_first", True)
-    if not batch_first:
-        x = x.transpose(0, 1)
     for i, block in enumerate(blocks):
         if 1 <= i <= len(deep):
             p = _batched_prompt(deep[i - 1], n_cls, width, x.dtype, f"deep_prompts[{i - 1}]")
             if p.shape[1] != n_ctx:
                 raise ValueError(f"deep_prompts[{i - 1}] has {p.shape[1]} tokens, expected n_ctx={n_ctx}")
-            if batch_first:
-                x = torch.cat([x[:, :1], p, x[:, 1 + n_ctx:]], dim=1)
-            else:
-                x = torch.cat([x[:1], p.transpose(0, 1), x[1 + n_ctx:]], dim=0)
+            x = torch.cat([x[:, :1], p, x[:, 1 + n_ctx:]], dim=1)
         x = _run(functools.partial(block, attn_mask=attn_mask), (x,), checkpoint)
-    if not batch_first:
-        x = x.transpose(0, 1)
 
     x = model.ln_final(x)
     pooled = text_global_pool(x, token_ids, model.text_pool_type, eos_token_id=model.text_eos_id)
