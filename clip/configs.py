@@ -9,7 +9,6 @@ back from the weights alone; every shipped config satisfies it.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -68,12 +67,10 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = _register_tiny_configs()
 # --------------------------------------------------------------------------------------------------
 # OpenAI-layout state dict -> open_clip config
 # --------------------------------------------------------------------------------------------------
-_BLOCK_RE = re.compile(r"^(visual\.)?transformer\.resblocks\.(\d+)\.")
-
-
 def _count_blocks(state_dict: Mapping[str, torch.Tensor], prefix: str) -> int:
     """Number of ``{prefix}transformer.resblocks.<i>`` blocks (gaps in ``i`` fail the strict load later)."""
-    return len({m.group(2) for m in map(_BLOCK_RE.match, state_dict) if m and (m.group(1) or "") == prefix})
+    head = f"{prefix}transformer.resblocks."
+    return len({k[len(head):].split(".")[0] for k in state_dict if k.startswith(head)})
 
 
 def is_openai_state_dict(state_dict: Mapping[str, Any]) -> bool:

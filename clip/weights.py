@@ -231,26 +231,20 @@ def check_openai_compatible(model: nn.Module) -> None:
     """Raise ValueError if ``model`` cannot round-trip through the OpenAI state-dict layout, i.e. if
     ``config_from_openai_state_dict`` would rebuild a different architecture from its weights."""
     cfg = config_from_model(model)  # ValueError for anything but an open_clip.CLIP
-    problems = []
-    if not cfg["quick_gelu"]:
-        problems.append("activation is nn.GELU (the OpenAI layout implies QuickGELU)")
-    if isinstance(model.visual, VisionTransformer):
-        vw = cfg["vision_cfg"]["width"]
-        vh = vw // cfg["vision_cfg"]["head_width"]
-        if vh != openai_heads(vw):
-            problems.append(
-                f"vision tower has {vh} heads, the rule heads = width // {HEAD_WIDTH} gives {openai_heads(vw)}"
-            )
-        if cfg["vision_cfg"]["pool_type"] != "tok" or cfg["vision_cfg"]["final_ln_after_pool"]:
-            problems.append("vision pooling is not OpenAI's (pool_type 'tok', LayerNorm before pooling)")
-        if cfg["vision_cfg"].get("patch_dropout"):
-            problems.append("patch dropout is enabled")
-    tw, th = cfg["text_cfg"]["width"], cfg["text_cfg"]["heads"]
-    if th != openai_heads(tw):
-        problems.append(f"text tower has {th} heads, the rule heads = width // {HEAD_WIDTH} gives {openai_heads(tw)}")
-    if cfg["text_cfg"]["pool_type"] != "argmax" or cfg["text_cfg"]["no_causal_mask"]:
+    vc, tc = cfg["vision_cfg"], cfg["text_cfg"]
+    vit = isinstance(model.visual, VisionTransformer)
+    heads = ([("vision tower", vc["width"], vc["width"] // vc["head_width"])] if vit else []) + [
+        ("text tower", tc["width"], tc["heads"])]
+    problems = [] if cfg["quick_gelu"] else ["activation is nn.GELU (the OpenAI layout implies QuickGELU)"]
+    problems += [f"{tower} has {h} heads, the rule heads = width // {HEAD_WIDTH} gives {openai_heads(w)}"
+                 for tower, w, h in heads if h != openai_heads(w)]
+    if vit and (vc["pool_type"] != "tok" or vc["final_ln_after_pool"]):
+        problems.append("vision pooling is not OpenAI's (pool_type 'tok', LayerNorm before pooling)")
+    if vit and vc.get("patch_dropout"):
+        problems.append("patch dropout is enabled")
+    if tc["pool_type"] != "argmax" or tc["no_causal_mask"]:
         problems.append("text tower is not OpenAI's (argmax pooling with a causal mask)")
-    if "proj_type" in cfg["text_cfg"] or cfg["text_cfg"].get("proj_bias"):
+    if "proj_type" in tc or tc.get("proj_bias"):
         problems.append("text projection is not a bias-free matrix")
     if "init_logit_bias" in cfg or cfg.get("nonscalar_logit_scale"):
         problems.append("model has a logit bias or a non-scalar logit scale")
