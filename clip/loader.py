@@ -165,15 +165,13 @@ def _load_open_clip_spec(
     schema = rest.startswith(("hf-hub:", "local-dir:"))  # open_clip's own name schemas: passed through
     arch, _, tag = rest.partition(":")
     arch, pretrained = (rest, None) if schema else (arch.replace("/", "-"), tag or None)
-    if not arch:
-        raise ValueError(f"'{spec}': expected 'open_clip:<model-name>[:<pretrained-tag-or-file>]'")
     kwargs: dict[str, Any] = {"pretrained": None}
     if not schema:
         model_cfg = open_clip.get_model_config(arch)
         if model_cfg is None:
             raise ValueError(
                 f"'{spec}': '{arch}' is not an open_clip architecture.{_close_matches(arch, open_clip.list_models())} "
-                "See open_clip.list_models()."
+                "See open_clip.list_models(); the form is 'open_clip:<model-name>[:<pretrained-tag-or-file>]'."
             )
         if pretrained is not None:
             kwargs = _pretrained_kwargs(spec, arch, pretrained, model_cfg)
