@@ -8,10 +8,7 @@ back from the weights alone; every shipped config satisfies it.
 """
 from __future__ import annotations
 
-import copy
 import json
-import logging
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,10 +18,10 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import LayerScale, QuickGELU, VisionTransformer
 from torch import nn
 
-logger = logging.getLogger(__name__)
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 HEAD_WIDTH = 64  # OpenAI rule: one attention head per 64 channels
+CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")  # what every open_clip model config holds
 
 # keys that OpenAI TorchScript archives / traced open_clip models carry but that are not weights
 NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
@@ -42,62 +39,38 @@ def openai_heads(width: int) -> int:
     return heads
 
 
-def _read_tiny_configs() -> dict[str, dict[str, Any]]:
+def check_config_keys(cfg: Mapping[str, Any], source: str, keys: tuple[str, ...] = CONFIG_KEYS) -> None:
+    """Raise ValueError naming ``source`` when the open_clip config ``cfg`` lacks one of ``keys``."""
+    missing = [k for k in keys if k not in cfg]
+    if missing:
+        raise ValueError(f"{source}: CLIP model config lacks key(s) {missing}; it needs {list(keys)}")
+
+
+def _register_tiny_configs() -> dict[str, dict[str, Any]]:
+    """Read ``clip/model_configs/*.json`` (checked here: open_clip skips a bad file silently) and register
+    the folder with open_clip (``open_clip.add_model_config``)."""
     configs: dict[str, dict[str, Any]] = {}
     for path in sorted(MODEL_CONFIG_DIR.glob("*.json")):
-        with open(path, "r", encoding="utf-8") as f:
-            try:
-                cfg = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: invalid JSON in a CLIP model config ({e})") from e
-        missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
-        if missing:
-            raise ValueError(
-                f"{path}: CLIP model config lacks key(s) {missing}; open_clip configs need "
-                "'embed_dim', 'vision_cfg' and 'text_cfg'"
-            )
+        try:
+            cfg = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON in a CLIP model config ({e})") from e
+        check_config_keys(cfg, str(path))
         configs[path.stem] = cfg
+    open_clip.add_model_config(MODEL_CONFIG_DIR)
     return configs
 
 
-def register_tiny_configs() -> list[str]:
-    """Register ``clip/model_configs/*.json`` with open_clip (``open_clip.add_model_config``).
-
-    Idempotent: the folder is added to open_clip's config search path only once.
-    """
-    from open_clip import factory
-
-    known = [Path(p).resolve() for p in getattr(factory, "_MODEL_CONFIG_PATHS", [])]
-    if MODEL_CONFIG_DIR not in known or any(n not in open_clip.list_models() for n in TINY_CONFIGS):
-        open_clip.add_model_config(MODEL_CONFIG_DIR)
-    return sorted(TINY_CONFIGS)
-
-
-TINY_CONFIGS: dict[str, dict[str, Any]] = _read_tiny_configs()
-
-
-def tiny_model_names() -> list[str]:
-    """Names of the tiny architectures shipped in ``clip/model_configs`` (random weights only)."""
-    return sorted(TINY_CONFIGS)
+TINY_CONFIGS: dict[str, dict[str, Any]] = _register_tiny_configs()
 
 
 # --------------------------------------------------------------------------------------------------
 # OpenAI-layout state dict -> open_clip config
 # --------------------------------------------------------------------------------------------------
-_BLOCK_RE = re.compile(r"^(visual\.)?transformer\.resblocks\.(\d+)\.")
-
-
 def _count_blocks(state_dict: Mapping[str, torch.Tensor], prefix: str) -> int:
-    idx = set()
-    for k in state_dict:
-        m = _BLOCK_RE.match(k)
-        if m and (m.group(1) or "") == prefix:
-            idx.add(int(m.group(2)))
-    if not idx:
-        return 0
-    if idx != set(range(max(idx) + 1)):
-        raise ValueError(f"state dict has non-contiguous '{prefix}transformer.resblocks' indices {sorted(idx)}")
-    return max(idx) + 1
+    """Number of ``{prefix}transformer.resblocks.<i>`` blocks (gaps in ``i`` fail the strict load later)."""
+    head = f"{prefix}transformer.resblocks."
+    return len({k[len(head):].split(".")[0] for k in state_dict if k.startswith(head)})
 
 
 def is_openai_state_dict(state_dict: Mapping[str, Any]) -> bool:
@@ -121,55 +94,39 @@ def config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor], quick_
             "'visual.attnpool.*' (ResNet), 'text_projection', 'token_embedding.weight', "
             "'positional_embedding', 'ln_final.weight'"
         )
-    vision_cfg: dict[str, Any]
+
+    def tower(prefix: str, width: int) -> dict[str, Any]:  # the transformer under ``prefix``
+        block0 = f"{prefix}transformer.resblocks.0."
+        cfg = {"layers": _count_blocks(state_dict, prefix), "width": width,
+               "mlp_ratio": int(state_dict[block0 + "mlp.c_fc.weight"].shape[0]) / width}
+        if block0 + "ls_1.gamma" in state_dict:
+            cfg["ls_init_value"] = 1e-5  # value is overwritten by the loaded gamma
+        return cfg
+
     if "visual.proj" in state_dict:
         conv = state_dict["visual.conv1.weight"]
-        width = int(conv.shape[0])
-        patch = int(conv.shape[-1])
+        width, patch = int(conv.shape[0]), int(conv.shape[-1])
         n_pos = int(state_dict["visual.positional_embedding"].shape[0])
         grid = round((n_pos - 1) ** 0.5)
         if grid * grid + 1 != n_pos:
             raise ValueError(f"visual.positional_embedding has {n_pos} rows, expected 1 + grid^2")
-        layers = _count_blocks(state_dict, "visual.")
-        heads = openai_heads(width)
-        mlp_width = int(state_dict["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0])
-        vision_cfg = {
-            "image_size": patch * grid,
-            "layers": layers,
-            "width": width,
-            "head_width": width // heads,
-            "patch_size": patch,
-            "mlp_ratio": mlp_width / width,
-        }
+        vision_cfg = {**tower("visual.", width), "image_size": patch * grid, "patch_size": patch,
+                      "head_width": width // openai_heads(width)}
         if "visual.ln_pre.weight" not in state_dict:
             vision_cfg["no_ln_pre"] = True
-        if "visual.transformer.resblocks.0.ls_1.gamma" in state_dict:
-            vision_cfg["ls_init_value"] = 1e-5  # value is overwritten by the loaded gamma
     else:
-        counts = []
-        for b in (1, 2, 3, 4):
-            counts.append(len({k.split(".")[2] for k in state_dict if k.startswith(f"visual.layer{b}.")}))
+        counts = [len({k.split(".")[2] for k in state_dict if k.startswith(f"visual.layer{b}.")}) for b in (1, 2, 3, 4)]
         n_pos = int(state_dict["visual.attnpool.positional_embedding"].shape[0])
-        out_w = round((n_pos - 1) ** 0.5)
         vision_cfg = {
-            "image_size": out_w * 32,
+            "image_size": round((n_pos - 1) ** 0.5) * 32,
             "layers": counts,
             "width": int(state_dict["visual.layer1.0.conv1.weight"].shape[0]),
             "patch_size": None,
         }
     text_width = int(state_dict["ln_final.weight"].shape[0])
-    text_mlp = state_dict.get("transformer.resblocks.0.mlp.c_fc.weight")
-    text_cfg: dict[str, Any] = {
-        "context_length": int(state_dict["positional_embedding"].shape[0]),
-        "vocab_size": int(state_dict["token_embedding.weight"].shape[0]),
-        "width": text_width,
-        "heads": openai_heads(text_width),
-        "layers": _count_blocks(state_dict, ""),
-    }
-    if text_mlp is not None:
-        text_cfg["mlp_ratio"] = int(text_mlp.shape[0]) / text_width
-    if "transformer.resblocks.0.ls_1.gamma" in state_dict:
-        text_cfg["ls_init_value"] = 1e-5
+    text_cfg = {**tower("", text_width), "heads": openai_heads(text_width),
+                "context_length": int(state_dict["positional_embedding"].shape[0]),
+                "vocab_size": int(state_dict["token_embedding.weight"].shape[0])}
     return {
         "embed_dim": int(state_dict["text_projection"].shape[1]),
         "quick_gelu": quick_gelu,
@@ -181,10 +138,6 @@ def config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor], quick_
 # --------------------------------------------------------------------------------------------------
 # built model -> open_clip config (used to make saved checkpoints self-describing)
 # --------------------------------------------------------------------------------------------------
-def _uses_quick_gelu(module: nn.Module) -> bool:
-    return any(isinstance(m, QuickGELU) for m in module.modules())
-
-
 def _int_or_list(value: Any) -> Any:
     """(32, 32) -> 32; non-square sizes stay a list (JSON-friendly, accepted by open_clip)."""
     if isinstance(value, (tuple, list)):
@@ -209,9 +162,9 @@ def config_from_model(model: nn.Module) -> dict[str, Any]:
             raise ValueError("vision towers with attentional pooling cannot be described; use a registered model name")
         blk = visual.transformer.resblocks[0]
         width = visual.conv1.out_channels
-        heads = blk.attn.num_heads if hasattr(blk.attn, "num_heads") else None
-        if heads is None:
+        if not hasattr(blk.attn, "num_heads"):
             raise ValueError("custom attention blocks are not supported by config_from_model")
+        heads = blk.attn.num_heads
         vision_cfg: dict[str, Any] = {
             "image_size": _int_or_list(visual.image_size),
             "layers": len(visual.transformer.resblocks),
@@ -225,14 +178,12 @@ def config_from_model(model: nn.Module) -> dict[str, Any]:
         }
         if isinstance(blk.ls_1, LayerScale):
             vision_cfg["ls_init_value"] = 1e-5
-        if isinstance(visual.patch_dropout, nn.Module) and hasattr(visual.patch_dropout, "prob"):
+        if hasattr(visual.patch_dropout, "prob"):
             vision_cfg["patch_dropout"] = float(visual.patch_dropout.prob)
     elif isinstance(visual, ModifiedResNet):
-        sd = {k: v for k, v in visual.state_dict().items()}
-        counts = [len({k.split(".")[1] for k in sd if k.startswith(f"layer{b}.")}) for b in (1, 2, 3, 4)]
         vision_cfg = {
             "image_size": visual.image_size,
-            "layers": counts,
+            "layers": [len(getattr(visual, f"layer{b}")) for b in (1, 2, 3, 4)],
             "width": visual.layer1[0].conv1.in_channels,
             "patch_size": None,
         }
@@ -261,7 +212,7 @@ def config_from_model(model: nn.Module) -> dict[str, Any]:
         text_cfg["proj_bias"] = model.text_projection.bias is not None
     cfg: dict[str, Any] = {
         "embed_dim": int(visual.output_dim),
-        "quick_gelu": _uses_quick_gelu(model),
+        "quick_gelu": any(isinstance(m, QuickGELU) for m in model.modules()),
         "vision_cfg": vision_cfg,
         "text_cfg": text_cfg,
     }
@@ -273,19 +224,5 @@ def config_from_model(model: nn.Module) -> dict[str, Any]:
 
 
 def get_config(name: str) -> dict[str, Any] | None:
-    """A deep copy of the open_clip config registered under ``name`` ('/' normalised to '-')."""
-    cfg = open_clip.get_model_config(name.replace("/", "-"))
-    return copy.deepcopy(cfg) if cfg is not None else None
-
-
-__all__ = [
-    "MODEL_CONFIG_DIR",
-    "TINY_CONFIGS",
-    "config_from_model",
-    "config_from_openai_state_dict",
-    "get_config",
-    "is_openai_state_dict",
-    "openai_heads",
-    "register_tiny_configs",
-    "tiny_model_names",
-]
+    """A copy of the open_clip config registered under ``name`` ('/' normalised to '-'); None if unknown."""
+    return open_clip.get_model_config(name.replace("/", "-"))

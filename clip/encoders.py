@@ -24,18 +24,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import logging
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
 from open_clip import CLIP, CustomTextCLIP
-from open_clip.transformer import ResidualAttentionBlock, TextTransformer, VisionTransformer, text_global_pool
+from open_clip.transformer import ResidualAttentionBlock, VisionTransformer, text_global_pool
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
-
-logger = logging.getLogger(__name__)
 
 
 _FULL_BLOCKS: contextvars.ContextVar[bool] = contextvars.ContextVar("promptkd_full_blocks", default=False)
@@ -54,10 +50,11 @@ def full_blocks() -> Iterator[None]:
         _FULL_BLOCKS.reset(token)
 
 
-def _run_block(block: nn.Module, x: Tensor, attn_mask: Tensor | None, use_checkpoint: bool) -> Tensor:
+def _run(fn, args: Sequence[Tensor], use_checkpoint: bool) -> Tensor:
+    """``fn(*args)``, under per-block gradient checkpointing when asked for and gradients are on."""
     if use_checkpoint and torch.is_grad_enabled():
-        return _checkpoint(functools.partial(block, attn_mask=attn_mask), x, use_reentrant=False)
-    return block(x, attn_mask=attn_mask)
+        return _checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
 
 
 def _plain_block(block: nn.Module) -> bool:
@@ -130,12 +127,6 @@ def _first_block_prompt_grad(block: nn.Module, x_img: Tensor, x_p: Tensor) -> Te
     return h + block.ls_2(block.mlp(block.ln_2(h)))
 
 
-def _run_partial(fn, block: nn.Module, args: Sequence[Tensor], use_checkpoint: bool) -> Tensor:
-    if use_checkpoint and torch.is_grad_enabled():
-        return _checkpoint(functools.partial(fn, block), *args, use_reentrant=False)
-    return fn(block, *args)
-
-
 def _batched_prompt(p: Tensor, batch: int, width: int, dtype: torch.dtype, label: str) -> Tensor:
     """[N, W] -> [B, N, W] (broadcast) or check a per-sample [B, N, W]; cast to the activation dtype."""
     if not isinstance(p, Tensor):
@@ -152,10 +143,40 @@ def _batched_prompt(p: Tensor, batch: int, width: int, dtype: torch.dtype, label
 # --------------------------------------------------------------------------------------------------
 # image tower
 # --------------------------------------------------------------------------------------------------
-def _as_visual(visual: nn.Module) -> nn.Module:
-    if isinstance(visual, (CLIP, CustomTextCLIP)):
-        return visual.visual
-    return visual
+def _check_batch_first(transformer: nn.Module) -> None:
+    """open_clip >= 2.24 runs its transformers batch-first ([B, N, W]); a hand-built sequence-first one is refused."""
+    if not getattr(transformer, "batch_first", True):
+        raise ValueError("sequence-first transformers (batch_first=False) are not supported; build the model with "
+                         "open_clip's batch-first Transformer (the default)")
+
+
+def _check_image_args(visual: VisionTransformer, images: Tensor, prompts: list[Tensor]) -> None:
+    _check_batch_first(visual.transformer)
+    if getattr(visual, "attn_pool", None) is not None:
+        raise ValueError("vision towers with attentional pooling (attn_pool) are not supported by clip.encode_image")
+    if visual.pool_type == "none":
+        raise ValueError("vision pool_type 'none' returns tokens, not an image feature; not supported")
+    if prompts and visual.pool_type != "tok":
+        raise ValueError(
+            f"deep visual prompts are defined for CLS-token pooling (pool_type 'tok'); this tower uses "
+            f"'{visual.pool_type}'"
+        )
+    n_blocks = len(visual.transformer.resblocks)
+    if len(prompts) > n_blocks:
+        raise ValueError(f"{len(prompts)} visual prompt layers given but the tower has only {n_blocks} blocks")
+    if images.dim() != 4:
+        raise ValueError(f"images: expected [B, 3, H, W], got {list(images.shape)}")
+
+
+def _patch_tokens(visual: VisionTransformer, images: Tensor) -> Tensor:
+    """open_clip's stem: conv1 -> flatten -> [CLS] + patches -> + positional embedding -> patch dropout."""
+    x = visual.conv1(images.to(visual.conv1.weight.dtype))  # [B, W, g, g]
+    batch, width = x.shape[0], x.shape[1]
+    x = x.reshape(batch, width, -1).permute(0, 2, 1)  # [B, g*g, W]
+    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(batch, -1, -1)
+    x = torch.cat([cls, x], dim=1)
+    x = x + visual.positional_embedding.to(x.dtype)
+    return visual.patch_dropout(x)
 
 
 def encode_image(
@@ -173,63 +194,39 @@ def encode_image(
     the previous outputs. None / empty = plain CLIP (equals ``model.encode_image``).
     ``checkpoint``: gradient checkpointing per block (saves activation memory when training).
     """
-    visual = _as_visual(visual)
+    if isinstance(visual, (CLIP, CustomTextCLIP)):
+        visual = visual.visual
     prompts = [] if prompts is None else list(prompts)
     if not isinstance(visual, VisionTransformer):
         if prompts:
             raise ValueError(f"deep visual prompts need a ViT image tower; got {type(visual).__name__}")
         weight = next(visual.parameters())
         return visual(images.to(weight.dtype))
-    if getattr(visual, "attn_pool", None) is not None:
-        raise ValueError("vision towers with attentional pooling (attn_pool) are not supported by clip.encode_image")
-    if visual.pool_type == "none":
-        raise ValueError("vision pool_type 'none' returns tokens, not an image feature; not supported")
-    if prompts and visual.pool_type != "tok":
-        raise ValueError(
-            f"deep visual prompts are defined for CLS-token pooling (pool_type 'tok'); this tower uses "
-            f"'{visual.pool_type}'"
-        )
+    _check_image_args(visual, images, prompts)
+    x = _patch_tokens(visual, images)
+    batch, width = x.shape[0], x.shape[2]
+    p0 = _batched_prompt(prompts[0], batch, width, x.dtype, "prompts[0]") if prompts else None
+    n_prompt = p0.shape[1] if p0 is not None else 0
     blocks = visual.transformer.resblocks
-    if len(prompts) > len(blocks):
-        raise ValueError(f"{len(prompts)} visual prompt layers given but the tower has only {len(blocks)} blocks")
-    if images.dim() != 4:
-        raise ValueError(f"images: expected [B, 3, H, W], got {list(images.shape)}")
-
-    dtype = visual.conv1.weight.dtype
-    x = visual.conv1(images.to(dtype))  # [B, W, g, g]
-    batch, width = x.shape[0], x.shape[1]
-    x = x.reshape(batch, width, -1).permute(0, 2, 1)  # [B, g*g, W]
-    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(batch, -1, -1)
-    x = torch.cat([cls, x], dim=1)
-    x = x + visual.positional_embedding.to(x.dtype)
-    x = visual.patch_dropout(x)
-
-    n_prompt = 0
-    p0 = None
-    if prompts:
-        p0 = _batched_prompt(prompts[0], batch, width, x.dtype, "prompts[0]")
-        n_prompt = p0.shape[1]
-    batch_first = getattr(visual.transformer, "batch_first", True)
     # Block 0 with the prompt-only backward: prompts replaced at block 1, frozen image tokens, training.
     partial = not _FULL_BLOCKS.get()
     split_first = (
-        partial and p0 is not None and len(prompts) >= 2 and torch.is_grad_enabled() and not x.requires_grad and batch_first
+        partial and p0 is not None and len(prompts) >= 2 and torch.is_grad_enabled() and not x.requires_grad
         and isinstance(visual.ln_pre, (nn.LayerNorm, nn.Identity)) and _plain_block(blocks[0])
     )
     # Last block for token 0 only: CLS pooling (the tower's output is ln_post(token 0) @ proj).
-    pooled_last = partial and visual.pool_type == "tok" and batch_first and _plain_block(blocks[-1])
+    pooled_last = partial and visual.pool_type == "tok" and _plain_block(blocks[-1])
 
     if split_first:
         # ln_pre is per token: ln_pre(cat([x, p0])) = cat([ln_pre(x), ln_pre(p0)]).
-        x = _run_partial(_first_block_prompt_grad, blocks[0], (visual.ln_pre(x), visual.ln_pre(p0)), checkpoint)
+        first = functools.partial(_first_block_prompt_grad, blocks[0])
+        x = _run(first, (visual.ln_pre(x), visual.ln_pre(p0)), checkpoint)
         has_prompt_rows = False  # block 0's prompt rows are discarded by block 1's replacement
     else:
         if p0 is not None:
             x = torch.cat([x, p0], dim=1)  # prompts at the end, after the positional embedding
         x = visual.ln_pre(x)
         has_prompt_rows = p0 is not None
-    if not batch_first:
-        x = x.transpose(0, 1)
     for i, block in enumerate(blocks):
         if i == 0 and split_first:
             continue
@@ -237,15 +234,12 @@ def encode_image(
             p = _batched_prompt(prompts[i], batch, width, x.dtype, f"prompts[{i}]")
             if p.shape[1] != n_prompt:
                 raise ValueError(f"prompts[{i}] has {p.shape[1]} tokens, prompts[0] has {n_prompt}")
-            kept = (x[:, :-n_prompt] if batch_first else x[:-n_prompt]) if has_prompt_rows else x
-            x = torch.cat([kept, p], dim=1) if batch_first else torch.cat([kept, p.transpose(0, 1)], dim=0)
+            x = torch.cat([x[:, :-n_prompt] if has_prompt_rows else x, p], dim=1)
             has_prompt_rows = True
-        if i == len(blocks) - 1 and pooled_last:
-            x = _run_partial(_pooled_token_block, block, (x,), checkpoint)  # [B, 1, W]: token 0 only
+        if i == len(blocks) - 1 and pooled_last:  # [B, 1, W]: token 0 only
+            x = _run(functools.partial(_pooled_token_block, block), (x,), checkpoint)
         else:
-            x = _run_block(block, x, None, checkpoint)
-    if not batch_first:
-        x = x.transpose(0, 1)
+            x = _run(functools.partial(block, attn_mask=None), (x,), checkpoint)
 
     if visual.pool_type == "tok":
         # LayerNorm is per token, so ln_post(x[:, 0]) equals open_clip's ln_post(x)[:, 0] (and is its
@@ -261,51 +255,23 @@ def encode_image(
 # --------------------------------------------------------------------------------------------------
 # text tower
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class _TextParts:
-    token_embedding: nn.Embedding
-    positional_embedding: Tensor
-    transformer: nn.Module
-    ln_final: nn.Module
-    text_projection: Tensor | nn.Linear | None
-    attn_mask: Tensor | None
-    pool_type: str
-    eos_id: int | None
-
-
-def _text_parts(model: nn.Module) -> _TextParts:
-    if isinstance(model, CLIP):
-        return _TextParts(
-            model.token_embedding, model.positional_embedding, model.transformer, model.ln_final,
-            model.text_projection, model.attn_mask, model.text_pool_type, getattr(model, "text_eos_id", None),
-        )
-    text = getattr(model, "text", model)
-    if isinstance(text, TextTransformer):
-        if text.cls_emb is not None:
-            raise ValueError("text towers with an appended CLS embedding (CoCa) are not supported")
-        if text.use_pad_mask:
-            raise ValueError("bidirectional text towers with padding masks are not supported")
-        return _TextParts(
-            text.token_embedding, text.positional_embedding, text.transformer, text.ln_final,
-            text.text_projection, text.attn_mask, text.pool_type, text.eos_id,
-        )
-    raise ValueError(
-        f"unsupported text tower {type(text).__name__}: clip.encode_text needs an open_clip CLIP or a "
-        "CustomTextCLIP with a TextTransformer"
-    )
+def _require_clip(model: nn.Module) -> None:
+    if not isinstance(model, CLIP):
+        raise ValueError(f"the text encoder needs an open_clip CLIP model, got {type(model).__name__}")
+    _check_batch_first(model.transformer)
 
 
 def token_embedding(model: nn.Module, token_ids: Tensor) -> Tensor:
     """Token embeddings [C, L, W] of tokenised prompts (no positional embedding), as the prompt
     learners split into prefix / context / suffix (docs/REFERENCE.md M2 step 1)."""
-    parts = _text_parts(model)
-    vocab = parts.token_embedding.num_embeddings
+    _require_clip(model)
+    vocab = model.token_embedding.num_embeddings
     if token_ids.numel() and (int(token_ids.max()) >= vocab or int(token_ids.min()) < 0):
         raise ValueError(
             f"token ids range [{int(token_ids.min())}, {int(token_ids.max())}] outside the model's vocabulary "
             f"of {vocab}; tokenise with the model's tokenizer"
         )
-    return parts.token_embedding(token_ids)
+    return model.token_embedding(token_ids)
 
 
 def encode_text(
@@ -322,11 +288,11 @@ def encode_text(
     ``token_embeds``: [C, L, W] embeddings that already hold the learned layer-0 context at positions
     1..n_ctx (no positional embedding). ``token_ids``: [C, L] ids of the tokenised prompts (EOT = argmax).
     ``deep_prompts[k]`` ([n_ctx, W] or [C, n_ctx, W]) replaces positions 1..n_ctx before block k+1.
-    ``checkpoint``: gradient checkpointing per block (user pain P7: ViT-L/14 text tower memory).
+    ``checkpoint``: gradient checkpointing per block (memory of the ViT-L/14 teacher's text tower).
     With ``deep_prompts`` None and ``token_embeds = token_embedding(model, ids)`` this equals
     ``model.encode_text(ids)``.
     """
-    parts = _text_parts(model)
+    _require_clip(model)
     deep = [] if deep_prompts is None else list(deep_prompts)
     if token_embeds.dim() != 3:
         raise ValueError(f"token_embeds: expected [C, L, W], got {list(token_embeds.shape)}")
@@ -335,18 +301,18 @@ def encode_text(
         raise ValueError(
             f"token_ids: expected shape [{n_cls}, {seq_len}] to match token_embeds, got {list(token_ids.shape)}"
         )
-    num_pos = parts.positional_embedding.shape[0]
+    num_pos = model.positional_embedding.shape[0]
     if seq_len > num_pos:
         raise ValueError(
             f"prompts have {seq_len} tokens but the text tower's context length is {num_pos}; tokenise with "
             f"context_length={num_pos}"
         )
-    if width != parts.positional_embedding.shape[1]:
+    if width != model.positional_embedding.shape[1]:
         raise ValueError(
             f"token_embeds width {width} does not match the text transformer width "
-            f"{parts.positional_embedding.shape[1]}"
+            f"{model.positional_embedding.shape[1]}"
         )
-    blocks = parts.transformer.resblocks
+    blocks = model.transformer.resblocks
     if deep:
         if n_ctx < 1 or 1 + n_ctx > seq_len:
             raise ValueError(f"n_ctx={n_ctx}: deep text prompts need 1 <= n_ctx <= {seq_len - 1}")
@@ -356,34 +322,23 @@ def encode_text(
                 f"most {len(blocks) - 1} (blocks 1..{len(blocks) - 1}) can take one"
             )
 
-    cast_dtype = parts.transformer.get_cast_dtype()
-    x = token_embeds.to(cast_dtype) + parts.positional_embedding[:seq_len].to(cast_dtype)
-    attn_mask = parts.attn_mask
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = token_embeds.to(cast_dtype) + model.positional_embedding[:seq_len].to(cast_dtype)
+    attn_mask = model.attn_mask
     if attn_mask is not None and attn_mask.shape[-1] != seq_len:
         attn_mask = attn_mask[:seq_len, :seq_len]
 
-    batch_first = getattr(parts.transformer, "batch_first", True)
-    if not batch_first:
-        x = x.transpose(0, 1)
     for i, block in enumerate(blocks):
         if 1 <= i <= len(deep):
             p = _batched_prompt(deep[i - 1], n_cls, width, x.dtype, f"deep_prompts[{i - 1}]")
             if p.shape[1] != n_ctx:
                 raise ValueError(f"deep_prompts[{i - 1}] has {p.shape[1]} tokens, expected n_ctx={n_ctx}")
-            if batch_first:
-                x = torch.cat([x[:, :1], p, x[:, 1 + n_ctx:]], dim=1)
-            else:
-                x = torch.cat([x[:1], p.transpose(0, 1), x[1 + n_ctx:]], dim=0)
-        x = _run_block(block, x, attn_mask, checkpoint)
-    if not batch_first:
-        x = x.transpose(0, 1)
+            x = torch.cat([x[:, :1], p, x[:, 1 + n_ctx:]], dim=1)
+        x = _run(functools.partial(block, attn_mask=attn_mask), (x,), checkpoint)
 
-    x = parts.ln_final(x)
-    pooled = text_global_pool(x, token_ids, parts.pool_type, eos_token_id=parts.eos_id)
-    proj = parts.text_projection
+    x = model.ln_final(x)
+    pooled = text_global_pool(x, token_ids, model.text_pool_type, eos_token_id=model.text_eos_id)
+    proj = model.text_projection
     if proj is not None:
         pooled = proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
     return pooled
-
-
-__all__ = ["encode_image", "encode_text", "full_blocks", "token_embedding"]

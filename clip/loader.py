@@ -15,54 +15,40 @@ import difflib
 import hashlib
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import open_clip
 import torch
-from open_clip import CLIP, CustomTextCLIP
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from open_clip import CLIP
 from open_clip.model import _build_vision_tower, convert_weights_to_lp, get_cast_dtype
-from open_clip.transform import PreprocessCfg
 from torch import nn
 
-from .configs import TINY_CONFIGS, config_from_openai_state_dict, register_tiny_configs, tiny_model_names
-from .weights import (
-    OPENAI_MODELS,
-    WeightsFile,
-    candidate_weight_paths,
-    looks_like_path,
-    openai_name,
-    read_weights_file,
-    resolve_weights_path,
-)
+from .configs import TINY_CONFIGS, check_config_keys, config_from_openai_state_dict
+from .weights import (OPENAI_MODELS, WeightsFile, candidate_weight_paths, looks_like_path, openai_name,
+                      read_weights_file, resolve_weights_path)
 
 logger = logging.getLogger(__name__)
 
 OPEN_CLIP_PREFIX = "open_clip:"
 ALLOW_RANDOM_KEY = "MODEL.BACKBONE.ALLOW_RANDOM_INIT"
 PRECISIONS = ("fp32", "fp16", "bf16")
-_PRECISION_ALIASES = {"fp32": "fp32", "float32": "fp32", "amp": "fp32", "fp16": "fp16", "float16": "fp16",
-                      "half": "fp16", "bf16": "bf16", "bfloat16": "bf16"}
-
-register_tiny_configs()
 
 
 def available_models() -> list[str]:
     """OpenAI CLIP names (need local weight files) followed by the tiny random-weight architectures.
     Any open_clip architecture is also loadable as ``open_clip:<name>[:<tag-or-file>]``."""
-    return list(OPENAI_MODELS) + tiny_model_names()
+    return list(OPENAI_MODELS) + sorted(TINY_CONFIGS)
 
 
 def _normalise_precision(precision: str) -> str:
-    key = str(precision).lower()
-    if key not in _PRECISION_ALIASES:
+    key = "fp32" if str(precision).lower() == "amp" else str(precision).lower()
+    if key not in PRECISIONS:
         raise ValueError(
             f"precision '{precision}' is not supported; use one of {PRECISIONS} "
             "('amp' is accepted and means fp32 weights, for use under autocast)"
         )
-    return _PRECISION_ALIASES[key]
+    return key
 
 
 def _finalize(model: nn.Module, precision: str, device: torch.device | str) -> nn.Module:
@@ -74,21 +60,22 @@ def _finalize(model: nn.Module, precision: str, device: torch.device | str) -> n
     return model.eval()
 
 
+def _build(model_cfg: dict[str, Any], precision: str, source: str) -> nn.Module:
+    """An open_clip ``CLIP`` with random weights, on the CPU (``cast_dtype`` set for ``precision``)."""
+    cfg = dict(model_cfg)
+    if "multimodal_cfg" in cfg or cfg.pop("custom_text", False):
+        raise ValueError(f"{source}: CoCa / custom-text models (config key 'multimodal_cfg' / 'custom_text') "
+                         "are not supported: the prompted encoders need open_clip's CLIP")
+    check_config_keys(cfg, source)
+    return CLIP(**cfg, cast_dtype=get_cast_dtype(precision))
+
+
 def build_from_config(
     model_cfg: dict[str, Any], precision: str = "fp32", device: torch.device | str = "cpu"
 ) -> nn.Module:
-    """Instantiate an open_clip ``CLIP`` (or ``CustomTextCLIP``) from a config dict with random weights."""
+    """Instantiate an open_clip ``CLIP`` from a config dict with random weights."""
     precision = _normalise_precision(precision)
-    cfg = dict(model_cfg)
-    if "multimodal_cfg" in cfg:
-        raise ValueError("CoCa models (config key 'multimodal_cfg') are not supported by clip.load")
-    custom_text = bool(cfg.pop("custom_text", False))
-    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
-    if missing:
-        raise ValueError(f"model config lacks key(s) {missing}; open_clip configs need embed_dim, vision_cfg, text_cfg")
-    cls = CustomTextCLIP if custom_text else CLIP
-    model = cls(**cfg, cast_dtype=get_cast_dtype(precision))
-    return _finalize(model, precision, device)
+    return _finalize(_build(model_cfg, precision, "build_from_config"), precision, device)
 
 
 def build_vision_tower(
@@ -98,27 +85,11 @@ def build_vision_tower(
     ``vision_cfg``, optional ``quick_gelu``), random weights: what inference with a frozen image tower
     needs, without building the text tower. Same precision handling as :func:`build_from_config`."""
     precision = _normalise_precision(precision)
-    missing = [k for k in ("embed_dim", "vision_cfg") if k not in model_cfg]
-    if missing:
-        raise ValueError(f"vision config lacks key(s) {missing}; it needs embed_dim and vision_cfg")
+    check_config_keys(model_cfg, "build_vision_tower", ("embed_dim", "vision_cfg"))
     visual = _build_vision_tower(int(model_cfg["embed_dim"]), dict(model_cfg["vision_cfg"]),
                                  quick_gelu=bool(model_cfg.get("quick_gelu", False)),
                                  cast_dtype=get_cast_dtype(precision))
     return _finalize(visual, precision, device)
-
-
-def _set_preprocess(model: nn.Module) -> None:
-    image_size = getattr(model.visual, "image_size", 224)
-    pp = asdict(PreprocessCfg())
-    pp.update(size=image_size, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
-    open_clip.set_model_preprocess_cfg(model, pp)
-
-
-def _load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"{source}: weights do not fit the architecture built for them: {e}") from e
 
 
 def load_weights_file(
@@ -133,21 +104,13 @@ def load_weights_file(
     else:
         cfg = dict(wf.model_cfg or {})
         source = f"{wf.path} (open_clip checkpoint, model '{wf.model_name}')"
-    cfg_build = dict(cfg)
-    custom_text = bool(cfg_build.pop("custom_text", False))
-    if "multimodal_cfg" in cfg_build:
-        raise ValueError(f"{wf.path}: CoCa checkpoints are not supported by clip.load")
-    cls = CustomTextCLIP if custom_text else CLIP
-    model = cls(**cfg_build, cast_dtype=get_cast_dtype(precision))
-    _load_state_dict_strict(model, wf.state_dict, source)
-    _set_preprocess(model)
+    model = _build(cfg, precision, str(wf.path))
+    try:
+        model.load_state_dict(wf.state_dict, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{source}: weights do not fit the architecture built for them: {e}") from e
     logger.info("Loaded CLIP from %s", source)
     return _finalize(model, precision, device)
-
-
-def _create_random(arch: str, precision: str, device: torch.device | str) -> nn.Module:
-    model = open_clip.create_model(arch, pretrained=None, precision=precision, device=device)
-    return model.eval()
 
 
 def tiny_seed(name: str) -> int:
@@ -156,9 +119,17 @@ def tiny_seed(name: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def _create_tiny(name: str, precision: str, device: torch.device | str) -> nn.Module:
+def _load_tiny(name: str, allow_random: bool, precision: str, device: torch.device | str) -> nn.Module:
     """A tiny architecture with the weights of :func:`tiny_seed` (built on the CPU under a forked RNG, then
     moved to ``device``): identical in every run, and the caller's random streams are not consumed."""
+    if not allow_random:
+        raise ValueError(
+            f"'{name}' is a tiny test architecture without pretrained weights; it can only be built with "
+            f"random weights: pass allow_random=True (config key {ALLOW_RANDOM_KEY}: True), or load a "
+            "saved copy by its file path."
+        )
+    logger.warning("Building tiny CLIP '%s' with random weights from the fixed seed of its name (%d): the "
+                   "same weights in every run (allow_random=True)", name, tiny_seed(name))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tiny_seed(name))
         model = open_clip.create_model(name, pretrained=None, precision=precision, device="cpu")
@@ -170,63 +141,55 @@ def _close_matches(name: str, choices: list[str]) -> str:
     return f" Did you mean {m}?" if m else ""
 
 
+def _pretrained_kwargs(spec: str, arch: str, pretrained: str, model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """``create_model`` arguments for ``pretrained``: an existing file (``~`` expanded) or a pretrained tag of
+    ``arch`` (tags trained with QuickGELU are built with ``force_quick_gelu``)."""
+    if os.path.isfile(os.path.expanduser(pretrained)):
+        return {"pretrained": os.path.expanduser(pretrained)}
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if pretrained not in tags:
+        if looks_like_path(pretrained):
+            raise FileNotFoundError(f"'{spec}': weights file '{pretrained}' does not exist")
+        raise ValueError(f"'{spec}': '{pretrained}' is neither a file nor a pretrained tag of {arch}; tags: {tags}")
+    if open_clip.get_pretrained_cfg(arch, pretrained).get("quick_gelu", False) and not model_cfg.get("quick_gelu"):
+        logger.info("%s:%s was trained with QuickGELU; building with force_quick_gelu=True", arch, pretrained)
+        return {"pretrained": pretrained, "force_quick_gelu": True}
+    return {"pretrained": pretrained}
+
+
 def _load_open_clip_spec(
     spec: str, allow_random: bool, precision: str, device: torch.device | str
 ) -> nn.Module:
     """``open_clip:<model-name>[:<pretrained-tag-or-file>]`` via ``open_clip.create_model``."""
     rest = spec[len(OPEN_CLIP_PREFIX):].strip()
-    if rest.startswith(("hf-hub:", "local-dir:")):
-        arch, pretrained = rest, None
-        schema = True
-    else:
-        arch, _, tag = rest.partition(":")
-        arch = arch.replace("/", "-")
-        pretrained = tag or None
-        schema = False
-    if not arch:
-        raise ValueError(f"'{spec}': expected 'open_clip:<model-name>[:<pretrained-tag-or-file>]'")
-    kwargs: dict[str, Any] = {}
+    schema = rest.startswith(("hf-hub:", "local-dir:"))  # open_clip's own name schemas: passed through
+    arch, _, tag = rest.partition(":")
+    arch, pretrained = (rest, None) if schema else (arch.replace("/", "-"), tag or None)
+    kwargs: dict[str, Any] = {"pretrained": None}
     if not schema:
         model_cfg = open_clip.get_model_config(arch)
         if model_cfg is None:
             raise ValueError(
                 f"'{spec}': '{arch}' is not an open_clip architecture.{_close_matches(arch, open_clip.list_models())} "
-                "See open_clip.list_models()."
+                "See open_clip.list_models(); the form is 'open_clip:<model-name>[:<pretrained-tag-or-file>]'."
             )
-        if pretrained is None:
-            if not allow_random:
-                tags = open_clip.list_pretrained_tags_by_model(arch)
-                raise ValueError(
-                    f"'{spec}' names no pretrained weights, so the model would be random. Give a tag or file "
-                    f"('open_clip:{arch}:<tag-or-file>', tags for {arch}: {tags}) or pass allow_random=True "
-                    f"(config key {ALLOW_RANDOM_KEY})."
-                )
-            if arch in TINY_CONFIGS:
-                return _create_tiny(arch, precision, device)
-            logger.warning("open_clip model %s built with RANDOM weights (allow_random=True)", arch)
-        elif os.path.isfile(os.path.expanduser(pretrained)):
-            pretrained = os.path.expanduser(pretrained)
-        else:
+        if pretrained is not None:
+            kwargs = _pretrained_kwargs(spec, arch, pretrained, model_cfg)
+        elif arch in TINY_CONFIGS:
+            return _load_tiny(arch, allow_random, precision, device)
+        elif not allow_random:
             tags = open_clip.list_pretrained_tags_by_model(arch)
-            if pretrained not in tags:
-                if looks_like_path(pretrained):
-                    raise FileNotFoundError(f"'{spec}': weights file '{pretrained}' does not exist")
-                raise ValueError(
-                    f"'{spec}': '{pretrained}' is neither a file nor a pretrained tag of {arch}; tags: {tags}"
-                )
-            tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
-            if tag_cfg.get("quick_gelu", False) and not model_cfg.get("quick_gelu", False):
-                logger.info("%s:%s was trained with QuickGELU; building with force_quick_gelu=True", arch, pretrained)
-                kwargs["force_quick_gelu"] = True
+            raise ValueError(
+                f"'{spec}' names no pretrained weights, so the model would be random. Give a tag or file "
+                f"('open_clip:{arch}:<tag-or-file>', tags for {arch}: {tags}) or pass allow_random=True "
+                f"(config key {ALLOW_RANDOM_KEY})."
+            )
+        else:
+            logger.warning("open_clip model %s built with RANDOM weights (allow_random=True)", arch)
+    pretrained = kwargs["pretrained"]
     try:
-        model = open_clip.create_model(
-            arch,
-            pretrained=pretrained,
-            precision=precision,
-            device=device,
-            require_pretrained=pretrained is not None or schema,
-            **kwargs,
-        )
+        model = open_clip.create_model(arch, precision=precision, device=device,
+                                       require_pretrained=pretrained is not None or schema, **kwargs)
     except (RuntimeError, OSError, ValueError) as e:
         if pretrained is None and not schema:
             raise
@@ -256,7 +219,6 @@ def load(
     ``weights_dir``: folder with OpenAI weight files (else ``$CLIP_WEIGHTS_DIR``, ``./clip``, ``~/.cache/clip``).
     ``allow_random``: build random weights when no weights exist (always needed for tiny architectures).
     ``precision``: fp32 / fp16 / bf16 (OpenAI-style: matmul weights cast, LayerNorm in fp32).
-    (open_clip checkpoints of custom-text architectures come back as ``open_clip.CustomTextCLIP``.)
     """
     precision = _normalise_precision(precision)
     name = str(name).strip()
@@ -278,23 +240,14 @@ def load(
                 "No weights file for %s (tried %s); building the %s architecture with RANDOM weights "
                 "because allow_random=True", canonical, tried, OPENAI_MODELS[canonical]
             )
-            return _create_random(OPENAI_MODELS[canonical], precision, device)
+            return open_clip.create_model(OPENAI_MODELS[canonical], precision=precision, device=device).eval()
         return load_weights_file(path, precision, device)
 
     if name.startswith(OPEN_CLIP_PREFIX):
         return _load_open_clip_spec(name, allow_random, precision, device)
 
-    tiny = name.replace("/", "-")
-    if tiny in TINY_CONFIGS:
-        if not allow_random:
-            raise ValueError(
-                f"'{tiny}' is a tiny test architecture without pretrained weights; it can only be built with "
-                f"random weights: pass allow_random=True (config key {ALLOW_RANDOM_KEY}: True), or load a "
-                "saved copy by its file path."
-            )
-        logger.warning("Building tiny CLIP '%s' with random weights from the fixed seed of its name (%d): the "
-                       "same weights in every run (allow_random=True)", tiny, tiny_seed(tiny))
-        return _create_tiny(tiny, precision, device)
+    if name.replace("/", "-") in TINY_CONFIGS:
+        return _load_tiny(name.replace("/", "-"), allow_random, precision, device)
 
     if looks_like_path(name):
         raise FileNotFoundError(f"CLIP weights file '{name}' does not exist (resolved to {Path(name).resolve()})")
@@ -302,7 +255,3 @@ def load(
         f"unknown CLIP model '{name}'.{_close_matches(name, available_models())} Known names: "
         f"{available_models()}; or a weights file path; or 'open_clip:<architecture>[:<tag-or-file>]'."
     )
-
-
-__all__ = ["ALLOW_RANDOM_KEY", "available_models", "build_from_config", "build_vision_tower", "load",
-           "load_weights_file", "tiny_seed"]

@@ -32,23 +32,13 @@ CONFIG_KEY_WEIGHTS_DIR = "MODEL.BACKBONE.WEIGHTS_DIR"
 DEFAULT_CACHE_DIR = "~/.cache/clip"  # where OpenAI's ``clip.load`` caches its downloads
 REFERENCE_DIR = "./clip"  # where the PromptKD reference expects ViT-B-16.pt / ViT-L-14.pt
 
-# OpenAI release name -> open_clip architecture with QuickGELU (the activation OpenAI trained with)
-OPENAI_MODELS: dict[str, str] = {
-    "RN50": "RN50-quickgelu",
-    "RN101": "RN101-quickgelu",
-    "RN50x4": "RN50x4-quickgelu",
-    "RN50x16": "RN50x16-quickgelu",
-    "RN50x64": "RN50x64-quickgelu",
-    "ViT-B/32": "ViT-B-32-quickgelu",
-    "ViT-B/16": "ViT-B-16-quickgelu",
-    "ViT-L/14": "ViT-L-14-quickgelu",
-    "ViT-L/14@336px": "ViT-L-14-336-quickgelu",
-}
-_OPENAI_ALIASES: dict[str, str] = {}
-for _name in OPENAI_MODELS:
-    _OPENAI_ALIASES[_name] = _name
-    _OPENAI_ALIASES[_name.replace("/", "-")] = _name
-_OPENAI_ALIASES["ViT-L-14-336px"] = "ViT-L/14@336px"
+# OpenAI release names; each is built as open_clip's QuickGELU architecture (the activation OpenAI trained
+# with): ViT-B/16 -> ViT-B-16-quickgelu, ViT-L/14@336px -> ViT-L-14-336-quickgelu.
+OPENAI_NAMES = ("RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px")
+OPENAI_MODELS: dict[str, str] = {n: n.replace("/", "-").replace("@336px", "-336") + "-quickgelu" for n in OPENAI_NAMES}
+# accepted spellings: the name, the name with '/' -> '-' (ViT-B-16), the release file stem (ViT-L-14-336px)
+_OPENAI_ALIASES = {**{n.replace("/", "-"): n for n in OPENAI_NAMES}, "ViT-L-14-336px": "ViT-L/14@336px",
+                   **{n: n for n in OPENAI_NAMES}}
 
 
 def openai_name(name: str) -> str | None:
@@ -57,7 +47,7 @@ def openai_name(name: str) -> str | None:
 
 
 def openai_release_url(name: str) -> str:
-    """URL of the OpenAI CLIP release file for an OpenAI model name (as listed by open_clip)."""
+    """URL of the OpenAI CLIP release file for the OpenAI model ``name`` (as listed by open_clip)."""
     canonical = openai_name(name)
     if canonical is None:
         raise KeyError(f"'{name}' is not an OpenAI CLIP name; known: {list(OPENAI_MODELS)}")
@@ -67,15 +57,8 @@ def openai_release_url(name: str) -> str:
 def openai_filenames(name: str) -> list[str]:
     """File names an OpenAI model may be stored under: the release file name (``ViT-L-14-336px.pt``)
     and the name with '/' replaced by '-' (``ViT-B-16.pt``)."""
-    canonical = openai_name(name)
-    if canonical is None:
-        raise KeyError(f"'{name}' is not an OpenAI CLIP name; known: {list(OPENAI_MODELS)}")
-    names = []
-    url = openai_release_url(canonical)
-    if url:
-        names.append(url.rsplit("/", 1)[-1])
-    names.append(canonical.replace("/", "-") + ".pt")
-    return list(dict.fromkeys(names))
+    release_file = openai_release_url(name).rsplit("/", 1)[-1]
+    return list(dict.fromkeys([release_file, openai_name(name).replace("/", "-") + ".pt"]))
 
 
 def weight_search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -85,18 +68,10 @@ def weight_search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Pat
     Otherwise: ``$CLIP_WEIGHTS_DIR`` (if set), ``./clip`` (the reference layout), ``~/.cache/clip``.
     """
     if weights_dir:
-        return [Path(os.path.expanduser(str(weights_dir)))]
-    dirs: list[Path] = []
+        return [Path(weights_dir).expanduser()]
     env = os.environ.get(ENV_WEIGHTS_DIR)
-    if env:
-        dirs.append(Path(os.path.expanduser(env)))
-    dirs.append(Path(REFERENCE_DIR))
-    dirs.append(Path(os.path.expanduser(DEFAULT_CACHE_DIR)))
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
+    dirs = ([Path(env).expanduser()] if env else []) + [Path(REFERENCE_DIR), Path(DEFAULT_CACHE_DIR).expanduser()]
+    return list(dict.fromkeys(dirs))
 
 
 def candidate_weight_paths(name: str, weights_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -104,43 +79,30 @@ def candidate_weight_paths(name: str, weights_dir: str | os.PathLike | None = No
     return [d / fn for d in weight_search_dirs(weights_dir) for fn in openai_filenames(name)]
 
 
-def missing_weights_message(name: str, tried: list[Path]) -> str:
-    canonical = openai_name(name) or name
-    url = openai_release_url(canonical) if openai_name(name) else ""
-    tried_s = "\n".join(f"  - {p}" for p in tried)
-    first = tried[0] if tried else Path(REFERENCE_DIR) / (canonical.replace("/", "-") + ".pt")
-    return (
-        f"CLIP weights for '{canonical}' not found. Tried:\n{tried_s}\n"
-        f"Get the file from OpenAI's CLIP release ({url}); OpenAI's `clip.load('{canonical}')` caches it "
-        f"as {DEFAULT_CACHE_DIR}/{first.name}, and open_clip can fetch the same weights with "
-        f"`open_clip.create_model('{OPENAI_MODELS.get(canonical, canonical)}', pretrained='openai')` "
-        f"(use the name 'open_clip:{OPENAI_MODELS.get(canonical, canonical)}:openai' here, needs internet). "
-        f"Then point to the folder that holds it with the config key {CONFIG_KEY_WEIGHTS_DIR} or the "
-        f"environment variable {ENV_WEIGHTS_DIR}, or copy it to {REFERENCE_DIR}/{first.name}. "
-        f"For tests without weights pass allow_random=True (random initialisation)."
-    )
-
-
 def resolve_weights_path(name: str, weights_dir: str | os.PathLike | None = None) -> Path:
-    """Locate the weights file for ``name``: an existing file path is returned as is; an OpenAI name
-    (``ViT-B/16`` or ``ViT-B-16``) is looked up in ``weight_search_dirs(weights_dir)``.
+    """Locate the weights file of the OpenAI model ``name`` (``ViT-B/16`` or ``ViT-B-16``) in
+    ``weight_search_dirs(weights_dir)``; nothing is downloaded.
 
-    Raises FileNotFoundError (listing the paths tried and where the file comes from) when nothing
-    exists, and KeyError for a name that is neither a file nor an OpenAI model.
+    Raises FileNotFoundError (listing the paths tried and where the file comes from) when none exists,
+    and KeyError for a name that is not an OpenAI model.
     """
-    path = Path(os.path.expanduser(str(name)))
-    if path.is_file():
-        return path
-    if openai_name(str(name)) is None:
-        if looks_like_path(str(name)):
-            raise FileNotFoundError(f"CLIP weights file '{name}' does not exist (resolved to {path.resolve()})")
-        raise KeyError(f"'{name}' is neither an existing file nor an OpenAI CLIP name ({list(OPENAI_MODELS)})")
-    tried = candidate_weight_paths(str(name), weights_dir)
+    tried = candidate_weight_paths(name, weights_dir)
     for p in tried:
         if p.is_file():
             logger.info("Using CLIP weights %s for %s", p, name)
             return p
-    raise FileNotFoundError(missing_weights_message(str(name), tried))
+    canonical, first = openai_name(name), tried[0].name
+    oc_name = OPENAI_MODELS[canonical]
+    tried_s = "\n".join(f"  - {p}" for p in tried)
+    raise FileNotFoundError(
+        f"CLIP weights for '{canonical}' not found. Tried:\n{tried_s}\n"
+        f"Get the file from OpenAI's CLIP release ({openai_release_url(canonical)}); OpenAI's "
+        f"`clip.load('{canonical}')` caches it as {DEFAULT_CACHE_DIR}/{first}, and open_clip can fetch the same "
+        f"weights with `open_clip.create_model('{oc_name}', pretrained='openai')` (use the name "
+        f"'open_clip:{oc_name}:openai' here, needs internet). Then point to the folder that holds it with the "
+        f"config key {CONFIG_KEY_WEIGHTS_DIR} or the environment variable {ENV_WEIGHTS_DIR}, or copy it to "
+        f"{REFERENCE_DIR}/{first}. For tests without weights pass allow_random=True (random initialisation)."
+    )
 
 
 def looks_like_path(name: str) -> bool:
@@ -190,21 +152,15 @@ def read_weights_file(path: str | os.PathLike) -> WeightsFile:
     path = Path(os.path.expanduser(str(path)))
     if not path.is_file():
         raise FileNotFoundError(f"CLIP weights file '{path}' does not exist")
-    if _is_torchscript_archive(path):
+    jit = _is_torchscript_archive(path)
+    if jit:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated but the only reader
-            jit_model = torch.jit.load(str(path), map_location="cpu")
-        sd = {k: v for k, v in jit_model.state_dict().items() if k not in NON_WEIGHT_KEYS}
-        if not is_openai_state_dict(sd):
-            raise ValueError(
-                f"{path}: TorchScript archive does not contain an OpenAI CLIP model (keys: {list(sd)[:8]} ...)"
-            )
-        return WeightsFile(path, "openai", sd, jit=True)
-
-    if path.suffix == ".safetensors":
+            obj: Any = torch.jit.load(str(path), map_location="cpu").state_dict()
+    elif path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        obj: Any = load_file(str(path), device="cpu")
+        obj = load_file(str(path), device="cpu")
     else:
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -235,15 +191,12 @@ def read_weights_file(path: str | os.PathLike) -> WeightsFile:
             )
         return WeightsFile(path, "open_clip", sd, model_cfg=dict(model_cfg), model_name=model_name)
 
-    sd = _strip_prefix(dict(obj))
-    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor) and k not in NON_WEIGHT_KEYS]
-    if bad:
-        raise ValueError(f"{path}: expected a state dict of tensors; non-tensor entries {bad[:5]}")
-    sd = {k: v for k, v in sd.items() if k not in NON_WEIGHT_KEYS}
+    sd = {k: v for k, v in _strip_prefix(dict(obj)).items() if k not in NON_WEIGHT_KEYS}
     if is_openai_state_dict(sd):
-        return WeightsFile(path, "openai", sd)
+        return WeightsFile(path, "openai", sd, jit=jit)
+    kind = "TorchScript archive" if jit else "state dict"
     raise ValueError(
-        f"{path}: unrecognised state dict layout (first keys {list(sd)[:6]}). Expected OpenAI CLIP keys "
+        f"{path}: unrecognised {kind} layout (first keys {list(sd)[:6]}). Expected OpenAI CLIP keys "
         "('visual.conv1.weight', 'transformer.resblocks.*', 'text_projection', ...). For an open_clip "
         f"architecture use 'open_clip:<architecture>:{path}'."
     )
@@ -277,29 +230,21 @@ def _cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def check_openai_compatible(model: nn.Module) -> None:
     """Raise ValueError if ``model`` cannot round-trip through the OpenAI state-dict layout, i.e. if
     ``config_from_openai_state_dict`` would rebuild a different architecture from its weights."""
-    if type(model) is not open_clip.CLIP:
-        raise ValueError(f"OpenAI layout needs an open_clip.CLIP, got {type(model).__name__}")
-    cfg = config_from_model(model)
-    problems = []
-    if not cfg["quick_gelu"]:
-        problems.append("activation is nn.GELU (the OpenAI layout implies QuickGELU)")
-    if isinstance(model.visual, VisionTransformer):
-        vw = cfg["vision_cfg"]["width"]
-        vh = vw // cfg["vision_cfg"]["head_width"]
-        if vh != openai_heads(vw):
-            problems.append(
-                f"vision tower has {vh} heads, the rule heads = width // {HEAD_WIDTH} gives {openai_heads(vw)}"
-            )
-        if cfg["vision_cfg"]["pool_type"] != "tok" or cfg["vision_cfg"]["final_ln_after_pool"]:
-            problems.append("vision pooling is not OpenAI's (pool_type 'tok', LayerNorm before pooling)")
-        if cfg["vision_cfg"].get("patch_dropout"):
-            problems.append("patch dropout is enabled")
-    tw, th = cfg["text_cfg"]["width"], cfg["text_cfg"]["heads"]
-    if th != openai_heads(tw):
-        problems.append(f"text tower has {th} heads, the rule heads = width // {HEAD_WIDTH} gives {openai_heads(tw)}")
-    if cfg["text_cfg"]["pool_type"] != "argmax" or cfg["text_cfg"]["no_causal_mask"]:
+    cfg = config_from_model(model)  # ValueError for anything but an open_clip.CLIP
+    vc, tc = cfg["vision_cfg"], cfg["text_cfg"]
+    vit = isinstance(model.visual, VisionTransformer)
+    heads = ([("vision tower", vc["width"], vc["width"] // vc["head_width"])] if vit else []) + [
+        ("text tower", tc["width"], tc["heads"])]
+    problems = [] if cfg["quick_gelu"] else ["activation is nn.GELU (the OpenAI layout implies QuickGELU)"]
+    problems += [f"{tower} has {h} heads, the rule heads = width // {HEAD_WIDTH} gives {openai_heads(w)}"
+                 for tower, w, h in heads if h != openai_heads(w)]
+    if vit and (vc["pool_type"] != "tok" or vc["final_ln_after_pool"]):
+        problems.append("vision pooling is not OpenAI's (pool_type 'tok', LayerNorm before pooling)")
+    if vit and vc.get("patch_dropout"):
+        problems.append("patch dropout is enabled")
+    if tc["pool_type"] != "argmax" or tc["no_causal_mask"]:
         problems.append("text tower is not OpenAI's (argmax pooling with a causal mask)")
-    if "proj_type" in cfg["text_cfg"] or cfg["text_cfg"].get("proj_bias"):
+    if "proj_type" in tc or tc.get("proj_bias"):
         problems.append("text projection is not a bias-free matrix")
     if "init_logit_bias" in cfg or cfg.get("nonscalar_logit_scale"):
         problems.append("model has a logit bias or a non-scalar logit scale")
@@ -337,21 +282,3 @@ def save_open_clip_checkpoint(model: nn.Module, path: str | os.PathLike, model_n
             ) from None
     ckpt = {"state_dict": _cpu_state_dict(model), "model_name": model_name.replace("/", "-"), "model_cfg": model_cfg}
     return atomic_torch_save(ckpt, path)
-
-
-__all__ = [
-    "CONFIG_KEY_WEIGHTS_DIR",
-    "ENV_WEIGHTS_DIR",
-    "OPENAI_MODELS",
-    "WeightsFile",
-    "atomic_torch_save",
-    "candidate_weight_paths",
-    "check_openai_compatible",
-    "openai_filenames",
-    "openai_name",
-    "read_weights_file",
-    "resolve_weights_path",
-    "save_open_clip_checkpoint",
-    "save_openai_state_dict",
-    "weight_search_dirs",
-]

@@ -224,6 +224,11 @@ def test_unknown_names_and_bad_arguments(tmp_path):
         clip.load("tiny-vit-student", allow_random=True, precision="fp8")
     with pytest.raises(ValueError, match="empty model name"):
         clip.load(" ")
+    custom_text = dict(copy.deepcopy(clip.TINY_CONFIGS["tiny-vit-student"]), custom_text=True)
+    with pytest.raises(ValueError, match="build_from_config: CoCa / custom-text models .* are not supported"):
+        clip.build_from_config(custom_text)
+    with pytest.raises(ValueError, match="needs an open_clip CLIP model, got Linear"):
+        clip.token_embedding(torch.nn.Linear(2, 2), torch.zeros(1, 3, dtype=torch.long))
 
 
 def test_unreadable_or_unknown_files_name_the_file(tmp_path):
