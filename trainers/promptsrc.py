@@ -25,20 +25,19 @@ from __future__ import annotations
 import logging
 import math
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
-import clip
 from engine.api import TRAINER_REGISTRY
 
 from .common.checkpoints import file_sha256
 from .common.class_vectors import save_class_vectors
 from .common.kd import kl_reference
 from .common.teacher import Teacher, compute_class_vectors
-from .common.templates import IMAGENET_TEMPLATES, format_classname
+from .common.templates import IMAGENET_TEMPLATES, template_text_features
 from .common.vl_model import cosine_logits
 from .ivlp import VLPromptTrainer, vl_prompt_node
 
@@ -104,28 +103,15 @@ class PromptSRC(VLPromptTrainer):
     def build_extra(self) -> None:
         node = self.cfg.TRAINER.PROMPTSRC
         self._reset_gpa()
-        self.fixed_embeddings = self.compute_fixed_embeddings(self.train_classnames)
+        # T0: mean over the 60 templates of the UNnormalised frozen text features [C, D]
+        self.fixed_embeddings = template_text_features(self.model.backbone, self.train_classnames, IMAGENET_TEMPLATES,
+                                                       normalize=False, autocast=self.autocast)
         self.gpa_w = gpa_weights(float(node.GPA_MEAN), float(node.GPA_STD), int(self.max_epoch))
         logger.info("GPA weights (epochs 1..%d): %s", self.max_epoch, ", ".join(f"{w:.4f}" for w in self.gpa_w))
 
     def _reset_gpa(self) -> None:
         self.gpa_state: Optional[Dict[str, torch.Tensor]] = None
         self.gpa_epochs: List[int] = []
-
-    @torch.no_grad()
-    def compute_fixed_embeddings(self, classnames: Sequence[str]) -> torch.Tensor:
-        """Mean over the 60 templates of the frozen CLIP text features (unnormalised) -> [C, D] fp32."""
-        backbone = self.model.backbone
-        info = clip.model_info(backbone)
-        device = backbone.token_embedding.weight.device
-        names = [format_classname(c) for c in classnames]
-        total = None
-        for template in IMAGENET_TEMPLATES:
-            ids = clip.tokenize([template.format(n) for n in names], info.context_length).to(device)
-            with self.autocast():
-                feats = backbone.encode_text(ids).float()
-            total = feats if total is None else total + feats
-        return total / len(IMAGENET_TEMPLATES)
 
     # ------------------------------------------------------------------ training
     def forward_backward(self, batch) -> Dict[str, torch.Tensor]:
