@@ -35,7 +35,7 @@ from yacs.config import CfgNode as CN
 import clip
 from engine.api import TRAINER_REGISTRY
 
-from .common.frozen_clip import PromptedCLIPTrainer, load_init_weights
+from .common.base import PromptTrainer
 from .common.prompts import PROMPT_INIT_STD, ClassPromptLearner, count_prompt_tokens
 from .common.templates import format_classname
 from .common.vl_model import FrozenCLIPModel
@@ -49,7 +49,6 @@ __all__ = [
     "CLASS_TOKEN_POSITIONS",
     "add_config",
     "class_token_layout",
-    "load_init_weights",
 ]
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
@@ -240,7 +239,7 @@ class CoOpCLIP(FrozenCLIPModel):
 
 
 @TRAINER_REGISTRY.register()
-class CoOp(PromptedCLIPTrainer):
+class CoOp(PromptTrainer):
     """CoOp trainer: L = CE(exp(logit_scale) * cos(image, text(ctx, class)), y); only ``ctx`` is learned."""
 
     CFG_NODE = "COOP"
@@ -272,7 +271,7 @@ class CoOp(PromptedCLIPTrainer):
         if learner.csc:
             self._check_csc_eval_classes()
         self.register_trainable(learner)
-        load_init_weights(self, self.REGISTERED_NAME)
+        self.load_init_weights()
 
     def _check_csc_eval_classes(self) -> None:
         """Fail before training when an evaluation set holds classes without a class-specific context."""

@@ -39,7 +39,8 @@ from .common.kd import kl_reference
 from .common.teacher import Teacher, compute_class_vectors
 from .common.templates import IMAGENET_TEMPLATES, template_text_features
 from .common.vl_model import cosine_logits
-from .ivlp import VLPromptTrainer, vl_prompt_node
+from .common.base import PromptTrainer
+from .ivlp import build_vl_model, convert_reference_vl_state, vl_checkpoint_meta, vl_prompt_node
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +96,14 @@ def promptsrc_losses(
 
 
 @TRAINER_REGISTRY.register()
-class PromptSRC(VLPromptTrainer):
+class PromptSRC(PromptTrainer):
     """PromptSRC: IVLP prompts + self-regulating consistency losses + Gaussian prompt aggregation."""
 
     CFG_NODE = "PROMPTSRC"
+    REGISTERED_NAME = "VLPromptLearner"
 
-    def build_extra(self) -> None:
+    def build_model(self) -> None:
+        self.model = build_vl_model(self)
         node = self.cfg.TRAINER.PROMPTSRC
         self._reset_gpa()
         # T0: mean over the 60 templates of the UNnormalised frozen text features [C, D]
@@ -108,6 +111,13 @@ class PromptSRC(VLPromptTrainer):
                                                        normalize=False, autocast=self.autocast)
         self.gpa_w = gpa_weights(float(node.GPA_MEAN), float(node.GPA_STD), int(self.max_epoch))
         logger.info("GPA weights (epochs 1..%d): %s", self.max_epoch, ", ".join(f"{w:.4f}" for w in self.gpa_w))
+        self.register_trainable(self.model)
+
+    def checkpoint_meta(self, name: str) -> Dict:
+        return {**super().checkpoint_meta(name), **vl_checkpoint_meta(self.model)}
+
+    def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        return convert_reference_vl_state(self.model, state_dict, self.cfg.MODEL.BACKBONE.NAME)
 
     def _reset_gpa(self) -> None:
         self.gpa_state: Optional[Dict[str, torch.Tensor]] = None

@@ -70,10 +70,6 @@ class ZeroshotCLIP(PromptTrainer):
         feats = self.clip_model.encode_image(images.to(self.clip_model.visual.conv1.weight.dtype))
         return cosine_logits(feats, self.text_features, self.logit_scale)
 
-    def set_model_mode(self, mode: str = "train", names=None) -> None:
-        super().set_model_mode(mode, names)
-        self.clip_model.eval()  # frozen, not registered: always eval
-
 
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP2(ZeroshotCLIP):
