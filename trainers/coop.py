@@ -113,10 +113,6 @@ class CoOpPromptLearner(ClassPromptLearner):
         csc: bool = False,
         class_token_position: str = "end",
     ) -> None:
-        if class_token_position not in CLASS_TOKEN_POSITIONS:
-            raise ValueError(
-                f"CLASS_TOKEN_POSITION = {class_token_position!r} is not supported; use one of {list(CLASS_TOKEN_POSITIONS)}"
-            )
         classnames = list(classnames)
         if not classnames:
             raise ValueError("CoOpPromptLearner: empty class list")
@@ -222,10 +218,6 @@ class CoOpPromptLearner(ClassPromptLearner):
     def forward(self) -> Tuple[torch.Tensor, torch.Tensor]:
         return self.assemble(self.class_contexts()), self.token_ids
 
-    def extra_repr(self) -> str:
-        return (f"n_ctx={self.n_ctx}, width={self.width}, csc={self.csc}, position={self.class_token_position!r}, "
-                f"n_classes={self.n_classes}, prefix={self.prompt_prefix!r}")
-
 
 class CoOpCLIP(FrozenCLIPModel):
     """Frozen CLIP (``backbone``) + a prompt learner: ``forward(images)`` -> logits [B, C] (fp32),
@@ -257,7 +249,7 @@ class CoOp(PromptTrainer):
 
     # ------------------------------------------------------------------ model
     def build_prompt_learner(self, clip_model: nn.Module) -> CoOpPromptLearner:
-        node = self.cfg.TRAINER.COOP
+        node = self.cfg.TRAINER[self.CFG_NODE]
         return CoOpPromptLearner(clip_model, self.train_classnames, int(node.N_CTX), node.CTX_INIT,
                                  bool(node.CSC), node.CLASS_TOKEN_POSITION)
 

@@ -35,12 +35,11 @@ from typing import Dict
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from yacs.config import CfgNode as CN
 
 from engine.api import TRAINER_REGISTRY
 from trainers.common.templates import dataset_template, template_text_features
-from trainers.coop import CoOp, CoOpPromptLearner
+from trainers.coop import CoOp
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +92,6 @@ class KgCoOp(CoOp):
     """KgCoOp trainer: L = CE(exp(logit_scale) * cos(image, w), y) + W * L_kg(w, w^clip); only ``ctx`` trains."""
 
     CFG_NODE = "KGCOOP"
-
-    def build_prompt_learner(self, clip_model: nn.Module) -> CoOpPromptLearner:
-        node = self.cfg.TRAINER.KGCOOP
-        return CoOpPromptLearner(clip_model, self.train_classnames, int(node.N_CTX), node.CTX_INIT,
-                                 bool(node.CSC), node.CLASS_TOKEN_POSITION)
 
     def build_model(self) -> None:
         super().build_model()

@@ -61,9 +61,6 @@ class VisualPromptStack(nn.Module):
         """The prompt list for :func:`clip.encode_image` (None when depth is 0: no visual prompting)."""
         return self.prompts() if self.depth > 0 else None
 
-    def extra_repr(self) -> str:
-        return f"n_ctx={self.n_ctx}, depth={self.depth}, width={self.width}"
-
 
 def count_prompt_tokens(clip_model: nn.Module, text: str) -> int:
     """Number of BPE tokens of ``text`` (without SOS/EOT)."""
@@ -209,7 +206,3 @@ class TextPromptLearner(ClassPromptLearner):
         suffix = self.token_suffix.to(ctx.dtype)
         token_embeds = torch.cat([prefix, ctx, suffix], dim=1)
         return token_embeds, self.token_ids, self.deep_prompts()
-
-    def extra_repr(self) -> str:
-        return (f"n_ctx={self.n_ctx}, depth={self.depth}, width={self.width}, "
-                f"n_classes={len(self.classnames)}, prefix={self.prompt_prefix!r}")

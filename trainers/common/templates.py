@@ -17,7 +17,8 @@ PromptSRC's frozen features, the zero-shot PromptKD teacher and the KgCoOp plug-
 from __future__ import annotations
 
 import contextlib
-import logging
+import json
+from pathlib import Path
 from typing import Callable, ContextManager, List, Optional, Sequence
 
 import torch
@@ -27,84 +28,15 @@ from torch import nn
 import clip
 from datasets.templates import DEFAULT_TEMPLATE, dataset_template
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["IMAGENET_TEMPLATES", "IMAGENET_TEMPLATES_SELECT", "DEFAULT_TEMPLATE", "dataset_template",
            "format_classname", "template_text_features"]
 
-IMAGENET_TEMPLATES_SELECT: List[str] = [
-    "itap of a {}.",
-    "a bad photo of the {}.",
-    "a origami {}.",
-    "a photo of the large {}.",
-    "a {} in a video game.",
-    "art of the {}.",
-    "a photo of the small {}.",
-]
-
-# The 60 templates of the PromptSRC repository (trainers/imagenet_templates.py), in its order.
-IMAGENET_TEMPLATES: List[str] = [
-    "a photo of a {}.",
-    "a bad photo of a {}.",
-    "a photo of many {}.",
-    "a sculpture of a {}.",
-    "a photo of the hard to see {}.",
-    "a low resolution photo of the {}.",
-    "a rendering of a {}.",
-    "graffiti of a {}.",
-    "a bad photo of the {}.",
-    "a cropped photo of the {}.",
-    "a tattoo of a {}.",
-    "the embroidered {}.",
-    "a photo of a hard to see {}.",
-    "a bright photo of a {}.",
-    "a photo of a clean {}.",
-    "a photo of a dirty {}.",
-    "a dark photo of the {}.",
-    "a drawing of a {}.",
-    "a photo of my {}.",
-    "the plastic {}.",
-    "a photo of the cool {}.",
-    "a close-up photo of a {}.",
-    "a black and white photo of the {}.",
-    "a painting of the {}.",
-    "a painting of a {}.",
-    "a pixelated photo of the {}.",
-    "a sculpture of the {}.",
-    "a bright photo of the {}.",
-    "a cropped photo of a {}.",
-    "a plastic {}.",
-    "a photo of the dirty {}.",
-    "a jpeg corrupted photo of a {}.",
-    "a blurry photo of the {}.",
-    "a photo of the {}.",
-    "a good photo of the {}.",
-    "a rendering of the {}.",
-    "a {} in a video game.",
-    "a photo of one {}.",
-    "a doodle of a {}.",
-    "a close-up photo of the {}.",
-    "the origami {}.",
-    "the {} in a video game.",
-    "a sketch of a {}.",
-    "a doodle of the {}.",
-    "a origami {}.",
-    "a low resolution photo of a {}.",
-    "the toy {}.",
-    "a rendition of the {}.",
-    "a photo of the clean {}.",
-    "a photo of a large {}.",
-    "a rendition of a {}.",
-    "a photo of a nice {}.",
-    "a photo of a weird {}.",
-    "a blurry photo of a {}.",
-    "a cartoon {}.",
-    "art of a {}.",
-    "a sketch of the {}.",
-    "a embroidered {}.",
-    "a pixelated photo of a {}.",
-    "itap of the {}.",
-]
+# The 7-template ensemble of ZeroshotCLIP2 and the 60 templates of the PromptSRC repository
+# (trainers/imagenet_templates.py there), in its order: data, in templates.json next to this file.
+_DATA = json.loads(Path(__file__).with_name("templates.json").read_text(encoding="utf-8"))
+IMAGENET_TEMPLATES_SELECT: List[str] = _DATA["IMAGENET_TEMPLATES_SELECT"]
+IMAGENET_TEMPLATES: List[str] = _DATA["IMAGENET_TEMPLATES"]
 
 
 def format_classname(name: str) -> str:

@@ -11,7 +11,6 @@ encoders, cosine logits), the base of :class:`VLPromptCLIP`, ``trainers.coop.CoO
 
 from __future__ import annotations
 
-import logging
 from typing import List, Optional, Sequence
 
 import torch
@@ -22,7 +21,6 @@ import clip
 
 from .prompts import TextPromptLearner, VisualPromptStack
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["FrozenCLIPModel", "VLPromptCLIP", "tower_dtype", "cast_prompts", "cosine_logits"]
 
