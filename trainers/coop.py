@@ -42,14 +42,7 @@ from .common.vl_model import FrozenCLIPModel
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "CoOp",
-    "CoOpCLIP",
-    "CoOpPromptLearner",
-    "CLASS_TOKEN_POSITIONS",
-    "add_config",
-    "class_token_layout",
-]
+__all__ = ["CoOp", "CoOpCLIP", "CoOpPromptLearner", "CLASS_TOKEN_POSITIONS", "add_config", "class_token_layout"]
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
@@ -104,15 +97,8 @@ class CoOpPromptLearner(ClassPromptLearner):
 
     TOO_LONG_HINT = "shorten the class names or lower N_CTX"
 
-    def __init__(
-        self,
-        clip_model: nn.Module,
-        classnames: Sequence[str],
-        n_ctx: int,
-        ctx_init: str = "",
-        csc: bool = False,
-        class_token_position: str = "end",
-    ) -> None:
+    def __init__(self, clip_model: nn.Module, classnames: Sequence[str], n_ctx: int, ctx_init: str = "",
+                 csc: bool = False, class_token_position: str = "end") -> None:
         classnames = list(classnames)
         if not classnames:
             raise ValueError("CoOpPromptLearner: empty class list")
@@ -147,10 +133,8 @@ class CoOpPromptLearner(ClassPromptLearner):
         self.ctx = nn.Parameter(vectors)
         #: with CSC, the classes the contexts belong to (row order of ``ctx``)
         self.ctx_classnames: List[str] = list(classnames) if self.csc else []
-        for name, dtype in (("token_prefix", torch.float32), ("token_suffix", torch.float32),
-                            ("token_ids", torch.long), ("name_lens", torch.long),
-                            ("layout_index", torch.long), ("ctx_index", torch.long)):
-            self.register_buffer(name, torch.empty(0, dtype=dtype), persistent=False)
+        for name in ("name_lens", "layout_index", "ctx_index"):
+            self.register_buffer(name, torch.empty(0, dtype=torch.long), persistent=False)
         self.set_classnames(classnames)
 
     # ------------------------------------------------------------------------------------------
@@ -169,31 +153,24 @@ class CoOpPromptLearner(ClassPromptLearner):
     def set_classnames(self, classnames: Sequence[str]) -> None:
         """Recompute the class-name token buffers for ``classnames`` (e.g. base or novel classes)."""
         classnames = list(classnames)
-        if not classnames:
-            raise ValueError("CoOpPromptLearner.set_classnames: empty class list")
+        ctx_rows = self._csc_rows(classnames) if self.csc else []  # before any buffer changes
+        super().set_classnames(classnames)
         device = self.ctx.device
-        ctx_rows = self._csc_rows(classnames) if self.csc else []
-        ids = self.tokenize_prompts(classnames)
         # name_lens: BPE length of each class name on its own (reference: len(_tokenizer.encode(name)))
         name_ids = clip.tokenize([format_classname(n) for n in classnames], self.context_length + 64)
         name_lens = ((name_ids != 0).sum(dim=1) - 2).tolist()
         if self.class_token_position != "end":
             start = 1 + self.n_ctx
-            odd = [n for n, nl, row, nrow in zip(classnames, name_lens, ids, name_ids)
+            odd = [n for n, nl, row, nrow in zip(classnames, name_lens, self.token_ids.cpu(), name_ids)
                    if not torch.equal(row[start:start + nl], nrow[1:1 + nl])]
             if odd:
                 logger.warning("%d class name(s) tokenise differently inside the prompt (e.g. %r: punctuation merged "
                                "with the final '.'); their '%s' layout moves name_lens tokens as the reference does",
                                len(odd), odd[0], self.class_token_position)
-        emb = self.embed_tokens(ids)
-        self.token_prefix = emb[:, :1, :].to(device)
-        self.token_suffix = emb[:, 1 + self.n_ctx:, :].to(device)
-        self.token_ids = ids.to(device)
         self.name_lens = torch.tensor(name_lens, dtype=torch.long, device=device)
         self.layout_index = class_token_layout(self.n_ctx, name_lens, self.context_length,
                                                self.class_token_position).to(device)
         self.ctx_index = torch.tensor(ctx_rows, dtype=torch.long, device=device)
-        self.classnames = classnames
 
     # ------------------------------------------------------------------------------------------
     def class_contexts(self) -> torch.Tensor:

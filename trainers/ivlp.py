@@ -16,13 +16,8 @@ from yacs.config import CfgNode as CN
 
 from engine.api import TRAINER_REGISTRY
 
-from .common.checkpoints import (
-    CheckpointKeyError,
-    check_reference_backbone,
-    format_keys,
-    is_reference_vl_state,
-    split_reference_vl_state,
-)
+from .common.checkpoints import (CheckpointKeyError, check_reference_backbone, format_keys, is_reference_vl_state,
+                                 split_reference_vl_state)
 from .common.base import PromptTrainer
 from .common.vl_model import VLPromptCLIP
 

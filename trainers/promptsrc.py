@@ -75,17 +75,9 @@ def gpa_weights(mean: float, std: float, num_epochs: int) -> List[float]:
     return [p / total for p in pdf]
 
 
-def promptsrc_losses(
-    logits: torch.Tensor,
-    zs_logits: torch.Tensor,
-    labels: torch.Tensor,
-    text_feats: torch.Tensor,
-    fixed_text_feats: torch.Tensor,
-    image_feats: torch.Tensor,
-    zs_image_feats: torch.Tensor,
-    text_weight: float,
-    image_weight: float,
-) -> Dict[str, torch.Tensor]:
+def promptsrc_losses(logits: torch.Tensor, zs_logits: torch.Tensor, labels: torch.Tensor, text_feats: torch.Tensor,
+                     fixed_text_feats: torch.Tensor, image_feats: torch.Tensor, zs_image_feats: torch.Tensor,
+                     text_weight: float, image_weight: float) -> Dict[str, torch.Tensor]:
     """The four PromptSRC terms (docs/REFERENCE.md T6); features must be L2-normalised, all computed in fp32."""
     ce = F.cross_entropy(logits.float(), labels)
     scl_logits = kl_reference(logits.float(), zs_logits.float(), 1.0)

@@ -142,8 +142,7 @@ class PromptTrainer(TrainerX):
         if not params:
             raise ValueError(f"{type(self).__name__}: no trainable parameters to optimise")
         optim = build_optimizer(params, self.cfg.OPTIM)
-        sched = build_lr_scheduler(optim, self.cfg.OPTIM)
-        return optim, sched
+        return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
 
     def num_trainable_params(self) -> int:
         return sum(p.numel() for name in self.get_model_names() for p in self._models[name].parameters()
@@ -331,21 +330,14 @@ class PromptTrainer(TrainerX):
 
     # ------------------------------------------------------------------ evaluation
     def _eval_loader(self, name: str, items: Sequence[Any]):
-        cache = getattr(self, "_eval_loaders", None)
-        if cache is None:
-            cache = self._eval_loaders = {}
+        cache = self.__dict__.setdefault("_eval_loaders", {})
         if name not in cache:
             tfm = getattr(self.dm, "tfm_test", None)
             if tfm is None:
                 tfm = build_transform(self.cfg, is_train=False)
-            cache[name] = build_data_loader(
-                self.cfg,
-                sampler_type=self.cfg.DATALOADER.TEST.SAMPLER,
-                data_source=list(items),
-                batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
-                tfm=tfm,
-                is_train=False,
-            )
+            cache[name] = build_data_loader(self.cfg, sampler_type=self.cfg.DATALOADER.TEST.SAMPLER,
+                                            data_source=list(items), batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
+                                            tfm=tfm, is_train=False)
         return cache[name]
 
     @torch.no_grad()

@@ -137,16 +137,8 @@ class VLPromptCLIP(FrozenCLIPModel):
     ``forward(images)`` -> logits ``exp(logit_scale) * norm(img) @ norm(text).T`` [B, C] (fp32).
     """
 
-    def __init__(
-        self,
-        clip_model: nn.Module,
-        classnames: Sequence[str],
-        n_ctx_text: int,
-        depth_text: int,
-        ctx_init: str,
-        n_ctx_vision: int,
-        depth_vision: int,
-    ) -> None:
+    def __init__(self, clip_model: nn.Module, classnames: Sequence[str], n_ctx_text: int, depth_text: int,
+                 ctx_init: str, n_ctx_vision: int, depth_vision: int) -> None:
         info = clip.model_info(clip_model)
         if depth_text > info.text_layers or depth_vision > info.vision_layers:
             raise ValueError(
