@@ -101,7 +101,6 @@ class CoCoOp(CoOp):
     """CoCoOp trainer: CE on per-image conditioned prompt logits; learns ``ctx`` and the meta-net."""
 
     CFG_NODE = "COCOOP"
-    REGISTERED_NAME = "prompt_learner"
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)

@@ -31,15 +31,17 @@ import torch
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
+from engine import dist
 from engine.api import TRAINER_REGISTRY
+from engine.checkpoint import numbered_checkpoint_name
 
+from .common.base import PromptTrainer
 from .common.checkpoints import file_sha256
 from .common.class_vectors import save_class_vectors
 from .common.kd import kl_reference
 from .common.teacher import Teacher, compute_class_vectors
 from .common.templates import IMAGENET_TEMPLATES, template_text_features
 from .common.vl_model import cosine_logits
-from .common.base import PromptTrainer
 from .ivlp import build_vl_model, convert_reference_vl_state, vl_checkpoint_meta, vl_prompt_node
 
 logger = logging.getLogger(__name__)
@@ -224,9 +226,7 @@ class PromptSRCTeacher(PromptSRC):
         self.set_model_mode("eval")
         feats = compute_class_vectors(teacher, all_names, autocast=self.autocast)
         path = self.class_vectors_path(osp.dirname(checkpoint_file) if checkpoint_file else None)
-        from engine.dist import is_main_process
-
-        if is_main_process():
+        if dist.is_main_process():
             save_class_vectors(path, feats, all_names, identity, float(self.model.logit_scale.item()))
         return path
 
@@ -234,7 +234,7 @@ class PromptSRCTeacher(PromptSRC):
         loaded = getattr(self, "_loaded_checkpoint", None)
         if loaded is not None:
             return loaded["file"]
-        path = osp.join(self.output_dir, self.REGISTERED_NAME, f"model.pth.tar-{self.max_epoch}")
+        path = osp.join(self.output_dir, self.REGISTERED_NAME, numbered_checkpoint_name(self.max_epoch))
         return path if osp.isfile(path) else None
 
     def after_train(self) -> None:

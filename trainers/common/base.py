@@ -50,7 +50,7 @@ from engine import dist
 from engine.api import (TrainerX, build_data_loader, build_evaluator, build_lr_scheduler, build_optimizer,
                         build_transform, save_checkpoint)
 # weights_only=True only, under either engine; the one place that knows Dassl's epoch file names
-from engine.checkpoint import load_checkpoint, numbered_checkpoint_name, numbered_checkpoints
+from engine.checkpoint import BEST_NAME, load_checkpoint, numbered_checkpoint_name, numbered_checkpoints
 from engine.run_header import class_lines
 from engine.run_record import harmonic_mean
 from engine.trainer import _progress_enabled  # progress bars on rank 0 and a terminal only (not in log files)
@@ -65,7 +65,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["PromptTrainer", "PRECISIONS", "FINAL_MODEL_CHOICES", "resolve_precision", "harmonic_mean"]
 
 FINAL_MODEL_CHOICES = ("last_step", "best_val", "best_test_reference")
-BEST_NAME = "model-best.pth.tar"
 
 
 class PromptTrainer(TrainerX):
