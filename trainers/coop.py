@@ -100,8 +100,6 @@ class CoOpPromptLearner(ClassPromptLearner):
     def __init__(self, clip_model: nn.Module, classnames: Sequence[str], n_ctx: int, ctx_init: str = "",
                  csc: bool = False, class_token_position: str = "end") -> None:
         classnames = list(classnames)
-        if not classnames:
-            raise ValueError("CoOpPromptLearner: empty class list")
         super().__init__(clip_model)
         self.csc = bool(csc)
         self.class_token_position = class_token_position

@@ -125,7 +125,7 @@ class PromptTrainer(TrainerX):
 
     # ------------------------------------------------------------------ model registration
     def register_model(self, name: str = "model", model=None, optim=None, sched=None) -> None:
-        """Dassl's register_model + a log of the trainable parameter names and counts (P22)."""
+        """Dassl's register_model + a log of the trainable parameter names and counts."""
         super().register_model(name, model, optim, sched)
         if model is None:
             return

@@ -97,14 +97,8 @@ class FrozenCLIPModel(nn.Module):
         """Text features [R, D] (fp32, unnormalised) of prompt embeddings (+ deep text prompts) through the
         frozen text tower at its dtype (shared :func:`clip.encode_text`)."""
         dtype = tower_dtype(self.backbone.transformer)
-        feats = clip.encode_text(
-            self.backbone,
-            token_embeds.to(dtype),
-            token_ids,
-            deep_prompts=cast_prompts(deep_prompts, dtype),
-            n_ctx=self.text_learner.n_ctx,
-        )
-        return feats.float()
+        return clip.encode_text(self.backbone, token_embeds.to(dtype), token_ids,
+                                deep_prompts=cast_prompts(deep_prompts, dtype), n_ctx=self.text_learner.n_ctx).float()
 
     def encode_text(self) -> torch.Tensor:
         """Prompted text features for the current class set [C, D] (fp32, unnormalised)."""
