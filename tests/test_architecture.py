@@ -152,3 +152,31 @@ def test_import_scanner_sees_every_kind_of_import(tmp_path, monkeypatch):
     assert set(imports_of(pkg / "__init__.py")) == {(1, "trainers.common.kd")}
     rule = next(r for r in RULES if r.name == "trainers.common")
     assert {name for _, _, name in violations(rule)} == {"trainers.coop", "trainers.coop.CoOp", "trainers.promptkd"}
+
+
+def trainer_depth(cls: type) -> int:
+    """Classes from the engine's ``TrainerBase`` to ``cls``, both inclusive: the distinct subclasses of TrainerBase
+    in its MRO (an alias such as ``SimpleTrainer = TrainerX`` is one class, so it is not a level)."""
+    from engine.trainer import TrainerBase
+
+    return sum(1 for c in cls.__mro__ if issubclass(c, TrainerBase))
+
+
+def test_every_registered_trainer_is_at_most_five_classes_from_the_engine_base():
+    """docs/ARCHITECTURE.md "Trainers": a reader opens at most 5 classes from the engine's base to any trainer
+    (TrainerBase -> TrainerX -> PromptTrainer -> method -> variant), the KgCoOp plug-in included."""
+    import engine.trainer
+    import trainers  # noqa: F401  (registers the built-in trainers)
+    from engine.api import TRAINER_REGISTRY
+    from engine.plugins import load_plugins
+
+    load_plugins([(str(ROOT / "examples" / "plugins" / "kgcoop.py"), "test")])
+    depths = {name: trainer_depth(TRAINER_REGISTRY.get(name)) for name in TRAINER_REGISTRY.registered_names()}
+    expected = {"CoOp", "CoCoOp", "ZeroshotCLIP", "ZeroshotCLIP2", "IVLP", "MaPLe", "PromptSRC", "PromptSRCTeacher",
+                "PromptKDStudent", "PromptKD", "KgCoOp"}
+    assert expected <= set(depths), f"trainers missing from the registry: {sorted(expected - set(depths))}"
+    # The engine's SimpleTrainer becomes an alias of TrainerX (engine: TrainerBase -> TrainerX); while it is still
+    # a class of its own it is not counted against the trainers.
+    engine_extra = int(getattr(engine.trainer, "SimpleTrainer", None) not in (None, engine.trainer.TrainerX))
+    too_deep = {n: d - engine_extra for n, d in depths.items() if d - engine_extra > 5}
+    assert not too_deep, f"trainers more than 5 classes from the engine's TrainerBase: {too_deep}"

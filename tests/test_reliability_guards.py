@@ -17,7 +17,7 @@ from engine.trainer import TrainerBase
 from engine.utils import read_json, write_json
 from tests.helpers.tiny_env import ENV_INFO_STUB, make_tiny_env
 from tests.test_reliability_resume import ckpt_state, read_csv, student_argv
-from trainers.common.base import collapse_report
+from trainers.common.run_results import collapse_report
 from trainers.common.class_vectors import load_class_vectors, save_class_vectors
 
 torch.set_num_threads(1)

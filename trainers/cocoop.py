@@ -15,7 +15,6 @@ registered as "prompt_learner" with the reference's key names, so reference chec
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from typing import Sequence
 
@@ -29,7 +28,6 @@ from engine.api import TRAINER_REGISTRY
 
 from .coop import CoOp, CoOpCLIP, CoOpPromptLearner
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["CoCoOp", "CoCoOpCLIP", "CoCoOpPromptLearner", "add_config"]
 
@@ -103,7 +101,6 @@ class CoCoOp(CoOp):
     """CoCoOp trainer: CE on per-image conditioned prompt logits; learns ``ctx`` and the meta-net."""
 
     CFG_NODE = "COCOOP"
-    REGISTERED_NAME = "prompt_learner"
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)

@@ -35,22 +35,14 @@ from yacs.config import CfgNode as CN
 import clip
 from engine.api import TRAINER_REGISTRY
 
-from .common.frozen_clip import PromptedCLIPTrainer, load_init_weights
+from .common.base import PromptTrainer
 from .common.prompts import PROMPT_INIT_STD, ClassPromptLearner, count_prompt_tokens
 from .common.templates import format_classname
 from .common.vl_model import FrozenCLIPModel
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "CoOp",
-    "CoOpCLIP",
-    "CoOpPromptLearner",
-    "CLASS_TOKEN_POSITIONS",
-    "add_config",
-    "class_token_layout",
-    "load_init_weights",
-]
+__all__ = ["CoOp", "CoOpCLIP", "CoOpPromptLearner", "CLASS_TOKEN_POSITIONS", "add_config", "class_token_layout"]
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
@@ -105,22 +97,9 @@ class CoOpPromptLearner(ClassPromptLearner):
 
     TOO_LONG_HINT = "shorten the class names or lower N_CTX"
 
-    def __init__(
-        self,
-        clip_model: nn.Module,
-        classnames: Sequence[str],
-        n_ctx: int,
-        ctx_init: str = "",
-        csc: bool = False,
-        class_token_position: str = "end",
-    ) -> None:
-        if class_token_position not in CLASS_TOKEN_POSITIONS:
-            raise ValueError(
-                f"CLASS_TOKEN_POSITION = {class_token_position!r} is not supported; use one of {list(CLASS_TOKEN_POSITIONS)}"
-            )
+    def __init__(self, clip_model: nn.Module, classnames: Sequence[str], n_ctx: int, ctx_init: str = "",
+                 csc: bool = False, class_token_position: str = "end") -> None:
         classnames = list(classnames)
-        if not classnames:
-            raise ValueError("CoOpPromptLearner: empty class list")
         super().__init__(clip_model)
         self.csc = bool(csc)
         self.class_token_position = class_token_position
@@ -152,10 +131,8 @@ class CoOpPromptLearner(ClassPromptLearner):
         self.ctx = nn.Parameter(vectors)
         #: with CSC, the classes the contexts belong to (row order of ``ctx``)
         self.ctx_classnames: List[str] = list(classnames) if self.csc else []
-        for name, dtype in (("token_prefix", torch.float32), ("token_suffix", torch.float32),
-                            ("token_ids", torch.long), ("name_lens", torch.long),
-                            ("layout_index", torch.long), ("ctx_index", torch.long)):
-            self.register_buffer(name, torch.empty(0, dtype=dtype), persistent=False)
+        for name in ("name_lens", "layout_index", "ctx_index"):
+            self.register_buffer(name, torch.empty(0, dtype=torch.long), persistent=False)
         self.set_classnames(classnames)
 
     # ------------------------------------------------------------------------------------------
@@ -174,31 +151,24 @@ class CoOpPromptLearner(ClassPromptLearner):
     def set_classnames(self, classnames: Sequence[str]) -> None:
         """Recompute the class-name token buffers for ``classnames`` (e.g. base or novel classes)."""
         classnames = list(classnames)
-        if not classnames:
-            raise ValueError("CoOpPromptLearner.set_classnames: empty class list")
+        ctx_rows = self._csc_rows(classnames) if self.csc else []  # before any buffer changes
+        super().set_classnames(classnames)
         device = self.ctx.device
-        ctx_rows = self._csc_rows(classnames) if self.csc else []
-        ids = self.tokenize_prompts(classnames)
         # name_lens: BPE length of each class name on its own (reference: len(_tokenizer.encode(name)))
         name_ids = clip.tokenize([format_classname(n) for n in classnames], self.context_length + 64)
         name_lens = ((name_ids != 0).sum(dim=1) - 2).tolist()
         if self.class_token_position != "end":
             start = 1 + self.n_ctx
-            odd = [n for n, nl, row, nrow in zip(classnames, name_lens, ids, name_ids)
+            odd = [n for n, nl, row, nrow in zip(classnames, name_lens, self.token_ids.cpu(), name_ids)
                    if not torch.equal(row[start:start + nl], nrow[1:1 + nl])]
             if odd:
                 logger.warning("%d class name(s) tokenise differently inside the prompt (e.g. %r: punctuation merged "
                                "with the final '.'); their '%s' layout moves name_lens tokens as the reference does",
                                len(odd), odd[0], self.class_token_position)
-        emb = self.embed_tokens(ids)
-        self.token_prefix = emb[:, :1, :].to(device)
-        self.token_suffix = emb[:, 1 + self.n_ctx:, :].to(device)
-        self.token_ids = ids.to(device)
         self.name_lens = torch.tensor(name_lens, dtype=torch.long, device=device)
         self.layout_index = class_token_layout(self.n_ctx, name_lens, self.context_length,
                                                self.class_token_position).to(device)
         self.ctx_index = torch.tensor(ctx_rows, dtype=torch.long, device=device)
-        self.classnames = classnames
 
     # ------------------------------------------------------------------------------------------
     def class_contexts(self) -> torch.Tensor:
@@ -223,10 +193,6 @@ class CoOpPromptLearner(ClassPromptLearner):
     def forward(self) -> Tuple[torch.Tensor, torch.Tensor]:
         return self.assemble(self.class_contexts()), self.token_ids
 
-    def extra_repr(self) -> str:
-        return (f"n_ctx={self.n_ctx}, width={self.width}, csc={self.csc}, position={self.class_token_position!r}, "
-                f"n_classes={self.n_classes}, prefix={self.prompt_prefix!r}")
-
 
 class CoOpCLIP(FrozenCLIPModel):
     """Frozen CLIP (``backbone``) + a prompt learner: ``forward(images)`` -> logits [B, C] (fp32),
@@ -240,7 +206,7 @@ class CoOpCLIP(FrozenCLIPModel):
 
 
 @TRAINER_REGISTRY.register()
-class CoOp(PromptedCLIPTrainer):
+class CoOp(PromptTrainer):
     """CoOp trainer: L = CE(exp(logit_scale) * cos(image, text(ctx, class)), y); only ``ctx`` is learned."""
 
     CFG_NODE = "COOP"
@@ -258,7 +224,7 @@ class CoOp(PromptedCLIPTrainer):
 
     # ------------------------------------------------------------------ model
     def build_prompt_learner(self, clip_model: nn.Module) -> CoOpPromptLearner:
-        node = self.cfg.TRAINER.COOP
+        node = self.cfg.TRAINER[self.CFG_NODE]
         return CoOpPromptLearner(clip_model, self.train_classnames, int(node.N_CTX), node.CTX_INIT,
                                  bool(node.CSC), node.CLASS_TOKEN_POSITION)
 
@@ -272,7 +238,7 @@ class CoOp(PromptedCLIPTrainer):
         if learner.csc:
             self._check_csc_eval_classes()
         self.register_trainable(learner)
-        load_init_weights(self, self.REGISTERED_NAME)
+        self.load_init_weights()
 
     def _check_csc_eval_classes(self) -> None:
         """Fail before training when an evaluation set holds classes without a class-specific context."""

@@ -16,19 +16,14 @@ from yacs.config import CfgNode as CN
 
 from engine.api import TRAINER_REGISTRY
 
-from .common.checkpoints import (
-    CheckpointKeyError,
-    check_reference_backbone,
-    format_keys,
-    is_reference_vl_state,
-    split_reference_vl_state,
-)
-from .common.frozen_clip import PromptedCLIPTrainer
+from .common.checkpoints import (CheckpointKeyError, check_reference_backbone, format_keys, is_reference_vl_state,
+                                 split_reference_vl_state)
+from .common.base import PromptTrainer
 from .common.vl_model import VLPromptCLIP
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IVLP", "VLPromptTrainer", "add_config", "vl_prompt_node"]
+__all__ = ["IVLP", "add_config", "build_vl_model", "convert_reference_vl_state", "vl_checkpoint_meta", "vl_prompt_node"]
 
 
 def vl_prompt_node(n_ctx: int, depth: int = 9) -> CN:
@@ -49,54 +44,54 @@ def add_config(cfg: CN) -> None:
     cfg.TRAINER.IVLP = vl_prompt_node(n_ctx=2)
 
 
-class VLPromptTrainer(PromptedCLIPTrainer):
-    """Shared body of IVLP and PromptSRC (and MaPLe): builds :class:`VLPromptCLIP`, registers
-    "VLPromptLearner", evaluates with text features computed once per class set, loads reference checkpoints."""
+def build_vl_model(trainer: PromptTrainer) -> VLPromptCLIP:
+    """The IVLP model (:class:`VLPromptCLIP`) of the trainer's config node on its frozen backbone (IVLP, PromptSRC)."""
+    node = trainer.cfg.TRAINER[trainer.CFG_NODE]
+    return VLPromptCLIP(
+        trainer.build_backbone(), trainer.train_classnames, node.N_CTX_TEXT, node.PROMPT_DEPTH_TEXT, node.CTX_INIT,
+        node.N_CTX_VISION, node.PROMPT_DEPTH_VISION,
+    ).to(trainer.device)
 
-    REGISTERED_NAME = "VLPromptLearner"
 
-    def build_model(self) -> None:
-        node = self.cfg.TRAINER[self.CFG_NODE]
-        self.model = VLPromptCLIP(
-            self.build_backbone(), self.train_classnames, node.N_CTX_TEXT, node.PROMPT_DEPTH_TEXT, node.CTX_INIT,
-            node.N_CTX_VISION, node.PROMPT_DEPTH_VISION,
-        ).to(self.device)
-        self.build_extra()
-        self.register_trainable(self.model)
+def vl_checkpoint_meta(model: VLPromptCLIP) -> Dict:
+    """Checkpoint metadata of an IVLP model: CTX_INIT and the depths the teacher loader checks the keys against."""
+    return {"ctx_init": model.text_prompts.ctx_init,
+            "prompt": {"depth_text": model.text_prompts.depth, "depth_vision": model.image_prompts.depth}}
 
-    def build_extra(self) -> None:
-        """Trainer-specific additions after the model is built (PromptSRC's frozen text features)."""
 
-    def checkpoint_meta(self, name: str) -> Dict:
-        meta = super().checkpoint_meta(name)
-        meta["ctx_init"] = self.model.text_prompts.ctx_init
-        node = self.cfg.TRAINER[self.CFG_NODE]  # the depths the teacher loader checks the keys against
-        if "PROMPT_DEPTH_TEXT" in node and "PROMPT_DEPTH_VISION" in node:
-            meta.setdefault("prompt", {"depth_text": int(node.PROMPT_DEPTH_TEXT),
-                                       "depth_vision": int(node.PROMPT_DEPTH_VISION)})
-        return meta
+def convert_reference_vl_state(model: VLPromptCLIP, state_dict: Dict[str, torch.Tensor],
+                               backbone_name: str) -> Dict[str, torch.Tensor]:
+    """Released IVLP/PromptSRC checkpoints (whole CustomCLIP, docs/REFERENCE.md M6) -> our prompt keys; our own
+    checkpoints pass through unchanged.
 
-    # ------------------------------------------------------------------ reference checkpoints
-    def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """Released IVLP/PromptSRC checkpoints (whole CustomCLIP, docs/REFERENCE.md M6) -> our prompt keys.
-
-        Their CLIP tower weights are checked against the frozen backbone (they must be the same
-        weights, up to the fp16 storage of the release) rather than silently dropped.
-        """
-        if not is_reference_vl_state(state_dict):
-            return state_dict
-        ref = split_reference_vl_state(state_dict)
-        if ref.unexpected:
-            raise CheckpointKeyError(f"reference checkpoint: unexpected keys {format_keys(ref.unexpected)}")
-        check_reference_backbone(self.model.backbone, ref.backbone, self.cfg.MODEL.BACKBONE.NAME)
-        logger.info("Reference checkpoint: %d prompt tensors mapped; %d CLIP tensors match the backbone; "
-                    "%d skipped (%s)", len(ref.prompts), len(ref.backbone), len(ref.skipped),
-                    "class-name buffers / ZS_image_encoder")
-        return dict(ref.prompts)
+    Their CLIP tower weights are checked against the frozen backbone (they must be the same
+    weights, up to the fp16 storage of the release) rather than silently dropped.
+    """
+    if not is_reference_vl_state(state_dict):
+        return state_dict
+    ref = split_reference_vl_state(state_dict)
+    if ref.unexpected:
+        raise CheckpointKeyError(f"reference checkpoint: unexpected keys {format_keys(ref.unexpected)}")
+    check_reference_backbone(model.backbone, ref.backbone, backbone_name)
+    logger.info("Reference checkpoint: %d prompt tensors mapped; %d CLIP tensors match the backbone; "
+                "%d skipped (%s)", len(ref.prompts), len(ref.backbone), len(ref.skipped),
+                "class-name buffers / ZS_image_encoder")
+    return dict(ref.prompts)
 
 
 @TRAINER_REGISTRY.register()
-class IVLP(VLPromptTrainer):
+class IVLP(PromptTrainer):
     """IVLP trainer: L = CE(exp(logit_scale) * cos(prompted image, prompted text), y)."""
 
     CFG_NODE = "IVLP"
+    REGISTERED_NAME = "VLPromptLearner"
+
+    def build_model(self) -> None:
+        self.model = build_vl_model(self)
+        self.register_trainable(self.model)
+
+    def checkpoint_meta(self, name: str) -> Dict:
+        return {**super().checkpoint_meta(name), **vl_checkpoint_meta(self.model)}
+
+    def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        return convert_reference_vl_state(self.model, state_dict, self.cfg.MODEL.BACKBONE.NAME)

@@ -47,10 +47,9 @@ from .common.checkpoints import (
     format_keys,
     split_reference_vl_state,
 )
-from .common.frozen_clip import load_init_weights
 from .common.prompts import TextPromptLearner
 from .common.vl_model import FrozenCLIPModel
-from .ivlp import VLPromptTrainer
+from .common.base import PromptTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ def map_maple_reference_state(state: Mapping[str, torch.Tensor]) -> ReferenceVLS
 
 
 @TRAINER_REGISTRY.register()
-class MaPLe(VLPromptTrainer):
+class MaPLe(PromptTrainer):
     """MaPLe trainer: L = CE(exp(logit_scale) * cos(prompted image, prompted text), y)."""
 
     CFG_NODE = "MAPLE"
@@ -159,11 +158,12 @@ class MaPLe(VLPromptTrainer):
         self.model = MaPLeCLIP(self.build_backbone(), self.train_classnames, int(node.N_CTX),
                                int(node.PROMPT_DEPTH), node.CTX_INIT).to(self.device)
         self.register_trainable(self.model)
-        load_init_weights(self, self.REGISTERED_NAME)
+        self.load_init_weights()
 
     def checkpoint_meta(self, name: str) -> Dict:
         meta = super().checkpoint_meta(name)
-        meta.update(n_ctx=self.model.text_prompts.n_ctx, prompt_depth=self.model.depth)
+        meta.update(ctx_init=self.model.text_prompts.ctx_init, n_ctx=self.model.text_prompts.n_ctx,
+                    prompt_depth=self.model.depth)
         return meta
 
     def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

@@ -25,22 +25,24 @@ from __future__ import annotations
 import logging
 import math
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
-import clip
+from engine import dist
 from engine.api import TRAINER_REGISTRY
+from engine.checkpoint import numbered_checkpoint_name
 
+from .common.base import PromptTrainer
 from .common.checkpoints import file_sha256
 from .common.class_vectors import save_class_vectors
 from .common.kd import kl_reference
 from .common.teacher import Teacher, compute_class_vectors
-from .common.templates import IMAGENET_TEMPLATES, format_classname
+from .common.templates import IMAGENET_TEMPLATES, template_text_features
 from .common.vl_model import cosine_logits
-from .ivlp import VLPromptTrainer, vl_prompt_node
+from .ivlp import build_vl_model, convert_reference_vl_state, vl_checkpoint_meta, vl_prompt_node
 
 logger = logging.getLogger(__name__)
 
@@ -75,17 +77,9 @@ def gpa_weights(mean: float, std: float, num_epochs: int) -> List[float]:
     return [p / total for p in pdf]
 
 
-def promptsrc_losses(
-    logits: torch.Tensor,
-    zs_logits: torch.Tensor,
-    labels: torch.Tensor,
-    text_feats: torch.Tensor,
-    fixed_text_feats: torch.Tensor,
-    image_feats: torch.Tensor,
-    zs_image_feats: torch.Tensor,
-    text_weight: float,
-    image_weight: float,
-) -> Dict[str, torch.Tensor]:
+def promptsrc_losses(logits: torch.Tensor, zs_logits: torch.Tensor, labels: torch.Tensor, text_feats: torch.Tensor,
+                     fixed_text_feats: torch.Tensor, image_feats: torch.Tensor, zs_image_feats: torch.Tensor,
+                     text_weight: float, image_weight: float) -> Dict[str, torch.Tensor]:
     """The four PromptSRC terms (docs/REFERENCE.md T6); features must be L2-normalised, all computed in fp32."""
     ce = F.cross_entropy(logits.float(), labels)
     scl_logits = kl_reference(logits.float(), zs_logits.float(), 1.0)
@@ -96,36 +90,32 @@ def promptsrc_losses(
 
 
 @TRAINER_REGISTRY.register()
-class PromptSRC(VLPromptTrainer):
+class PromptSRC(PromptTrainer):
     """PromptSRC: IVLP prompts + self-regulating consistency losses + Gaussian prompt aggregation."""
 
     CFG_NODE = "PROMPTSRC"
+    REGISTERED_NAME = "VLPromptLearner"
 
-    def build_extra(self) -> None:
+    def build_model(self) -> None:
+        self.model = build_vl_model(self)
         node = self.cfg.TRAINER.PROMPTSRC
         self._reset_gpa()
-        self.fixed_embeddings = self.compute_fixed_embeddings(self.train_classnames)
+        # T0: mean over the 60 templates of the UNnormalised frozen text features [C, D]
+        self.fixed_embeddings = template_text_features(self.model.backbone, self.train_classnames, IMAGENET_TEMPLATES,
+                                                       normalize=False, autocast=self.autocast)
         self.gpa_w = gpa_weights(float(node.GPA_MEAN), float(node.GPA_STD), int(self.max_epoch))
         logger.info("GPA weights (epochs 1..%d): %s", self.max_epoch, ", ".join(f"{w:.4f}" for w in self.gpa_w))
+        self.register_trainable(self.model)
+
+    def checkpoint_meta(self, name: str) -> Dict:
+        return {**super().checkpoint_meta(name), **vl_checkpoint_meta(self.model)}
+
+    def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        return convert_reference_vl_state(self.model, state_dict, self.cfg.MODEL.BACKBONE.NAME)
 
     def _reset_gpa(self) -> None:
         self.gpa_state: Optional[Dict[str, torch.Tensor]] = None
         self.gpa_epochs: List[int] = []
-
-    @torch.no_grad()
-    def compute_fixed_embeddings(self, classnames: Sequence[str]) -> torch.Tensor:
-        """Mean over the 60 templates of the frozen CLIP text features (unnormalised) -> [C, D] fp32."""
-        backbone = self.model.backbone
-        info = clip.model_info(backbone)
-        device = backbone.token_embedding.weight.device
-        names = [format_classname(c) for c in classnames]
-        total = None
-        for template in IMAGENET_TEMPLATES:
-            ids = clip.tokenize([template.format(n) for n in names], info.context_length).to(device)
-            with self.autocast():
-                feats = backbone.encode_text(ids).float()
-            total = feats if total is None else total + feats
-        return total / len(IMAGENET_TEMPLATES)
 
     # ------------------------------------------------------------------ training
     def forward_backward(self, batch) -> Dict[str, torch.Tensor]:
@@ -236,9 +226,7 @@ class PromptSRCTeacher(PromptSRC):
         self.set_model_mode("eval")
         feats = compute_class_vectors(teacher, all_names, autocast=self.autocast)
         path = self.class_vectors_path(osp.dirname(checkpoint_file) if checkpoint_file else None)
-        from engine.dist import is_main_process
-
-        if is_main_process():
+        if dist.is_main_process():
             save_class_vectors(path, feats, all_names, identity, float(self.model.logit_scale.item()))
         return path
 
@@ -246,7 +234,7 @@ class PromptSRCTeacher(PromptSRC):
         loaded = getattr(self, "_loaded_checkpoint", None)
         if loaded is not None:
             return loaded["file"]
-        path = osp.join(self.output_dir, self.REGISTERED_NAME, f"model.pth.tar-{self.max_epoch}")
+        path = osp.join(self.output_dir, self.REGISTERED_NAME, numbered_checkpoint_name(self.max_epoch))
         return path if osp.isfile(path) else None
 
     def after_train(self) -> None:

@@ -14,48 +14,28 @@ classes, which gives the CLIP row of the base-to-novel table.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Callable, ContextManager, List, Sequence
+from typing import List, Sequence
 
 import torch
-import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
-import clip
 from engine.api import TRAINER_REGISTRY
 
 from .common.backbone import build_clip
 from .common.base import PromptTrainer
-from .common.templates import IMAGENET_TEMPLATES_SELECT, dataset_template, format_classname
+from .common.templates import IMAGENET_TEMPLATES_SELECT, dataset_template, template_text_features
 from .common.vl_model import cosine_logits
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ZeroshotCLIP", "ZeroshotCLIP2", "add_config", "encode_templates"]
+__all__ = ["ZeroshotCLIP", "ZeroshotCLIP2", "add_config"]
 
 
 def add_config(cfg: CN) -> None:
     """TRAINER.ZSCLIP (not in the reference, which loads CLIP in fp16 for zero-shot evaluation)."""
     cfg.TRAINER.ZSCLIP = CN()
     cfg.TRAINER.ZSCLIP.PREC = "fp16"  # fp32 | fp16 (CLIP weights in half, as the reference) | amp | bf16
-
-
-@torch.no_grad()
-def encode_templates(clip_model: torch.nn.Module, templates: Sequence[str], classnames: Sequence[str],
-                     autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> torch.Tensor:
-    """Hand-crafted class text features of a frozen CLIP [C, D] (fp32, unit norm): for each template,
-    ``norm(text(template.format(name)))``; averaged over the templates and renormalised (one template:
-    just the normalised features). ``autocast`` returns the precision context of the forward pass."""
-    info = clip.model_info(clip_model)
-    device = clip_model.token_embedding.weight.device
-    names = [format_classname(c) for c in classnames]
-    feats = []
-    for template in templates:
-        ids = clip.tokenize([template.format(n) for n in names], info.context_length).to(device)
-        with autocast():
-            feats.append(F.normalize(clip_model.encode_text(ids).float(), dim=-1))
-    return F.normalize(torch.stack(feats).mean(dim=0), dim=-1)
 
 
 @TRAINER_REGISTRY.register()
@@ -80,7 +60,7 @@ class ZeroshotCLIP(PromptTrainer):
 
     def encode_classnames(self, classnames: Sequence[str]) -> torch.Tensor:
         """Normalised text features [C, D]: per-template normalised, averaged over templates, renormalised."""
-        return encode_templates(self.clip_model, self.template_list, classnames, self.autocast)
+        return template_text_features(self.clip_model, classnames, self.template_list, autocast=self.autocast)
 
     def set_eval_classnames(self, classnames: Sequence[str]) -> None:
         self.text_features = self.encode_classnames(list(classnames))
@@ -89,10 +69,6 @@ class ZeroshotCLIP(PromptTrainer):
     def model_inference(self, images: torch.Tensor) -> torch.Tensor:
         feats = self.clip_model.encode_image(images.to(self.clip_model.visual.conv1.weight.dtype))
         return cosine_logits(feats, self.text_features, self.logit_scale)
-
-    def set_model_mode(self, mode: str = "train", names=None) -> None:
-        super().set_model_mode(mode, names)
-        self.clip_model.eval()  # frozen, not registered: always eval
 
 
 @TRAINER_REGISTRY.register()

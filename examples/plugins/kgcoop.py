@@ -23,7 +23,7 @@ trainer dropped it there) and nothing is wrapped in DataParallel.
 
 Everything else comes from the project: the prompt learner, model and evaluation of
 ``trainers.coop``, the shared training step (``PromptTrainer.optimize``), the hand-crafted features
-of ``trainers.zsclip.encode_templates`` and the dataset templates of ``trainers.common.templates``.
+of ``trainers.common.templates.template_text_features`` and the dataset templates of ``trainers.common.templates``.
 The config node is ``TRAINER.KGCOOP`` (added by :func:`extend_cfg`, which ``train.py`` calls for
 every plug-in); the checkpoint holds only ``ctx``, under the reference's name ``prompt_learner``.
 """
@@ -35,13 +35,11 @@ from typing import Dict
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from yacs.config import CfgNode as CN
 
 from engine.api import TRAINER_REGISTRY
-from trainers.common.templates import dataset_template
-from trainers.coop import CoOp, CoOpPromptLearner
-from trainers.zsclip import encode_templates
+from trainers.common.templates import dataset_template, template_text_features
+from trainers.coop import CoOp
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +93,6 @@ class KgCoOp(CoOp):
 
     CFG_NODE = "KGCOOP"
 
-    def build_prompt_learner(self, clip_model: nn.Module) -> CoOpPromptLearner:
-        node = self.cfg.TRAINER.KGCOOP
-        return CoOpPromptLearner(clip_model, self.train_classnames, int(node.N_CTX), node.CTX_INIT,
-                                 bool(node.CSC), node.CLASS_TOKEN_POSITION)
-
     def build_model(self) -> None:
         super().build_model()
         self.kg_weight = float(self.cfg.TRAINER.KGCOOP.W)
@@ -107,8 +100,8 @@ class KgCoOp(CoOp):
             raise ValueError(f"TRAINER.KGCOOP.W = {self.kg_weight}: the weight of L_kg must be >= 0")
         self.kg_template = handcrafted_template(self.cfg)
         # w^clip of the training classes, once: the frozen tower does not change during training
-        self.kg_text_features = encode_templates(self.model.backbone, [self.kg_template], self.train_classnames,
-                                                 self.autocast)
+        self.kg_text_features = template_text_features(self.model.backbone, self.train_classnames, [self.kg_template],
+                                                       autocast=self.autocast)
         logger.info("KgCoOp: lambda (TRAINER.KGCOOP.W) = %g, hand-crafted template %r for %d training classes",
                     self.kg_weight, self.kg_template, len(self.train_classnames))
 

@@ -21,30 +21,9 @@ from .precision import frozen_storage
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["resolve_weights_dir", "build_clip", "freeze", "check_input_size", "clip_precision"]
+__all__ = ["build_clip", "freeze", "check_input_size"]
 
 ENV_WEIGHTS_DIR = "CLIP_WEIGHTS_DIR"
-
-
-def resolve_weights_dir(cfg) -> Optional[str]:
-    """``MODEL.BACKBONE.WEIGHTS_DIR``, else ``$CLIP_WEIGHTS_DIR``, else None (the clip package's defaults)."""
-    configured = cfg.MODEL.BACKBONE.get("WEIGHTS_DIR", "") if "BACKBONE" in cfg.MODEL else ""
-    if configured:
-        return os.path.expanduser(configured)
-    env = os.environ.get(ENV_WEIGHTS_DIR, "")
-    return os.path.expanduser(env) if env else None
-
-
-def clip_precision(prec: str, cfg=None, device: torch.device | str = "cpu") -> str:
-    """Storage precision of frozen towers for an (already resolved) trainer PREC and ``cfg``'s
-    ``MODEL.BACKBONE.FROZEN_PREC`` (see :mod:`trainers.common.precision`).
-
-    By default only "fp16" stores the frozen towers in half precision (as the reference); "amp" and
-    "bf16" keep fp32 weights and run under autocast; "fp32" is plain fp32. FROZEN_PREC bf16 / fp16 / fp32
-    overrides the storage.
-    """
-    frozen = cfg.MODEL.BACKBONE.get("FROZEN_PREC", "auto") if cfg is not None and "BACKBONE" in cfg.MODEL else "auto"
-    return frozen_storage(prec, frozen, device)
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -59,19 +38,24 @@ def build_clip(cfg, name: Optional[str] = None, prec: str = "fp32",
                storage: Optional[str] = None) -> nn.Module:
     """Load the CLIP model ``name`` (default ``MODEL.BACKBONE.NAME``), frozen, on ``device``.
 
-    ``prec`` is the resolved trainer precision (see :func:`clip_precision`); ``storage`` (fp32 | fp16 |
-    bf16) overrides the weight storage (e.g. fp32 for a tower that is trained). ``what`` names the config
-    key the model name came from, for error messages.
+    ``prec`` is the resolved trainer precision; the frozen towers are stored as
+    :func:`~trainers.common.precision.frozen_storage` says for it and ``MODEL.BACKBONE.FROZEN_PREC`` (by
+    default only PREC "fp16" stores them in half precision, as the reference; "amp" and "bf16" keep fp32
+    weights and run under autocast). ``storage`` (fp32 | fp16 | bf16) overrides the weight storage (e.g.
+    fp32 for a tower that is trained). ``what`` names the config key the model name came from, for error
+    messages.
     """
-    name = name or cfg.MODEL.BACKBONE.NAME
+    bb = cfg.MODEL.BACKBONE
+    name = name or bb.NAME
     if not name:
         raise ValueError(f"{what} is empty: set it to a CLIP model name such as 'ViT-B/16'")
-    allow_random = bool(cfg.MODEL.BACKBONE.get("ALLOW_RANDOM_INIT", False))
-    weights_dir = resolve_weights_dir(cfg)
+    allow_random = bool(bb.get("ALLOW_RANDOM_INIT", False))
+    # MODEL.BACKBONE.WEIGHTS_DIR, else $CLIP_WEIGHTS_DIR, else None (the clip package's default search path)
+    weights_dir = os.path.expanduser(bb.get("WEIGHTS_DIR", "") or os.environ.get(ENV_WEIGHTS_DIR, "")) or None
     if allow_random:
         logger.warning("MODEL.BACKBONE.ALLOW_RANDOM_INIT is on: %s may be built with RANDOM weights "
                        "(tests / smoke runs only)", name)
-    storage = storage or clip_precision(prec, cfg, device)
+    storage = storage or frozen_storage(prec, bb.get("FROZEN_PREC", "auto"), device)
     model = clip.load(name, weights_dir=weights_dir, allow_random=allow_random, precision=storage, device=device)
     freeze(model)
     logger.info("Loaded CLIP %s (%s) as a frozen backbone on %s", name, storage, device)

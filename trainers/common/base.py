@@ -1,7 +1,13 @@
 """``PromptTrainer``: the base class of every CLIP trainer (docs/ARCHITECTURE.md "Trainers").
 
-A trainer implements only ``build_model()``, ``forward_backward(batch)``, ``model_inference(images)``
-and ``set_eval_classnames(classnames)``. This class owns, on top of Dassl's ``TrainerX`` lifecycle:
+A trainer implements ``build_model()``; by default it is a prompt learner on a frozen CLIP: ``self.model`` is a
+:class:`~trainers.common.vl_model.FrozenCLIPModel` (CoOp, CoCoOp, MaPLe, IVLP, PromptSRC; docs/REFERENCE.md
+T2-T6) whose trainable part is registered under the reference's name ``REGISTERED_NAME``
+(:meth:`register_trainable`), trained with the reference's cross-entropy on ``exp(logit_scale) * cos`` logits
+and evaluated with the prompted text features computed once per class set (they do not depend on the image).
+Other trainers (zero-shot CLIP, the PromptKD student) override ``forward_backward(batch)``,
+``model_inference(images)`` and ``set_eval_classnames(classnames)``. This class owns, on top of Dassl's
+``TrainerX`` lifecycle:
 
 - precision (``TRAINER.<NODE>.PREC``: fp32 | fp16 | amp | bf16, policy in :mod:`.precision`): :meth:`autocast`
   and a GradScaler for amp; on CPU, fp16/amp fall back to fp32 with a WARNING (unless the test-only
@@ -18,7 +24,7 @@ and ``set_eval_classnames(classnames)``. This class owns, on top of Dassl's ``Tr
   as PromptSRC's GPA accumulator), Dassl layout and names; strict loading where only class-name
   buffers may be skipped; resume from the latest epoch with the trainer state restored; the same
   content (+ GradScaler) in the engine's mid-epoch resumable state (docs/RELIABILITY.md);
-- the collapse detector (:func:`collapse_report`: collapsed seeds, "best model at epoch 1") recorded in results.json.
+- results.json and the collapse detector (:mod:`.run_results`).
 
 Never wraps models in DataParallel (docs/REFERENCE.md D8).
 """
@@ -27,79 +33,49 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import glob
 import logging
 import math
 import os
 import os.path as osp
-import re
 import time
-from abc import ABCMeta, abstractmethod
 from collections import OrderedDict
 from typing import Any, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from datasets.config import resolve_eval_protocol
 from engine import dist
 from engine.api import (TrainerX, build_data_loader, build_evaluator, build_lr_scheduler, build_optimizer,
                         build_transform, save_checkpoint)
-from engine.checkpoint import load_checkpoint  # weights_only=True only, under either engine
+# weights_only=True only, under either engine; the one place that knows Dassl's epoch file names
+from engine.checkpoint import BEST_NAME, load_checkpoint, numbered_checkpoint_name, numbered_checkpoints
 from engine.run_header import class_lines
-from engine.run_record import RESULTS_FILE, RunRecord, harmonic_mean, write_run_record
+from engine.run_record import harmonic_mean
 from engine.trainer import _progress_enabled  # progress bars on rank 0 and a terminal only (not in log files)
 
+from .backbone import build_clip, check_input_size
 from .checkpoints import strict_load, trainable_state_dict
 from .precision import PRECISIONS, resolve_precision
+from .run_results import summarise, write_results
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PromptTrainer", "PRECISIONS", "FINAL_MODEL_CHOICES", "resolve_precision", "harmonic_mean",
-           "collapse_report"]
+__all__ = ["PromptTrainer", "PRECISIONS", "FINAL_MODEL_CHOICES", "resolve_precision", "harmonic_mean"]
 
 FINAL_MODEL_CHOICES = ("last_step", "best_val", "best_test_reference")
-BEST_NAME = "model-best.pth.tar"
-_CKPT_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
 
 
-def collapse_report(eval_sets: Dict[str, Tuple[float, int]], epoch_losses: Sequence[float] = (),
-                    best_epoch: Optional[int] = None, max_epoch: Optional[int] = None,
-                    chance_factor: float = 1.5, loss_drop: float = 0.9) -> Dict[str, Any]:
-    """Collapse detector (collapsed seeds, "best model at epoch 1").
-
-    ``eval_sets`` maps a set name to (final accuracy in %, number of classes). Flags the run when an
-    accuracy is below ``chance_factor`` x chance (100 / #classes), when the training loss of the last
-    epoch is not below ``loss_drop`` x the first epoch's (needs >= 2 epochs), or when a best-epoch
-    selection over several epochs picked epoch 1. Returns ``{"flagged", "reasons", "checks"}``.
-    """
-    reasons: List[str] = []
-    for name, (acc, n_classes) in eval_sets.items():
-        chance = 100.0 / max(int(n_classes), 1)
-        if float(acc) < chance_factor * chance:
-            reasons.append(f"{name} accuracy {float(acc):.2f}% is below {chance_factor:g} x chance "
-                           f"({chance:.2f}% for {int(n_classes)} classes)")
-    losses = [float(v) for v in epoch_losses if v is not None and math.isfinite(float(v))]
-    if len(losses) >= 2 and not losses[-1] < loss_drop * losses[0]:
-        reasons.append(f"training loss never dropped: last epoch {losses[-1]:.4g} is not below {loss_drop:g} x "
-                       f"the first epoch's {losses[0]:.4g}")
-    if best_epoch is not None and max_epoch is not None and int(max_epoch) > 1 and int(best_epoch) <= 1:
-        reasons.append(f"the selected best epoch is {best_epoch} of {max_epoch}")
-    checks = {"chance_factor": chance_factor, "loss_drop": loss_drop,
-              "first_epoch_loss": losses[0] if losses else None, "last_epoch_loss": losses[-1] if losses else None}
-    return {"flagged": bool(reasons), "reasons": reasons, "checks": checks}
-
-
-class _ABCTrainerMeta(ABCMeta):
-    """TrainerX uses ``type`` as metaclass; ABCMeta (a subclass of type) adds abstract-method checks."""
-
-
-class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
+class PromptTrainer(TrainerX):
     """Shared machinery of the CLIP prompt trainers (see the module docstring)."""
 
     #: config node under TRAINER holding this trainer's keys (e.g. "IVLP" -> cfg.TRAINER.IVLP.PREC)
     CFG_NODE: str = ""
+    #: name the trainable module is registered (and checkpointed) under, as in the reference
+    REGISTERED_NAME: str = ""
+    #: text features of the current class set for evaluation (None: recompute on the next inference)
+    _text_cache: Optional[torch.Tensor] = None
 
     # ------------------------------------------------------------------ construction / config
     def check_cfg(self, cfg) -> None:
@@ -149,16 +125,15 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
 
     # ------------------------------------------------------------------ model registration
     def register_model(self, name: str = "model", model=None, optim=None, sched=None) -> None:
-        """Dassl's register_model + a log of the trainable parameter names and counts (P22)."""
+        """Dassl's register_model + a log of the trainable parameter names and counts."""
         super().register_model(name, model, optim, sched)
         if model is None:
             return
-        trainable = [(n, p.numel()) for n, p in model.named_parameters() if p.requires_grad]
+        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-        total = sum(n for _, n in trainable)
-        lines = [f"  {n}: {tuple(p.shape)} = {p.numel():,}" for n, p in model.named_parameters() if p.requires_grad]
         logger.info("Model %r: %s trainable parameters in %d tensors (%s frozen)\n%s",
-                    name, f"{total:,}", len(trainable), f"{frozen:,}", "\n".join(lines))
+                    name, f"{sum(p.numel() for _, p in trainable):,}", len(trainable), f"{frozen:,}",
+                    "\n".join(f"  {n}: {tuple(p.shape)} = {p.numel():,}" for n, p in trainable))
 
     def build_optim_sched(self, params: Iterable[nn.Parameter]) -> Tuple[Any, Any]:
         """Optimizer + LR scheduler (OPTIM config) over the given trainable parameters only."""
@@ -166,14 +141,60 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         if not params:
             raise ValueError(f"{type(self).__name__}: no trainable parameters to optimise")
         optim = build_optimizer(params, self.cfg.OPTIM)
-        sched = build_lr_scheduler(optim, self.cfg.OPTIM)
-        return optim, sched
+        return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
 
     def num_trainable_params(self) -> int:
-        total = 0
-        for name in self.get_model_names():
-            total += sum(p.numel() for p in self._models[name].parameters() if p.requires_grad)
-        return total
+        return sum(p.numel() for name in self.get_model_names() for p in self._models[name].parameters()
+                   if p.requires_grad)
+
+    # ------------------------------------------------------------------ prompted frozen CLIP (the default model)
+    def build_backbone(self) -> nn.Module:
+        """The frozen CLIP of ``MODEL.BACKBONE.NAME`` at the trainer's precision, checked against INPUT.SIZE."""
+        clip_model = build_clip(self.cfg, prec=self.prec, device=self.device)
+        check_input_size(self.cfg, clip_model, self.cfg.MODEL.BACKBONE.NAME)
+        return clip_model
+
+    def register_trainable(self, module: nn.Module) -> None:
+        """Optimiser + scheduler over ``module``'s trainable parameters; register it as ``REGISTERED_NAME``."""
+        self.optim, self.sched = self.build_optim_sched(module.parameters())
+        self.register_model(self.REGISTERED_NAME, module, self.optim, self.sched)
+
+    def load_init_weights(self) -> None:
+        """``MODEL.INIT_WEIGHTS``: strictly load a checkpoint file into ``REGISTERED_NAME`` before training
+        (the reference's ``load_pretrained_weights``, without its silent key skipping)."""
+        path = self.cfg.MODEL.INIT_WEIGHTS
+        if path:
+            self.load_checkpoint_into(self.REGISTERED_NAME, path)
+            logger.info("Initialised %s from MODEL.INIT_WEIGHTS = %s", self.REGISTERED_NAME, path)
+
+    def parse_batch_train(self, batch: Dict) -> Tuple[torch.Tensor, torch.Tensor]:
+        return batch["img"].to(self.device), batch["label"].to(self.device)
+
+    def forward_backward(self, batch) -> Dict[str, torch.Tensor]:
+        """L = CE(exp(logit_scale) * cos(image, text), y) (CoOp / CoCoOp / MaPLe / IVLP)."""
+        images, labels = self.parse_batch_train(batch)
+        with self.autocast():
+            logits = self.model(images)
+        loss = F.cross_entropy(logits.float(), labels)
+        grad_norm = self.optimize(loss)
+        acc = (logits.detach().argmax(dim=1) == labels).float().mean() * 100.0
+        return {"loss": loss.detach(), "acc": acc, "grad_norm": grad_norm}  # device tensors, read at PRINT_FREQ
+
+    def set_eval_classnames(self, classnames: Sequence[str]) -> None:
+        """Switch the class set the logits are computed over (base / novel / all / training classes)."""
+        if list(classnames) != self.model.classnames:
+            self.model.set_classnames(classnames)
+        self._text_cache = None
+
+    def set_model_mode(self, mode: str = "train", names=None) -> None:
+        super().set_model_mode(mode, names)
+        self._text_cache = None  # the prompts may have changed: recompute text features for evaluation
+
+    @torch.no_grad()
+    def model_inference(self, images: torch.Tensor) -> torch.Tensor:
+        if self._text_cache is None:
+            self._text_cache = self.model.encode_text()
+        return self.model(images, text_features=self._text_cache)
 
     # ------------------------------------------------------------------ optimisation
     def optimize(self, loss: torch.Tensor, names: Optional[Sequence[str]] = None) -> torch.Tensor:
@@ -182,35 +203,28 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         (also ``self.last_grad_norm``), not read by the host: the guard is the step's only device-to-host
         synchronisation (amp's GradScaler adds its own inf check)."""
         names = self.get_model_names(names)
-        for name in names:
-            if self._optims[name] is not None:
-                self._optims[name].zero_grad(set_to_none=True)
+        optims = [self._optims[name] for name in names if self._optims[name] is not None]
+        for optim in optims:
+            optim.zero_grad(set_to_none=True)
         scaler = self.scaler
         if scaler is not None:
             scaler.scale(loss).backward()
         else:
             loss.backward()
+        params = [p for name in names for p in self._models[name].parameters() if p.requires_grad]
         if dist.is_dist():
-            self._all_reduce_grads(names)  # before unscale_, so every rank sees the same inf/NaN check
-        if scaler is not None:
-            for name in names:
-                if self._optims[name] is not None:
-                    scaler.unscale_(self._optims[name])
-        grads = [p.grad.detach().float().norm() for name in names for p in self._models[name].parameters()
-                 if p.requires_grad and p.grad is not None]
+            dist.all_reduce_gradients(params)  # before unscale_, so every rank sees the same inf/NaN check
+        for optim in optims if scaler is not None else []:
+            scaler.unscale_(optim)
+        grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack(grads)) if grads else loss.new_zeros((), dtype=torch.float32)
         finite = torch.isfinite(loss.detach()).all()
         if scaler is None:  # amp: a non-finite gradient makes the GradScaler skip the step and lower its scale
             finite = finite & torch.isfinite(grad_norm)
         if not bool(finite):  # the one synchronisation of the step
             self._raise_non_finite(loss, grad_norm)
-        for name in names:
-            if self._optims[name] is None:
-                continue
-            if scaler is not None:
-                scaler.step(self._optims[name])
-            else:
-                self._optims[name].step()
+        for optim in optims:
+            scaler.step(optim) if scaler is not None else optim.step()
         if scaler is not None:
             scaler.update()
         self.last_grad_norm = grad_norm
@@ -247,10 +261,6 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
             "synchronised, gradients all-reduced in optimize(). Global batch = %d x %d = %d at OPTIM.LR %g "
             "(linear scaling rule: lr = 0.005 x global batch / 8 for PromptKD, e.g. 0.16 at 256)",
             world, n_synced, n_bn, per_rank, world, per_rank * world, float(self.cfg.OPTIM.LR))
-
-    def _all_reduce_grads(self, names: Sequence[str]) -> None:
-        params = [p for name in names for p in self._models[name].parameters() if p.requires_grad]
-        dist.all_reduce_gradients(params)
 
     # ------------------------------------------------------------------ epoch / train hooks
     def on_epoch_end(self) -> None:
@@ -318,26 +328,15 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         logger.info("\n".join(class_lines(self.dm.dataset)))
 
     # ------------------------------------------------------------------ evaluation
-    @abstractmethod
-    def set_eval_classnames(self, classnames: Sequence[str]) -> None:
-        """Switch the class set the logits are computed over (base / novel / all / training classes)."""
-
     def _eval_loader(self, name: str, items: Sequence[Any]):
-        cache = getattr(self, "_eval_loaders", None)
-        if cache is None:
-            cache = self._eval_loaders = {}
+        cache = self.__dict__.setdefault("_eval_loaders", {})
         if name not in cache:
             tfm = getattr(self.dm, "tfm_test", None)
             if tfm is None:
                 tfm = build_transform(self.cfg, is_train=False)
-            cache[name] = build_data_loader(
-                self.cfg,
-                sampler_type=self.cfg.DATALOADER.TEST.SAMPLER,
-                data_source=list(items),
-                batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
-                tfm=tfm,
-                is_train=False,
-            )
+            cache[name] = build_data_loader(self.cfg, sampler_type=self.cfg.DATALOADER.TEST.SAMPLER,
+                                            data_source=list(items), batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
+                                            tfm=tfm, is_train=False)
         return cache[name]
 
     @torch.no_grad()
@@ -400,21 +399,9 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         if split != "test":
             raise ValueError(f"test(split={split!r}): use 'test' (all evaluation sets) or 'val'")
         results = self.evaluate_eval_sets()
-        summary = self._summarise(results)
-        self._write_results(results, summary)
+        summary = summarise(self, results)
+        write_results(self, results, summary)
         return summary["hm"] if "hm" in summary else summary["accuracy"]
-
-    def _summarise(self, results: "OrderedDict[str, Dict[str, float]]") -> Dict[str, float]:
-        if "base" in results and "novel" in results:
-            b, n = results["base"]["accuracy"], results["novel"]["accuracy"]
-            hm = harmonic_mean(b, n)
-            logger.info("=> base-to-novel result\n* base_acc: %.2f%%\n* novel_acc: %.2f%%\n* HM: %.2f%%", b, n, hm)
-            for key, value in (("base_acc", b), ("novel_acc", n), ("hm", hm)):
-                self.write_scalar(f"test/{key}", value, self.epoch)
-            return {"base_acc": b, "novel_acc": n, "hm": hm}
-        accs = [m["accuracy"] for m in results.values()]
-        acc = accs[0] if len(accs) == 1 else sum(accs) / len(accs)
-        return {"accuracy": acc}
 
     def teacher_identity(self) -> Optional[Dict[str, Any]]:
         """Identity of the teacher whose knowledge the model uses (PromptKD); None for other trainers."""
@@ -423,64 +410,6 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
     def results_extra(self) -> Dict[str, Any]:
         """Trainer-specific entries merged into results.json (e.g. PromptKD's ``distillation``); none here."""
         return {}
-
-    def _write_results(self, results: "OrderedDict[str, Dict[str, float]]", summary: Dict[str, float]) -> None:
-        if not dist.is_main_process():
-            return
-        sel = getattr(self, "_selection", None)
-        if sel is None:
-            loaded = getattr(self, "_loaded_checkpoint", None)
-            if loaded is not None:
-                sel = {"selection": "loaded_checkpoint", "epoch": loaded.get("epoch"), "checkpoint": loaded.get("file")}
-            elif not self.get_model_names():
-                sel = {"selection": "none", "epoch": None}
-            else:
-                sel = {"selection": "current_weights", "epoch": None}
-        record = RunRecord(
-            trainer=self.cfg.TRAINER.NAME,
-            dataset=getattr(self.dm.dataset, "display_name", None) or self.cfg.DATASET.NAME,
-            seed=self.cfg.SEED,
-            protocol=resolve_eval_protocol(self.cfg),
-            subsample_classes=self.cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"),
-            num_shots=self.cfg.DATASET.NUM_SHOTS,
-            backbone=self.cfg.MODEL.BACKBONE.NAME,
-            precision=self.prec if self.CFG_NODE else "fp32",
-            **sel,
-            metrics={k: {"accuracy": v["accuracy"], "macro_f1": v.get("macro_f1"), "num_images": v["num_images"]}
-                     for k, v in results.items()},
-            **summary,
-            teacher=self.teacher_identity(),
-            extra=self.results_extra(),  # written right after ``teacher``
-            trainable_params=self.num_trainable_params(),
-            # train.py may set ``trainer.config_file`` (the --config-file path); else a CONFIG_FILE key if any
-            config=getattr(self, "config_file", None) or self.cfg.get("CONFIG_FILE", None) or None,
-            output_dir=self.output_dir,
-            collapse=self._collapse(results, sel),
-            # recorded choices (train.py: --resume-with-changes, --eval-untrained)
-            decisions=dict(self.run_decisions) if getattr(self, "run_decisions", None) else None,
-        )
-        update_row = getattr(self, "update_epoch_row", None)  # final accuracies in the last row of metrics.csv
-        if update_row is not None:
-            update_row({f"test_{k}": v for k, v in summary.items()})
-        path = osp.join(self.output_dir, RESULTS_FILE)
-        write_run_record(record, path)
-        logger.info("Results written to %s", path)
-
-    def _collapse(self, results: "OrderedDict[str, Dict[str, float]]", sel: Dict[str, Any]) -> Dict[str, Any]:
-        """:func:`collapse_report` on the final accuracies and the per-epoch training loss; logged if flagged."""
-        eval_sets = self.dm.dataset.eval_sets
-        accs = {k: (v["accuracy"], len(eval_sets[k].classnames) if k in eval_sets else len(self.train_classnames))
-                for k, v in results.items()}
-        rows = getattr(self, "epoch_log", None) or []
-        key = "loss" if any("loss" in r for r in rows) else next(
-            (k for r in rows for k in r if k.startswith("loss")), None)
-        losses = [r[key] for r in rows if key in r] if key else []
-        best = sel.get("epoch") if sel.get("selection") in ("best_val", "best_test_reference") else None
-        report = collapse_report(accs, losses, best_epoch=best, max_epoch=self.max_epoch if rows else None)
-        if report["flagged"]:
-            logger.warning("Collapse detector: this run looks degenerate (seed collapse?): %s",
-                           "; ".join(report["reasons"]))
-        return report
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_meta(self, name: str) -> Dict[str, Any]:
@@ -500,7 +429,8 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         return state_dict
 
     def after_load_model(self) -> None:
-        """Hook after weights were loaded by :meth:`load_model` (e.g. drop cached text features)."""
+        """Hook after weights were loaded by :meth:`load_model`: drop cached text features."""
+        self._text_cache = None
 
     def save_model(self, epoch: int, directory: str, is_best: bool = False,
                    val_result: Optional[float] = None, model_name: str = "") -> None:
@@ -519,15 +449,6 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
             state.update(self.extra_checkpoint_state(name))
             save_checkpoint(state, osp.join(directory, name), is_best=is_best, model_name=model_name)
         dist.barrier()
-
-    @staticmethod
-    def _numbered_checkpoints(folder: str) -> List[tuple]:
-        found = []
-        for f in glob.glob(osp.join(folder, "model.pth.tar-*")):
-            m = _CKPT_RE.match(osp.basename(f))
-            if m:
-                found.append((int(m.group(1)), f))
-        return sorted(found)
 
     def load_checkpoint_into(self, name: str, path: str, resume: bool = False) -> Dict[str, Any]:
         """Strictly load the checkpoint file ``path`` into the registered model ``name`` (``module.``
@@ -581,11 +502,11 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         for name in names:
             folder = osp.join(directory, name)
             if epoch is not None:
-                path = osp.join(folder, f"model.pth.tar-{epoch}")
+                path = osp.join(folder, numbered_checkpoint_name(epoch))
             else:
                 path = osp.join(folder, BEST_NAME)
                 if not osp.exists(path):
-                    numbered = self._numbered_checkpoints(folder)
+                    numbered = numbered_checkpoints(folder)
                     if numbered:
                         path = numbered[-1][1]
                         logger.info("No %s in %s: loading the latest %s", BEST_NAME, folder, osp.basename(path))
@@ -612,8 +533,7 @@ class PromptTrainer(TrainerX, metaclass=_ABCTrainerMeta):
         start_epoch = 0
         for name in names:
             folder = osp.join(directory, name)
-            numbered = self._numbered_checkpoints(folder)
-            candidates = list(numbered)
+            candidates = numbered_checkpoints(folder)
             best = osp.join(folder, BEST_NAME)
             if osp.exists(best):
                 best_ckpt = load_checkpoint(best)

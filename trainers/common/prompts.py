@@ -61,9 +61,6 @@ class VisualPromptStack(nn.Module):
         """The prompt list for :func:`clip.encode_image` (None when depth is 0: no visual prompting)."""
         return self.prompts() if self.depth > 0 else None
 
-    def extra_repr(self) -> str:
-        return f"n_ctx={self.n_ctx}, depth={self.depth}, width={self.width}"
-
 
 def count_prompt_tokens(clip_model: nn.Module, text: str) -> int:
     """Number of BPE tokens of ``text`` (without SOS/EOT)."""
@@ -78,7 +75,8 @@ class ClassPromptLearner(nn.Module):
 
     The CLIP model is NOT a sub-module (it is frozen and owned by the caller); it is only used to embed
     tokens, at initialisation and when the class set changes. Subclasses set ``prompt_prefix`` (the
-    CTX_INIT words or ``"X X ..."``) and implement ``set_classnames``.
+    CTX_INIT words or ``"X X ..."``), ``n_ctx`` and the layer-0 context ``ctx``; :meth:`set_classnames` caches
+    the SOS prefix and the "<name>." suffix around the ``n_ctx`` context positions as NON-persistent buffers.
     """
 
     #: how to fix a class prompt longer than the text context length (end of the error message)
@@ -92,6 +90,9 @@ class ClassPromptLearner(nn.Module):
         self._clip_ref: Tuple[nn.Module] = (clip_model,)
         self.prompt_prefix = ""
         self.classnames: List[str] = []
+        self.register_buffer("token_prefix", torch.empty(0), persistent=False)
+        self.register_buffer("token_suffix", torch.empty(0), persistent=False)
+        self.register_buffer("token_ids", torch.empty(0, dtype=torch.long), persistent=False)
 
     @property
     def clip_model(self) -> nn.Module:
@@ -132,6 +133,20 @@ class ClassPromptLearner(nn.Module):
         """Frozen token embeddings (fp32) of ``ids``, on the CLIP model's device."""
         return clip.token_embedding(self.clip_model, ids.to(self._embed_device())).float()
 
+    @torch.no_grad()
+    def set_classnames(self, classnames: Sequence[str]) -> None:
+        """Recompute the class-name token buffers for ``classnames`` (e.g. base or novel classes)."""
+        classnames = list(classnames)
+        if not classnames:
+            raise ValueError(f"{type(self).__name__}.set_classnames: empty class list")
+        ids = self.tokenize_prompts(classnames)
+        emb = self.embed_tokens(ids)
+        device = self.ctx.device
+        self.token_prefix = emb[:, :1, :].to(device)
+        self.token_suffix = emb[:, 1 + self.n_ctx:, :].to(device)
+        self.token_ids = ids.to(device)
+        self.classnames = classnames
+
 
 class TextPromptLearner(ClassPromptLearner):
     """Deep text prompts + cached class-name token embeddings (docs/REFERENCE.md M2, text tower).
@@ -140,14 +155,8 @@ class TextPromptLearner(ClassPromptLearner):
     token_ids [C, L], deep_prompts list for blocks 1..Jt-1)``, the arguments of :func:`clip.encode_text`.
     """
 
-    def __init__(
-        self,
-        clip_model: nn.Module,
-        classnames: Sequence[str],
-        n_ctx: int,
-        depth: int,
-        ctx_init: str = "",
-    ) -> None:
+    def __init__(self, clip_model: nn.Module, classnames: Sequence[str], n_ctx: int, depth: int,
+                 ctx_init: str = "") -> None:
         if n_ctx < 1 or depth < 1:
             raise ValueError(
                 f"TextPromptLearner needs N_CTX_TEXT >= 1 and PROMPT_DEPTH_TEXT >= 1 (got n_ctx={n_ctx}, depth={depth}); "
@@ -174,9 +183,6 @@ class TextPromptLearner(ClassPromptLearner):
         self.register_parameter("layer0", layer0)
         for i in range(1, self.depth):
             self.register_parameter(f"layer{i}", _new_prompt(self.n_ctx, self.width))
-        self.register_buffer("token_prefix", torch.empty(0), persistent=False)
-        self.register_buffer("token_suffix", torch.empty(0), persistent=False)
-        self.register_buffer("token_ids", torch.empty(0, dtype=torch.long), persistent=False)
         self.set_classnames(classnames)
 
     # ------------------------------------------------------------------------------------------
@@ -188,19 +194,6 @@ class TextPromptLearner(ClassPromptLearner):
     def deep_prompts(self) -> List[nn.Parameter]:
         return [getattr(self, f"layer{i}") for i in range(1, self.depth)]
 
-    @torch.no_grad()
-    def set_classnames(self, classnames: Sequence[str]) -> None:
-        """Recompute the class-name token buffers for ``classnames`` (e.g. base or novel classes)."""
-        classnames = list(classnames)
-        if not classnames:
-            raise ValueError("TextPromptLearner.set_classnames: empty class list")
-        ids = self.tokenize_prompts(classnames)
-        emb = self.embed_tokens(ids)
-        buf_device = self.layer0.device
-        self.token_prefix = emb[:, :1, :].to(buf_device)
-        self.token_suffix = emb[:, 1 + self.n_ctx:, :].to(buf_device)
-        self.token_ids = ids.to(buf_device)
-        self.classnames = classnames
 
     def forward(self) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
         n_cls = self.token_prefix.shape[0]
@@ -209,7 +202,3 @@ class TextPromptLearner(ClassPromptLearner):
         suffix = self.token_suffix.to(ctx.dtype)
         token_embeds = torch.cat([prefix, ctx, suffix], dim=1)
         return token_embeds, self.token_ids, self.deep_prompts()
-
-    def extra_repr(self) -> str:
-        return (f"n_ctx={self.n_ctx}, depth={self.depth}, width={self.width}, "
-                f"n_classes={len(self.classnames)}, prefix={self.prompt_prefix!r}")

@@ -11,7 +11,6 @@ encoders, cosine logits), the base of :class:`VLPromptCLIP`, ``trainers.coop.CoO
 
 from __future__ import annotations
 
-import logging
 from typing import List, Optional, Sequence
 
 import torch
@@ -22,7 +21,6 @@ import clip
 
 from .prompts import TextPromptLearner, VisualPromptStack
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["FrozenCLIPModel", "VLPromptCLIP", "tower_dtype", "cast_prompts", "cosine_logits"]
 
@@ -99,14 +97,8 @@ class FrozenCLIPModel(nn.Module):
         """Text features [R, D] (fp32, unnormalised) of prompt embeddings (+ deep text prompts) through the
         frozen text tower at its dtype (shared :func:`clip.encode_text`)."""
         dtype = tower_dtype(self.backbone.transformer)
-        feats = clip.encode_text(
-            self.backbone,
-            token_embeds.to(dtype),
-            token_ids,
-            deep_prompts=cast_prompts(deep_prompts, dtype),
-            n_ctx=self.text_learner.n_ctx,
-        )
-        return feats.float()
+        return clip.encode_text(self.backbone, token_embeds.to(dtype), token_ids,
+                                deep_prompts=cast_prompts(deep_prompts, dtype), n_ctx=self.text_learner.n_ctx).float()
 
     def encode_text(self) -> torch.Tensor:
         """Prompted text features for the current class set [C, D] (fp32, unnormalised)."""
@@ -139,16 +131,8 @@ class VLPromptCLIP(FrozenCLIPModel):
     ``forward(images)`` -> logits ``exp(logit_scale) * norm(img) @ norm(text).T`` [B, C] (fp32).
     """
 
-    def __init__(
-        self,
-        clip_model: nn.Module,
-        classnames: Sequence[str],
-        n_ctx_text: int,
-        depth_text: int,
-        ctx_init: str,
-        n_ctx_vision: int,
-        depth_vision: int,
-    ) -> None:
+    def __init__(self, clip_model: nn.Module, classnames: Sequence[str], n_ctx_text: int, depth_text: int,
+                 ctx_init: str, n_ctx_vision: int, depth_vision: int) -> None:
         info = clip.model_info(clip_model)
         if depth_text > info.text_layers or depth_vision > info.vision_layers:
             raise ValueError(
