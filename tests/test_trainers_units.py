@@ -217,7 +217,8 @@ def test_gpa_accumulates_trainable_tensors_only():
 
 # ------------------------------------------------------------------------------------------------ base / config
 def test_resolve_precision_and_hm(caplog):
-    from trainers.common.base import harmonic_mean, resolve_precision
+    from engine.run_record import harmonic_mean
+    from trainers.common.base import resolve_precision
 
     cpu = torch.device("cpu")
     with caplog.at_level(logging.WARNING):

@@ -13,7 +13,6 @@ from yacs.config import CfgNode as CN
 
 from . import cocoop, coop, ivlp, maple, promptkd, promptsrc, zsclip
 
-__all__ = ["extend_cfg", "TRAINER_MODULES"]
 
 #: the trainer modules, each with an ``add_config(cfg)`` adding its config node
 TRAINER_MODULES: List[ModuleType] = [zsclip, ivlp, promptsrc, promptkd, coop, cocoop, maple]
@@ -22,18 +21,13 @@ TRAINER_MODULES: List[ModuleType] = [zsclip, ivlp, promptsrc, promptkd, coop, co
 def extend_cfg(cfg: CN) -> CN:
     """Add all trainer config nodes to ``cfg`` (in place; also returned)."""
     bb = cfg.MODEL.BACKBONE
-    if "WEIGHTS_DIR" not in bb:
-        # folder with OpenAI CLIP weight files (ViT-B-16.pt ...); "" -> $CLIP_WEIGHTS_DIR -> ./clip, ~/.cache/clip
-        bb.WEIGHTS_DIR = ""
-    if "ALLOW_RANDOM_INIT" not in bb:
-        # build CLIP with random weights when no weights file exists (tests / smoke runs only)
-        bb.ALLOW_RANDOM_INIT = False
-    if "FROZEN_PREC" not in bb:
-        # storage of the frozen CLIP towers: auto (fp16 under PREC fp16, else fp32) | fp32 | fp16 | bf16
-        # (trainers/common/precision.py; trainable parameters are fp32 whatever this says)
-        bb.FROZEN_PREC = "auto"
-    if "NO_TEST" not in cfg.TEST:
-        cfg.TEST.NO_TEST = False  # skip the evaluation after training
+    # folder with OpenAI CLIP weight files (ViT-B-16.pt ...); "" -> $CLIP_WEIGHTS_DIR -> ./clip, ~/.cache/clip
+    bb.WEIGHTS_DIR = ""
+    # build CLIP with random weights when no weights file exists (tests / smoke runs only)
+    bb.ALLOW_RANDOM_INIT = False
+    # storage of the frozen CLIP towers: auto (fp16 under PREC fp16, else fp32) | fp32 | fp16 | bf16
+    # (trainers/common/precision.py; trainable parameters are fp32 whatever this says)
+    bb.FROZEN_PREC = "auto"
     for module in TRAINER_MODULES:
         module.add_config(cfg)
     return cfg

@@ -29,9 +29,6 @@ from engine.api import TRAINER_REGISTRY
 from .coop import CoOp, CoOpCLIP, CoOpPromptLearner
 
 
-__all__ = ["CoCoOp", "CoCoOpCLIP", "CoCoOpPromptLearner", "add_config"]
-
-
 def add_config(cfg: CN) -> None:
     """TRAINER.COCOOP (docs/REFERENCE.md C1 keys and defaults + the text-encoder chunk size)."""
     cfg.TRAINER.COCOOP = CN()
@@ -55,13 +52,10 @@ class CoCoOpPromptLearner(CoOpPromptLearner):
             ("linear2", nn.Linear(hidden, self.width)),
         ]))
 
-    def context_shift(self, image_features: torch.Tensor) -> torch.Tensor:
-        """pi [B, W] from L2-normalised image features [B, vis_dim]."""
-        return self.meta_net(image_features.to(self.ctx.dtype))
-
     def conditional_contexts(self, image_features: torch.Tensor) -> torch.Tensor:
-        """Per-image contexts [B, N_CTX, W] = ctx + pi_i (the same shift for every context vector)."""
-        return self.ctx.unsqueeze(0) + self.context_shift(image_features).unsqueeze(1)
+        """Per-image contexts [B, N_CTX, W] = ctx + pi_i (the same shift for every context vector), with
+        pi [B, W] = meta_net(L2-normalised image features [B, vis_dim])."""
+        return self.ctx.unsqueeze(0) + self.meta_net(image_features.to(self.ctx.dtype)).unsqueeze(1)
 
 
 class CoCoOpCLIP(CoOpCLIP):
@@ -70,7 +64,7 @@ class CoCoOpCLIP(CoOpCLIP):
     def __init__(self, clip_model: nn.Module, prompt_learner: CoCoOpPromptLearner, chunk_size: int = 1024) -> None:
         super().__init__(clip_model, prompt_learner)
         if int(chunk_size) < 1:
-            raise ValueError(f"TRAINER.COCOOP.TEXT_CHUNK_SIZE must be >= 1, got {chunk_size}")
+            raise ValueError(f"TRAINER.COCOOP.TEXT_CHUNK_SIZE = {chunk_size}: need >= 1 prompt per text-encoder pass")
         self.chunk_size = int(chunk_size)
 
     def conditional_logits(self, image_features: torch.Tensor, contexts: torch.Tensor) -> torch.Tensor:
@@ -101,12 +95,6 @@ class CoCoOp(CoOp):
     """CoCoOp trainer: CE on per-image conditioned prompt logits; learns ``ctx`` and the meta-net."""
 
     CFG_NODE = "COCOOP"
-
-    def check_cfg(self, cfg) -> None:
-        super().check_cfg(cfg)
-        chunk = int(cfg.TRAINER.COCOOP.TEXT_CHUNK_SIZE)
-        if chunk < 1:
-            raise ValueError(f"TRAINER.COCOOP.TEXT_CHUNK_SIZE = {chunk}: need >= 1 prompt per text-encoder pass")
 
     def build_prompt_learner(self, clip_model: nn.Module) -> CoCoOpPromptLearner:
         node = self.cfg.TRAINER.COCOOP

@@ -42,7 +42,6 @@ from .common.vl_model import FrozenCLIPModel
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CoOp", "CoOpCLIP", "CoOpPromptLearner", "CLASS_TOKEN_POSITIONS", "add_config", "class_token_layout"]
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
@@ -65,26 +64,18 @@ def class_token_layout(n_ctx: int, name_lens: Sequence[int], seq_len: int, posit
     ``n_ctx // 2`` context vectors before the name), everything else stays in place.
     """
     if position not in CLASS_TOKEN_POSITIONS:
-        raise ValueError(f"CLASS_TOKEN_POSITION = {position!r} is not supported; use one of {list(CLASS_TOKEN_POSITIONS)}")
-    base = torch.arange(seq_len, dtype=torch.long)
+        raise ValueError(f"TRAINER.COOP.CLASS_TOKEN_POSITION = {position!r} is not supported; use one of "
+                         f"{list(CLASS_TOKEN_POSITIONS)}")
+    # context vectors before the name: none (front), the first half (middle) or all (end)
+    before = {"front": 0, "middle": n_ctx // 2, "end": n_ctx}[position]
+    ctx = list(range(1, 1 + n_ctx))
     rows = []
-    for nl in name_lens:
-        nl = int(nl)
+    for nl in map(int, name_lens):
         if 1 + n_ctx + nl > seq_len:
             raise ValueError(f"prompt of {1 + n_ctx + nl} tokens does not fit the context length {seq_len}")
-        idx = base.clone()
-        ctx = list(range(1, 1 + n_ctx))
         name = list(range(1 + n_ctx, 1 + n_ctx + nl))
-        if position == "front":
-            order = name + ctx
-        elif position == "middle":
-            half = n_ctx // 2
-            order = ctx[:half] + name + ctx[half:]
-        else:
-            order = ctx + name
-        idx[1:1 + n_ctx + nl] = torch.tensor(order, dtype=torch.long)
-        rows.append(idx)
-    return torch.stack(rows) if rows else base.new_empty((0, seq_len))
+        rows.append([0] + ctx[:before] + name + ctx[before:] + list(range(1 + n_ctx + nl, seq_len)))
+    return torch.tensor(rows, dtype=torch.long).view(len(rows), seq_len)
 
 
 class CoOpPromptLearner(ClassPromptLearner):
@@ -120,7 +111,7 @@ class CoOpPromptLearner(ClassPromptLearner):
             logger.info("Context initialised from %r (%s)", ctx_init, "class-specific" if self.csc else "generic")
         else:
             if n_ctx < 1:
-                raise ValueError(f"N_CTX must be >= 1 when CTX_INIT is empty (got {n_ctx})")
+                raise ValueError(f"N_CTX = {n_ctx}: need >= 1 context vector (or set CTX_INIT)")
             shape = (n_cls, n_ctx, self.width) if self.csc else (n_ctx, self.width)
             vectors = torch.empty(shape, dtype=torch.float32)
             nn.init.normal_(vectors, std=PROMPT_INIT_STD)
@@ -212,16 +203,6 @@ class CoOp(PromptTrainer):
     CFG_NODE = "COOP"
     REGISTERED_NAME = "prompt_learner"
 
-    def check_cfg(self, cfg) -> None:
-        super().check_cfg(cfg)
-        node = cfg.TRAINER[self.CFG_NODE]
-        position = node.get("CLASS_TOKEN_POSITION", "end")
-        if position not in CLASS_TOKEN_POSITIONS:
-            raise ValueError(f"TRAINER.{self.CFG_NODE}.CLASS_TOKEN_POSITION = {position!r} is not supported; "
-                             f"use one of {list(CLASS_TOKEN_POSITIONS)}")
-        if not node.CTX_INIT and int(node.N_CTX) < 1:
-            raise ValueError(f"TRAINER.{self.CFG_NODE}.N_CTX = {node.N_CTX}: need >= 1 context vector (or set CTX_INIT)")
-
     # ------------------------------------------------------------------ model
     def build_prompt_learner(self, clip_model: nn.Module) -> CoOpPromptLearner:
         node = self.cfg.TRAINER[self.CFG_NODE]
@@ -264,7 +245,7 @@ class CoOp(PromptTrainer):
     def load_extra_checkpoint_state(self, name: str, checkpoint: Dict, resume: bool) -> None:
         """With CSC, the contexts must belong to the same classes in the same order."""
         learner = self.model.prompt_learner
-        if not getattr(learner, "csc", False):
+        if not learner.csc:
             return
         meta = checkpoint.get("meta") or {}
         saved = meta.get("ctx_classnames", meta.get("classnames"))

@@ -23,8 +23,6 @@ from .common.vl_model import VLPromptCLIP
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IVLP", "add_config", "build_vl_model", "convert_reference_vl_state", "vl_checkpoint_meta", "vl_prompt_node"]
-
 
 def vl_prompt_node(n_ctx: int, depth: int = 9) -> CN:
     """The IVLP-style prompt keys of TRAINER.IVLP and TRAINER.PROMPTSRC (docs/REFERENCE.md C1): the same
@@ -53,35 +51,12 @@ def build_vl_model(trainer: PromptTrainer) -> VLPromptCLIP:
     ).to(trainer.device)
 
 
-def vl_checkpoint_meta(model: VLPromptCLIP) -> Dict:
-    """Checkpoint metadata of an IVLP model: CTX_INIT and the depths the teacher loader checks the keys against."""
-    return {"ctx_init": model.text_prompts.ctx_init,
-            "prompt": {"depth_text": model.text_prompts.depth, "depth_vision": model.image_prompts.depth}}
-
-
-def convert_reference_vl_state(model: VLPromptCLIP, state_dict: Dict[str, torch.Tensor],
-                               backbone_name: str) -> Dict[str, torch.Tensor]:
-    """Released IVLP/PromptSRC checkpoints (whole CustomCLIP, docs/REFERENCE.md M6) -> our prompt keys; our own
-    checkpoints pass through unchanged.
-
-    Their CLIP tower weights are checked against the frozen backbone (they must be the same
-    weights, up to the fp16 storage of the release) rather than silently dropped.
-    """
-    if not is_reference_vl_state(state_dict):
-        return state_dict
-    ref = split_reference_vl_state(state_dict)
-    if ref.unexpected:
-        raise CheckpointKeyError(f"reference checkpoint: unexpected keys {format_keys(ref.unexpected)}")
-    check_reference_backbone(model.backbone, ref.backbone, backbone_name)
-    logger.info("Reference checkpoint: %d prompt tensors mapped; %d CLIP tensors match the backbone; "
-                "%d skipped (%s)", len(ref.prompts), len(ref.backbone), len(ref.skipped),
-                "class-name buffers / ZS_image_encoder")
-    return dict(ref.prompts)
-
-
 @TRAINER_REGISTRY.register()
 class IVLP(PromptTrainer):
-    """IVLP trainer: L = CE(exp(logit_scale) * cos(prompted image, prompted text), y)."""
+    """IVLP trainer: L = CE(exp(logit_scale) * cos(prompted image, prompted text), y).
+
+    PromptSRC shares its model (:func:`build_vl_model`) and checkpoint layout (:meth:`checkpoint_meta`,
+    :meth:`convert_checkpoint_state`, written without ``super()`` so that PromptSRC can take them)."""
 
     CFG_NODE = "IVLP"
     REGISTERED_NAME = "VLPromptLearner"
@@ -91,7 +66,25 @@ class IVLP(PromptTrainer):
         self.register_trainable(self.model)
 
     def checkpoint_meta(self, name: str) -> Dict:
-        return {**super().checkpoint_meta(name), **vl_checkpoint_meta(self.model)}
+        """The base metadata + CTX_INIT and the depths the teacher loader checks the keys against."""
+        prompts = {"depth_text": self.model.text_prompts.depth, "depth_vision": self.model.image_prompts.depth}
+        return {**PromptTrainer.checkpoint_meta(self, name), "ctx_init": self.model.text_prompts.ctx_init,
+                "prompt": prompts}
 
     def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        return convert_reference_vl_state(self.model, state_dict, self.cfg.MODEL.BACKBONE.NAME)
+        """Released IVLP/PromptSRC checkpoints (whole CustomCLIP, docs/REFERENCE.md M6) -> our prompt keys; our
+        own checkpoints pass through unchanged.
+
+        Their CLIP tower weights are checked against the frozen backbone (they must be the same
+        weights, up to the fp16 storage of the release) rather than silently dropped.
+        """
+        if not is_reference_vl_state(state_dict):
+            return state_dict
+        ref = split_reference_vl_state(state_dict)
+        if ref.unexpected:
+            raise CheckpointKeyError(f"reference checkpoint: unexpected keys {format_keys(ref.unexpected)}")
+        check_reference_backbone(self.model.backbone, ref.backbone, self.cfg.MODEL.BACKBONE.NAME)
+        logger.info("Reference checkpoint: %d prompt tensors mapped; %d CLIP tensors match the backbone; "
+                    "%d skipped (%s)", len(ref.prompts), len(ref.backbone), len(ref.skipped),
+                    "class-name buffers / ZS_image_encoder")
+        return dict(ref.prompts)

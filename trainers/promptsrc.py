@@ -42,11 +42,9 @@ from .common.kd import kl_reference
 from .common.teacher import Teacher, compute_class_vectors
 from .common.templates import IMAGENET_TEMPLATES, template_text_features
 from .common.vl_model import cosine_logits
-from .ivlp import build_vl_model, convert_reference_vl_state, vl_checkpoint_meta, vl_prompt_node
+from .ivlp import IVLP, build_vl_model, vl_prompt_node
 
 logger = logging.getLogger(__name__)
-
-__all__ = ["PromptSRC", "PromptSRCTeacher", "add_config", "gpa_weights", "promptsrc_losses"]
 
 
 def add_config(cfg: CN) -> None:
@@ -107,11 +105,9 @@ class PromptSRC(PromptTrainer):
         logger.info("GPA weights (epochs 1..%d): %s", self.max_epoch, ", ".join(f"{w:.4f}" for w in self.gpa_w))
         self.register_trainable(self.model)
 
-    def checkpoint_meta(self, name: str) -> Dict:
-        return {**super().checkpoint_meta(name), **vl_checkpoint_meta(self.model)}
-
-    def convert_checkpoint_state(self, name: str, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        return convert_reference_vl_state(self.model, state_dict, self.cfg.MODEL.BACKBONE.NAME)
+    # the IVLP model's checkpoint layout (metadata, released checkpoints)
+    checkpoint_meta = IVLP.checkpoint_meta
+    convert_checkpoint_state = IVLP.convert_checkpoint_state
 
     def _reset_gpa(self) -> None:
         self.gpa_state: Optional[Dict[str, torch.Tensor]] = None

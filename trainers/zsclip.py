@@ -29,8 +29,6 @@ from .common.vl_model import cosine_logits
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ZeroshotCLIP", "ZeroshotCLIP2", "add_config"]
-
 
 def add_config(cfg: CN) -> None:
     """TRAINER.ZSCLIP (not in the reference, which loads CLIP in fp16 for zero-shot evaluation)."""
@@ -58,12 +56,10 @@ class ZeroshotCLIP(PromptTrainer):
         self.logit_scale = float(self.clip_model.logit_scale.detach().float().exp().item())
         self.set_eval_classnames(self.train_classnames)
 
-    def encode_classnames(self, classnames: Sequence[str]) -> torch.Tensor:
-        """Normalised text features [C, D]: per-template normalised, averaged over templates, renormalised."""
-        return template_text_features(self.clip_model, classnames, self.template_list, autocast=self.autocast)
-
     def set_eval_classnames(self, classnames: Sequence[str]) -> None:
-        self.text_features = self.encode_classnames(list(classnames))
+        """Normalised text features [C, D]: per-template normalised, averaged over templates, renormalised."""
+        self.text_features = template_text_features(self.clip_model, list(classnames), self.template_list,
+                                                    autocast=self.autocast)
 
     @torch.no_grad()
     def model_inference(self, images: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,6 @@ from .precision import frozen_storage
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_clip", "freeze", "check_input_size"]
 
 ENV_WEIGHTS_DIR = "CLIP_WEIGHTS_DIR"
 

@@ -47,13 +47,11 @@ from torch import nn
 from tqdm import tqdm
 
 from engine import dist
-from engine.api import (TrainerX, build_data_loader, build_evaluator, build_lr_scheduler, build_optimizer,
-                        build_transform, save_checkpoint)
+from engine.api import TrainerX, build_data_loader, build_evaluator, build_lr_scheduler, build_optimizer, save_checkpoint
 # weights_only=True only, under either engine; the one place that knows Dassl's epoch file names
 from engine.checkpoint import BEST_NAME, load_checkpoint, numbered_checkpoint_name, numbered_checkpoints
 from engine.run_header import class_lines
-from engine.run_record import harmonic_mean
-from engine.trainer import _progress_enabled  # progress bars on rank 0 and a terminal only (not in log files)
+from engine.epoch_log import progress_enabled  # progress bars on rank 0 and a terminal only (not in log files)
 
 from .backbone import build_clip, check_input_size
 from .checkpoints import strict_load, trainable_state_dict
@@ -62,7 +60,6 @@ from .run_results import summarise, write_results
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PromptTrainer", "PRECISIONS", "FINAL_MODEL_CHOICES", "resolve_precision", "harmonic_mean"]
 
 FINAL_MODEL_CHOICES = ("last_step", "best_val", "best_test_reference")
 
@@ -103,12 +100,8 @@ class PromptTrainer(TrainerX):
 
     def autocast(self) -> ContextManager:
         """Autocast context for the forward pass: fp16 (amp) or bf16; a no-op for fp32 / pure fp16."""
-        device_type = torch.device(self.device).type
-        if self.prec == "amp":
-            return torch.autocast(device_type=device_type, dtype=torch.float16)
-        if self.prec == "bf16":
-            return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        dtype = {"amp": torch.float16, "bf16": torch.bfloat16}.get(self.prec)
+        return torch.autocast(torch.device(self.device).type, dtype=dtype) if dtype else contextlib.nullcontext()
 
     @property
     def scaler(self) -> Optional[torch.amp.GradScaler]:
@@ -127,8 +120,6 @@ class PromptTrainer(TrainerX):
     def register_model(self, name: str = "model", model=None, optim=None, sched=None) -> None:
         """Dassl's register_model + a log of the trainable parameter names and counts."""
         super().register_model(name, model, optim, sched)
-        if model is None:
-            return
         trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         logger.info("Model %r: %s trainable parameters in %d tensors (%s frozen)\n%s",
@@ -274,33 +265,22 @@ class PromptTrainer(TrainerX):
                 f"TEST.FINAL_MODEL = best_val but dataset {self.cfg.DATASET.NAME} has no validation split "
                 "(e.g. ImageNet); use last_step (or best_test_reference to reproduce the reference's test-set selection)"
             )
-        self.best_epoch = None
         super().before_train()
 
     def after_epoch(self) -> None:
-        """LR step (once per epoch, as Dassl's CLIP trainers), trainer hook, model selection, saving."""
+        """LR step (once per epoch, as Dassl's CLIP trainers), trainer hook, the reference's selection on the
+        first evaluation set's test accuracy (``best_test_reference``), then the engine's: ``best_val``
+        selection (our :meth:`test` on the val split) and the epoch checkpoints."""
         self.update_lr()
         self.on_epoch_end()
-        last_epoch = (self.epoch + 1) == self.max_epoch
-        final = self.cfg.TEST.FINAL_MODEL
-        if not self.cfg.TEST.NO_TEST and final in ("best_val", "best_test_reference"):
-            if final == "best_val":
-                current = self.test(split="val")
-            else:
-                first = next(iter(self.dm.dataset.eval_sets))
-                current = self.evaluate_eval_sets(names=[first])[first]["accuracy"]
-            log_scalar = getattr(self, "log_epoch_scalar", None)  # engine epoch log (metrics.csv)
-            if log_scalar is not None:
-                log_scalar("val_accuracy" if final == "best_val" else f"{first}_test_accuracy", current)
+        if self.cfg.TEST.FINAL_MODEL == "best_test_reference" and not self.cfg.TEST.NO_TEST:
+            first = next(iter(self.dm.dataset.eval_sets))
+            current = self.evaluate_eval_sets(names=[first])[first]["accuracy"]
+            self.log_epoch_scalar(f"{first}_test_accuracy", current)
             if current > self.best_result:
-                self.best_result = current
-                self.best_epoch = self.epoch + 1
+                self.best_result, self.best_epoch = current, self.epoch + 1
                 self.save_model(self.epoch, self.output_dir, val_result=current, model_name=BEST_NAME)
-            self.set_model_mode("train")
-        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
-        meet_freq = freq > 0 and (self.epoch + 1) % freq == 0
-        if meet_freq or last_epoch:
-            self.save_model(self.epoch, self.output_dir)
+        super().after_epoch()
 
     def after_train(self) -> None:
         logger.info("Finish training")
@@ -316,11 +296,8 @@ class PromptTrainer(TrainerX):
                 logger.info("Deploy the last-epoch model")
                 self._selection = {"selection": "last_step", "epoch": self.max_epoch}
             self.test()
-        elapsed = round(time.time() - getattr(self, "time_start", time.time()))
-        logger.info("Elapsed: %s", datetime.timedelta(seconds=elapsed))
-        close = getattr(self, "close_writer", None)
-        if close is not None:
-            close()
+        logger.info("Elapsed: %s", datetime.timedelta(seconds=round(time.time() - self.time_start)))
+        self.close_writer()
 
     def build_data_loader(self) -> None:
         """Dassl's loaders, then the class names in the log (base / novel halves, training classes, template)."""
@@ -331,12 +308,9 @@ class PromptTrainer(TrainerX):
     def _eval_loader(self, name: str, items: Sequence[Any]):
         cache = self.__dict__.setdefault("_eval_loaders", {})
         if name not in cache:
-            tfm = getattr(self.dm, "tfm_test", None)
-            if tfm is None:
-                tfm = build_transform(self.cfg, is_train=False)
             cache[name] = build_data_loader(self.cfg, sampler_type=self.cfg.DATALOADER.TEST.SAMPLER,
                                             data_source=list(items), batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
-                                            tfm=tfm, is_train=False)
+                                            tfm=self.dm.tfm_test, is_train=False)
         return cache[name]
 
     @torch.no_grad()
@@ -346,7 +320,7 @@ class PromptTrainer(TrainerX):
         evaluator.reset()
         logger.info("Evaluate on the *%s* set (%d classes)", tag, len(classnames))
         seen = 0
-        for batch in tqdm(loader, disable=not _progress_enabled(), leave=False, desc=f"eval {tag}", dynamic_ncols=True):
+        for batch in tqdm(loader, disable=not progress_enabled(), leave=False, desc=f"eval {tag}", dynamic_ncols=True):
             images, labels = self.parse_batch_test(batch)
             with self.autocast():
                 output = self.model_inference(images)
@@ -360,27 +334,20 @@ class PromptTrainer(TrainerX):
         results = evaluator.evaluate()
         for k, v in results.items():
             self.write_scalar(f"{tag}/{k}", v, self.epoch)
-        return dict(results)
+        return dict(results, num_images=expected)
 
-    @torch.no_grad()
-    def evaluate_eval_sets(self, names: Optional[Sequence[str]] = None) -> "OrderedDict[str, Dict[str, float]]":
-        """Evaluate ``dm.dataset.eval_sets`` (or the named subset); restores the training class set."""
+    def _evaluate(self, sets: Iterable[Tuple[str, Any, Sequence[str]]]) -> "OrderedDict[str, Dict[str, float]]":
+        """Evaluate ``(tag, loader, classnames)`` sets in eval mode; restores the training class set."""
         self.set_model_mode("eval")
-        eval_sets = self.dm.dataset.eval_sets
-        names = list(eval_sets) if names is None else list(names)
-        unknown = [n for n in names if n not in eval_sets]
-        if unknown:
-            raise KeyError(f"unknown evaluation set(s) {unknown}; the dataset provides {list(eval_sets)}")
-        out: "OrderedDict[str, Dict[str, float]]" = OrderedDict()
         try:
-            for name in names:
-                es = eval_sets[name]
-                metrics = self._run_evaluation(self._eval_loader(name, es.items), es.classnames, name)
-                metrics["num_images"] = len(es.items)
-                out[name] = metrics
+            return OrderedDict((tag, self._run_evaluation(loader, names, tag)) for tag, loader, names in sets)
         finally:
             self.set_eval_classnames(self.train_classnames)
-        return out
+
+    def evaluate_eval_sets(self, names: Optional[Sequence[str]] = None) -> "OrderedDict[str, Dict[str, float]]":
+        """Evaluate ``dm.dataset.eval_sets`` (or the named subset); restores the training class set."""
+        sets = self.dm.dataset.eval_sets
+        return self._evaluate((n, self._eval_loader(n, sets[n].items), sets[n].classnames) for n in names or sets)
 
     @torch.no_grad()
     def test(self, split: Optional[str] = None) -> float:
@@ -390,12 +357,7 @@ class PromptTrainer(TrainerX):
         if split == "val":
             if self.val_loader is None:
                 raise ValueError(f"test(split='val'): dataset {self.cfg.DATASET.NAME} has no validation split")
-            self.set_model_mode("eval")
-            try:
-                metrics = self._run_evaluation(self.val_loader, self.train_classnames, "val")
-            finally:
-                self.set_eval_classnames(self.train_classnames)
-            return float(metrics["accuracy"])
+            return float(self._evaluate([("val", self.val_loader, self.train_classnames)])["val"]["accuracy"])
         if split != "test":
             raise ValueError(f"test(split={split!r}): use 'test' (all evaluation sets) or 'val'")
         results = self.evaluate_eval_sets()
@@ -501,15 +463,11 @@ class PromptTrainer(TrainerX):
             return
         for name in names:
             folder = osp.join(directory, name)
-            if epoch is not None:
-                path = osp.join(folder, numbered_checkpoint_name(epoch))
-            else:
-                path = osp.join(folder, BEST_NAME)
-                if not osp.exists(path):
-                    numbered = numbered_checkpoints(folder)
-                    if numbered:
-                        path = numbered[-1][1]
-                        logger.info("No %s in %s: loading the latest %s", BEST_NAME, folder, osp.basename(path))
+            path = osp.join(folder, BEST_NAME if epoch is None else numbered_checkpoint_name(epoch))
+            numbered = numbered_checkpoints(folder)
+            if epoch is None and not osp.exists(path) and numbered:
+                path = numbered[-1][1]
+                logger.info("No %s in %s: loading the latest %s", BEST_NAME, folder, osp.basename(path))
             if not osp.exists(path):
                 available = sorted(os.listdir(folder)) if osp.isdir(folder) else []
                 raise FileNotFoundError(

@@ -30,8 +30,6 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRECISIONS", "FROZEN_PRECISIONS", "ENV_CPU_HALF", "cpu_half_allowed", "resolve_precision",
-           "frozen_storage"]
 
 PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 FROZEN_PRECISIONS = ("auto", "fp32", "fp16", "bf16")

@@ -30,7 +30,6 @@ from .templates import format_classname
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VisualPromptStack", "ClassPromptLearner", "TextPromptLearner", "PROMPT_INIT_STD", "count_prompt_tokens"]
 
 PROMPT_INIT_STD = 0.02
 
@@ -98,9 +97,6 @@ class ClassPromptLearner(nn.Module):
     def clip_model(self) -> nn.Module:
         return self._clip_ref[0]
 
-    def _embed_device(self) -> torch.device:
-        return self.clip_model.token_embedding.weight.device
-
     @property
     def n_classes(self) -> int:
         return len(self.classnames)
@@ -112,8 +108,7 @@ class ClassPromptLearner(nn.Module):
     @torch.no_grad()
     def word_embeddings(self, text: str) -> torch.Tensor:
         """Token embeddings [context_length, W] (fp32, CPU) of ``text`` tokenised alone (SOS at position 0)."""
-        ids = clip.tokenize([text], self.context_length).to(self._embed_device())
-        return clip.token_embedding(self.clip_model, ids).float().cpu()[0]
+        return self.embed_tokens(clip.tokenize([text], self.context_length)).cpu()[0]
 
     def tokenize_prompts(self, classnames: Sequence[str]) -> torch.Tensor:
         """Token ids [C, context_length] of the prompts of ``classnames``; a prompt longer than the
@@ -131,7 +126,7 @@ class ClassPromptLearner(nn.Module):
 
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         """Frozen token embeddings (fp32) of ``ids``, on the CLIP model's device."""
-        return clip.token_embedding(self.clip_model, ids.to(self._embed_device())).float()
+        return clip.token_embedding(self.clip_model, ids.to(self.clip_model.token_embedding.weight.device)).float()
 
     @torch.no_grad()
     def set_classnames(self, classnames: Sequence[str]) -> None:
@@ -194,11 +189,7 @@ class TextPromptLearner(ClassPromptLearner):
     def deep_prompts(self) -> List[nn.Parameter]:
         return [getattr(self, f"layer{i}") for i in range(1, self.depth)]
 
-
     def forward(self) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
-        n_cls = self.token_prefix.shape[0]
-        ctx = self.layer0.unsqueeze(0).expand(n_cls, -1, -1)
-        prefix = self.token_prefix.to(ctx.dtype)
-        suffix = self.token_suffix.to(ctx.dtype)
-        token_embeds = torch.cat([prefix, ctx, suffix], dim=1)
+        ctx = self.layer0.unsqueeze(0).expand(self.n_classes, -1, -1)
+        token_embeds = torch.cat([self.token_prefix.to(ctx.dtype), ctx, self.token_suffix.to(ctx.dtype)], dim=1)
         return token_embeds, self.token_ids, self.deep_prompts()

@@ -19,8 +19,6 @@ from engine.run_record import RESULTS_FILE, RunRecord, harmonic_mean, write_run_
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["collapse_report", "summarise", "write_results"]
-
 
 def collapse_report(eval_sets: Dict[str, Tuple[float, int]], epoch_losses: Sequence[float] = (),
                     best_epoch: Optional[int] = None, max_epoch: Optional[int] = None,
@@ -102,9 +100,7 @@ def write_results(trainer, results: Mapping[str, Dict[str, float]], summary: Dic
         # recorded choices (train.py: --resume-with-changes, --eval-untrained)
         decisions=dict(trainer.run_decisions) if getattr(trainer, "run_decisions", None) else None,
     )
-    update_row = getattr(trainer, "update_epoch_row", None)  # final accuracies in the last row of metrics.csv
-    if update_row is not None:
-        update_row({f"test_{k}": v for k, v in summary.items()})
+    trainer.update_epoch_row({f"test_{k}": v for k, v in summary.items()})  # final accuracies in metrics.csv
     path = osp.join(trainer.output_dir, RESULTS_FILE)
     write_run_record(record, path)
     logger.info("Results written to %s", path)
@@ -115,7 +111,7 @@ def _collapse(trainer, results: Mapping[str, Dict[str, float]], sel: Dict[str, A
     eval_sets = trainer.dm.dataset.eval_sets
     accs = {k: (v["accuracy"], len(eval_sets[k].classnames) if k in eval_sets else len(trainer.train_classnames))
             for k, v in results.items()}
-    rows = getattr(trainer, "epoch_log", None) or []
+    rows = trainer.epoch_log
     key = "loss" if any("loss" in r for r in rows) else next(
         (k for r in rows for k in r if k.startswith("loss")), None)
     losses = [r[key] for r in rows if key in r] if key else []

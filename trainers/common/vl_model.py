@@ -22,9 +22,6 @@ import clip
 from .prompts import TextPromptLearner, VisualPromptStack
 
 
-__all__ = ["FrozenCLIPModel", "VLPromptCLIP", "tower_dtype", "cast_prompts", "cosine_logits"]
-
-
 def tower_dtype(module: nn.Module) -> torch.dtype:
     """Compute dtype of a frozen tower: fp16/bf16 when its matmul weights were stored in low precision
     (LayerNorms and embeddings stay fp32 in OpenAI-style mixed precision, so they do not count)."""
@@ -114,13 +111,10 @@ class FrozenCLIPModel(nn.Module):
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self.encode_prompted_image(images)
 
-    def logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        return cosine_logits(image_features, text_features, self.logit_scale)
-
     def forward(self, images: torch.Tensor, text_features: Optional[torch.Tensor] = None) -> torch.Tensor:
         if text_features is None:
             text_features = self.encode_text()
-        return self.logits(self.encode_image(images), text_features)
+        return cosine_logits(self.encode_image(images), text_features, self.logit_scale)
 
 
 class VLPromptCLIP(FrozenCLIPModel):
