@@ -96,12 +96,10 @@ class CoCoOp(CoOp):
 
     CFG_NODE = "COCOOP"
 
-    def build_prompt_learner(self, clip_model: nn.Module) -> CoCoOpPromptLearner:
+    def build_prompted_model(self, clip_model: nn.Module) -> CoCoOpCLIP:
         node = self.cfg.TRAINER.COCOOP
-        return CoCoOpPromptLearner(clip_model, self.train_classnames, int(node.N_CTX), node.CTX_INIT)
-
-    def wrap_model(self, clip_model: nn.Module, learner: CoOpPromptLearner) -> CoCoOpCLIP:
-        return CoCoOpCLIP(clip_model, learner, int(self.cfg.TRAINER.COCOOP.TEXT_CHUNK_SIZE))
+        learner = CoCoOpPromptLearner(clip_model, self.train_classnames, int(node.N_CTX), node.CTX_INIT)
+        return CoCoOpCLIP(clip_model, learner, int(node.TEXT_CHUNK_SIZE))
 
     @torch.no_grad()
     def model_inference(self, images: torch.Tensor) -> torch.Tensor:

@@ -64,8 +64,7 @@ def class_token_layout(n_ctx: int, name_lens: Sequence[int], seq_len: int, posit
     ``n_ctx // 2`` context vectors before the name), everything else stays in place.
     """
     if position not in CLASS_TOKEN_POSITIONS:
-        raise ValueError(f"TRAINER.COOP.CLASS_TOKEN_POSITION = {position!r} is not supported; use one of "
-                         f"{list(CLASS_TOKEN_POSITIONS)}")
+        raise ValueError(f"CLASS_TOKEN_POSITION = {position!r} is not supported; use one of {list(CLASS_TOKEN_POSITIONS)}")
     # context vectors before the name: none (front), the first half (middle) or all (end)
     before = {"front": 0, "middle": n_ctx // 2, "end": n_ctx}[position]
     ctx = list(range(1, 1 + n_ctx))
@@ -127,14 +126,16 @@ class CoOpPromptLearner(ClassPromptLearner):
         self.set_classnames(classnames)
 
     # ------------------------------------------------------------------------------------------
-    def _csc_rows(self, classnames: Sequence[str]) -> List[int]:
+    def csc_rows(self, classnames: Sequence[str], where: str = "the requested class set") -> List[int]:
+        """Rows of ``ctx`` (CSC) of ``classnames``; a class without a context of its own is an error."""
         rows = {n: i for i, n in enumerate(self.ctx_classnames)}
         unknown = [n for n in classnames if n not in rows]
         if unknown:
             raise ValueError(
-                f"CoOp with TRAINER.COOP.CSC = True has class-specific contexts only for its {len(rows)} training "
-                f"classes; {len(unknown)} requested class(es) have none (e.g. {unknown[:3]}). Novel classes cannot be "
-                "evaluated with CSC: train with CSC False (one shared context) for base-to-novel evaluation"
+                f"CoOp with CSC = True learns one context per training class ({len(rows)}), but {where} has "
+                f"{len(unknown)} untrained class(es) (e.g. {unknown[:3]}). Novel classes cannot be evaluated with CSC: "
+                "train with CSC False (one shared context) for base-to-novel evaluation, or evaluate the training "
+                "classes only (DATASET.EVAL_PROTOCOL subsample)"
             )
         return [rows[n] for n in classnames]
 
@@ -142,7 +143,7 @@ class CoOpPromptLearner(ClassPromptLearner):
     def set_classnames(self, classnames: Sequence[str]) -> None:
         """Recompute the class-name token buffers for ``classnames`` (e.g. base or novel classes)."""
         classnames = list(classnames)
-        ctx_rows = self._csc_rows(classnames) if self.csc else []  # before any buffer changes
+        ctx_rows = self.csc_rows(classnames) if self.csc else []  # before any buffer changes
         super().set_classnames(classnames)
         device = self.ctx.device
         # name_lens: BPE length of each class name on its own (reference: len(_tokenizer.encode(name)))
@@ -204,34 +205,20 @@ class CoOp(PromptTrainer):
     REGISTERED_NAME = "prompt_learner"
 
     # ------------------------------------------------------------------ model
-    def build_prompt_learner(self, clip_model: nn.Module) -> CoOpPromptLearner:
+    def build_prompted_model(self, clip_model: nn.Module) -> CoOpCLIP:
+        """The frozen CLIP with this trainer's prompt learner (CoCoOp's model in CoCoOp)."""
         node = self.cfg.TRAINER[self.CFG_NODE]
-        return CoOpPromptLearner(clip_model, self.train_classnames, int(node.N_CTX), node.CTX_INIT,
-                                 bool(node.CSC), node.CLASS_TOKEN_POSITION)
-
-    def wrap_model(self, clip_model: nn.Module, learner: CoOpPromptLearner) -> CoOpCLIP:
-        return CoOpCLIP(clip_model, learner)
+        return CoOpCLIP(clip_model, CoOpPromptLearner(clip_model, self.train_classnames, int(node.N_CTX), node.CTX_INIT,
+                                                      bool(node.CSC), node.CLASS_TOKEN_POSITION))
 
     def build_model(self) -> None:
-        clip_model = self.build_backbone()
-        learner = self.build_prompt_learner(clip_model)
-        self.model = self.wrap_model(clip_model, learner).to(self.device)
-        if learner.csc:
-            self._check_csc_eval_classes()
+        self.model = self.build_prompted_model(self.build_backbone()).to(self.device)
+        learner = self.model.prompt_learner
+        if learner.csc:  # fail before training when an evaluation set holds classes without a context
+            for name, es in self.dm.dataset.eval_sets.items():
+                learner.csc_rows(es.classnames, f"evaluation set {name!r}")
         self.register_trainable(learner)
         self.load_init_weights()
-
-    def _check_csc_eval_classes(self) -> None:
-        """Fail before training when an evaluation set holds classes without a class-specific context."""
-        trained = set(self.train_classnames)
-        for name, es in (getattr(self.dm.dataset, "eval_sets", None) or {}).items():
-            unknown = [c for c in es.classnames if c not in trained]
-            if unknown:
-                raise ValueError(
-                    f"TRAINER.COOP.CSC = True learns one context per training class, but evaluation set {name!r} has "
-                    f"{len(unknown)} untrained class(es) (e.g. {unknown[:3]}). Use CSC False for base-to-novel "
-                    "evaluation, or evaluate the training classes only (DATASET.EVAL_PROTOCOL subsample)"
-                )
 
     def checkpoint_meta(self, name: str) -> Dict:
         meta = super().checkpoint_meta(name)

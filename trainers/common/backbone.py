@@ -63,11 +63,10 @@ def build_clip(cfg, name: Optional[str] = None, prec: str = "fp32",
 
 def check_input_size(cfg, model: nn.Module, model_name: str) -> None:
     """The prompt learners need INPUT.SIZE == the model's image size (reference asserts the same)."""
-    info = clip.model_info(model)
-    size = info.image_size
-    expected = tuple(size) if isinstance(size, (tuple, list)) else (int(size), int(size))
-    got = tuple(int(s) for s in cfg.INPUT.SIZE)
-    if got != tuple(int(s) for s in expected):
+    size = clip.model_info(model).image_size
+    expected = tuple(map(int, size)) if isinstance(size, (tuple, list)) else (int(size), int(size))
+    got = tuple(map(int, cfg.INPUT.SIZE))
+    if got != expected:
         raise ValueError(
             f"INPUT.SIZE is {got} but the CLIP model {model_name!r} takes {expected[0]}x{expected[1]} images; "
             f"set INPUT.SIZE ({expected[0]}, {expected[1]}) in the trainer config (or on the command line: "

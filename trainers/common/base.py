@@ -49,7 +49,8 @@ from tqdm import tqdm
 from engine import dist
 from engine.api import TrainerX, build_data_loader, build_evaluator, build_lr_scheduler, build_optimizer, save_checkpoint
 # weights_only=True only, under either engine; the one place that knows Dassl's epoch file names
-from engine.checkpoint import BEST_NAME, load_checkpoint, numbered_checkpoint_name, numbered_checkpoints
+from engine.checkpoint import (BEST_NAME, load_checkpoint, numbered_checkpoint_name, numbered_checkpoints,
+                               strip_module_prefix)
 from engine.run_header import class_lines
 from engine.epoch_log import progress_enabled  # progress bars on rank 0 and a terminal only (not in log files)
 
@@ -193,15 +194,10 @@ class PromptTrainer(TrainerX):
         trainable parameters, NaN/Inf guard, step. Returns the grad norm as a 0-d tensor on the device
         (also ``self.last_grad_norm``), not read by the host: the guard is the step's only device-to-host
         synchronisation (amp's GradScaler adds its own inf check)."""
-        names = self.get_model_names(names)
-        optims = [self._optims[name] for name in names if self._optims[name] is not None]
+        names, optims, scaler = self.get_model_names(names), self._optimizers(names), self.scaler
         for optim in optims:
             optim.zero_grad(set_to_none=True)
-        scaler = self.scaler
-        if scaler is not None:
-            scaler.scale(loss).backward()
-        else:
-            loss.backward()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
         params = [p for name in names for p in self._models[name].parameters() if p.requires_grad]
         if dist.is_dist():
             dist.all_reduce_gradients(params)  # before unscale_, so every rank sees the same inf/NaN check
@@ -225,13 +221,10 @@ class PromptTrainer(TrainerX):
         where = (f"epoch {self.epoch + 1}/{self.max_epoch}, step {getattr(self, 'batch_idx', 0) + 1}/"
                  f"{getattr(self, 'num_batches', '?')}")
         value = float(loss.detach().float().item())
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"Non-finite loss {value} at {where} (trainer {type(self).__name__}, PREC {self.prec}); "
-                "lower the learning rate or use fp32/amp")
-        raise FloatingPointError(
-            f"Non-finite gradient norm {float(grad_norm)} at {where} (loss {value:.4g}, PREC {self.prec}); "
-            "lower the learning rate or use fp32/amp")
+        what, detail = ((f"loss {value}", f"trainer {type(self).__name__}") if not math.isfinite(value)
+                        else (f"gradient norm {float(grad_norm)}", f"loss {value:.4g}"))
+        raise FloatingPointError(f"Non-finite {what} at {where} ({detail}, PREC {self.prec}); "
+                                 "lower the learning rate or use fp32/amp")
 
     def wrap_model_ddp(self) -> None:
         """DDP for prompt trainers (docs/PERFORMANCE.md). The models are not wrapped (trainers call their
@@ -398,17 +391,11 @@ class PromptTrainer(TrainerX):
                    val_result: Optional[float] = None, model_name: str = "") -> None:
         """Dassl-layout save of the trainable tensors only (see :func:`checkpoints.checkpoint_keys`)."""
         for name in self.get_model_names() if dist.is_main_process() else []:
-            model = self._models[name]
+            entry = self.state_for_resume(name)  # state_dict, meta, trainer state: after Dassl's keys
             optim, sched = self._optims[name], self._scheds[name]
-            state = {
-                "state_dict": trainable_state_dict(model),
-                "epoch": epoch + 1,
-                "optimizer": optim.state_dict() if optim is not None else None,
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "val_result": val_result,
-                "meta": self.checkpoint_meta(name),
-            }
-            state.update(self.extra_checkpoint_state(name))
+            state = {"state_dict": entry.pop("state_dict"), "epoch": epoch + 1,
+                     "optimizer": optim.state_dict() if optim is not None else None,
+                     "scheduler": sched.state_dict() if sched is not None else None, "val_result": val_result, **entry}
             save_checkpoint(state, osp.join(directory, name), is_best=is_best, model_name=model_name)
         dist.barrier()
 
@@ -423,9 +410,7 @@ class PromptTrainer(TrainerX):
         return ckpt
 
     def _load_state_into(self, name: str, ckpt: Dict[str, Any], source: str, resume: bool) -> None:
-        state = ckpt.get("state_dict", ckpt)
-        state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
-        state = self.convert_checkpoint_state(name, state)
+        state = self.convert_checkpoint_state(name, strip_module_prefix(ckpt.get("state_dict", ckpt)))
         strict_load(self._models[name], state, source)
         self.load_extra_checkpoint_state(name, ckpt, resume)
 
@@ -484,11 +469,7 @@ class PromptTrainer(TrainerX):
     def resume_model_if_exist(self, directory: str) -> int:
         """Resume from the checkpoint with the highest epoch (never from model-best just because it was
         saved last, docs/REFERENCE.md D9); trainer state (GPA) is restored too."""
-        names = self.get_model_names()
-        if not names or any(not osp.isdir(osp.join(directory, n)) for n in names):
-            logger.info("No checkpoint found, train from scratch")
-            return 0
-        start_epoch = 0
+        names, start_epoch = self.get_model_names(), 0
         for name in names:
             folder = osp.join(directory, name)
             candidates = numbered_checkpoints(folder)
@@ -500,15 +481,15 @@ class PromptTrainer(TrainerX):
                     self.best_result = float(best_ckpt["val_result"])
                     self.best_epoch = int(best_ckpt.get("epoch", 0))
             if not candidates:
-                logger.info("No checkpoint file in %s, train from scratch", folder)
+                logger.info("No checkpoint found in %s, train from scratch", folder)
                 return 0
             _, path = max(candidates)
             logger.info("Resuming %s from %s", name, path)
             ckpt = self.load_checkpoint_into(name, path, resume=True)
-            if self._optims[name] is not None and ckpt.get("optimizer") is not None:
-                self._optims[name].load_state_dict(ckpt["optimizer"])
-            if self._scheds[name] is not None and ckpt.get("scheduler") is not None:
-                self._scheds[name].load_state_dict(ckpt["scheduler"])
+            for obj, key in ((self._optims[name], "optimizer"), (self._scheds[name], "scheduler")):
+                if obj is not None and ckpt.get(key) is not None:
+                    obj.load_state_dict(ckpt[key])
             start_epoch = int(ckpt["epoch"])
-        logger.info("Resumed at epoch %d", start_epoch)
+        if names:
+            logger.info("Resumed at epoch %d", start_epoch)
         return start_epoch

@@ -38,21 +38,15 @@ FROZEN_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ENV_CPU_HALF = "PROMPTKD_TEST_ONLY_FP16_ON_CPU"
 
 
-def cpu_half_allowed() -> bool:
-    """True when the test-only variable :data:`ENV_CPU_HALF` is exactly ``1`` (anything else is refused)."""
-    value = os.environ.get(ENV_CPU_HALF, "")
-    if value in ("", "0"):
-        return False
-    if value != "1":
-        raise ValueError(f"{ENV_CPU_HALF}={value!r}: this test-only variable takes 1 (or unset it)")
-    return True
-
-
 def _half_ok(device: torch.device, key: str, what: str) -> bool:
-    """May ``what`` (fp16 compute or storage) run on ``device``? Warns on the CPU fallback / the test hook."""
+    """May ``what`` (fp16 compute or storage) run on ``device``? Warns on the CPU fallback / the test hook
+    (:data:`ENV_CPU_HALF` is exactly ``1``; any other value than unset / ``0`` is refused)."""
     if device.type == "cuda":
         return True
-    if device.type == "cpu" and cpu_half_allowed():
+    switch = os.environ.get(ENV_CPU_HALF, "")
+    if switch not in ("", "0", "1"):
+        raise ValueError(f"{ENV_CPU_HALF}={switch!r}: this test-only variable takes 1 (or unset it)")
+    if device.type == "cpu" and switch == "1":
         logger.warning("%s = %s runs on CPU because the TEST-ONLY variable %s=1 is set (the GPU code path on "
                        "CPU, for tests; unset it for real runs)", key, what, ENV_CPU_HALF)
         return True

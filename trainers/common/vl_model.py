@@ -31,10 +31,7 @@ def tower_dtype(module: nn.Module) -> torch.dtype:
     get_cast_dtype = getattr(module, "get_cast_dtype", None)
     if callable(get_cast_dtype):
         return get_cast_dtype()
-    for p in module.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
 
 
 def cast_prompts(prompts: Optional[List[torch.Tensor]], dtype: torch.dtype) -> Optional[List[torch.Tensor]]:
@@ -111,10 +108,13 @@ class FrozenCLIPModel(nn.Module):
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self.encode_prompted_image(images)
 
+    def logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        return cosine_logits(image_features, text_features, self.logit_scale)
+
     def forward(self, images: torch.Tensor, text_features: Optional[torch.Tensor] = None) -> torch.Tensor:
         if text_features is None:
             text_features = self.encode_text()
-        return cosine_logits(self.encode_image(images), text_features, self.logit_scale)
+        return self.logits(self.encode_image(images), text_features)
 
 
 class VLPromptCLIP(FrozenCLIPModel):
