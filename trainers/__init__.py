@@ -6,16 +6,9 @@ each trainer module contributes its own keys through ``add_config(cfg)``.
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import List
-
 from yacs.config import CfgNode as CN
 
 from . import cocoop, coop, ivlp, maple, promptkd, promptsrc, zsclip
-
-
-#: the trainer modules, each with an ``add_config(cfg)`` adding its config node
-TRAINER_MODULES: List[ModuleType] = [zsclip, ivlp, promptsrc, promptkd, coop, cocoop, maple]
 
 
 def extend_cfg(cfg: CN) -> CN:
@@ -28,6 +21,6 @@ def extend_cfg(cfg: CN) -> CN:
     # storage of the frozen CLIP towers: auto (fp16 under PREC fp16, else fp32) | fp32 | fp16 | bf16
     # (trainers/common/precision.py; trainable parameters are fp32 whatever this says)
     bb.FROZEN_PREC = "auto"
-    for module in TRAINER_MODULES:
+    for module in (zsclip, ivlp, promptsrc, promptkd, coop, cocoop, maple):  # each adds its config node
         module.add_config(cfg)
     return cfg

@@ -36,7 +36,7 @@ import clip
 from engine.api import TRAINER_REGISTRY
 
 from .common.base import PromptTrainer
-from .common.prompts import PROMPT_INIT_STD, ClassPromptLearner, count_prompt_tokens
+from .common.prompts import ClassPromptLearner, count_prompt_tokens, new_prompt
 from .common.templates import format_classname
 from .common.vl_model import FrozenCLIPModel
 
@@ -111,9 +111,7 @@ class CoOpPromptLearner(ClassPromptLearner):
         else:
             if n_ctx < 1:
                 raise ValueError(f"N_CTX = {n_ctx}: need >= 1 context vector (or set CTX_INIT)")
-            shape = (n_cls, n_ctx, self.width) if self.csc else (n_ctx, self.width)
-            vectors = torch.empty(shape, dtype=torch.float32)
-            nn.init.normal_(vectors, std=PROMPT_INIT_STD)
+            vectors = new_prompt(*((n_cls, n_ctx, self.width) if self.csc else (n_ctx, self.width)))
             self.prompt_prefix = " ".join(["X"] * n_ctx)
             logger.info("Context initialised randomly (%s, %d vectors)", "class-specific" if self.csc else "generic", n_ctx)
         self.n_ctx = int(n_ctx)
@@ -165,9 +163,7 @@ class CoOpPromptLearner(ClassPromptLearner):
     # ------------------------------------------------------------------------------------------
     def class_contexts(self) -> torch.Tensor:
         """Context of every current class [C, N_CTX, W] (shared context broadcast, or CSC rows)."""
-        if self.csc:
-            return self.ctx[self.ctx_index]
-        return self.ctx.unsqueeze(0).expand(self.n_classes, -1, -1)
+        return self.ctx[self.ctx_index] if self.csc else self.ctx.unsqueeze(0).expand(self.n_classes, -1, -1)
 
     def assemble(self, ctx: torch.Tensor, class_index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Prompt embeddings [R, L, W] from per-row contexts ``ctx`` [R, N_CTX, W] for the classes
@@ -175,8 +171,6 @@ class CoOpPromptLearner(ClassPromptLearner):
         prefix, suffix, layout = self.token_prefix, self.token_suffix, self.layout_index
         if class_index is not None:
             prefix, suffix, layout = prefix[class_index], suffix[class_index], layout[class_index]
-        if ctx.shape[:1] != prefix.shape[:1] or ctx.shape[1:] != (self.n_ctx, self.width):
-            raise ValueError(f"assemble: ctx must be [{prefix.shape[0]}, {self.n_ctx}, {self.width}], got {list(ctx.shape)}")
         emb = torch.cat([prefix.to(ctx.dtype), ctx, suffix.to(ctx.dtype)], dim=1)
         if self.class_token_position != "end":
             emb = emb.gather(1, layout.unsqueeze(-1).expand(-1, -1, emb.shape[-1]))

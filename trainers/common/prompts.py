@@ -34,10 +34,9 @@ logger = logging.getLogger(__name__)
 PROMPT_INIT_STD = 0.02
 
 
-def _new_prompt(n_ctx: int, width: int) -> nn.Parameter:
-    p = torch.empty(n_ctx, width, dtype=torch.float32)
-    nn.init.normal_(p, std=PROMPT_INIT_STD)
-    return nn.Parameter(p)
+def new_prompt(*shape: int) -> nn.Parameter:
+    """A prompt parameter of ``shape`` (fp32), N(0, PROMPT_INIT_STD^2) (the reference's initialisation)."""
+    return nn.Parameter(nn.init.normal_(torch.empty(*shape, dtype=torch.float32), std=PROMPT_INIT_STD))
 
 
 class VisualPromptStack(nn.Module):
@@ -51,7 +50,7 @@ class VisualPromptStack(nn.Module):
         self.depth = int(depth)
         self.width = int(width)
         for i in range(self.depth):
-            self.register_parameter(f"layer{i}", _new_prompt(n_ctx, width))
+            self.register_parameter(f"layer{i}", new_prompt(n_ctx, width))
 
     def prompts(self) -> List[nn.Parameter]:
         return [getattr(self, f"layer{i}") for i in range(self.depth)]
@@ -169,7 +168,7 @@ class TextPromptLearner(ClassPromptLearner):
             logger.info("Text context initialised from %r (first %d of %d tokens learnable)",
                         ctx_init, self.n_ctx, n_init_tokens)
         else:
-            layer0 = _new_prompt(self.n_ctx, self.width)
+            layer0 = new_prompt(self.n_ctx, self.width)
             self.prompt_prefix = " ".join(["X"] * self.n_ctx)
             if ctx_init:
                 logger.info("CTX_INIT %r has %d tokens < N_CTX_TEXT=%d: text context initialised randomly",
@@ -177,7 +176,7 @@ class TextPromptLearner(ClassPromptLearner):
         self.ctx_init = ctx_init
         self.register_parameter("layer0", layer0)
         for i in range(1, self.depth):
-            self.register_parameter(f"layer{i}", _new_prompt(self.n_ctx, self.width))
+            self.register_parameter(f"layer{i}", new_prompt(self.n_ctx, self.width))
         self.set_classnames(classnames)
 
     # ------------------------------------------------------------------------------------------

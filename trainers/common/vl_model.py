@@ -36,9 +36,7 @@ def tower_dtype(module: nn.Module) -> torch.dtype:
 
 def cast_prompts(prompts: Optional[List[torch.Tensor]], dtype: torch.dtype) -> Optional[List[torch.Tensor]]:
     """Differentiable cast of fp32 prompt parameters to the tower dtype (no-op for fp32 towers)."""
-    if prompts is None:
-        return None
-    return [p.to(dtype) for p in prompts]
+    return None if prompts is None else [p.to(dtype) for p in prompts]
 
 
 def cosine_logits(image_features: torch.Tensor, class_features: torch.Tensor, scale) -> torch.Tensor:
