@@ -72,14 +72,12 @@ class CoCoOpCLIP(CoOpCLIP):
         [B, N_CTX, W]: the B*C (image, class) prompts are encoded in chunks."""
         learner = self.prompt_learner
         n_img, n_cls = image_features.shape[0], learner.n_classes
-        device = image_features.device
         scores = []
-        for start in range(0, n_img * n_cls, self.chunk_size):
-            flat = torch.arange(start, min(start + self.chunk_size, n_img * n_cls), device=device)
+        for flat in torch.arange(n_img * n_cls, device=image_features.device).split(self.chunk_size):
             img_idx, cls_idx = flat // n_cls, flat % n_cls
             embeds = learner.assemble(contexts[img_idx], cls_idx)
             text = self.encode_prompts(embeds, learner.token_ids[cls_idx])
-            with torch.autocast(device_type=device.type, enabled=False):  # logits in fp32
+            with torch.autocast(device_type=flat.device.type, enabled=False):  # logits in fp32
                 text = F.normalize(text.float(), dim=-1)
                 scores.append((image_features[img_idx].float() * text).sum(dim=-1))
         return self.logit_scale * torch.cat(scores).view(n_img, n_cls)

@@ -228,7 +228,7 @@ class PromptSRCTeacher(PromptSRC):
         super().after_train()
         self.write_class_vectors(self._current_checkpoint_file())
 
-    def after_load_model(self) -> None:
-        super().after_load_model()
+    def load_model(self, directory: str, epoch: Optional[int] = None, strict: bool = True) -> None:
+        super().load_model(directory, epoch, strict)
         if self.cfg.TRAINER.PROMPTSRC.WRITE_CLASS_VECTORS and getattr(self, "_loaded_checkpoint", None):
             self.write_class_vectors(self._loaded_checkpoint["file"])

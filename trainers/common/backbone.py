@@ -55,8 +55,7 @@ def build_clip(cfg, name: Optional[str] = None, prec: str = "fp32",
         logger.warning("MODEL.BACKBONE.ALLOW_RANDOM_INIT is on: %s may be built with RANDOM weights "
                        "(tests / smoke runs only)", name)
     storage = storage or frozen_storage(prec, bb.get("FROZEN_PREC", "auto"), device)
-    model = clip.load(name, weights_dir=weights_dir, allow_random=allow_random, precision=storage, device=device)
-    freeze(model)
+    model = freeze(clip.load(name, weights_dir=weights_dir, allow_random=allow_random, precision=storage, device=device))
     logger.info("Loaded CLIP %s (%s) as a frozen backbone on %s", name, storage, device)
     return model
 

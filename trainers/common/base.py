@@ -74,6 +74,8 @@ class PromptTrainer(TrainerX):
     REGISTERED_NAME: str = ""
     #: text features of the current class set for evaluation (None: recompute on the next inference)
     _text_cache: Optional[torch.Tensor] = None
+    #: amp's GradScaler (created on first use)
+    _scaler: Optional[torch.amp.GradScaler] = None
 
     # ------------------------------------------------------------------ construction / config
     def check_cfg(self, cfg) -> None:
@@ -106,9 +108,7 @@ class PromptTrainer(TrainerX):
 
     @property
     def scaler(self) -> Optional[torch.amp.GradScaler]:
-        if self.prec != "amp":
-            return None
-        if getattr(self, "_scaler", None) is None:
+        if self.prec == "amp" and self._scaler is None:
             self._scaler = torch.amp.GradScaler(torch.device(self.device).type)
         return self._scaler
 
@@ -383,10 +383,6 @@ class PromptTrainer(TrainerX):
         """Map a foreign checkpoint layout (the reference's) onto this model's keys; identity by default."""
         return state_dict
 
-    def after_load_model(self) -> None:
-        """Hook after weights were loaded by :meth:`load_model`: drop cached text features."""
-        self._text_cache = None
-
     def save_model(self, epoch: int, directory: str, is_best: bool = False,
                    val_result: Optional[float] = None, model_name: str = "") -> None:
         """Dassl-layout save of the trainable tensors only (see :func:`checkpoints.checkpoint_keys`)."""
@@ -425,8 +421,7 @@ class PromptTrainer(TrainerX):
         self._load_state_into(name, entry, source, resume=True)
 
     def extra_resume_state(self) -> Dict[str, Any]:
-        scaler = getattr(self, "_scaler", None)
-        return {"scaler": scaler.state_dict()} if scaler is not None else {}
+        return {"scaler": self._scaler.state_dict()} if self._scaler is not None else {}
 
     def load_extra_resume_state(self, extra: Dict[str, Any]) -> None:
         if extra.get("scaler") is not None and self.scaler is not None:
@@ -464,7 +459,7 @@ class PromptTrainer(TrainerX):
             logger.info('Load "%s" to %s (epoch=%s%s)', path, name, ckpt.get("epoch"),
                         f", val_result={val_result:.1f}" if isinstance(val_result, (int, float)) else "")
             self._loaded_checkpoint = {"file": path, "epoch": ckpt.get("epoch")}
-        self.after_load_model()
+        self._text_cache = None
 
     def resume_model_if_exist(self, directory: str) -> int:
         """Resume from the checkpoint with the highest epoch (never from model-best just because it was

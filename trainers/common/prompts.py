@@ -62,8 +62,7 @@ class VisualPromptStack(nn.Module):
 
 def count_prompt_tokens(clip_model: nn.Module, text: str) -> int:
     """Number of BPE tokens of ``text`` (without SOS/EOT)."""
-    info = clip.model_info(clip_model)
-    ids = clip.tokenize([text], info.context_length)
+    ids = clip.tokenize([text], clip.model_info(clip_model).context_length)
     return int((ids[0] != 0).sum().item()) - 2
 
 
