@@ -184,11 +184,8 @@ class PromptSRCTeacher(PromptSRC):
     """PromptKD stage I: a PromptSRC teacher (ViT-L/14 config) that writes the class-vectors file."""
 
     def class_vectors_path(self, checkpoint_dir: Optional[str] = None) -> str:
-        out = self.cfg.TRAINER.PROMPTSRC.CLASS_VECTORS_OUT
-        if out:
-            return out
         folder = checkpoint_dir or osp.join(self.output_dir, self.REGISTERED_NAME)
-        return osp.join(folder, f"class_vectors_{self.cfg.DATASET.NAME}.pt")
+        return self.cfg.TRAINER.PROMPTSRC.CLASS_VECTORS_OUT or osp.join(folder, f"class_vectors_{self.cfg.DATASET.NAME}.pt")
 
     def write_class_vectors(self, checkpoint_file: Optional[str]) -> str:
         """Run the prompted text branch once over ALL classes of the dataset and save the file."""
@@ -216,19 +213,16 @@ class PromptSRCTeacher(PromptSRC):
             save_class_vectors(path, feats, all_names, identity, float(self.model.logit_scale.item()))
         return path
 
-    def _current_checkpoint_file(self) -> Optional[str]:
-        loaded = getattr(self, "_loaded_checkpoint", None)
-        if loaded is not None:
-            return loaded["file"]
-        path = osp.join(self.output_dir, self.REGISTERED_NAME, numbered_checkpoint_name(self.max_epoch))
-        return path if osp.isfile(path) else None
-
     def after_train(self) -> None:
+        """Training and the final test, then the class vectors of the weights it used: the loaded best model,
+        else the last epoch's checkpoint (None when it was not saved)."""
         self._loaded_checkpoint = None
         super().after_train()
-        self.write_class_vectors(self._current_checkpoint_file())
+        last = osp.join(self.output_dir, self.REGISTERED_NAME, numbered_checkpoint_name(self.max_epoch))
+        loaded = self._loaded_checkpoint
+        self.write_class_vectors(loaded["file"] if loaded else (last if osp.isfile(last) else None))
 
     def load_model(self, directory: str, epoch: Optional[int] = None, strict: bool = True) -> None:
         super().load_model(directory, epoch, strict)
-        if self.cfg.TRAINER.PROMPTSRC.WRITE_CLASS_VECTORS and getattr(self, "_loaded_checkpoint", None):
+        if self.cfg.TRAINER.PROMPTSRC.WRITE_CLASS_VECTORS and self._loaded_checkpoint:
             self.write_class_vectors(self._loaded_checkpoint["file"])

@@ -72,7 +72,5 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     """Prompt ensembling: the 7 selected ImageNet templates (+ the dataset template, except for ImageNet)."""
 
     def templates(self) -> List[str]:
-        templates = list(IMAGENET_TEMPLATES_SELECT)
-        if self.cfg.DATASET.NAME != "ImageNet":
-            templates.append(self.dataset_template())
-        return templates
+        own = [self.dataset_template()] if self.cfg.DATASET.NAME != "ImageNet" else []
+        return list(IMAGENET_TEMPLATES_SELECT) + own

@@ -76,6 +76,9 @@ class PromptTrainer(TrainerX):
     _text_cache: Optional[torch.Tensor] = None
     #: amp's GradScaler (created on first use)
     _scaler: Optional[torch.amp.GradScaler] = None
+    #: the checkpoint :meth:`load_model` loaded last ({"file", "epoch"}) and how the final model was selected
+    _loaded_checkpoint: Optional[Dict[str, Any]] = None
+    _selection: Optional[Dict[str, Any]] = None
 
     # ------------------------------------------------------------------ construction / config
     def check_cfg(self, cfg) -> None:

@@ -85,11 +85,9 @@ class ClassPromptLearner(nn.Module):
         self.width = int(info.text_width)
         self.context_length = int(info.context_length)
         self._clip_ref: Tuple[nn.Module] = (clip_model,)
-        self.prompt_prefix = ""
-        self.classnames: List[str] = []
-        self.register_buffer("token_prefix", torch.empty(0), persistent=False)
-        self.register_buffer("token_suffix", torch.empty(0), persistent=False)
-        self.register_buffer("token_ids", torch.empty(0, dtype=torch.long), persistent=False)
+        self.classnames: List[str] = []  # set, with the buffers below, by set_classnames
+        for name, dtype in (("token_prefix", torch.float32), ("token_suffix", torch.float32), ("token_ids", torch.long)):
+            self.register_buffer(name, torch.empty(0, dtype=dtype), persistent=False)
 
     @property
     def clip_model(self) -> nn.Module:

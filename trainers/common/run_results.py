@@ -62,10 +62,9 @@ def summarise(trainer, results: Mapping[str, Dict[str, float]]) -> Dict[str, flo
 
 def _selection(trainer) -> Dict[str, Any]:
     """How the evaluated weights were chosen: the trainer's selection, a loaded checkpoint, or the current ones."""
-    sel = getattr(trainer, "_selection", None)
-    if sel is not None:
-        return sel
-    loaded = getattr(trainer, "_loaded_checkpoint", None)
+    if trainer._selection is not None:
+        return trainer._selection
+    loaded = trainer._loaded_checkpoint
     if loaded is not None:
         return {"selection": "loaded_checkpoint", "epoch": loaded.get("epoch"), "checkpoint": loaded.get("file")}
     return {"selection": "current_weights" if trainer.get_model_names() else "none", "epoch": None}
