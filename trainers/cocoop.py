@@ -84,8 +84,7 @@ class CoCoOpCLIP(CoOpCLIP):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         img = F.normalize(self.encode_image(images), dim=-1)
-        contexts = self.prompt_learner.conditional_contexts(img)
-        return self.conditional_logits(img, contexts)
+        return self.conditional_logits(img, self.prompt_learner.conditional_contexts(img))
 
 
 @TRAINER_REGISTRY.register()

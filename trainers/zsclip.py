@@ -24,7 +24,7 @@ from engine.api import TRAINER_REGISTRY
 
 from .common.backbone import build_clip
 from .common.base import PromptTrainer
-from .common.templates import IMAGENET_TEMPLATES_SELECT, dataset_template, template_text_features
+from .common.templates import IMAGENET_TEMPLATES_SELECT, template_text_features
 from .common.vl_model import cosine_logits
 
 logger = logging.getLogger(__name__)
@@ -42,12 +42,9 @@ class ZeroshotCLIP(PromptTrainer):
 
     CFG_NODE = "ZSCLIP"
 
-    def dataset_template(self) -> str:
-        """The dataset's own template (``dataset.template``: the benchmark's, or DATASET.CUSTOM.TEMPLATE)."""
-        return getattr(self.dm.dataset, "template", None) or dataset_template(self.cfg)
-
     def templates(self) -> List[str]:
-        return [self.dataset_template()]
+        """The dataset's own template (``dataset.template``: the benchmark's, or DATASET.CUSTOM.TEMPLATE)."""
+        return [self.dm.dataset.template]
 
     def build_model(self) -> None:
         self.clip_model = build_clip(self.cfg, prec=self.prec, device=self.device)
@@ -72,5 +69,5 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     """Prompt ensembling: the 7 selected ImageNet templates (+ the dataset template, except for ImageNet)."""
 
     def templates(self) -> List[str]:
-        own = [self.dataset_template()] if self.cfg.DATASET.NAME != "ImageNet" else []
+        own = [self.dm.dataset.template] if self.cfg.DATASET.NAME != "ImageNet" else []
         return list(IMAGENET_TEMPLATES_SELECT) + own

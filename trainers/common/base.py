@@ -398,30 +398,28 @@ class PromptTrainer(TrainerX):
             save_checkpoint(state, osp.join(directory, name), is_best=is_best, model_name=model_name)
         dist.barrier()
 
-    def load_checkpoint_into(self, name: str, path: str, resume: bool = False) -> Dict[str, Any]:
-        """Strictly load the checkpoint file ``path`` into the registered model ``name`` (``module.``
-        prefixes stripped, released key layouts converted by ``convert_checkpoint_state``); trainer
-        state such as PromptSRC's GPA is restored when ``resume``. Returns the checkpoint dict."""
-        ckpt = load_checkpoint(path)
+    def load_checkpoint_into(self, name: str, path: str, resume: bool = False,
+                             ckpt: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Strictly load the checkpoint file ``path`` (or its already read content ``ckpt``) into the registered
+        model ``name`` (``module.`` prefixes stripped, released key layouts converted by
+        ``convert_checkpoint_state``); trainer state such as PromptSRC's GPA is restored when ``resume``.
+        Returns the checkpoint dict."""
+        ckpt = load_checkpoint(path) if ckpt is None else ckpt
         if not isinstance(ckpt, dict):
             raise ValueError(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
-        self._load_state_into(name, ckpt, path, resume)
-        return ckpt
-
-    def _load_state_into(self, name: str, ckpt: Dict[str, Any], source: str, resume: bool) -> None:
         state = self.convert_checkpoint_state(name, strip_module_prefix(ckpt.get("state_dict", ckpt)))
-        strict_load(self._models[name], state, source)
+        strict_load(self._models[name], state, path)
         self.load_extra_checkpoint_state(name, ckpt, resume)
+        return ckpt
 
     # engine hooks of the mid-epoch resumable state: the checkpoint content (trainable tensors + trainer
     # state such as PromptSRC's GPA) and the GradScaler
     def state_for_resume(self, name: str) -> Dict[str, Any]:
-        entry = {"state_dict": trainable_state_dict(self._models[name]), "meta": self.checkpoint_meta(name)}
-        entry.update(self.extra_checkpoint_state(name))
-        return entry
+        return {"state_dict": trainable_state_dict(self._models[name]), "meta": self.checkpoint_meta(name),
+                **self.extra_checkpoint_state(name)}
 
     def load_state_for_resume(self, name: str, entry: Dict[str, Any], source: str) -> None:
-        self._load_state_into(name, entry, source, resume=True)
+        self.load_checkpoint_into(name, source, resume=True, ckpt=entry)
 
     def extra_resume_state(self) -> Dict[str, Any]:
         return {"scaler": self._scaler.state_dict()} if self._scaler is not None else {}

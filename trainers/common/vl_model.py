@@ -25,12 +25,10 @@ from .prompts import TextPromptLearner, VisualPromptStack
 def tower_dtype(module: nn.Module) -> torch.dtype:
     """Compute dtype of a frozen tower: fp16/bf16 when its matmul weights were stored in low precision
     (LayerNorms and embeddings stay fp32 in OpenAI-style mixed precision, so they do not count)."""
-    conv1 = getattr(module, "conv1", None)
-    if isinstance(conv1, nn.Module):
-        return conv1.weight.dtype
-    get_cast_dtype = getattr(module, "get_cast_dtype", None)
-    if callable(get_cast_dtype):
-        return get_cast_dtype()
+    if isinstance(getattr(module, "conv1", None), nn.Module):
+        return module.conv1.weight.dtype
+    if callable(getattr(module, "get_cast_dtype", None)):
+        return module.get_cast_dtype()
     return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
 
 
