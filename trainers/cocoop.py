@@ -75,8 +75,7 @@ class CoCoOpCLIP(CoOpCLIP):
         scores = []
         for flat in torch.arange(n_img * n_cls, device=image_features.device).split(self.chunk_size):
             img_idx, cls_idx = flat // n_cls, flat % n_cls
-            embeds = learner.assemble(contexts[img_idx], cls_idx)
-            text = self.encode_prompts(embeds, learner.token_ids[cls_idx])
+            text = self.encode_prompts(learner.assemble(contexts[img_idx], cls_idx), learner.token_ids[cls_idx])
             with torch.autocast(device_type=flat.device.type, enabled=False):  # logits in fp32
                 text = F.normalize(text.float(), dim=-1)
                 scores.append((image_features[img_idx].float() * text).sum(dim=-1))

@@ -95,7 +95,6 @@ class CoOpPromptLearner(ClassPromptLearner):
         self.class_token_position = class_token_position
 
         ctx_init = (ctx_init or "").replace("_", " ").strip()
-        n_cls = len(classnames)
         if ctx_init:
             n_init = count_prompt_tokens(clip_model, ctx_init)
             if n_init < 1:
@@ -105,13 +104,13 @@ class CoOpPromptLearner(ClassPromptLearner):
             n_ctx = n_init
             vectors = self.word_embeddings(ctx_init)[1:1 + n_ctx].clone()
             if self.csc:
-                vectors = vectors.unsqueeze(0).repeat(n_cls, 1, 1)
+                vectors = vectors.unsqueeze(0).repeat(len(classnames), 1, 1)
             self.prompt_prefix = ctx_init
             logger.info("Context initialised from %r (%s)", ctx_init, "class-specific" if self.csc else "generic")
         else:
             if n_ctx < 1:
                 raise ValueError(f"N_CTX = {n_ctx}: need >= 1 context vector (or set CTX_INIT)")
-            vectors = new_prompt(*((n_cls, n_ctx, self.width) if self.csc else (n_ctx, self.width)))
+            vectors = new_prompt(*((len(classnames), n_ctx, self.width) if self.csc else (n_ctx, self.width)))
             self.prompt_prefix = " ".join(["X"] * n_ctx)
             logger.info("Context initialised randomly (%s, %d vectors)", "class-specific" if self.csc else "generic", n_ctx)
         self.n_ctx = int(n_ctx)

@@ -139,8 +139,7 @@ class PromptTrainer(TrainerX):
         return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
 
     def num_trainable_params(self) -> int:
-        return sum(p.numel() for name in self.get_model_names() for p in self._models[name].parameters()
-                   if p.requires_grad)
+        return sum(p.numel() for model in self._models.values() for p in model.parameters() if p.requires_grad)
 
     # ------------------------------------------------------------------ prompted frozen CLIP (the default model)
     def build_backbone(self) -> nn.Module:

@@ -46,9 +46,7 @@ class VisualPromptStack(nn.Module):
         super().__init__()
         if depth < 0 or (depth > 0 and n_ctx < 1):
             raise ValueError(f"VisualPromptStack: need depth >= 0 and n_ctx >= 1 (got n_ctx={n_ctx}, depth={depth})")
-        self.n_ctx = int(n_ctx)
         self.depth = int(depth)
-        self.width = int(width)
         for i in range(self.depth):
             self.register_parameter(f"layer{i}", new_prompt(n_ctx, width))
 
@@ -72,7 +70,7 @@ class ClassPromptLearner(nn.Module):
 
     The CLIP model is NOT a sub-module (it is frozen and owned by the caller); it is only used to embed
     tokens, at initialisation and when the class set changes. Subclasses set ``prompt_prefix`` (the
-    CTX_INIT words or ``"X X ..."``), ``n_ctx`` and the layer-0 context ``ctx``; :meth:`set_classnames` caches
+    CTX_INIT words or ``"X X ..."``) and ``n_ctx`` (the context length); :meth:`set_classnames` caches
     the SOS prefix and the "<name>." suffix around the ``n_ctx`` context positions as NON-persistent buffers.
     """
 
@@ -132,7 +130,7 @@ class ClassPromptLearner(nn.Module):
             raise ValueError(f"{type(self).__name__}.set_classnames: empty class list")
         ids = self.tokenize_prompts(classnames)
         emb = self.embed_tokens(ids)
-        device = self.ctx.device
+        device = self.token_ids.device  # the learner's device (buffers move with the module)
         self.token_prefix = emb[:, :1, :].to(device)
         self.token_suffix = emb[:, 1 + self.n_ctx:, :].to(device)
         self.token_ids = ids.to(device)
@@ -177,11 +175,6 @@ class TextPromptLearner(ClassPromptLearner):
         self.set_classnames(classnames)
 
     # ------------------------------------------------------------------------------------------
-    @property
-    def ctx(self) -> nn.Parameter:
-        """Layer-0 text context (the reference's ``prompt_learner.ctx``)."""
-        return self.layer0
-
     def deep_prompts(self) -> List[nn.Parameter]:
         return [getattr(self, f"layer{i}") for i in range(1, self.depth)]
 

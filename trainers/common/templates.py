@@ -43,11 +43,12 @@ def format_classname(name: str) -> str:
 
 @torch.no_grad()
 def template_text_features(clip_model: nn.Module, classnames: Sequence[str], templates: Sequence[str],
-                           normalize: bool = True, autocast: Optional[Callable[[], ContextManager]] = None) -> torch.Tensor:
+                           normalize: bool = True, autocast: Optional[Callable[[], ContextManager]] = None,
+                           classes_per_batch: Optional[int] = None) -> torch.Tensor:
     """Class text features [C, D] (fp32) of a frozen CLIP from hand-crafted templates.
 
     For each template, ``clip_model.encode_text`` of ``template.format(class name)`` (underscores ->
-    spaces), all classes in one pass. ``normalize`` True: CLIP's
+    spaces), ``classes_per_batch`` classes per pass (None: all at once). ``normalize`` True: CLIP's
     prompt ensemble, each template's features L2-normalised, averaged, renormalised (one template: the
     normalised features). ``normalize`` False: the mean of the UNnormalised features (PromptSRC's frozen
     T0; one template: the raw features). ``autocast`` returns the precision context of the forward pass.
@@ -56,11 +57,15 @@ def template_text_features(clip_model: nn.Module, classnames: Sequence[str], tem
     context_length = clip.model_info(clip_model).context_length
     device = clip_model.token_embedding.weight.device
     names = [format_classname(c) for c in classnames]
+    step = classes_per_batch or max(len(names), 1)
     feats = []
     for template in templates:
-        ids = clip.tokenize([template.format(n) for n in names], context_length).to(device)
-        with ctx():
-            feats.append(clip_model.encode_text(ids).float())
+        chunks = []
+        for start in range(0, len(names), step):
+            ids = clip.tokenize([template.format(n) for n in names[start:start + step]], context_length).to(device)
+            with ctx():
+                chunks.append(clip_model.encode_text(ids).float())
+        feats.append(torch.cat(chunks))
     if not normalize:
         return sum(feats[1:], feats[0]) / len(feats)
     return F.normalize(torch.stack([F.normalize(f, dim=-1) for f in feats]).mean(dim=0), dim=-1)
