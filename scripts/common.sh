@@ -255,6 +255,17 @@ train_py() {
     run_cmd "$PYTHON" train.py "${extra[@]}" "$@" ${custom[@]+"${custom[@]}"}
 }
 
+# run_job DIR TRAINER DATASET_CFG TRAINER_CFG SEED MESSAGE [ARGS ...]: unless DIR holds a finished run
+# (already_done), note MESSAGE and run train.py on DIR with these configs, SEED (left out when empty) and ARGS
+run_job() {
+    local dir="$1" trainer="$2" dataset_cfg="$3" trainer_cfg="$4" seed="$5" message="$6"
+    shift 6
+    if already_done "$dir"; then return 0; fi
+    note "$message"
+    train_py --root "$DATA" ${seed:+--seed "$seed"} --trainer "$trainer" \
+        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" "$@"
+}
+
 # already_done DIR: true (and a note) when DIR/DONE exists (written by train.py after results.json) and
 # FORCE is not 1; a run killed between results.json and DONE is run again (it resumes)
 already_done() {
@@ -339,10 +350,7 @@ baseline_b2n_train() {
     dataset_cfg="$(dataset_config "$dataset")"
     trainer_cfg="$(trainer_config "$trainer" "$cfg")"
     dir="${RUN_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
-    if already_done "$dir"; then return 0; fi
-    note "run this job and save the output to $dir"
-    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
-        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
+    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" "run this job and save the output to $dir" \
         DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES base DATASET.EVAL_PROTOCOL base2novel \
         "${METHOD_OPTS[@]}" "${@:3}"
 }
@@ -359,10 +367,8 @@ baseline_b2n_test() {
     loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
     model_dir="${MODEL_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
     dir="${RUN_DIR:-$(b2n_dir test_new "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
-    if already_done "$dir"; then return 0; fi
-    note "evaluate $model_dir (epoch $loadep) on the novel classes; output in $dir"
-    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
-        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
+    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" \
+        "evaluate $model_dir (epoch $loadep) on the novel classes; output in $dir" \
         --model-dir "$model_dir" --load-epoch "$loadep" --eval-only \
         DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES new DATASET.EVAL_PROTOCOL subsample \
         "${METHOD_OPTS[@]}" "${@:3}"
@@ -378,10 +384,7 @@ baseline_xd_train() {
     dataset_cfg="$(dataset_config "$dataset")"
     trainer_cfg="$(trainer_config "$trainer" "$cfg")"
     dir="${RUN_DIR:-$(xd_dir "$dataset" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
-    if already_done "$dir"; then return 0; fi
-    note "run this job and save the output to $dir"
-    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
-        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
+    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" "run this job and save the output to $dir" \
         DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample \
         "${METHOD_OPTS[@]}" "${@:3}"
 }
@@ -398,10 +401,8 @@ baseline_xd_test() {
     loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
     model_dir="${MODEL_DIR:-$(xd_dir "$source" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
     dir="${RUN_DIR:-$(xd_eval_dir "$trainer" "$cfg" "$shots" "$dataset" "$seed" "$DIR_SUB")}"
-    if already_done "$dir"; then return 0; fi
-    note "evaluate $model_dir (epoch $loadep) on $dataset; output in $dir"
-    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
-        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
+    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" \
+        "evaluate $model_dir (epoch $loadep) on $dataset; output in $dir" \
         --model-dir "$model_dir" --load-epoch "$loadep" --eval-only \
         DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample \
         "${METHOD_OPTS[@]}" "${@:3}"

@@ -25,15 +25,8 @@ MODEL_DIR="${MODEL_DIR:-$(b2n_dir train_base "$DATASET" "$SHOTS" "$TRAINER" "$CF
 DIR="${RUN_DIR:-$(b2n_dir test_base2novel "$DATASET" "$SHOTS" "$TRAINER" "$CFG" "seed_$SEED")}"
 collect_teacher_opts
 
-if already_done "$DIR"; then exit 0; fi
-note "evaluate $MODEL_DIR (epoch $LOADEP) on base and novel classes; output in $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
+run_job "$DIR" "$TRAINER" "$DATASET_CFG" "$TRAINER_CFG" "$SEED" \
+    "evaluate $MODEL_DIR (epoch $LOADEP) on base and novel classes; output in $DIR" \
     --model-dir "$MODEL_DIR" \
     --load-epoch "$LOADEP" \
     --eval-only \

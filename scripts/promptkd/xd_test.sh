@@ -23,15 +23,8 @@ MODEL_DIR="${MODEL_DIR:-$(xd_dir "$DATASET" "$TRAINER" "$CFG" "$SHOTS" "$SEED")}
 DIR="${RUN_DIR:-$(xd_eval_dir "$TRAINER" "$CFG" "$SHOTS" "$DATASET" "$SEED")}"
 collect_teacher_opts
 
-if already_done "$DIR"; then exit 0; fi
-note "evaluate $MODEL_DIR (epoch $LOADEP) on $DATASET; output in $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
+run_job "$DIR" "$TRAINER" "$DATASET_CFG" "$TRAINER_CFG" "$SEED" \
+    "evaluate $MODEL_DIR (epoch $LOADEP) on $DATASET; output in $DIR" \
     --model-dir "$MODEL_DIR" \
     --load-epoch "$LOADEP" \
     --eval-only \

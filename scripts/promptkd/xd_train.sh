@@ -26,14 +26,6 @@ TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
 DIR="${RUN_DIR:-$(xd_dir "$DATASET" "$TRAINER" "$CFG" "$SHOTS" "$SEED")}"
 collect_teacher_opts
 
-if already_done "$DIR"; then exit 0; fi
-note "run this job and save the output to $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
+run_job "$DIR" "$TRAINER" "$DATASET_CFG" "$TRAINER_CFG" "$SEED" "run this job and save the output to $DIR" \
     "${TEACHER_OPTS[@]}" \
     "${@:3}"

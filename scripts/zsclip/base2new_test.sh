@@ -19,15 +19,8 @@ DATASET_CFG="$(dataset_config "$DATASET")"
 TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
 DIR="${RUN_DIR:-$OUTPUT_ROOT/base2new/zeroshot/$(dataset_tag "$DATASET")/$TRAINER/$CFG/seed$SEED}"
 
-if already_done "$DIR"; then exit 0; fi
-note "evaluate zero-shot CLIP on base and novel classes; output in $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
+run_job "$DIR" "$TRAINER" "$DATASET_CFG" "$TRAINER_CFG" "$SEED" \
+    "evaluate zero-shot CLIP on base and novel classes; output in $DIR" \
     --eval-only \
     DATASET.SUBSAMPLE_CLASSES base \
     DATASET.EVAL_PROTOCOL base2novel \
