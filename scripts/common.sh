@@ -332,80 +332,103 @@ existing_dirs() {
 # ------------------------------------------------------------------------------------------------------
 # The four reference workflows of the prompt-learning baselines (CoOp, CoCoOp, IVLP, MaPLe, PromptSRC).
 # A script sets METHOD_OPTS (extra trainer opts) and DIR_SUB (extra folder level, CoOp only) if needed,
-# then calls one of these with: TRAINER DEFAULT_CFG "$@" (its own DATASET SEED [KEY VALUE ...]).
-# SHOTS (default 16) is the number of labeled shots per class.
+# then calls baseline_run WORKFLOW TRAINER DEFAULT_CFG "$@" (its own DATASET SEED [KEY VALUE ...]).
+# SHOTS (default 16) is the number of labeled shots per class. WORKFLOW:
+#   b2n_train  base-to-novel training on the base classes. Unlike the reference, the run also evaluates the
+#              novel classes with the same final checkpoint (DATASET.EVAL_PROTOCOL base2novel), so results.json
+#              holds base_acc, novel_acc and hm; b2n_test still gives the reference's separate novel evaluation.
+#   b2n_test   reference novel-class evaluation: --eval-only of the b2n_train checkpoint on the new classes.
+#   xd_train   cross-dataset / DG source training: SHOTS-shot, all classes (DATASET is normally imagenet).
+#   xd_test    cross-dataset / DG evaluation of the SOURCE (default imagenet) model on DATASET's test split.
 # ------------------------------------------------------------------------------------------------------
 METHOD_OPTS=()
 DIR_SUB=""
 
-# Base-to-novel training on the base classes. Unlike the reference, the run also evaluates the novel
-# classes with the same final checkpoint (DATASET.EVAL_PROTOCOL base2novel), so results.json holds
-# base_acc, novel_acc and hm; base2new_test.sh still gives the reference's separate novel evaluation.
-baseline_b2n_train() {
-    local trainer="$1" default_cfg="$2"
-    shift 2
-    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
+baseline_run() {
+    local workflow="$1" trainer="$2" default_cfg="$3" usage
+    shift 3
+    usage="$(basename "$0") DATASET SEED [KEY VALUE ...]"
+    [[ "$workflow" == xd_train ]] && usage+="  (DATASET: normally imagenet)"
+    require_dataset_seed "$usage" "$@"
     local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}"
-    local dataset_cfg trainer_cfg dir
+    local dataset_cfg trainer_cfg dir model_dir="" target="" loadep message opts
     dataset_cfg="$(dataset_config "$dataset")"
     trainer_cfg="$(trainer_config "$trainer" "$cfg")"
-    dir="${RUN_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
-    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" "run this job and save the output to $dir" \
-        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES base DATASET.EVAL_PROTOCOL base2novel \
-        "${METHOD_OPTS[@]}" "${@:3}"
+    case "$workflow" in
+        b2n_train)
+            dir="${RUN_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
+            opts=(DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES base DATASET.EVAL_PROTOCOL base2novel) ;;
+        b2n_test)
+            model_dir="${MODEL_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
+            dir="${RUN_DIR:-$(b2n_dir test_new "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
+            target="the novel classes"
+            opts=(DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES new DATASET.EVAL_PROTOCOL subsample) ;;
+        xd_train)
+            dir="${RUN_DIR:-$(xd_dir "$dataset" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
+            opts=(DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample) ;;
+        xd_test)
+            model_dir="${MODEL_DIR:-$(xd_dir "${SOURCE:-imagenet}" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
+            dir="${RUN_DIR:-$(xd_eval_dir "$trainer" "$cfg" "$shots" "$dataset" "$seed" "$DIR_SUB")}"
+            target="$dataset"
+            opts=(DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample) ;;
+        *) die "baseline_run: unknown workflow '$workflow' (b2n_train, b2n_test, xd_train or xd_test)" ;;
+    esac
+    message="run this job and save the output to $dir"
+    if [[ -n "$model_dir" ]]; then  # an evaluation of the trained run's checkpoint
+        loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
+        message="evaluate $model_dir (epoch $loadep) on $target; output in $dir"
+        opts=(--model-dir "$model_dir" --load-epoch "$loadep" --eval-only "${opts[@]}")
+    fi
+    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" "$message" "${opts[@]}" "${METHOD_OPTS[@]}" "${@:3}"
 }
 
-# Reference novel-class evaluation: --eval-only of the base2new_train.sh checkpoint on the new classes.
-baseline_b2n_test() {
-    local trainer="$1" default_cfg="$2"
-    shift 2
-    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
-    local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}"
-    local dataset_cfg trainer_cfg dir model_dir loadep
-    dataset_cfg="$(dataset_config "$dataset")"
-    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
-    loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
-    model_dir="${MODEL_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
-    dir="${RUN_DIR:-$(b2n_dir test_new "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
-    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" \
-        "evaluate $model_dir (epoch $loadep) on the novel classes; output in $dir" \
-        --model-dir "$model_dir" --load-epoch "$loadep" --eval-only \
-        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES new DATASET.EVAL_PROTOCOL subsample \
-        "${METHOD_OPTS[@]}" "${@:3}"
+# CoOp's prompt options: NCTX (default 4), CSC (False), CTP (end) as METHOD_OPTS, and the cross-dataset run
+# folder level DIR_SUB they name
+coop_opts() {
+    NCTX="${NCTX:-4}"
+    CSC="${CSC:-False}"
+    CTP="${CTP:-end}"
+    METHOD_OPTS=(TRAINER.COOP.N_CTX "$NCTX" TRAINER.COOP.CSC "$CSC" TRAINER.COOP.CLASS_TOKEN_POSITION "$CTP")
+    DIR_SUB="nctx${NCTX}_csc${CSC}_ctp${CTP}"
 }
 
-# Cross-dataset / DG source training: SHOTS-shot, all classes (DATASET is normally imagenet).
-baseline_xd_train() {
-    local trainer="$1" default_cfg="$2"
-    shift 2
-    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]  (DATASET: normally imagenet)" "$@"
-    local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}"
-    local dataset_cfg trainer_cfg dir
-    dataset_cfg="$(dataset_config "$dataset")"
-    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
-    dir="${RUN_DIR:-$(xd_dir "$dataset" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
-    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" "run this job and save the output to $dir" \
-        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample \
-        "${METHOD_OPTS[@]}" "${@:3}"
-}
-
-# Cross-dataset / DG evaluation of the SOURCE (default imagenet) model on DATASET's test split.
-baseline_xd_test() {
-    local trainer="$1" default_cfg="$2"
-    shift 2
+# The PromptKD student (scripts/promptkd/*.sh): promptkd_run WORKFLOW "$@" (the script's DATASET SEED
+# [KEY VALUE ...]), WORKFLOW b2n_train | b2n_test | xd_train | xd_test as above; 0 shots (the student learns
+# from all unlabeled training images), protocol and shots in the trainer yaml, the teacher from TEACHER_CKPT /
+# CLASS_VECTORS (collect_teacher_opts). A cross-dataset student is trained and evaluated on DATASET itself.
+promptkd_run() {
+    local workflow="$1" trainer=PromptKD shots=0
+    shift
     require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
-    local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}" source="${SOURCE:-imagenet}"
-    local dataset_cfg trainer_cfg dir model_dir loadep
+    local dataset="$1" seed="$2" cfg dataset_cfg trainer_cfg dir model_dir="" target="" loadep message eval_opts=()
+    case "$workflow" in
+        b2n_*) cfg="${CFG:-${B2N_CFG[promptkd]}}" ;;
+        *) cfg="${CFG:-${XD_CFG[promptkd]}}" ;;
+    esac
     dataset_cfg="$(dataset_config "$dataset")"
     trainer_cfg="$(trainer_config "$trainer" "$cfg")"
-    loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
-    model_dir="${MODEL_DIR:-$(xd_dir "$source" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
-    dir="${RUN_DIR:-$(xd_eval_dir "$trainer" "$cfg" "$shots" "$dataset" "$seed" "$DIR_SUB")}"
-    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" \
-        "evaluate $model_dir (epoch $loadep) on $dataset; output in $dir" \
-        --model-dir "$model_dir" --load-epoch "$loadep" --eval-only \
-        DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample \
-        "${METHOD_OPTS[@]}" "${@:3}"
+    case "$workflow" in
+        b2n_train) dir="${RUN_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed_$seed")}" ;;
+        b2n_test)
+            model_dir="${MODEL_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed_$seed")}"
+            dir="${RUN_DIR:-$(b2n_dir test_base2novel "$dataset" "$shots" "$trainer" "$cfg" "seed_$seed")}"
+            target="base and novel classes" ;;
+        xd_train) dir="${RUN_DIR:-$(xd_dir "$dataset" "$trainer" "$cfg" "$shots" "$seed")}" ;;
+        xd_test)
+            model_dir="${MODEL_DIR:-$(xd_dir "$dataset" "$trainer" "$cfg" "$shots" "$seed")}"
+            dir="${RUN_DIR:-$(xd_eval_dir "$trainer" "$cfg" "$shots" "$dataset" "$seed")}"
+            target="$dataset" ;;
+        *) die "promptkd_run: unknown workflow '$workflow' (b2n_train, b2n_test, xd_train or xd_test)" ;;
+    esac
+    collect_teacher_opts
+    message="run this job and save the output to $dir"
+    if [[ -n "$model_dir" ]]; then  # an evaluation of the trained student (the stored class vectors, no teacher)
+        loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
+        message="evaluate $model_dir (epoch $loadep) on $target; output in $dir"
+        eval_opts=(--model-dir "$model_dir" --load-epoch "$loadep" --eval-only)
+    fi
+    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" "$message" "${eval_opts[@]}" \
+        "${TEACHER_OPTS[@]}" "${@:3}"
 }
 
 # ------------------------------------------------------------------------------------------------------
