@@ -72,8 +72,8 @@ _ROW_FIELDS = ("label", "trainer", "config", "model", "protocol")
 ROWS: Dict[str, Dict[str, str]] = {key: dict(zip(_ROW_FIELDS, row)) for key, row in {
     "teacher_zeroshot": ("teacher zero-shot", "ZeroshotCLIP", "configs/trainers/ZeroshotCLIP/proving_ground.yaml",
                          "teacher", "zeroshot"),
-    "teacher_promptsrc": ("teacher PromptSRC", "PromptSRCTeacher", "configs/trainers/PromptSRC/proving_ground_teacher.yaml",
-                          "teacher", "fewshot_base"),
+    "teacher_promptsrc": ("teacher PromptSRC", "PromptSRCTeacher",
+                          "configs/trainers/PromptSRC/proving_ground_teacher.yaml", "teacher", "fewshot_base"),
     "student_zeroshot": ("student zero-shot", "ZeroshotCLIP", "configs/trainers/ZeroshotCLIP/proving_ground.yaml",
                          "student", "zeroshot"),
     "student_coop": ("student CoOp", "CoOp", "configs/trainers/CoOp/proving_ground.yaml", "student", "fewshot_base"),

@@ -184,7 +184,8 @@ def _class_subsets(cv, cv_path: str, train_names: List[str]) -> Dict[str, List[s
     return subsets
 
 
-def _student_tower(cfg, state: Dict[str, Any], ckpt_path: str, dtype: str) -> Tuple[Dict[str, Any], Dict[str, Any], float]:
+def _student_tower(cfg, state: Dict[str, Any], ckpt_path: str,
+                   dtype: str) -> Tuple[Dict[str, Any], Dict[str, Any], float]:
     """The student image tower as the run loaded it (fp32): its architecture, weights (with a fine-tuned tower's
     weights from the checkpoint) and logit scale."""
     import clip
