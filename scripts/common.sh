@@ -28,6 +28,7 @@
 #   TRAINER_CONFIG_DIR  folder holding <TRAINER>/<CFG>.yaml; default configs/trainers (plug-ins keep theirs
 #                elsewhere, e.g. examples/plugins/configs).
 # GPUs: nothing here sets CUDA_VISIBLE_DEVICES; choose the device(s) in your shell.
+# The table scripts' variables (SMOKE, SEEDS, DATASETS, TRAIN_TEACHERS, LAUNCHER, ...): scripts/lib/tables.sh.
 
 set -euo pipefail
 
