@@ -63,6 +63,7 @@ from engine.fileio import atomic_write_json
 from engine.utils import read_image
 
 from .class_vectors import ClassVectors, load_class_vectors, save_class_vectors
+from .teacher import OnlineTeacher
 
 logger = logging.getLogger(__name__)
 
@@ -321,10 +322,12 @@ def _read_meta(directory: str) -> Dict[str, Any]:
     return meta
 
 
-class TeacherOutputCache:
-    """Record or replay teacher outputs for a :class:`trainers.promptkd.PromptKDStudent` run."""
+class TeacherOutputCache(OnlineTeacher):
+    """The teacher of a :class:`trainers.promptkd.PromptKDStudent` run that records (online teacher, outputs
+    written) or replays (no teacher: class vectors, augmentations and logits read) its outputs."""
 
-    def __init__(self, mode: str, directory: str, expected: Dict[str, Any]) -> None:
+    def __init__(self, trainer: Any, mode: str, directory: str, expected: Dict[str, Any]) -> None:
+        super().__init__(trainer.cfg, trainer.device, trainer.prec, trainer.autocast)
         self.mode = mode
         self.directory = directory
         self.expected = expected  # dataset, fingerprint, num_images, train classnames, augment
@@ -333,12 +336,12 @@ class TeacherOutputCache:
         self._aug: Optional[np.ndarray] = None
         self._filled: Optional[np.ndarray] = None
         self.dataset: Optional[CachedAugDataset] = None
+        self.trainer: Any = None
         self._pending: List[Tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # records not yet written
         if mode == "replay":
             self.meta = _read_meta(directory)
             self._check_compatible()
 
-    # -------------------------------------------------------------------------------- paths
     @property
     def write_dir(self) -> str:
         return self.directory + ".partial" if self.mode == "record" else self.directory
@@ -346,7 +349,6 @@ class TeacherOutputCache:
     def _path(self, name: str) -> str:
         return osp.join(self.write_dir, name)
 
-    # -------------------------------------------------------------------------------- checks
     def _check_compatible(self) -> None:
         meta, exp = self.meta, self.expected
         if not meta.get("complete"):
@@ -367,17 +369,18 @@ class TeacherOutputCache:
             raise ValueError(f"Teacher cache {self.directory} does not match this run: " + "; ".join(problems)
                              + f". Record a new cache ({_KEY}.MODE record) for these settings.")
 
-    # -------------------------------------------------------------------------------- lifecycle
-    def class_vectors(self, expected_classnames: Sequence[str]) -> ClassVectors:
+    def class_vectors(self, classnames: Sequence[str]) -> ClassVectors:
         """Replay: the class vectors W the recording run used (no teacher, no text encoder)."""
-        cv = load_class_vectors(osp.join(self.directory, "class_vectors.pt"), expected_classnames=expected_classnames)
+        if self.mode == "record":
+            return super().class_vectors(classnames)
+        cv = load_class_vectors(osp.join(self.directory, "class_vectors.pt"), expected_classnames=classnames)
         logger.info("Teacher cache %s: class vectors of %d classes (teacher %s), teacher not built",
                     self.directory, len(cv), cv.teacher.get("model"))
         return cv
 
-    def begin(self, trainer: Any) -> None:
-        """Before training: open (replay) or create / reopen (record) the arrays."""
-        epochs = int(trainer.max_epoch)
+    def start(self, trainer: Any) -> None:
+        """Before training: open (replay) or create / reopen (record, after building the online teacher) the arrays."""
+        self.trainer, epochs = trainer, int(trainer.max_epoch)
         if self.mode == "replay":
             if epochs > int(self.meta["epochs"]):
                 raise ValueError(f"Teacher cache {self.directory} holds {self.meta['epochs']} epochs but OPTIM.MAX_EPOCH "
@@ -388,8 +391,11 @@ class TeacherOutputCache:
                         self.directory, self.meta["epochs"], self.meta["num_images"],
                         len(self.meta["train_classnames"]), self.meta.get("seed"))
             return
-        if not dist.is_main_process():
-            return
+        super().start(trainer)
+        if dist.is_main_process():
+            self._open_recording(trainer, epochs)
+
+    def _open_recording(self, trainer: Any, epochs: int) -> None:
         if osp.exists(self.directory):
             raise FileExistsError(f"Teacher cache {self.directory} already exists; replay it ({_KEY}.MODE replay) or "
                                   "delete it to record again")
@@ -398,7 +404,7 @@ class TeacherOutputCache:
         self.meta = {
             "format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": False, **self.expected,
             "epochs": epochs, "aug_fields": list(AUG_FIELDS), "logits_dtype": "float16",
-            "teacher": dict(cv.teacher), "teacher_logit_scale": float(getattr(trainer, "teacher_scale", cv.logit_scale)),
+            "teacher": dict(cv.teacher), "teacher_logit_scale": float(self.logit_scale),
             "seed": int(trainer.cfg.SEED), "bytes": cache_bytes(n, epochs, c),
         }
         resumable = False
@@ -409,53 +415,47 @@ class TeacherOutputCache:
             except (FileNotFoundError, ValueError):
                 resumable = False
         if resumable:
-            mode = "r+"
             logger.info("Teacher cache: resuming the recording in %s at epoch %d", self.write_dir, trainer.start_epoch + 1)
-        else:
-            if osp.isdir(self.write_dir):
-                shutil.rmtree(self.write_dir)
-            os.makedirs(self.write_dir)
-            mode = "w+"
-            save_class_vectors(self._path("class_vectors.pt"), cv.features, cv.classnames, cv.teacher, cv.logit_scale)
-            atomic_write_json(self._path("meta.json"), self.meta)
-            logger.info("Teacher cache: recording %d epochs x %d images x %d classes to %s (%.1f MiB)",
-                        epochs, n, c, self.directory, self.meta["bytes"] / 2**20)
+            self._logits, self._aug, self._filled = (np.load(self._path(f"{a}.npy"), mmap_mode="r+")
+                                                     for a in ("logits", "aug", "filled"))
+            return
+        if osp.isdir(self.write_dir):
+            shutil.rmtree(self.write_dir)
+        os.makedirs(self.write_dir)
+        save_class_vectors(self._path("class_vectors.pt"), cv.features, cv.classnames, cv.teacher, cv.logit_scale)
+        atomic_write_json(self._path("meta.json"), self.meta)
+        logger.info("Teacher cache: recording %d epochs x %d images x %d classes to %s (%.1f MiB)",
+                    epochs, n, c, self.directory, self.meta["bytes"] / 2**20)
         open_memmap = np.lib.format.open_memmap
-        if mode == "w+":
-            self._logits = open_memmap(self._path("logits.npy"), mode="w+", dtype=np.float16, shape=(epochs, n, c))
-            self._aug = open_memmap(self._path("aug.npy"), mode="w+", dtype=np.int32, shape=(epochs, n, len(AUG_FIELDS)))
-            self._aug[:] = -1
-            self._filled = open_memmap(self._path("filled.npy"), mode="w+", dtype=np.uint8, shape=(epochs, n))
-        else:
-            self._logits = np.load(self._path("logits.npy"), mmap_mode="r+")
-            self._aug = np.load(self._path("aug.npy"), mmap_mode="r+")
-            self._filled = np.load(self._path("filled.npy"), mmap_mode="r+")
+        self._logits = open_memmap(self._path("logits.npy"), mode="w+", dtype=np.float16, shape=(epochs, n, c))
+        self._aug = open_memmap(self._path("aug.npy"), mode="w+", dtype=np.int32, shape=(epochs, n, len(AUG_FIELDS)))
+        self._aug[:] = -1
+        self._filled = open_memmap(self._path("filled.npy"), mode="w+", dtype=np.uint8, shape=(epochs, n))
 
-    # -------------------------------------------------------------------------------- per step
-    def teacher_logits(self, trainer: Any, images: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
-        """Teacher logits [B, C] fp32 for a training batch of the cache loader (record: computed online,
-        rounded to fp16 and stored; replay: read)."""
+    def logits(self, images: torch.Tensor, class_weights: torch.Tensor,
+               batch: Optional[Dict[str, Any]] = None) -> torch.Tensor:
+        """Teacher logits [B, C] fp32 for a training batch of the cache loader (record: computed online, rounded
+        to fp16 and stored; replay: read). Without a batch: the online teacher's logits."""
+        if batch is None:
+            return super().logits(images, class_weights)
         for key in ("index", "epoch", "aug"):
             if key not in batch:
                 raise KeyError(f"Teacher cache: the training batch has no {key!r}; it must come from the cache loader")
-        index = batch["index"].cpu().numpy().astype(np.int64)
-        epochs = batch["epoch"].cpu().numpy()
-        if (epochs != trainer.epoch).any():
-            raise RuntimeError(f"Teacher cache: batch tagged with epochs {sorted(set(epochs.tolist()))} during epoch "
-                               f"{trainer.epoch}; the loader's sampler epoch is out of sync")
+        epoch, index = self.trainer.epoch, batch["index"].cpu().numpy().astype(np.int64)
+        if (batch["epoch"].cpu().numpy() != epoch).any():
+            raise RuntimeError(f"Teacher cache: batch tagged with epochs {sorted(set(batch['epoch'].tolist()))} during "
+                               f"epoch {epoch}; the loader's sampler epoch is out of sync")
         if self.mode == "replay":
-            if self._logits is None:
-                raise RuntimeError("Teacher cache: begin() was not called before training")
-            if not np.all(self._filled[trainer.epoch, index]):
-                missing = index[np.asarray(self._filled[trainer.epoch, index]) == 0]
-                raise ValueError(f"Teacher cache {self.directory}: no record for epoch {trainer.epoch + 1}, images "
+            if not np.all(self._filled[epoch, index]):
+                missing = index[np.asarray(self._filled[epoch, index]) == 0]
+                raise ValueError(f"Teacher cache {self.directory}: no record for epoch {epoch + 1}, images "
                                  f"{missing[:5].tolist()}; the recording is incomplete")
-            logits = np.asarray(self._logits[trainer.epoch, index], dtype=np.float32)
-            return torch.from_numpy(logits).to(images.device)
-        logits = trainer.online_teacher_logits(images).half()
-        self._pending.append((getattr(trainer, "batch_idx", 0), batch["index"].to(torch.int64), batch["aug"].to(torch.int64), logits))
+            return torch.from_numpy(np.asarray(self._logits[epoch, index], dtype=np.float32)).to(images.device)
+        logits = super().logits(images, class_weights).half()
+        self._pending.append((getattr(self.trainer, "batch_idx", 0), batch["index"].to(torch.int64),
+                              batch["aug"].to(torch.int64), logits))
         if len(self._pending) >= FLUSH_STEPS:
-            self._flush(trainer.epoch)
+            self._flush(epoch)
         return logits.float()
 
     def _flush(self, epoch: int) -> None:
@@ -470,21 +470,18 @@ class TeacherOutputCache:
             logits = torch.cat([p[3] for p in pending])
             ints = torch.cat([torch.cat([torch.full((len(p[1]), 1), p[0], dtype=torch.int64), p[1].view(-1, 1),
                                          p[2].view(len(p[1]), -1)], dim=1) for p in pending])
-        device = logits.device
-        all_ints = dist.all_gather_tensors(ints.to(device))
+        all_ints = dist.all_gather_tensors(ints.to(logits.device))
         all_logits = dist.all_gather_tensors(logits)
         if not dist.is_main_process():
             return
         ints_np = np.concatenate([t.cpu().numpy() for t in all_ints])
         logits_np = np.concatenate([t.cpu().numpy() for t in all_logits])
-        order = np.argsort(ints_np[:, 0], kind="stable")  # by step; rank order kept within a step
-        for row in order:
+        for row in np.argsort(ints_np[:, 0], kind="stable"):  # by step; rank order kept within a step
             idx = int(ints_np[row, 1])
             self._logits[epoch, idx] = logits_np[row]
             self._aug[epoch, idx] = ints_np[row, 2:].astype(np.int32)
             self._filled[epoch, idx] = 1
 
-    # -------------------------------------------------------------------------------- per epoch
     @torch.no_grad()
     def end_epoch(self, trainer: Any) -> None:
         """Record: flush, add the images this epoch did not draw (split over the ranks, each with a loader),
@@ -500,8 +497,7 @@ class TeacherOutputCache:
         if len(missing):
             logger.info("Teacher cache: recording %d image(s) not drawn in epoch %d (%d on this rank)",
                         len(missing), epoch + 1, len(mine))
-        seed = int(trainer.cfg.SEED)
-        keys = [(epoch, int(i), seed) for i in mine]
+        keys = [(epoch, int(i), int(trainer.cfg.SEED)) for i in mine]
         loader = torch.utils.data.DataLoader(
             _UndrawnImages(self.dataset, keys), batch_size=max(1, int(trainer.cfg.DATALOADER.TEST.BATCH_SIZE)),
             shuffle=False, num_workers=int(trainer.cfg.DATALOADER.NUM_WORKERS),
@@ -512,7 +508,7 @@ class TeacherOutputCache:
             batch = next(batches, None)
             if batch is not None:
                 images = batch["img"].to(trainer.device, non_blocking=True)
-                logits = trainer.online_teacher_logits(images).half()
+                logits = super().logits(images, trainer.teacher_class_weights).half()
                 self._pending.append((trainer.num_batches + step, batch["index"].to(torch.int64),
                                       batch["aug"].to(torch.int64), logits))
             self._flush(epoch)  # collective: every rank calls it the same number of times
@@ -535,13 +531,14 @@ class TeacherOutputCache:
         logger.info("Teacher cache complete: %s (%.1f MiB)", self.directory, self.meta["bytes"] / 2**20)
 
 
-def setup_teacher_cache(trainer: Any) -> Optional[TeacherOutputCache]:
-    """For ``TEACHER_CACHE.MODE`` record / replay: build the cache and replace ``trainer.train_loader_x`` by a
-    loader over :class:`CachedAugDataset` with an :class:`EpochTaggedSampler`. Returns None when MODE is off."""
+def distillation_teacher(trainer: Any) -> OnlineTeacher:
+    """The teacher a PromptKD student distils from: :class:`OnlineTeacher` (``TEACHER_CACHE.MODE off``) or, for
+    record / replay, a :class:`TeacherOutputCache`, whose training loader (over :class:`CachedAugDataset` with an
+    :class:`EpochTaggedSampler`) replaces ``trainer.train_loader_x``."""
     cfg = trainer.cfg
     tc = cfg.TRAINER.PROMPTKD.TEACHER_CACHE
     if tc.MODE == "off":
-        return None
+        return OnlineTeacher(cfg, trainer.device, trainer.prec, trainer.autocast)
     check_cfg(cfg)
     directory = osp.abspath(osp.expanduser(tc.DIR or osp.join(cfg.OUTPUT_DIR, "teacher_cache")))
     train_x = trainer.dm.dataset.train_x
@@ -553,7 +550,7 @@ def setup_teacher_cache(trainer: Any) -> Optional[TeacherOutputCache]:
         "train_classnames": list(trainer.dm.dataset.classnames),
         "augment": augment.describe(),
     }
-    cache = TeacherOutputCache(tc.MODE, directory, expected)
+    cache = TeacherOutputCache(trainer, tc.MODE, directory, expected)
     aug_path = osp.join(directory, "aug.npy") if tc.MODE == "replay" else None
     wrapper = functools.partial(CachedAugDataset, mode=tc.MODE, aug_path=aug_path)
     dl = cfg.DATALOADER
