@@ -121,16 +121,12 @@ def add_config(cfg: CN) -> None:
 
 def build_projector(in_dim: int, out_dim: int, layers: int) -> nn.Sequential:
     """The student -> teacher feature projector (see the module docstring)."""
-    if layers == 1:
-        return nn.Sequential(nn.Linear(in_dim, out_dim))
-    if layers == 2:
-        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True),
-                             nn.Linear(out_dim, out_dim))
-    if layers == 3:
-        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True),
-                             nn.Linear(out_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True),
-                             nn.Linear(out_dim, out_dim))
-    raise ValueError(f"TRAINER.PROMPTKD.PROJECT_LAYER must be 1, 2 or 3, got {layers}")
+    if layers not in (1, 2, 3):
+        raise ValueError(f"TRAINER.PROMPTKD.PROJECT_LAYER must be 1, 2 or 3, got {layers}")
+    modules = [nn.Linear(in_dim, out_dim)]
+    for _ in range(layers - 1):
+        modules += [nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True), nn.Linear(out_dim, out_dim)]
+    return nn.Sequential(*modules)
 
 
 class PromptKDStudentModel(nn.Module):
@@ -139,8 +135,6 @@ class PromptKDStudentModel(nn.Module):
     def __init__(self, visual: nn.Module, n_ctx: int, depth: int, vision_width: int, in_dim: int, out_dim: int,
                  project_layers: int, logit_scale: float, train_mode: str = "prompts_projector") -> None:
         super().__init__()
-        if train_mode not in TRAIN_MODES:
-            raise ValueError(f"TRAINER.PROMPTKD.TRAIN_MODE = {train_mode!r}; expected one of {list(TRAIN_MODES)}")
         self.train_mode = train_mode
         self.visual = freeze(visual)
         if train_mode == "full_finetune":
@@ -192,19 +186,14 @@ class PromptKDStudent(PromptTrainer):
             )
         if pk.LOSS not in kd_loss_names():
             raise ValueError(f"TRAINER.PROMPTKD.LOSS = {pk.LOSS!r}; registered KD losses: {kd_loss_names()}")
-        if pk.TEACHER_TYPE not in TEACHER_TYPES:
-            raise ValueError(f"TRAINER.PROMPTKD.TEACHER_TYPE = {pk.TEACHER_TYPE!r}; expected one of {list(TEACHER_TYPES)}")
-        if pk.TRAIN_MODE not in TRAIN_MODES:
-            raise ValueError(f"TRAINER.PROMPTKD.TRAIN_MODE = {pk.TRAIN_MODE!r}; expected one of {list(TRAIN_MODES)}")
-        if pk.CLASS_VECTORS_SOURCE not in CLASS_VECTOR_SOURCES:
-            raise ValueError(f"TRAINER.PROMPTKD.CLASS_VECTORS_SOURCE = {pk.CLASS_VECTORS_SOURCE!r}; expected one of "
-                             f"{list(CLASS_VECTOR_SOURCES)}")
+        for key, allowed in (("TEACHER_TYPE", TEACHER_TYPES), ("TRAIN_MODE", TRAIN_MODES),
+                             ("CLASS_VECTORS_SOURCE", CLASS_VECTOR_SOURCES)):
+            if pk[key] not in allowed:
+                raise ValueError(f"TRAINER.PROMPTKD.{key} = {pk[key]!r}; expected one of {list(allowed)}")
         if pk.CLASS_VECTORS_SOURCE == "student_text" and kd_loss_inputs(pk.LOSS) == "features":
             raise ValueError(f"TRAINER.PROMPTKD.LOSS {pk.LOSS!r} compares features in the teacher's space, but "
                              "CLASS_VECTORS_SOURCE student_text projects the student into its own text space; use a "
                              "logit loss (kl_reference / kl_batchmean) or CLASS_VECTORS_SOURCE teacher")
-        if int(pk.PROJECT_LAYER) not in (1, 2, 3):
-            raise ValueError(f"TRAINER.PROMPTKD.PROJECT_LAYER must be 1, 2 or 3, got {pk.PROJECT_LAYER}")
         if float(pk.TEMPERATURE) <= 0:
             raise ValueError(f"TRAINER.PROMPTKD.TEMPERATURE must be > 0, got {pk.TEMPERATURE}")
         teacher_cache.check_cfg(cfg)

@@ -35,7 +35,7 @@ import dataclasses
 import logging
 import os.path as osp
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, ContextManager, Dict, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,14 @@ from .vl_model import VLPromptCLIP, cast_prompts, cosine_logits, tower_dtype
 logger = logging.getLogger(__name__)
 
 TEACHER_TYPES = ("promptsrc", "maple", "zeroshot")
-_PROMPT_KEYS = {"promptsrc": ("text_prompts.layer", "image_prompts.layer"), "maple": ("text_prompts.layer", "couplings.")}
+#: TEACHER_TYPE -> (our checkpoint keys, released-layout test, its key map, what the checkpoint must be)
+_LAYOUTS = {
+    "promptsrc": (("text_prompts.layer", "image_prompts.layer"), is_reference_vl_state, split_reference_vl_state,
+                  "a PromptSRCTeacher / PromptSRC / IVLP run; not a PromptKD student, and for a MaPLe checkpoint "
+                  "set TRAINER.PROMPTKD.TEACHER_TYPE maple"),
+    "maple": (("text_prompts.layer", "couplings."), is_maple_reference_state, map_maple_reference_state,
+              "a MaPLe run; for PromptSRC/IVLP teachers set TRAINER.PROMPTKD.TEACHER_TYPE promptsrc"),
+}
 
 
 @dataclass
@@ -142,37 +149,25 @@ def _read_checkpoint(cfg, path: str, kind: str, teacher_name: Optional[str], ctx
     if not isinstance(state, dict) or not state:
         raise ValueError(f"Teacher checkpoint {path}: expected a dict with a state_dict, got {type(ckpt).__name__}")
     meta = ckpt.get("meta", {}) or {}
-    maple = kind == "maple"
-    what = f"{'MaPLe teacher' if maple else 'Teacher'} checkpoint {path}"
-    if (is_maple_reference_state if maple else is_reference_vl_state)(state):
-        ref = (map_maple_reference_state if maple else split_reference_vl_state)(state)
-        if ref.unexpected:
-            other = ("is not a MaPLe checkpoint (TRAINER.PROMPTKD.TEACHER_TYPE promptsrc for PromptSRC/IVLP)" if maple
-                     else "is not a PromptSRC/IVLP teacher checkpoint (a PromptKD student or MaPLe checkpoint?)")
-            raise CheckpointKeyError(f"{what} ({'reference' if maple else 'PromptSRC'} layout): unexpected keys "
-                                     f"{format_keys(ref.unexpected)}; this {other}")
+    keys, is_reference, map_reference, expected = _LAYOUTS[kind]
+    if is_reference(state):
+        ref = map_reference(state)
+        fmt, prompts, backbone, bad = "reference", dict(ref.prompts), ref.backbone, ref.unexpected
         zs = [k for k in ref.skipped if "ZS_image_encoder" in k]
         logger.info("Teacher checkpoint: skipped %d class-name buffers and %d ZS_image_encoder tensors "
                     "(PromptSRC's frozen duplicate of the visual tower)", len(ref.skipped) - len(zs), len(zs))
-        fmt, prompts, backbone, name = "reference", dict(ref.prompts), ref.backbone, teacher_name or pk.TEACHER_NAME
     else:
-        bad = sorted(k for k in state if not k.startswith(_PROMPT_KEYS[kind]))
-        if bad and maple:
-            raise CheckpointKeyError(
-                f"{what}: unexpected keys {format_keys(bad)}; a MaPLe checkpoint holds only text_prompts.layer* and "
-                "couplings.* (for PromptSRC/IVLP teachers set TRAINER.PROMPTKD.TEACHER_TYPE promptsrc)")
-        if bad:
-            hint = (" It looks like a MaPLe checkpoint: set TRAINER.PROMPTKD.TEACHER_TYPE maple."
-                    if any(k.startswith("couplings.") for k in bad) else "")
-            raise CheckpointKeyError(
-                f"{what}: unexpected keys {format_keys(bad)}; a teacher checkpoint holds only text_prompts.layer* / "
-                f"image_prompts.layer* (PromptSRCTeacher / PromptSRC / IVLP runs).{hint}")
-        fmt, prompts, backbone, name = "ours", dict(state), {}, teacher_name or meta.get("backbone") or pk.TEACHER_NAME
-        if teacher_name is None and meta.get("backbone") and meta["backbone"] != pk.TEACHER_NAME:
-            logger.warning("Teacher checkpoint %s was trained on %r; TRAINER.PROMPTKD.TEACHER_NAME %r is ignored",
-                           path, meta["backbone"], pk.TEACHER_NAME)
-    ctx = ctx_init if ctx_init is not None else meta.get("ctx_init", pk.CTX_INIT)  # released files have no meta
-    return fmt, prompts, backbone, meta, name, ctx
+        fmt, prompts, backbone = "ours", dict(state), {}
+        bad = sorted(k for k in state if not k.startswith(keys))
+    if bad:
+        raise CheckpointKeyError(
+            f"Teacher checkpoint {path} ({fmt} layout): unexpected keys {format_keys(bad)}; a teacher checkpoint holds "
+            f"only {' / '.join(k + '*' for k in keys)} (or the released whole-model layout) of {expected}")
+    name = teacher_name or meta.get("backbone") or pk.TEACHER_NAME  # released files have no meta
+    if teacher_name is None and meta.get("backbone") and meta["backbone"] != pk.TEACHER_NAME:
+        logger.warning("Teacher checkpoint %s was trained on %r; TRAINER.PROMPTKD.TEACHER_NAME %r is ignored",
+                       path, meta["backbone"], pk.TEACHER_NAME)
+    return fmt, prompts, backbone, meta, name, ctx_init if ctx_init is not None else meta.get("ctx_init", pk.CTX_INIT)
 
 
 def _load_backbone_weights(backbone: nn.Module, state: Mapping[str, torch.Tensor], path: str, teacher_name: str) -> None:
@@ -204,14 +199,12 @@ def _check_teacher_depth(layout: Any, meta: Mapping[str, Any], fmt: str, path: s
     (``TRAINER.PROMPTKD.TEACHER_PROMPT_DEPTH_TEXT/VISION`` when set, and image prompts present): a file missing
     its last prompt layers would otherwise load as a shallower teacher."""
     declared = dict(meta.get("prompt") or {}) if isinstance(meta.get("prompt"), dict) else {}
-    expected_text = int(declared.get("depth_text", 0) or pk.get("TEACHER_PROMPT_DEPTH_TEXT", 0) or 0)
-    expected_vision = int(declared.get("depth_vision", 0) or pk.get("TEACHER_PROMPT_DEPTH_VISION", 0) or 0)
     source = "its meta" if declared else "TRAINER.PROMPTKD.TEACHER_PROMPT_DEPTH_TEXT/VISION"
     problems = []
-    if expected_text and layout.depth_text != expected_text:
-        problems.append(f"{layout.depth_text} text prompt layer(s), {source} says {expected_text}")
-    if expected_vision and layout.depth_vision != expected_vision:
-        problems.append(f"{layout.depth_vision} image prompt layer(s), {source} says {expected_vision}")
+    for tower, got in (("text", layout.depth_text), ("vision", layout.depth_vision)):
+        want = int(declared.get(f"depth_{tower}", 0) or pk[f"TEACHER_PROMPT_DEPTH_{tower.upper()}"] or 0)
+        if want and got != want:
+            problems.append(f"{got} {'text' if tower == 'text' else 'image'} prompt layer(s), {source} says {want}")
     if layout.depth_vision == 0 and not (declared and int(declared.get("depth_vision", -1)) == 0):
         problems.append("no image prompts at all (image_encoder.VPT / image_prompts.layer0 missing); a PromptSRC "
                         "teacher has deep visual prompts")
@@ -375,18 +368,16 @@ class OnlineTeacher:
 
     def check_same_teacher(self, cv: ClassVectors) -> None:
         """A class-vectors file must come from the configured teacher (type, and checkpoint hash when the
-        teacher checkpoint is available locally)."""
+        teacher checkpoint is available locally; zero-shot: the CLIP name)."""
         pk = self.cfg.TRAINER.PROMPTKD
         kind, fix = cv.teacher.get("type"), "delete the file or set TRAINER.PROMPTKD.CLASS_VECTORS"
-        if kind != pk.TEACHER_TYPE:
-            raise ValueError(f"Class-vectors file {cv.path} was made by a {kind!r} teacher but "
-                             f"TRAINER.PROMPTKD.TEACHER_TYPE is {pk.TEACHER_TYPE!r}; {fix}")
-        if kind == "zeroshot":
-            if cv.teacher.get("model") != pk.TEACHER_NAME:
-                raise ValueError(f"Class-vectors file {cv.path} was made by zero-shot CLIP {cv.teacher.get('model')!r} "
-                                 f"but TRAINER.PROMPTKD.TEACHER_NAME is {pk.TEACHER_NAME!r}; {fix}")
-            return
+        if kind != pk.TEACHER_TYPE or (kind == "zeroshot" and cv.teacher.get("model") != pk.TEACHER_NAME):
+            raise ValueError(f"Class-vectors file {cv.path} was made by a {kind!r} teacher "
+                             f"{cv.teacher.get('model')!r} but TRAINER.PROMPTKD.TEACHER_TYPE / TEACHER_NAME are "
+                             f"{pk.TEACHER_TYPE!r} / {pk.TEACHER_NAME!r}; {fix}")
         expected_sha = cv.teacher.get("checkpoint_sha256")
+        if kind == "zeroshot":
+            return
         if not expected_sha:
             logger.warning("Class-vectors file %s records no teacher checkpoint hash: it cannot be checked against "
                            "TRAINER.PROMPTKD.TEACHER_CKPT", cv.path)

@@ -47,7 +47,7 @@ import logging
 import os
 import os.path as osp
 import shutil
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -67,19 +67,6 @@ from .teacher import OnlineTeacher
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "MODES",
-    "AUG_FIELDS",
-    "SUPPORTED_TRANSFORMS",
-    "add_config",
-    "check_cfg",
-    "cache_bytes",
-    "ReplayableAugment",
-    "EpochTaggedSampler",
-    "CachedAugDataset",
-    "TeacherOutputCache",
-    "setup_teacher_cache",
-]
 
 MODES = ("off", "record", "replay")
 FORMAT_NAME = "promptkd-teacher-cache"
@@ -101,8 +88,8 @@ def add_config(pk: CN) -> None:
 
 def check_cfg(cfg: Any) -> None:
     """Validate the cache keys (mode name, DIR for replay, supported transforms, one view per image)."""
-    tc = cfg.TRAINER.PROMPTKD.get("TEACHER_CACHE", None)
-    if tc is None or tc.MODE == "off":
+    tc = cfg.TRAINER.PROMPTKD.TEACHER_CACHE
+    if tc.MODE == "off":
         return
     if tc.MODE not in MODES:
         raise ValueError(f"{_KEY}.MODE = {tc.MODE!r}; expected one of {list(MODES)}")
@@ -141,40 +128,22 @@ class ReplayableAugment:
     RATIO = (3.0 / 4.0, 4.0 / 3.0)
 
     def __init__(self, cfg: Any) -> None:
-        choices = list(cfg.INPUT.TRANSFORMS)
-        unsupported = [t for t in choices if t not in SUPPORTED_TRANSFORMS]
-        if unsupported:
-            raise ValueError(f"ReplayableAugment: INPUT.TRANSFORMS {unsupported} are not supported; "
-                             f"use {list(SUPPORTED_TRANSFORMS)}")
-        if cfg.INPUT.INTERPOLATION not in INTERPOLATION_MODES:
-            raise ValueError(f"INPUT.INTERPOLATION: unknown mode {cfg.INPUT.INTERPOLATION!r}; "
-                             f"valid: {sorted(INTERPOLATION_MODES)}")
+        choices = list(cfg.INPUT.TRANSFORMS)  # check_cfg allows only SUPPORTED_TRANSFORMS
         self.size = tuple(int(s) for s in cfg.INPUT.SIZE)
-        self.interpolation_name = cfg.INPUT.INTERPOLATION
         self.interpolation = INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]
-        self.random_crop = "random_crop" in choices
-        self.random_resized_crop = "random_resized_crop" in choices
-        self.random_flip = "random_flip" in choices
         self.padding = int(cfg.INPUT.CROP_PADDING)
-        self.scale = tuple(float(s) for s in cfg.INPUT.RRCROP_SCALE)
-        post: List[Callable] = [T.ToTensor()]
-        self.mean = [float(m) for m in cfg.INPUT.PIXEL_MEAN]
-        self.std = [float(s) for s in cfg.INPUT.PIXEL_STD]
-        self.normalize = "normalize" in choices
-        self.instance_norm = "instance_norm" in choices
-        if self.normalize:
-            post.append(T.Normalize(mean=self.mean, std=self.std))
-        if self.instance_norm:
-            post.append(InstanceNormalization())
-        self.post = T.Compose(post)
-
-    def describe(self) -> Dict[str, Any]:
-        """Everything that determines the image produced from (file, parameters); stored in meta.json."""
-        return {"size": list(self.size), "interpolation": self.interpolation_name, "random_crop": self.random_crop,
-                "crop_padding": self.padding, "random_resized_crop": self.random_resized_crop,
-                "rrcrop_scale": list(self.scale), "ratio": list(self.RATIO), "random_flip": self.random_flip,
-                "normalize": self.normalize, "pixel_mean": self.mean, "pixel_std": self.std,
-                "instance_norm": self.instance_norm}
+        self.scale = [float(s) for s in cfg.INPUT.RRCROP_SCALE]
+        self.random_crop, self.random_resized_crop, self.random_flip = (
+            t in choices for t in ("random_crop", "random_resized_crop", "random_flip"))
+        mean, std = [float(m) for m in cfg.INPUT.PIXEL_MEAN], [float(s) for s in cfg.INPUT.PIXEL_STD]
+        self.post = T.Compose([T.ToTensor()] + [T.Normalize(mean=mean, std=std)] * ("normalize" in choices)
+                              + [InstanceNormalization()] * ("instance_norm" in choices))
+        #: everything that determines the image produced from (file, parameters); stored in meta.json
+        self.description = {
+            "size": list(self.size), "interpolation": cfg.INPUT.INTERPOLATION, "random_crop": self.random_crop,
+            "crop_padding": self.padding, "random_resized_crop": self.random_resized_crop, "rrcrop_scale": self.scale,
+            "ratio": list(self.RATIO), "random_flip": self.random_flip, "normalize": "normalize" in choices,
+            "pixel_mean": mean, "pixel_std": std, "instance_norm": "instance_norm" in choices}
 
     def _padded(self, img):
         return TF.pad(img, self.padding) if self.padding > 0 else img
@@ -191,7 +160,7 @@ class ReplayableAugment:
             params[0], params[1] = top, left
             img = TF.crop(padded, top, left, self.size[0], self.size[1])
         if self.random_resized_crop:
-            params[2:6] = T.RandomResizedCrop.get_params(img, list(self.scale), list(self.RATIO))
+            params[2:6] = T.RandomResizedCrop.get_params(img, self.scale, list(self.RATIO))
         if self.random_flip:
             params[6] = int(torch.rand(1).item() < 0.5)
         return params
@@ -241,10 +210,6 @@ class CachedAugDataset(Dataset):
 
     def __init__(self, cfg: Any, data_source: Sequence[Any], transform: Optional[ReplayableAugment] = None,
                  is_train: bool = True, mode: str = "record", aug_path: Optional[str] = None) -> None:
-        if mode not in ("record", "replay"):
-            raise ValueError(f"CachedAugDataset: mode must be record or replay, got {mode!r}")
-        if mode == "replay" and not aug_path:
-            raise ValueError("CachedAugDataset: replay needs the path of aug.npy")
         self.data_source = data_source
         self.augment = transform if transform is not None else ReplayableAugment(cfg)
         self.mode = mode
@@ -254,43 +219,26 @@ class CachedAugDataset(Dataset):
     def __len__(self) -> int:
         return len(self.data_source)
 
-    def _recorded(self, epoch: int, index: int) -> np.ndarray:
-        if self._aug is None:
-            self._aug = np.load(self.aug_path, mmap_mode="r")
-        if epoch >= self._aug.shape[0]:
-            raise IndexError(f"{self.aug_path} holds {self._aug.shape[0]} epochs; epoch {epoch + 1} was requested")
-        params = np.array(self._aug[epoch, index], dtype=np.int32)
-        return params
-
-    def __getitem__(self, key: Tuple[int, int]) -> Dict[str, Any]:
-        if not isinstance(key, (tuple, list)) or len(key) != 2:
-            raise TypeError(f"CachedAugDataset expects (epoch, index) keys from EpochTaggedSampler, got {key!r}")
+    def __getitem__(self, key: Tuple[int, ...]) -> Dict[str, Any]:
+        """``key``: ``(epoch, index)`` from :class:`EpochTaggedSampler`, or ``(epoch, index, seed)`` for an image a
+        recording epoch did not draw: its fresh parameters come from a generator seeded by (seed, epoch, index), so
+        the record does not depend on the number of ranks, the split between them or the loader's workers."""
+        if len(key) == 3:
+            epoch, index, seed = key
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed((seed * 1000003 + epoch) * 1000003 + index)
+                return self[(epoch, index)]
         epoch, index = int(key[0]), int(key[1])
         item = self.data_source[index]
         img = read_image(item.impath)
-        params = self.augment.sample(img) if self.mode == "record" else self._recorded(epoch, index)
+        if self.mode == "record":
+            params = self.augment.sample(img)
+        else:
+            if self._aug is None:
+                self._aug = np.load(self.aug_path, mmap_mode="r")
+            params = np.array(self._aug[epoch, index], dtype=np.int32)  # start() checked the epoch count
         return {"img": self.augment.apply(img, params), "label": item.label, "domain": item.domain,
                 "impath": item.impath, "index": index, "epoch": epoch, "aug": torch.from_numpy(params)}
-
-
-class _UndrawnImages(Dataset):
-    """The images a recording epoch did not draw, as keys ``(epoch, index, seed)``: each gets fresh
-    augmentation parameters from a generator seeded by (seed, epoch, index), so the record does not depend
-    on the number of ranks, the split between them or the loader's workers."""
-
-    def __init__(self, dataset: CachedAugDataset, keys: Sequence[Tuple[int, int, int]]) -> None:
-        self.dataset = dataset
-        self.keys = list(keys)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def __getitem__(self, i: int) -> Dict[str, Any]:
-        epoch, index, seed = self.keys[i]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((seed * 1000003 + epoch) * 1000003 + index)
-            item = self.dataset[(epoch, index)]
-        return {"img": item["img"], "index": index, "aug": item["aug"]}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -499,8 +447,8 @@ class TeacherOutputCache(OnlineTeacher):
                         len(missing), epoch + 1, len(mine))
         keys = [(epoch, int(i), int(trainer.cfg.SEED)) for i in mine]
         loader = torch.utils.data.DataLoader(
-            _UndrawnImages(self.dataset, keys), batch_size=max(1, int(trainer.cfg.DATALOADER.TEST.BATCH_SIZE)),
-            shuffle=False, num_workers=int(trainer.cfg.DATALOADER.NUM_WORKERS),
+            self.dataset, batch_size=max(1, int(trainer.cfg.DATALOADER.TEST.BATCH_SIZE)), sampler=keys,
+            num_workers=int(trainer.cfg.DATALOADER.NUM_WORKERS),
             pin_memory=torch.device(trainer.device).type == "cuda")
         batches = iter(loader)
         steps = -(-len(missing) // (loader.batch_size * dist.get_world_size()))  # equal count on every rank
@@ -548,7 +496,7 @@ def distillation_teacher(trainer: Any) -> OnlineTeacher:
         "num_images": len(train_x),
         "fingerprint": _fingerprint(train_x, cfg.DATASET.ROOT),
         "train_classnames": list(trainer.dm.dataset.classnames),
-        "augment": augment.describe(),
+        "augment": augment.description,
     }
     cache = TeacherOutputCache(trainer, tc.MODE, directory, expected)
     aug_path = osp.join(directory, "aug.npy") if tc.MODE == "replay" else None

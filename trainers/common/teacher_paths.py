@@ -21,21 +21,13 @@ where released teachers go.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import re
 from typing import Dict, List, Tuple
 
-logger = logging.getLogger(__name__)
+from engine.checkpoint import numbered_checkpoints, read_checkpoint_pointer
 
-__all__ = [
-    "DEFAULT_TEACHER_CKPT",
-    "RELEASED_FOLDER_SPELLINGS",
-    "TeacherCheckpointNotFoundError",
-    "find_teacher_checkpoint",
-    "resolve_teacher_path",
-]
+logger = logging.getLogger(__name__)
 
 DEFAULT_TEACHER_CKPT = "teacher_model/{dataset}/VLPromptLearner"
 #: DATASET.NAME -> the folder names the released teachers' README uses instead
@@ -44,7 +36,6 @@ RELEASED_FOLDER_SPELLINGS: Dict[str, Tuple[str, ...]] = {
     "StanfordCars": ("StandfordCars",),
 }
 _SUBFOLDERS = ("VLPromptLearner", "VLPromptLearner_large", "MultiModalPromptLearner")
-_EPOCH_RE = re.compile(r"model\.pth\.tar-(\d+)$")
 _WHERE = (
     "Released PromptKD teachers go in teacher_model/<DATASET.NAME>/VLPromptLearner/model-best.pth.tar under the "
     "working directory (e.g. teacher_model/DescribableTextures/VLPromptLearner/model-best.pth.tar; cross-dataset: "
@@ -100,19 +91,17 @@ def _alternatives(path: str) -> List[str]:
 def _pointer_target(folder: str) -> Tuple[str, str]:
     """``(file named by folder/checkpoint, note)``; the file is "" when the pointer is absent or unusable."""
     pointer = os.path.join(folder, "checkpoint")
-    if not os.path.isfile(pointer):
-        return "", f"{pointer} (absent)"
     try:
-        with open(pointer, "r", encoding="utf-8") as f:
-            name = f.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
+        name = read_checkpoint_pointer(folder)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         return "", f"{pointer} (unreadable: {exc})"
-    if not name or os.path.basename(name) != name or name in (".", ".."):
+    if name is None:
+        return "", f"{pointer} (absent)"
+    if os.path.basename(name) != name or name in (".", ".."):
         return "", f"{pointer} (does not name a file in its folder: {name!r})"
-    target = os.path.join(folder, name)
-    if not os.path.isfile(target):
+    if not os.path.isfile(os.path.join(folder, name)):
         return "", f"{pointer} (names {name}, which does not exist)"
-    return target, pointer
+    return os.path.join(folder, name), pointer
 
 
 def find_teacher_checkpoint(path: str) -> str:
@@ -140,13 +129,9 @@ def find_teacher_checkpoint(path: str) -> str:
             chosen, how = target, f"the checkpoint pointer {note}"
             break
         tried.append(note)
-        numbered = []
-        for f in glob.glob(os.path.join(folder, "model.pth.tar-*")):
-            m = _EPOCH_RE.search(f)
-            if m:
-                numbered.append((int(m.group(1)), f))
+        numbered = numbered_checkpoints(folder)
         if numbered:
-            chosen, how = max(numbered)[1], "the highest epoch"
+            chosen, how = numbered[-1][1], "the highest epoch"
             break
         tried.append(os.path.join(folder, "model.pth.tar-<N>"))
     else:
