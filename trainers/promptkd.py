@@ -180,10 +180,8 @@ class PromptKDStudent(PromptTrainer):
         super().check_cfg(cfg)
         pk = cfg.TRAINER.PROMPTKD
         if float(pk.CE_WEIGHT) != 0.0:
-            raise ValueError(
-                f"TRAINER.PROMPTKD.CE_WEIGHT = {pk.CE_WEIGHT}: PromptKD distils without labels (the student never "
-                "reads them); set it to 0.0"
-            )
+            raise ValueError(f"TRAINER.PROMPTKD.CE_WEIGHT = {pk.CE_WEIGHT}: PromptKD distils without labels (the student "
+                             "never reads them); set it to 0.0")
         if pk.LOSS not in kd_loss_names():
             raise ValueError(f"TRAINER.PROMPTKD.LOSS = {pk.LOSS!r}; registered KD losses: {kd_loss_names()}")
         for key, allowed in (("TEACHER_TYPE", TEACHER_TYPES), ("TRAIN_MODE", TRAIN_MODES),
@@ -257,8 +255,7 @@ class PromptKDStudent(PromptTrainer):
                 f"TRAINER.PROMPTKD.CTX_INIT {pk.CTX_INIT!r} ({n_words} tokens), so N_CTX_TEXT must be in 1..{n_words} "
                 f"(got {n_ctx}); a randomly initialised frozen context would be meaningless"
             )
-        learner = TextPromptLearner(clip_model, names[:batch_size], n_ctx, 1, ctx_init).to(self.device)
-        learner.requires_grad_(False)
+        learner = TextPromptLearner(clip_model, names[:batch_size], n_ctx, 1, ctx_init).to(self.device).requires_grad_(False)
         dtype = tower_dtype(clip_model.transformer)
         feats = []
         for start in range(0, len(names), batch_size):
@@ -306,9 +303,8 @@ class PromptKDStudent(PromptTrainer):
                     int(pk.PROJECT_LAYER), pk.TRAIN_MODE, pk.CLASS_VECTORS_SOURCE)
         self.kd_loss = get_kd_loss(pk.LOSS)
         self.kd_inputs = kd_loss_inputs(pk.LOSS)
-        optim, sched = self.build_optim_sched(self.model.parameters())
-        self.optim, self.sched = optim, sched
-        self.register_model(self.REGISTERED_NAME, self.model, optim, sched)
+        self.optim, self.sched = self.build_optim_sched(self.model.parameters())
+        self.register_model(self.REGISTERED_NAME, self.model, self.optim, self.sched)
         self.set_eval_classnames(self.train_classnames)
 
     def set_eval_classnames(self, classnames: Sequence[str]) -> None:

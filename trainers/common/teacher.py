@@ -119,10 +119,6 @@ class Teacher:
     vl_model: Optional[nn.Module] = None  # VLPromptCLIP (PromptSRC) or MaPLeCLIP: the same text API
 
     @property
-    def embed_dim(self) -> int:
-        return self.identity.embed_dim
-
-    @property
     def logit_scale(self) -> float:
         return float(self.clip_model.logit_scale.detach().float().exp().item())
 
@@ -170,29 +166,6 @@ def _read_checkpoint(cfg, path: str, kind: str, teacher_name: Optional[str], ctx
     return fmt, prompts, backbone, meta, name, ctx_init if ctx_init is not None else meta.get("ctx_init", pk.CTX_INIT)
 
 
-def _load_backbone_weights(backbone: nn.Module, state: Mapping[str, torch.Tensor], path: str, teacher_name: str) -> None:
-    """Strictly load the CLIP tower weights of a released checkpoint into ``backbone``.
-
-    Every backbone tensor except ``token_embedding.weight`` (not saved by the reference) must be present.
-    """
-    own = backbone.state_dict()
-    missing, unexpected = sorted(set(own) - {"token_embedding.weight"} - set(state)), sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise CheckpointKeyError(
-            f"Teacher checkpoint {path}: its CLIP weights do not match the architecture of TEACHER_NAME "
-            f"{teacher_name!r}.\n  missing: {format_keys(missing)}\n  unexpected: {format_keys(unexpected)}\n"
-            "Set TRAINER.PROMPTKD.TEACHER_NAME to the teacher's CLIP (the released teachers are ViT-L/14)."
-        )
-    for k, v in state.items():
-        if tuple(own[k].shape) != tuple(v.shape):
-            raise ValueError(
-                f"Teacher checkpoint {path}: {k} has shape {tuple(v.shape)} but TEACHER_NAME {teacher_name!r} "
-                f"has {tuple(own[k].shape)}; set TRAINER.PROMPTKD.TEACHER_NAME to the teacher's CLIP architecture"
-            )
-    backbone.load_state_dict(dict(state), strict=False)
-    logger.info("Teacher: %d CLIP tensors loaded from the checkpoint, token embedding from %s", len(state), teacher_name)
-
-
 def _check_teacher_depth(layout: Any, meta: Mapping[str, Any], fmt: str, path: str, pk: Any) -> None:
     """Strict teacher loading checks the prompt depths read from the keys against what the checkpoint says it
     is (its ``meta.prompt``, written by our trainers) or, for released files, the expected layout
@@ -233,8 +206,11 @@ def load_teacher_checkpoint(cfg, path: str, device: torch.device | str, prec: st
     if kind != "maple":
         _check_teacher_depth(layout, meta, fmt, path, pk)
     backbone = build_clip(cfg, name=name, prec=prec, device=device, what="TRAINER.PROMPTKD.TEACHER_NAME")
-    if backbone_state:
-        _load_backbone_weights(backbone, backbone_state, path, name)
+    if backbone_state:  # a released file's CLIP towers: every tensor but the token embedding (not saved)
+        strict_load(backbone, backbone_state, f"Teacher checkpoint {path} (its CLIP weights; TEACHER_NAME {name!r} must "
+                    "be the teacher's CLIP architecture: the released teachers are ViT-L/14)",
+                    expected=[k for k in backbone.state_dict() if k != "token_embedding.weight"])
+        logger.info("Teacher: %d CLIP tensors loaded from the checkpoint, token embedding from %s", len(backbone_state), name)
     info = clip.model_info(backbone)
     if layout.text_width != info.text_width or (layout.depth_vision and layout.vision_width != info.vision_width):
         raise ValueError(
@@ -299,24 +275,19 @@ def compute_class_vectors(
     Called after the teacher weights are loaded (every :class:`Teacher` is). PromptSRC / MaPLe teachers use
     their trained deep text prompts; zero-shot teachers the dataset template.
     """
-    classnames = list(classnames)
+    classnames, model, backbone = list(classnames), teacher.vl_model, teacher.clip_model
     if not classnames:
         raise ValueError("compute_class_vectors: empty class list")
-    ctx = autocast or contextlib.nullcontext
-    model, out = teacher.vl_model, []
-    previous = list(model.classnames) if model is not None else []
+    previous, out = list(model.classnames) if model is not None else [], []
     for start in range(0, len(classnames), batch_size):
         names = classnames[start:start + batch_size]
-        if model is not None:
+        if model is not None:  # the prompted text branch
             model.set_classnames(names)
-            with ctx():
-                out.append(model.encode_text().float())
-        else:
-            backbone = teacher.clip_model
+        else:  # zero-shot: the dataset template
             texts = [teacher.identity.template.format(format_classname(n)) for n in names]
             ids = clip.tokenize(texts, clip.model_info(backbone).context_length).to(backbone.token_embedding.weight.device)
-            with ctx():
-                out.append(backbone.encode_text(ids).float())
+        with (autocast or contextlib.nullcontext)():
+            out.append((model.encode_text() if model is not None else backbone.encode_text(ids)).float())
     if model is not None:
         model.set_classnames(previous)
     feats = F.normalize(torch.cat(out, dim=0), dim=-1)
@@ -423,8 +394,8 @@ class OnlineTeacher:
         """Before training: the frozen teacher image tower + visual prompts (never registered or saved), checked
         against the class vectors and the input size; the teacher's text side is dropped."""
         teacher, cv, name = self.teacher(), trainer.class_vectors, self.teacher().identity.model
-        if teacher.embed_dim != cv.dim:
-            raise ValueError(f"Teacher {name} has {teacher.embed_dim}-d features but the class vectors {cv.path} are "
+        if teacher.identity.embed_dim != cv.dim:
+            raise ValueError(f"Teacher {name} has {teacher.identity.embed_dim}-d features but the class vectors {cv.path} are "
                              f"{cv.dim}-d: they come from another teacher")
         if abs(teacher.logit_scale - cv.logit_scale) > 1e-3 * max(1.0, teacher.logit_scale):
             raise ValueError(f"Teacher logit scale {teacher.logit_scale} differs from the class-vectors file's "

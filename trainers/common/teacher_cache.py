@@ -279,15 +279,12 @@ class TeacherOutputCache(OnlineTeacher):
         self.mode = mode
         self.directory = directory
         self.expected = expected  # dataset, fingerprint, num_images, train classnames, augment
-        self.meta: Dict[str, Any] = {}
-        self._logits: Optional[np.ndarray] = None
-        self._aug: Optional[np.ndarray] = None
-        self._filled: Optional[np.ndarray] = None
-        self.dataset: Optional[CachedAugDataset] = None
+        self._logits = self._aug = self._filled = None  # the arrays (memory maps), opened by start()
+        self.dataset: Optional[CachedAugDataset] = None  # record: draws the undrawn images' augmentations
         self.trainer: Any = None
         self._pending: List[Tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # records not yet written
+        self.meta: Dict[str, Any] = _read_meta(directory) if mode == "replay" else {}
         if mode == "replay":
-            self.meta = _read_meta(directory)
             self._check_compatible()
 
     @property
@@ -491,13 +488,8 @@ def distillation_teacher(trainer: Any) -> OnlineTeacher:
     directory = osp.abspath(osp.expanduser(tc.DIR or osp.join(cfg.OUTPUT_DIR, "teacher_cache")))
     train_x = trainer.dm.dataset.train_x
     augment = ReplayableAugment(cfg)
-    expected = {
-        "dataset": cfg.DATASET.NAME,
-        "num_images": len(train_x),
-        "fingerprint": _fingerprint(train_x, cfg.DATASET.ROOT),
-        "train_classnames": list(trainer.dm.dataset.classnames),
-        "augment": augment.description,
-    }
+    expected = {"dataset": cfg.DATASET.NAME, "num_images": len(train_x), "fingerprint": _fingerprint(train_x, cfg.DATASET.ROOT),
+                "train_classnames": list(trainer.dm.dataset.classnames), "augment": augment.description}
     cache = TeacherOutputCache(trainer, tc.MODE, directory, expected)
     aug_path = osp.join(directory, "aug.npy") if tc.MODE == "replay" else None
     wrapper = functools.partial(CachedAugDataset, mode=tc.MODE, aug_path=aug_path)
