@@ -31,10 +31,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TEACHER_CKPT = "teacher_model/{dataset}/VLPromptLearner"
 #: DATASET.NAME -> the folder names the released teachers' README uses instead
-RELEASED_FOLDER_SPELLINGS: Dict[str, Tuple[str, ...]] = {
-    "FGVCAircraft": ("FGVCaircraft",),
-    "StanfordCars": ("StandfordCars",),
-}
+RELEASED_FOLDER_SPELLINGS: Dict[str, str] = {"FGVCAircraft": "FGVCaircraft", "StanfordCars": "StandfordCars"}
 _SUBFOLDERS = ("VLPromptLearner", "VLPromptLearner_large", "MultiModalPromptLearner")
 _WHERE = (
     "Released PromptKD teachers go in teacher_model/<DATASET.NAME>/VLPromptLearner/model-best.pth.tar under the "
@@ -68,24 +65,19 @@ def resolve_teacher_path(template: str, dataset: str, root: str) -> str:
     registry-name path (whose absence :func:`find_teacher_checkpoint` reports).
     """
     path = _fill(template, dataset, root)
-    if os.path.exists(path) or "{dataset}" not in template:
-        return path
-    for spelling in RELEASED_FOLDER_SPELLINGS.get(dataset, ()):
-        alt = _fill(template, spelling, root)
-        if os.path.exists(alt):
-            logger.info("Teacher: %s does not exist; using the released folder spelling %s", path, alt)
-            return alt
+    alt = _fill(template, RELEASED_FOLDER_SPELLINGS.get(dataset, dataset), root)
+    if not os.path.exists(path) and alt != path and os.path.exists(alt):
+        logger.info("Teacher: %s does not exist; using the released folder spelling %s", path, alt)
+        return alt
     return path
 
 
 def _alternatives(path: str) -> List[str]:
     """The released-spelling variants of ``path`` that :func:`resolve_teacher_path` would have tried."""
     parts = path.split(os.sep)
-    out = []
-    for name, spellings in RELEASED_FOLDER_SPELLINGS.items():
-        if name in parts:
-            out += [os.sep.join(s if p == name else p for p in parts) for s in spellings]
-    return out
+    if not set(parts) & set(RELEASED_FOLDER_SPELLINGS):
+        return []
+    return [os.sep.join(RELEASED_FOLDER_SPELLINGS.get(p, p) for p in parts)]
 
 
 def _pointer_target(folder: str) -> Tuple[str, str]:
