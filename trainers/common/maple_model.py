@@ -1,6 +1,7 @@
 """The MaPLe model (Khattak et al., CVPR 2023; docs/REFERENCE.md M3, T4) and the released checkpoints' key map.
 
 Used by the MaPLe trainer (``trainers/maple.py``) and by a MaPLe PromptKD teacher (``trainers/common/teacher.py``).
+
 Text prompts as IVLP's text side (:class:`TextPromptLearner`, depth J, N context tokens; layer 0
 initialised from the first N words of ``CTX_INIT`` whose remaining words stay fixed in the prompt,
 layers 1..J-1 N(0, 0.02^2)). The visual prompts are not independent: they are COUPLED to the text
@@ -14,8 +15,8 @@ reference's hard-coded 512/768)::
 
 and both go through the shared :func:`clip.encode_image` / :func:`clip.encode_text` (layer-0 visual
 prompts appended after the positional embedding, deeper ones replacing the last N tokens; deep text
-prompts replacing positions 1..N). Loss: cross-entropy. Trainable: the text prompts and the J
-couplings (3,555,072 parameters for ViT-B/16, J = 9, N = 2). Registered as "MultiModalPromptLearner".
+prompts replacing positions 1..N). Trainable: the text prompts and the J couplings (3,555,072
+parameters for ViT-B/16, J = 9, N = 2).
 
 Our checkpoint keys and the reference's (whole CustomCLIP, docs/REFERENCE.md M6) map as::
 
