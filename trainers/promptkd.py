@@ -11,8 +11,10 @@ dimension to the teacher's (inferred from the two models, not hard-coded 512 -> 
 (the reference's 1x1 convolutions + BatchNorm2d on a 1x1 map are exactly these layers).
 
 Teacher knowledge = the class vectors W [N, d_t] (the teacher's normalised text features for all
-classes), read from a file or computed ONCE from the teacher after its weights are loaded, and the
-teacher's image features, computed by :class:`TeacherImageEncoder` (built only when training).
+classes) and the teacher's image features, both from ONE teacher object (``self.teacher``):
+:class:`trainers.common.teacher.OnlineTeacher` (W read from a file or computed once after the teacher's
+weights are loaded; its image tower built only when training) or, with ``TEACHER_CACHE`` record /
+replay, :class:`trainers.common.teacher_cache.TeacherOutputCache` (the same outputs, recorded or replayed).
 
 Training step (docs/REFERENCE.md T7): q_t = s_t * u_t W^T (no grad), q_s = s_s * norm(proj(f_s)) W^T,
 loss = KD_WEIGHT * LOSS(q_s, q_t, TEMPERATURE). Labels are never read. Evaluation uses the student
@@ -200,7 +202,8 @@ class PromptKDStudent(PromptTrainer):
             raise ValueError("TRAINER.PROMPTKD.TEACHER_CACHE stores teacher logits over the teacher's class vectors; "
                              "it needs a logit loss and CLASS_VECTORS_SOURCE teacher (set TEACHER_CACHE.MODE off)")
 
-    def teacher_identity(self) -> Optional[Dict[str, Any]]:
+    def teacher_identity(self) -> Dict[str, Any]:
+        """The teacher record of the student's checkpoints and results.json: the class vectors' teacher + the file."""
         cv = self.class_vectors
         out = {**cv.teacher, "class_vectors": cv.path, "logit_scale": cv.logit_scale,
                "class_vectors_sha256": class_vectors_digest(cv.features)}
@@ -212,10 +215,10 @@ class PromptKDStudent(PromptTrainer):
         """A student checkpoint records the teacher (class vectors) it was distilled with; evaluating it with
         the class vectors of another teacher would give a silently wrong result, so it is refused."""
         super().load_extra_checkpoint_state(name, checkpoint, resume)
-        saved = ((checkpoint.get("meta") or {}).get("teacher") or {}) if isinstance(checkpoint, dict) else {}
-        if not saved or getattr(self, "class_vectors", None) is None:
+        saved = (checkpoint.get("meta") or {}).get("teacher") or {}
+        if not saved:
             return
-        current = self.teacher_identity() or {}
+        current = self.teacher_identity()
         fields = [k for k in ("class_vectors_sha256", "checkpoint_sha256", "type", "model")
                   if saved.get(k) is not None and current.get(k) is not None]
         differing = [k for k in fields if saved[k] != current[k]]
