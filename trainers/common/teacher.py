@@ -163,7 +163,8 @@ def _read_checkpoint(cfg, path: str, kind: str, teacher_name: Optional[str], ctx
     if teacher_name is None and meta.get("backbone") and meta["backbone"] != pk.TEACHER_NAME:
         logger.warning("Teacher checkpoint %s was trained on %r; TRAINER.PROMPTKD.TEACHER_NAME %r is ignored",
                        path, meta["backbone"], pk.TEACHER_NAME)
-    return fmt, prompts, backbone, meta, name, ctx_init if ctx_init is not None else meta.get("ctx_init", pk.CTX_INIT)
+    ctx = ctx_init if ctx_init is not None else meta.get("ctx_init", pk.CTX_INIT)
+    return fmt, prompts, backbone, meta, name, ctx
 
 
 def _check_teacher_depth(layout: Any, meta: Mapping[str, Any], fmt: str, path: str, pk: Any) -> None:

@@ -136,8 +136,12 @@ class ReplayableAugment:
         self.random_crop, self.random_resized_crop, self.random_flip = (
             t in choices for t in ("random_crop", "random_resized_crop", "random_flip"))
         mean, std = [float(m) for m in cfg.INPUT.PIXEL_MEAN], [float(s) for s in cfg.INPUT.PIXEL_STD]
-        self.post = T.Compose([T.ToTensor()] + [T.Normalize(mean=mean, std=std)] * ("normalize" in choices)
-                              + [InstanceNormalization()] * ("instance_norm" in choices))
+        post = [T.ToTensor()]
+        if "normalize" in choices:
+            post.append(T.Normalize(mean=mean, std=std))
+        if "instance_norm" in choices:
+            post.append(InstanceNormalization())
+        self.post = T.Compose(post)
         #: everything that determines the image produced from (file, parameters); stored in meta.json
         self.description = {
             "size": list(self.size), "interpolation": cfg.INPUT.INTERPOLATION, "random_crop": self.random_crop,
