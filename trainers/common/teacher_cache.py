@@ -286,7 +286,7 @@ class TeacherOutputCache(OnlineTeacher):
         self._logits = self._aug = self._filled = None  # the arrays (memory maps), opened by start()
         self.dataset: Optional[CachedAugDataset] = None  # record: draws the undrawn images' augmentations
         self.trainer: Any = None
-        self._pending: List[Tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # records not yet written
+        self._pending: List[Tuple[torch.Tensor, torch.Tensor]] = []  # records not yet written: (int rows, logits)
         self.meta: Dict[str, Any] = _read_meta(directory) if mode == "replay" else {}
         if mode == "replay":
             self._check_compatible()
@@ -401,24 +401,25 @@ class TeacherOutputCache(OnlineTeacher):
                                  f"{missing[:5].tolist()}; the recording is incomplete")
             return torch.from_numpy(np.asarray(self._logits[epoch, index], dtype=np.float32)).to(images.device)
         logits = super().logits(images, class_weights).half()
-        self._pending.append((getattr(self.trainer, "batch_idx", 0), batch["index"].to(torch.int64),
-                              batch["aug"].to(torch.int64), logits))
+        self._record(getattr(self.trainer, "batch_idx", 0), batch, logits)
         if len(self._pending) >= FLUSH_STEPS:
             self._flush(epoch)
         return logits.float()
+
+    def _record(self, step: int, batch: Dict[str, Any], logits: torch.Tensor) -> None:
+        """Buffer the records of one batch: int64 rows (step, image index, aug) and the fp16 logits."""
+        index = batch["index"].to(torch.int64).view(-1, 1)
+        aug = batch["aug"].to(torch.int64).view(len(index), -1)
+        self._pending.append((torch.cat([torch.full_like(index, step), index, aug], dim=1), logits))
 
     def _flush(self, epoch: int) -> None:
         """Write the buffered records of this rank (and, under DDP, of every rank: two tensor gathers, called
         by every rank at the same steps) into the arrays on rank 0. Records are applied in (step, rank)
         order, so a DistributedSampler's padding duplicate keeps the last record, as a per-step write would."""
         pending, self._pending = self._pending, []
-        if not pending:
-            logits = torch.zeros((0, len(self.expected["train_classnames"])), dtype=torch.float16)
-            ints = torch.zeros((0, 2 + len(AUG_FIELDS)), dtype=torch.int64)
-        else:
-            logits = torch.cat([p[3] for p in pending])
-            ints = torch.cat([torch.cat([torch.full((len(p[1]), 1), p[0], dtype=torch.int64), p[1].view(-1, 1),
-                                         p[2].view(len(p[1]), -1)], dim=1) for p in pending])
+        pending = pending or [(torch.zeros((0, 2 + len(AUG_FIELDS)), dtype=torch.int64),
+                               torch.zeros((0, len(self.expected["train_classnames"])), dtype=torch.float16))]
+        ints, logits = torch.cat([p[0] for p in pending]), torch.cat([p[1] for p in pending])
         all_ints = dist.all_gather_tensors(ints.to(logits.device))
         all_logits = dist.all_gather_tensors(logits)
         if not dist.is_main_process():
@@ -458,8 +459,7 @@ class TeacherOutputCache(OnlineTeacher):
             if batch is not None:
                 images = batch["img"].to(trainer.device, non_blocking=True)
                 logits = super().logits(images, trainer.teacher_class_weights).half()
-                self._pending.append((trainer.num_batches + step, batch["index"].to(torch.int64),
-                                      batch["aug"].to(torch.int64), logits))
+                self._record(trainer.num_batches + step, batch, logits)
             self._flush(epoch)  # collective: every rank calls it the same number of times
         if dist.is_main_process():
             for arr in (self._logits, self._aug, self._filled):
@@ -492,7 +492,8 @@ def distillation_teacher(trainer: Any) -> OnlineTeacher:
     directory = osp.abspath(osp.expanduser(tc.DIR or osp.join(cfg.OUTPUT_DIR, "teacher_cache")))
     train_x = trainer.dm.dataset.train_x
     augment = ReplayableAugment(cfg)
-    expected = {"dataset": cfg.DATASET.NAME, "num_images": len(train_x), "fingerprint": _fingerprint(train_x, cfg.DATASET.ROOT),
+    expected = {"dataset": cfg.DATASET.NAME, "num_images": len(train_x),
+                "fingerprint": _fingerprint(train_x, cfg.DATASET.ROOT),
                 "train_classnames": list(trainer.dm.dataset.classnames), "augment": augment.description}
     cache = TeacherOutputCache(trainer, tc.MODE, directory, expected)
     aug_path = osp.join(directory, "aug.npy") if tc.MODE == "replay" else None
