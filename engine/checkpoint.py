@@ -116,9 +116,7 @@ def load_checkpoint(fpath: str) -> Dict[str, Any]:
     ``UnsafeCheckpointError`` (nothing in it is executed), a truncated one ``CorruptCheckpointError``."""
     if fpath is None or fpath == "":
         raise ValueError("load_checkpoint: file path is None/empty")
-    if not osp.exists(fpath):
-        raise FileNotFoundError(f'Checkpoint file not found at "{fpath}"')
-    return safe_torch_load(fpath, "checkpoint")
+    return safe_torch_load(fpath, "checkpoint")  # a missing file: FileNotFoundError naming it
 
 
 def read_checkpoint_pointer(fdir: str) -> Optional[str]:
@@ -194,7 +192,7 @@ def capture_rng_state(generators: Optional[Mapping[str, Optional[torch.Generator
     The result holds only tensors, numbers, strings, lists and tuples (loadable with ``weights_only``).
     """
     np_state = np.random.get_state(legacy=False)
-    out: Dict[str, Any] = {
+    return {
         "python": random.getstate(),
         "numpy": {
             "bit_generator": str(np_state["bit_generator"]),
@@ -207,14 +205,14 @@ def capture_rng_state(generators: Optional[Mapping[str, Optional[torch.Generator
         "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
         "generators": {name: gen.get_state() for name, gen in (generators or {}).items() if gen is not None},
     }
-    return out
 
 
 def restore_rng_state(state: Mapping[str, Any],
                       generators: Optional[Mapping[str, Optional[torch.Generator]]] = None) -> None:
     """Inverse of :func:`capture_rng_state`. A generator present on one side only is reported (WARNING):
     the data order then differs from the interrupted run (e.g. ``SEED`` changed between the two runs)."""
-    random.setstate(_as_python_rng_state(state["python"]))
+    version, internal, gauss = state["python"]  # random.setstate needs tuples; a state read back may hold lists
+    random.setstate((int(version), tuple(int(v) for v in internal), gauss))
     np_state = state["numpy"]
     np.random.set_state((np_state["bit_generator"], np_state["key"].numpy().astype(np.uint32), int(np_state["pos"]),
                          int(np_state["has_gauss"]), float(np_state["gauss"])))
@@ -238,18 +236,9 @@ def restore_rng_state(state: Mapping[str, Any],
                        only_saved, only_now)
 
 
-def _as_python_rng_state(value: Any) -> tuple:
-    """``random.setstate`` needs tuples; a state read back may hold lists."""
-    version, internal, gauss = value
-    return (int(version), tuple(int(v) for v in internal), gauss)
-
-
 def save_resume_state(state: Dict[str, Any], path: str) -> str:
     """Write a resumable state atomically (temp file + ``os.replace``): an interrupted save leaves the
-    previous state intact. ``state`` must contain ``epoch`` and ``batches_done``."""
-    for key in ("epoch", "batches_done"):
-        if key not in state:
-            raise KeyError(f"save_resume_state: state must contain {key!r}, got keys {sorted(state)}")
+    previous state intact. ``state`` holds ``epoch`` and ``batches_done`` (:meth:`engine.resume.ResumableState.save`)."""
     atomic_torch_save(dict(state, format=_RESUME_FORMAT, version=_RESUME_VERSION), path)
     logger.debug("Resumable state saved to %s (epoch %s, batches done %s)", path, state["epoch"], state["batches_done"])
     return path

@@ -50,14 +50,6 @@ def _traceback_to_logs(exc: BaseException) -> List[str]:
                 pass
             finally:
                 h.release()
-    tee = getattr(sys.stdout, "file", None)  # Dassl's stdout tee into log.txt
-    if tee is not None and hasattr(tee, "write") and not written:
-        try:
-            tee.write(text)
-            tee.flush()
-            written.append(getattr(tee, "name", "log.txt"))
-        except (OSError, ValueError):
-            pass
     return written
 
 

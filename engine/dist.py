@@ -265,28 +265,14 @@ class DistributedBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 def convert_sync_batchnorm(module: nn.Module) -> int:
-    """Replace (in place) every BatchNorm1d/2d/3d under ``module`` by :class:`DistributedBatchNorm`.
+    """Turn (in place) every BatchNorm1d/2d/3d under ``module`` into a :class:`DistributedBatchNorm`.
 
-    The new modules take over the SAME parameter and buffer objects, so optimisers built before the
-    conversion keep working and checkpoint keys do not change. Returns the number of replaced layers.
+    Each layer only changes its class (``DistributedBatchNorm`` adds no state), so it keeps the SAME
+    parameter and buffer objects, hooks and mode: optimisers built before the conversion keep working and
+    checkpoint keys do not change. Returns the number of converted layers.
     """
-    replaced = 0
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
-            child, (DistributedBatchNorm, nn.SyncBatchNorm)
-        ):
-            new = DistributedBatchNorm(child.num_features, eps=child.eps, momentum=child.momentum, affine=child.affine,
-                                       track_running_stats=child.track_running_stats)
-            if child.affine:
-                new.weight = child.weight
-                new.bias = child.bias
-            if child.track_running_stats:
-                new.running_mean = child.running_mean
-                new.running_var = child.running_var
-                new.num_batches_tracked = child.num_batches_tracked
-            new.train(child.training)
-            setattr(module, name, new)
-            replaced += 1
-        else:
-            replaced += convert_sync_batchnorm(child)
-    return replaced
+    layers = [m for m in module.modules() if m is not module and isinstance(m, nn.modules.batchnorm._BatchNorm)
+              and not isinstance(m, (DistributedBatchNorm, nn.SyncBatchNorm))]
+    for layer in layers:
+        layer.__class__ = DistributedBatchNorm
+    return len(layers)

@@ -116,10 +116,8 @@ class _BaseWarmupScheduler(LRScheduler):
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         state = dict(state_dict)
+        # a state dict: a Dassl checkpoint's pickled successor object is refused by the weights-only loading
         successor_state = state.pop("successor", None)
-        if isinstance(successor_state, LRScheduler):
-            # A checkpoint written by Dassl pickled the successor object itself.
-            successor_state = successor_state.state_dict()
         self.__dict__.update(state)
         if successor_state is not None:
             self.successor.load_state_dict(successor_state)

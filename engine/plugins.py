@@ -219,7 +219,7 @@ def load_plugins(specs: Sequence[Tuple[str, str]]) -> List[ModuleType]:
     modules: List[ModuleType] = []
     for spec, source in specs:
         registries = _registries()
-        before = {name: set(_names(reg)) for name, reg in registries.items()}
+        before = {name: set(reg._obj_map) for name, reg in registries.items()}
         label = _display_path(spec) if _is_path(spec) else spec
         with _collision_guard(registries, label):
             try:
@@ -235,7 +235,7 @@ def load_plugins(specs: Sequence[Tuple[str, str]]) -> List[ModuleType]:
                 raise PluginError(f"plug-in {label} (from {source}) failed while it was imported: "
                                   f"{exc.__class__.__name__}: {exc}") from exc
         if key not in _LOADED:
-            added = {name: sorted(set(_names(reg)) - before[name]) for name, reg in registries.items()}
+            added = {name: sorted(set(reg._obj_map) - before[name]) for name, reg in registries.items()}
             _LOADED[key] = LoadedPlugin(spec=spec, source=source, module=module, location=location,
                                         registered={k: v for k, v in added.items() if v})
             logger.info("Plug-in %s", _describe(_LOADED[key]))
@@ -249,10 +249,6 @@ def _rollback(registries: Dict[str, Any], before: Dict[str, set]) -> None:
     for name, registry in registries.items():
         for added in set(registry._obj_map) - before[name]:
             registry._obj_map.pop(added, None)
-
-
-def _names(registry: Any) -> List[str]:
-    return list(registry._obj_map)
 
 
 def _describe(plugin: LoadedPlugin) -> str:

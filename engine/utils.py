@@ -292,10 +292,6 @@ class AverageMeter:
         self.count += n
         self._avg = self._avg * 0.9 + self._val * 0.1 if self.ema else self._sum / self.count
 
-    def pending(self) -> Optional[List[torch.Tensor]]:
-        """The device tensors not read yet (None when everything is on the host)."""
-        return self._pending
-
     def materialize(self, values: Optional[Sequence[float]] = None) -> None:
         """Read the pending tensors (``values``: already read by :meth:`MetricMeter.materialize`)."""
         if self._pending is None:
@@ -343,11 +339,10 @@ class MetricMeter:
         """Read the pending device values of all meters with one device-to-host copy per device."""
         by_device: Dict[torch.device, List[AverageMeter]] = OrderedDict()
         for meter in self.meters.values():
-            pending = meter.pending()
-            if pending is not None:
-                by_device.setdefault(pending[0].device, []).append(meter)
+            if meter._pending is not None:  # device tensors not read yet
+                by_device.setdefault(meter._pending[0].device, []).append(meter)
         for meters in by_device.values():
-            values = torch.stack([t for m in meters for t in m.pending()]).tolist()
+            values = torch.stack([t for m in meters for t in m._pending]).tolist()
             for i, meter in enumerate(meters):
                 meter.materialize(values[2 * i:2 * i + 2])
 
