@@ -76,12 +76,11 @@ def strip_module_prefix(state_dict: Dict[str, Any]) -> "OrderedDict[str, Any]":
 
 
 def save_checkpoint(state: Dict[str, Any], save_dir: str, is_best: bool = False, remove_module_from_keys: bool = True,
-                    model_name: str = "", update_pointer: Optional[bool] = None) -> str:
+                    model_name: str = "") -> str:
     """Save ``state`` (with keys ``state_dict``, ``epoch``, ...) to ``save_dir`` atomically.
 
     File name: ``model_name`` or ``model.pth.tar-<epoch>``. The ``checkpoint`` pointer file is
-    rewritten with that name unless the save is ``model-best.pth.tar`` (``update_pointer``
-    overrides). ``is_best`` also writes a copy as ``model-best.pth.tar``. Returns the file path.
+    rewritten with that name unless the save is ``model-best.pth.tar``. ``is_best`` also writes a copy as ``model-best.pth.tar``. Returns the file path.
     """
     mkdir_if_missing(save_dir)
     if "state_dict" not in state or "epoch" not in state:
@@ -94,9 +93,7 @@ def save_checkpoint(state: Dict[str, Any], save_dir: str, is_best: bool = False,
     fpath = osp.join(save_dir, model_name)
     atomic_torch_save(state, fpath)
     logger.info("Checkpoint saved to %s", fpath)
-    if update_pointer is None:
-        update_pointer = model_name != BEST_NAME
-    if update_pointer:
+    if model_name != BEST_NAME:
         atomic_write_text(osp.join(save_dir, POINTER_NAME), f"{model_name}\n")
     if is_best and model_name != BEST_NAME:
         best_fpath = osp.join(save_dir, BEST_NAME)

@@ -75,14 +75,8 @@ def plugin_specs(cli_specs: Optional[Sequence[str]] = None,
                  environ: Optional[Dict[str, str]] = None) -> List[Tuple[str, str]]:
     """The requested plug-ins as ``(spec, source)``: ``PROMPTKD_PLUGINS`` entries first, then ``--plugin``."""
     env = os.environ if environ is None else environ
-    out: List[Tuple[str, str]] = []
-    for part in (env.get(ENV_VAR) or "").split(":"):
-        if part.strip():
-            out.append((part.strip(), ENV_VAR))
-    for spec in cli_specs or ():
-        if str(spec).strip():
-            out.append((str(spec).strip(), "--plugin"))
-    return out
+    from_env = [(part.strip(), ENV_VAR) for part in (env.get(ENV_VAR) or "").split(":") if part.strip()]
+    return from_env + [(str(spec).strip(), "--plugin") for spec in cli_specs or () if str(spec).strip()]
 
 
 def _is_path(spec: str) -> bool:

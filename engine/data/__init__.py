@@ -17,14 +17,11 @@ _EXPORTS = {
     "build_sampler": "engine.data.samplers",
     "build_transform": "engine.data.transforms",
 }
-_SUBMODULES = ("datasets", "data_manager", "samplers", "transforms")
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"engine.data.{name}")
     raise AttributeError(f"module 'engine.data' has no attribute {name!r}")
 
 
