@@ -80,7 +80,8 @@ def save_checkpoint(state: Dict[str, Any], save_dir: str, is_best: bool = False,
     """Save ``state`` (with keys ``state_dict``, ``epoch``, ...) to ``save_dir`` atomically.
 
     File name: ``model_name`` or ``model.pth.tar-<epoch>``. The ``checkpoint`` pointer file is
-    rewritten with that name unless the save is ``model-best.pth.tar``. ``is_best`` also writes a copy as ``model-best.pth.tar``. Returns the file path.
+    rewritten with that name unless the save is ``model-best.pth.tar``. ``is_best`` also writes a copy
+    as ``model-best.pth.tar``. Returns the file path.
     """
     mkdir_if_missing(save_dir)
     if "state_dict" not in state or "epoch" not in state:
@@ -235,7 +236,8 @@ def restore_rng_state(state: Mapping[str, Any],
 
 def save_resume_state(state: Dict[str, Any], path: str) -> str:
     """Write a resumable state atomically (temp file + ``os.replace``): an interrupted save leaves the
-    previous state intact. ``state`` holds ``epoch`` and ``batches_done`` (:meth:`engine.resume.ResumableState.save`)."""
+    previous state intact. ``state`` holds ``epoch`` and ``batches_done`` (written by
+    :meth:`engine.resume.ResumableState.save`)."""
     atomic_torch_save(dict(state, format=_RESUME_FORMAT, version=_RESUME_VERSION), path)
     logger.debug("Resumable state saved to %s (epoch %s, batches done %s)", path, state["epoch"], state["batches_done"])
     return path

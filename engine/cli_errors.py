@@ -17,7 +17,7 @@ from typing import Any, Callable, List, Optional
 
 from engine.run_guard import PREEMPTED_EXIT_CODE, Preempted
 
-__all__ = ["run_cli", "one_line", "log_file_paths"]
+__all__ = ["run_cli", "one_line"]
 
 DEBUG_FLAG = "--debug"
 
@@ -29,11 +29,6 @@ def one_line(exc: BaseException) -> str:
         text = exc.args[0]
     text = " ".join(part.strip() for part in text.splitlines() if part.strip()) or "(no message)"
     return f"{type(exc).__name__}: {text}"
-
-
-def log_file_paths() -> List[str]:
-    """Files the root logger writes to (``log.txt`` of the current run)."""
-    return [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
 
 
 def _traceback_to_logs(exc: BaseException) -> List[str]:

@@ -26,7 +26,7 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 __all__ = ["is_dist", "get_rank", "get_world_size", "get_local_rank", "is_main_process", "init_distributed_from_env",
-           "destroy_distributed", "all_reduce_sum", "all_gather_object", "barrier", "launched_by_torchrun", "rank_seed",
+           "destroy_distributed", "all_reduce_sum", "all_gather_object", "barrier", "rank_seed",
            "linear_scaled_lr", "broadcast_trainable_state", "all_reduce_gradients", "DistributedBatchNorm",
            "convert_sync_batchnorm"]
 
@@ -53,11 +53,6 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
-def launched_by_torchrun() -> bool:
-    """True when the torchrun environment variables (RANK, WORLD_SIZE) are present."""
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
 def init_distributed_from_env(backend: Optional[str] = None) -> bool:
     """Initialise the default process group from torchrun's env vars (RANK, WORLD_SIZE, MASTER_*).
 
@@ -67,10 +62,7 @@ def init_distributed_from_env(backend: Optional[str] = None) -> bool:
     """
     if is_dist():
         return True
-    if not launched_by_torchrun():
-        return False
-    world_size = int(os.environ["WORLD_SIZE"])
-    if world_size <= 1:
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # no torchrun, or one process
         return False
     if not torch_dist.is_available():
         raise RuntimeError(

@@ -150,7 +150,7 @@ class Classification(EvaluatorBase):
             results["perclass_accuracy"] = mean_acc
 
         if self.cfg.TEST.COMPUTE_CMAT:
-            cmat, _labels = confusion_matrix(y_true, y_pred, normalize=True)
+            cmat, _labels = confusion_matrix(y_true, y_pred)
             if dist.is_main_process():
                 save_path = osp.join(self.cfg.OUTPUT_DIR, "cmat.pt")
                 atomic_torch_save(cmat, save_path)

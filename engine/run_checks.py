@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from engine.checkpoint import RESUME_STATE_NAME, load_checkpoint, numbered_checkpoints
 from engine.config import flatten_config
 
 logger = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ def resume_source(cfg: Any) -> Optional[str]:
         return None
     if mode.lower() in ("", "auto"):
         out = cfg.OUTPUT_DIR
-        from engine.checkpoint import RESUME_STATE_NAME, numbered_checkpoints
-
         subdirs = os.listdir(out) if os.path.isdir(out) else []
         has_ckpt = any(numbered_checkpoints(os.path.join(out, d)) for d in subdirs)
         return out if (os.path.isfile(os.path.join(out, RESUME_STATE_NAME)) or has_ckpt) else None
@@ -105,11 +104,8 @@ def check_resume_config(cfg: Any, allow_changes: bool) -> Dict[str, Tuple[Any, A
 
 def _saved_config(cfg: Any, source: str) -> Tuple[Optional[str], str]:
     """The config text of what will be resumed: the resumable state's own copy, else ``config.yaml``."""
-    from engine.checkpoint import RESUME_STATE_NAME, load_checkpoint
-
-    mode = str(cfg.RESUME or "").strip()
-    state_file = os.path.expanduser(mode) if os.path.isfile(os.path.expanduser(mode)) else os.path.join(
-        source, RESUME_STATE_NAME)
+    given = os.path.expanduser(str(cfg.RESUME or "").strip())  # RESUME may name the state file itself
+    state_file = given if os.path.isfile(given) else os.path.join(source, RESUME_STATE_NAME)
     if os.path.isfile(state_file):
         state = load_checkpoint(state_file)
         if isinstance(state, dict) and isinstance(state.get("config"), str):

@@ -49,7 +49,7 @@ from engine.epoch_log import METRICS_CSV_NAME, EpochLog, progress_enabled
 from engine.evaluation import build_evaluator
 from engine.registry import Registry
 from engine.resume import ResumableState
-from engine.utils import AverageMeter, mkdir_if_missing, set_random_seed, tolist_if_not
+from engine.utils import AverageMeter, set_random_seed, tolist_if_not
 
 logger = logging.getLogger(__name__)
 
@@ -372,10 +372,7 @@ class TrainerX(TrainerBase):
             # the first resumable state exists before the first epoch checkpoint: a kill between
             # model.pth.tar-1 and the epoch-end state still resumes with every RNG state
             self.resumer.save(0, 0)
-        writer_dir = osp.join(self.output_dir, "tensorboard")
-        if dist.is_main_process():
-            mkdir_if_missing(writer_dir)
-        self.init_writer(writer_dir)
+        self.init_writer(osp.join(self.output_dir, "tensorboard"))  # SummaryWriter creates the folder
         self.time_start = time.time()
 
     def after_train(self) -> None:
