@@ -179,12 +179,8 @@ class ResumableState:
         rng_start = dist.all_gather_object(self.rng_epoch_start) if batches_done > 0 else rng_now
         if dist.is_main_process():
             self._check_finite_weights(epoch, batches_done)
-            models = {}
-            for name in tr.get_model_names():
-                optim, sched = tr._optims[name], tr._scheds[name]
-                models[name] = dict(tr.state_for_resume(name),
-                                    optimizer=optim.state_dict() if optim is not None else None,
-                                    scheduler=sched.state_dict() if sched is not None else None)
+            models = {name: dict(tr.state_for_resume(name), **tr.optim_state_dicts(name))
+                      for name in tr.get_model_names()}
             best = float(tr.best_result) if math.isfinite(float(tr.best_result)) else None
             state = {  # "config": what the state continues (train.py compares it on resume)
                 "trainer": type(tr).__name__, "epoch": int(epoch), "batches_done": int(batches_done),

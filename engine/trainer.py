@@ -111,13 +111,17 @@ class TrainerBase:
         """
         if dist.is_main_process():
             for name in self.get_model_names():
-                optim, sched = self._optims[name], self._scheds[name]
                 save_checkpoint({"state_dict": unwrap_model(self._models[name]).state_dict(), "epoch": epoch + 1,
-                                 "optimizer": optim.state_dict() if optim is not None else None,
-                                 "scheduler": sched.state_dict() if sched is not None else None,
-                                 "val_result": val_result},
+                                 **self.optim_state_dicts(name), "val_result": val_result},
                                 osp.join(directory, name), is_best=is_best, model_name=model_name)
         dist.barrier()
+
+    def optim_state_dicts(self, name: str) -> Dict[str, Any]:
+        """``{"optimizer": ..., "scheduler": ...}`` state dicts of registered model ``name`` (None when it has none),
+        as the epoch checkpoints and the resumable state store them."""
+        optim, sched = self._optims[name], self._scheds[name]
+        return {"optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None}
 
     def resume_model_if_exist(self, directory: str) -> int:
         """Resume every registered model from ``<directory>/<name>/checkpoint``; returns the start epoch.
