@@ -306,13 +306,9 @@ class AverageMeter:
         self.materialize()
         return getattr(self, name)
 
-    val = property(lambda self: self._read("_val"), lambda self, v: self._set("_val", v))
-    avg = property(lambda self: self._read("_avg"), lambda self, v: self._set("_avg", v))
-    sum = property(lambda self: self._read("_sum"), lambda self, v: self._set("_sum", v))
-
-    def _set(self, name: str, value: float) -> None:
-        self.materialize()
-        setattr(self, name, value)
+    val = property(lambda self: self._read("_val"))
+    avg = property(lambda self: self._read("_avg"))
+    sum = property(lambda self: self._read("_sum"))
 
 
 class MetricMeter:
@@ -345,6 +341,21 @@ class MetricMeter:
             values = torch.stack([t for m in meters for t in m._pending]).tolist()
             for i, meter in enumerate(meters):
                 meter.materialize(values[2 * i:2 * i + 2])
+
+    def state(self) -> Dict[str, Dict[str, float]]:
+        """Each meter's ``val``, ``sum`` and ``count`` (what a resumable state stores mid-epoch)."""
+        self.materialize()
+        return {k: {"val": float(m.val), "sum": float(m.sum), "count": int(m.count)} for k, m in self.meters.items()}
+
+    @classmethod
+    def from_state(cls, state: Dict[str, Dict[str, float]]) -> "MetricMeter":
+        """Inverse of :meth:`state`."""
+        meters = cls()
+        for k, v in state.items():
+            meters.meters[k] = m = AverageMeter()
+            m._val, m._sum, m.count = float(v["val"]), float(v["sum"]), int(v["count"])
+            m._avg = m._sum / m.count if m.count else 0.0
+        return meters
 
     def __str__(self) -> str:
         self.materialize()
