@@ -37,14 +37,12 @@ def _traceback_to_logs(exc: BaseException) -> List[str]:
     for h in logging.getLogger().handlers:
         if isinstance(h, logging.FileHandler) and h.stream is not None:
             try:
-                h.acquire()
-                h.stream.write("Traceback of the error below:\n" + text)
-                h.flush()
+                with h.lock:
+                    h.stream.write("Traceback of the error below:\n" + text)
+                    h.flush()
                 written.append(h.baseFilename)
             except (OSError, ValueError):
                 pass
-            finally:
-                h.release()
     return written
 
 

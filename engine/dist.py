@@ -115,10 +115,7 @@ def all_gather_tensors(tensor: torch.Tensor) -> List[torch.Tensor]:
     rank's device."""
     if not is_dist():
         return [tensor]
-    size = torch.tensor([tensor.shape[0]], dtype=torch.int64, device=tensor.device)
-    sizes = [torch.zeros_like(size) for _ in range(get_world_size())]
-    torch_dist.all_gather(sizes, size)
-    lengths = [int(s.item()) for s in sizes]
+    lengths = all_gather_object(int(tensor.shape[0]))
     longest = max(lengths)
     padded = tensor.new_zeros((longest,) + tuple(tensor.shape[1:]))
     padded[: tensor.shape[0]] = tensor

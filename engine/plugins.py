@@ -217,15 +217,11 @@ def load_plugins(specs: Sequence[Tuple[str, str]]) -> List[ModuleType]:
         label = _display_path(spec) if _is_path(spec) else spec
         with _collision_guard(registries, label):
             try:
-                if _is_path(spec):
-                    key, module, location = _import_path(spec, source)
-                else:
-                    key, module, location = _import_module(spec, source)
-            except PluginError:
-                _rollback(registries, before)
-                raise
+                key, module, location = (_import_path if _is_path(spec) else _import_module)(spec, source)
             except Exception as exc:
                 _rollback(registries, before)
+                if isinstance(exc, PluginError):  # not found, a name collision: already a named error
+                    raise
                 raise PluginError(f"plug-in {label} (from {source}) failed while it was imported: "
                                   f"{exc.__class__.__name__}: {exc}") from exc
         if key not in _LOADED:

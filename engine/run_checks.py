@@ -24,7 +24,7 @@ from engine.config import flatten_config
 logger = logging.getLogger(__name__)
 
 __all__ = ["ResumeConfigError", "UntrainedWeightsError", "RESULT_NEUTRAL_KEYS",
-           "resume_source", "config_changes", "check_resume_config", "check_untrained", "changes_comment"]
+           "resume_source", "check_resume_config", "check_untrained", "changes_comment"]
 
 #: config keys (or key prefixes ending in ".") that do not change what a run computes
 RESULT_NEUTRAL_KEYS = (
@@ -65,11 +65,6 @@ def resume_source(cfg: Any) -> Optional[str]:
     return path if os.path.isdir(path) else None
 
 
-def config_changes(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Tuple[Any, Any]]:
-    """Result-affecting keys present in both flattened configs whose values differ: key -> (old, new)."""
-    return {k: (old[k], new[k]) for k in sorted(set(old) & set(new)) if not _neutral(k) and old[k] != new[k]}
-
-
 def check_resume_config(cfg: Any, allow_changes: bool) -> Dict[str, Tuple[Any, Any]]:
     """Compare ``<resume source>/config.yaml`` with ``cfg`` (call before config.yaml is rewritten).
 
@@ -86,7 +81,8 @@ def check_resume_config(cfg: Any, allow_changes: bool) -> Dict[str, Tuple[Any, A
         return {}
     old = flatten_config(yaml.safe_load(old_text) or {})
     new = flatten_config(yaml.safe_load(cfg.dump()) or {})
-    changes = config_changes(old, new)
+    # result-affecting keys present in both whose values differ: key -> (old, new)
+    changes = {k: (old[k], new[k]) for k in sorted(set(old) & set(new)) if not _neutral(k) and old[k] != new[k]}
     if not changes:
         return {}
     listing = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items())
