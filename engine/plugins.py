@@ -96,12 +96,9 @@ def _display_path(path: str) -> str:
 def _origin_of(obj: Any) -> str:
     """The file that defines ``obj`` (where its registration ran), or its module name."""
     try:
-        path = inspect.getsourcefile(obj) or inspect.getfile(obj)
-    except (TypeError, OSError):
-        path = None
-    if path:
-        return _display_path(path)
-    return f"module {getattr(obj, '__module__', '?')}"
+        return _display_path(inspect.getsourcefile(obj) or inspect.getfile(obj))
+    except (TypeError, OSError):  # a built-in, or defined without a file
+        return f"module {getattr(obj, '__module__', '?')}"
 
 
 def _describe_obj(obj: Any) -> str:
