@@ -56,8 +56,6 @@ def run_cli(main: Callable[[Optional[List[str]]], Any], prog: str, argv: Optiona
     except Preempted as exc:
         sys.stderr.write(f"{prog}: {exc}\n")
         return PREEMPTED_EXIT_CODE
-    except SystemExit:
-        raise
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted (Ctrl-C); run the same command to resume\n")
         return 130
