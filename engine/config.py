@@ -238,8 +238,6 @@ def merge_from_file_checked(cfg: CN, path: str) -> None:
             other = cfg.load_cfg(f)
     except Exception as e:
         raise ValueError(f"Cannot parse config file {path}: {e.__class__.__name__}: {e}") from e
-    if other is None:
-        return
     bad = next((key for key in flatten_config(other) if not _key_accepted(cfg, key)), None)
     if bad is not None:
         raise _unknown_key_error(cfg, bad, f"config file {path}")

@@ -323,9 +323,9 @@ class ResumableState:
         self._finish()
 
     def _finish(self) -> None:
+        """The resume point is reached (:meth:`begin_epoch` / :meth:`replay`, only while resuming into an epoch):
+        the interrupted run's RNG states and meters at that point."""
         point, self.point = self.point, None
-        if point is None:
-            return
         if point["rng_now"] is not None:
             restore_rng_state(point["rng_now"], self.generators())
         self.trainer.epoch_logger.meters = MetricMeter.from_state(point["meters"])

@@ -76,7 +76,9 @@ class _TqdmAwareStreamHandler(logging.StreamHandler):
 
 
 def _resolve_log_path(output: str) -> str:
+    """The log file for ``output`` (a folder or a .txt/.log path), its folder created."""
     fpath = output if output.endswith((".txt", ".log")) else osp.join(output, "log.txt")
+    mkdir_if_missing(osp.dirname(osp.abspath(fpath)))
     # Dassl behaviour: never overwrite an existing log, add a time stamp instead.
     return fpath + time.strftime("-%Y-%m-%d-%H-%M-%S") if osp.exists(fpath) else fpath
 
@@ -109,7 +111,6 @@ def setup_logger(output: Optional[str] = None, level: int = logging.INFO, rank: 
     fpath = None
     if output and rank == 0:
         fpath = _resolve_log_path(output)
-        mkdir_if_missing(osp.dirname(osp.abspath(fpath)))
         add(logging.FileHandler(fpath, mode="a", encoding="utf-8"), level)
     logging.captureWarnings(True)
     return fpath
