@@ -26,9 +26,8 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 __all__ = ["is_dist", "get_rank", "get_world_size", "get_local_rank", "is_main_process", "init_distributed_from_env",
-           "destroy_distributed", "all_reduce_sum", "all_gather_object", "barrier", "rank_seed",
-           "linear_scaled_lr", "broadcast_trainable_state", "all_reduce_gradients", "DistributedBatchNorm",
-           "convert_sync_batchnorm"]
+           "destroy_distributed", "all_reduce_sum", "all_gather_object", "barrier", "rank_seed", "linear_scaled_lr",
+           "broadcast_trainable_state", "all_reduce_gradients", "DistributedBatchNorm", "convert_sync_batchnorm"]
 
 
 def is_dist() -> bool:

@@ -251,6 +251,4 @@ def loaded_plugins() -> List[LoadedPlugin]:
 def describe_plugins(modules: Optional[Sequence[ModuleType]] = None) -> str:
     """One log line naming the plug-ins (``modules``: those of this run; default: all loaded)."""
     plugins = [p for p in _LOADED.values() if modules is None or p.module in modules]
-    if not plugins:
-        return "Plug-ins: none"
-    return "Plug-ins: " + " | ".join(_describe(p) for p in plugins)
+    return "Plug-ins: " + (" | ".join(_describe(p) for p in plugins) or "none")

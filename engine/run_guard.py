@@ -181,9 +181,7 @@ def remove_stale_temp_files(output_dir: str, depth: int = 2) -> List[str]:
     """Remove ``.NAME.XXXXXXXX.tmp`` files (left by a process killed during an atomic save) in
     ``output_dir`` and its sub-folders up to ``depth`` levels; returns the removed paths. Call it only
     while holding the folder's :class:`OutputLock` (a live writer's temp file would be removed)."""
-    removed: List[str] = []
-    if not os.path.isdir(output_dir):
-        return removed
+    removed: List[str] = []  # a missing folder: os.walk yields nothing
     base_depth = output_dir.rstrip(os.sep).count(os.sep)
     for folder, dirs, files in os.walk(output_dir):
         if folder.rstrip(os.sep).count(os.sep) - base_depth >= depth:

@@ -45,7 +45,7 @@ from engine import dist
 from engine.checkpoint import (BEST_NAME, load_checkpoint, numbered_checkpoint_name, read_checkpoint_pointer,
                                resume_from_checkpoint, save_checkpoint)
 from engine.data.data_manager import DataManager
-from engine.epoch_log import METRICS_CSV_NAME, EpochLog, progress_enabled
+from engine.epoch_log import EpochLog, progress_enabled
 from engine.evaluation import build_evaluator
 from engine.registry import Registry
 from engine.resume import ResumableState
@@ -53,8 +53,7 @@ from engine.utils import AverageMeter, set_random_seed, tolist_if_not
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TRAINER_REGISTRY", "build_trainer", "TrainerBase", "TrainerX", "SimpleTrainer", "unwrap_model",
-           "METRICS_CSV_NAME"]
+__all__ = ["TRAINER_REGISTRY", "build_trainer", "TrainerBase", "TrainerX", "SimpleTrainer", "unwrap_model"]
 
 TRAINER_REGISTRY = Registry("TRAINER")
 _progress_enabled = progress_enabled  # the name trainers import

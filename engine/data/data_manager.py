@@ -141,10 +141,9 @@ class DataManager:
     def show_dataset_summary(self, cfg: Any) -> None:
         """Log a two-column summary table (dataset, domains, #classes, #train_x, #train_u, #val, #test)."""
         rows = [("Dataset", cfg.DATASET.NAME)]
-        if cfg.DATASET.SOURCE_DOMAINS:
-            rows.append(("Source", str(list(cfg.DATASET.SOURCE_DOMAINS))))
-        if cfg.DATASET.TARGET_DOMAINS:
-            rows.append(("Target", str(list(cfg.DATASET.TARGET_DOMAINS))))
+        for label, domains in (("Source", cfg.DATASET.SOURCE_DOMAINS), ("Target", cfg.DATASET.TARGET_DOMAINS)):
+            if domains:
+                rows.append((label, str(list(domains))))
         rows.append(("# classes", f"{self.num_classes:,}"))
         for name in ("train_x", "train_u", "val", "test"):
             items = getattr(self.dataset, name)
