@@ -76,12 +76,12 @@ def strip_module_prefix(state_dict: Dict[str, Any]) -> "OrderedDict[str, Any]":
 
 
 def save_checkpoint(state: Dict[str, Any], save_dir: str, is_best: bool = False, remove_module_from_keys: bool = True,
-                    model_name: str = "", update_pointer: Optional[bool] = None) -> str:
+                    model_name: str = "") -> str:
     """Save ``state`` (with keys ``state_dict``, ``epoch``, ...) to ``save_dir`` atomically.
 
     File name: ``model_name`` or ``model.pth.tar-<epoch>``. The ``checkpoint`` pointer file is
-    rewritten with that name unless the save is ``model-best.pth.tar`` (``update_pointer``
-    overrides). ``is_best`` also writes a copy as ``model-best.pth.tar``. Returns the file path.
+    rewritten with that name unless the save is ``model-best.pth.tar``. ``is_best`` also writes a copy
+    as ``model-best.pth.tar``. Returns the file path.
     """
     mkdir_if_missing(save_dir)
     if "state_dict" not in state or "epoch" not in state:
@@ -94,9 +94,7 @@ def save_checkpoint(state: Dict[str, Any], save_dir: str, is_best: bool = False,
     fpath = osp.join(save_dir, model_name)
     atomic_torch_save(state, fpath)
     logger.info("Checkpoint saved to %s", fpath)
-    if update_pointer is None:
-        update_pointer = model_name != BEST_NAME
-    if update_pointer:
+    if model_name != BEST_NAME:
         atomic_write_text(osp.join(save_dir, POINTER_NAME), f"{model_name}\n")
     if is_best and model_name != BEST_NAME:
         best_fpath = osp.join(save_dir, BEST_NAME)
@@ -116,9 +114,7 @@ def load_checkpoint(fpath: str) -> Dict[str, Any]:
     ``UnsafeCheckpointError`` (nothing in it is executed), a truncated one ``CorruptCheckpointError``."""
     if fpath is None or fpath == "":
         raise ValueError("load_checkpoint: file path is None/empty")
-    if not osp.exists(fpath):
-        raise FileNotFoundError(f'Checkpoint file not found at "{fpath}"')
-    return safe_torch_load(fpath, "checkpoint")
+    return safe_torch_load(fpath, "checkpoint")  # a missing file: FileNotFoundError naming it
 
 
 def read_checkpoint_pointer(fdir: str) -> Optional[str]:
@@ -194,7 +190,7 @@ def capture_rng_state(generators: Optional[Mapping[str, Optional[torch.Generator
     The result holds only tensors, numbers, strings, lists and tuples (loadable with ``weights_only``).
     """
     np_state = np.random.get_state(legacy=False)
-    out: Dict[str, Any] = {
+    return {
         "python": random.getstate(),
         "numpy": {
             "bit_generator": str(np_state["bit_generator"]),
@@ -207,14 +203,14 @@ def capture_rng_state(generators: Optional[Mapping[str, Optional[torch.Generator
         "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
         "generators": {name: gen.get_state() for name, gen in (generators or {}).items() if gen is not None},
     }
-    return out
 
 
 def restore_rng_state(state: Mapping[str, Any],
                       generators: Optional[Mapping[str, Optional[torch.Generator]]] = None) -> None:
     """Inverse of :func:`capture_rng_state`. A generator present on one side only is reported (WARNING):
     the data order then differs from the interrupted run (e.g. ``SEED`` changed between the two runs)."""
-    random.setstate(_as_python_rng_state(state["python"]))
+    version, internal, gauss = state["python"]  # random.setstate needs tuples; a state read back may hold lists
+    random.setstate((int(version), tuple(int(v) for v in internal), gauss))
     np_state = state["numpy"]
     np.random.set_state((np_state["bit_generator"], np_state["key"].numpy().astype(np.uint32), int(np_state["pos"]),
                          int(np_state["has_gauss"]), float(np_state["gauss"])))
@@ -238,18 +234,10 @@ def restore_rng_state(state: Mapping[str, Any],
                        only_saved, only_now)
 
 
-def _as_python_rng_state(value: Any) -> tuple:
-    """``random.setstate`` needs tuples; a state read back may hold lists."""
-    version, internal, gauss = value
-    return (int(version), tuple(int(v) for v in internal), gauss)
-
-
 def save_resume_state(state: Dict[str, Any], path: str) -> str:
     """Write a resumable state atomically (temp file + ``os.replace``): an interrupted save leaves the
-    previous state intact. ``state`` must contain ``epoch`` and ``batches_done``."""
-    for key in ("epoch", "batches_done"):
-        if key not in state:
-            raise KeyError(f"save_resume_state: state must contain {key!r}, got keys {sorted(state)}")
+    previous state intact. ``state`` holds ``epoch`` and ``batches_done`` (written by
+    :meth:`engine.resume.ResumableState.save`)."""
     atomic_torch_save(dict(state, format=_RESUME_FORMAT, version=_RESUME_VERSION), path)
     logger.debug("Resumable state saved to %s (epoch %s, batches done %s)", path, state["epoch"], state["batches_done"])
     return path

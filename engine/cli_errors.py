@@ -17,7 +17,7 @@ from typing import Any, Callable, List, Optional
 
 from engine.run_guard import PREEMPTED_EXIT_CODE, Preempted
 
-__all__ = ["run_cli", "one_line", "log_file_paths"]
+__all__ = ["run_cli", "one_line"]
 
 DEBUG_FLAG = "--debug"
 
@@ -31,33 +31,18 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def log_file_paths() -> List[str]:
-    """Files the root logger writes to (``log.txt`` of the current run)."""
-    return [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
-
-
 def _traceback_to_logs(exc: BaseException) -> List[str]:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     written = []
     for h in logging.getLogger().handlers:
         if isinstance(h, logging.FileHandler) and h.stream is not None:
             try:
-                h.acquire()
-                h.stream.write("Traceback of the error below:\n" + text)
-                h.flush()
+                with h.lock:
+                    h.stream.write("Traceback of the error below:\n" + text)
+                    h.flush()
                 written.append(h.baseFilename)
             except (OSError, ValueError):
                 pass
-            finally:
-                h.release()
-    tee = getattr(sys.stdout, "file", None)  # Dassl's stdout tee into log.txt
-    if tee is not None and hasattr(tee, "write") and not written:
-        try:
-            tee.write(text)
-            tee.flush()
-            written.append(getattr(tee, "name", "log.txt"))
-        except (OSError, ValueError):
-            pass
     return written
 
 
@@ -71,8 +56,6 @@ def run_cli(main: Callable[[Optional[List[str]]], Any], prog: str, argv: Optiona
     except Preempted as exc:
         sys.stderr.write(f"{prog}: {exc}\n")
         return PREEMPTED_EXIT_CODE
-    except SystemExit:
-        raise
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted (Ctrl-C); run the same command to resume\n")
         return 130

@@ -215,19 +215,6 @@ def _suggest(bad_key: str, cfg: CN) -> List[str]:
     return hits or difflib.get_close_matches(bad_key, valid, n=3, cutoff=0.3)
 
 
-def _find_unknown_key(cfg: CN, other: CN, prefix: str = "") -> Optional[str]:
-    for k, v in other.items():
-        if k not in cfg:
-            if cfg.is_new_allowed():
-                continue
-            return f"{prefix}{k}"
-        if isinstance(v, CN) and isinstance(cfg[k], CN):
-            found = _find_unknown_key(cfg[k], v, f"{prefix}{k}.")
-            if found:
-                return found
-    return None
-
-
 def _unknown_key_error(cfg: CN, key: str, source: str) -> KeyError:
     hints = _suggest(key, cfg)
     hint = f" Did you mean: {', '.join(hints)}?" if hints else ""
@@ -251,9 +238,7 @@ def merge_from_file_checked(cfg: CN, path: str) -> None:
             other = cfg.load_cfg(f)
     except Exception as e:
         raise ValueError(f"Cannot parse config file {path}: {e.__class__.__name__}: {e}") from e
-    if other is None:
-        return
-    bad = _find_unknown_key(cfg, other)
+    bad = next((key for key in flatten_config(other) if not _key_accepted(cfg, key)), None)
     if bad is not None:
         raise _unknown_key_error(cfg, bad, f"config file {path}")
     try:

@@ -31,7 +31,6 @@ relies on. Each is named once in the log at start (:func:`notes`, printed by ``e
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -134,7 +133,6 @@ def setup_logger(output: Optional[str] = None) -> Optional[str]:
     path = None
     if output and dist.is_main_process():
         path = engine_utils._resolve_log_path(output)
-        engine_utils.mkdir_if_missing(os.path.dirname(os.path.abspath(path)))
         global _ACTIVE_TEE
         sys.stdout = _ACTIVE_TEE = _StdoutTee(sys.stdout, path)
     engine_utils.setup_logger(None)

@@ -26,9 +26,8 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 __all__ = ["is_dist", "get_rank", "get_world_size", "get_local_rank", "is_main_process", "init_distributed_from_env",
-           "destroy_distributed", "all_reduce_sum", "all_gather_object", "barrier", "launched_by_torchrun", "rank_seed",
-           "linear_scaled_lr", "broadcast_trainable_state", "all_reduce_gradients", "DistributedBatchNorm",
-           "convert_sync_batchnorm"]
+           "destroy_distributed", "all_reduce_sum", "all_gather_object", "barrier", "rank_seed", "linear_scaled_lr",
+           "broadcast_trainable_state", "all_reduce_gradients", "DistributedBatchNorm", "convert_sync_batchnorm"]
 
 
 def is_dist() -> bool:
@@ -53,11 +52,6 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
-def launched_by_torchrun() -> bool:
-    """True when the torchrun environment variables (RANK, WORLD_SIZE) are present."""
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
 def init_distributed_from_env(backend: Optional[str] = None) -> bool:
     """Initialise the default process group from torchrun's env vars (RANK, WORLD_SIZE, MASTER_*).
 
@@ -67,10 +61,7 @@ def init_distributed_from_env(backend: Optional[str] = None) -> bool:
     """
     if is_dist():
         return True
-    if not launched_by_torchrun():
-        return False
-    world_size = int(os.environ["WORLD_SIZE"])
-    if world_size <= 1:
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # no torchrun, or one process
         return False
     if not torch_dist.is_available():
         raise RuntimeError(
@@ -123,10 +114,7 @@ def all_gather_tensors(tensor: torch.Tensor) -> List[torch.Tensor]:
     rank's device."""
     if not is_dist():
         return [tensor]
-    size = torch.tensor([tensor.shape[0]], dtype=torch.int64, device=tensor.device)
-    sizes = [torch.zeros_like(size) for _ in range(get_world_size())]
-    torch_dist.all_gather(sizes, size)
-    lengths = [int(s.item()) for s in sizes]
+    lengths = all_gather_object(int(tensor.shape[0]))
     longest = max(lengths)
     padded = tensor.new_zeros((longest,) + tuple(tensor.shape[1:]))
     padded[: tensor.shape[0]] = tensor
@@ -265,28 +253,14 @@ class DistributedBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 def convert_sync_batchnorm(module: nn.Module) -> int:
-    """Replace (in place) every BatchNorm1d/2d/3d under ``module`` by :class:`DistributedBatchNorm`.
+    """Turn (in place) every BatchNorm1d/2d/3d under ``module`` into a :class:`DistributedBatchNorm`.
 
-    The new modules take over the SAME parameter and buffer objects, so optimisers built before the
-    conversion keep working and checkpoint keys do not change. Returns the number of replaced layers.
+    Each layer only changes its class (``DistributedBatchNorm`` adds no state), so it keeps the SAME
+    parameter and buffer objects, hooks and mode: optimisers built before the conversion keep working and
+    checkpoint keys do not change. Returns the number of converted layers.
     """
-    replaced = 0
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
-            child, (DistributedBatchNorm, nn.SyncBatchNorm)
-        ):
-            new = DistributedBatchNorm(child.num_features, eps=child.eps, momentum=child.momentum, affine=child.affine,
-                                       track_running_stats=child.track_running_stats)
-            if child.affine:
-                new.weight = child.weight
-                new.bias = child.bias
-            if child.track_running_stats:
-                new.running_mean = child.running_mean
-                new.running_var = child.running_var
-                new.num_batches_tracked = child.num_batches_tracked
-            new.train(child.training)
-            setattr(module, name, new)
-            replaced += 1
-        else:
-            replaced += convert_sync_batchnorm(child)
-    return replaced
+    layers = [m for m in module.modules() if m is not module and isinstance(m, nn.modules.batchnorm._BatchNorm)
+              and not isinstance(m, (DistributedBatchNorm, nn.SyncBatchNorm))]
+    for layer in layers:
+        layer.__class__ = DistributedBatchNorm
+    return len(layers)

@@ -109,8 +109,6 @@ class Classification(EvaluatorBase):
         self.reset()
 
     def reset(self) -> None:
-        self._correct = 0
-        self._total = 0
         self._y_true: List[int] = []
         self._y_pred: List[int] = []
 
@@ -119,22 +117,14 @@ class Classification(EvaluatorBase):
         if mo.dim() != 2 or gt.dim() != 1 or mo.shape[0] != gt.shape[0]:
             raise ValueError(f"Classification.process expects logits [B, C] and labels [B], got {tuple(mo.shape)} "
                              f"and {tuple(gt.shape)}")
-        pred = mo.max(1)[1]
-        self._correct += int(pred.eq(gt).sum().item())
-        self._total += gt.shape[0]
         self._y_true.extend(gt.detach().cpu().tolist())
-        self._y_pred.extend(pred.detach().cpu().tolist())
-
-    def _gathered(self) -> Tuple[int, int, List[int], List[int]]:
-        if not dist.is_dist():
-            return self._correct, self._total, self._y_true, self._y_pred
-        parts = dist.all_gather_object((self._y_true, self._y_pred))
-        return (int(dist.all_reduce_sum(self._correct)), int(dist.all_reduce_sum(self._total)),
-                [y for yt, _ in parts for y in yt], [y for _, yp in parts for y in yp])
+        self._y_pred.extend(mo.max(1)[1].detach().cpu().tolist())
 
     def evaluate(self) -> Dict[str, float]:
         """Return ``OrderedDict(accuracy, error_rate, macro_f1[, perclass_accuracy])`` in percent and log them."""
-        correct, total, y_true, y_pred = self._gathered()
+        parts = dist.all_gather_object((self._y_true, self._y_pred))  # every rank's (labels, predictions)
+        y_true, y_pred = [y for yt, _ in parts for y in yt], [y for _, yp in parts for y in yp]
+        correct, total = sum(t == p for t, p in zip(y_true, y_pred)), len(y_true)
         if total == 0:
             raise ValueError("Classification.evaluate: no samples were processed (empty evaluation loader?)")
         acc = 100.0 * correct / total
@@ -160,7 +150,7 @@ class Classification(EvaluatorBase):
             results["perclass_accuracy"] = mean_acc
 
         if self.cfg.TEST.COMPUTE_CMAT:
-            cmat, _labels = confusion_matrix(y_true, y_pred, normalize=True)
+            cmat, _labels = confusion_matrix(y_true, y_pred)
             if dist.is_main_process():
                 save_path = osp.join(self.cfg.OUTPUT_DIR, "cmat.pt")
                 atomic_torch_save(cmat, save_path)

@@ -7,6 +7,7 @@ previous file is still there untouched, or the new one is complete. Used for che
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -51,10 +52,8 @@ def atomic_write(path: str, write_fn: Callable[[IO[bytes]], None]) -> None:
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)
-        except FileNotFoundError:
-            pass
         if isinstance(exc, FileWriteError):
             raise
         if isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and "write" in str(exc).lower()):

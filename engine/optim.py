@@ -116,10 +116,8 @@ class _BaseWarmupScheduler(LRScheduler):
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         state = dict(state_dict)
+        # a state dict: a Dassl checkpoint's pickled successor object is refused by the weights-only loading
         successor_state = state.pop("successor", None)
-        if isinstance(successor_state, LRScheduler):
-            # A checkpoint written by Dassl pickled the successor object itself.
-            successor_state = successor_state.state_dict()
         self.__dict__.update(state)
         if successor_state is not None:
             self.successor.load_state_dict(successor_state)
@@ -157,7 +155,6 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: Any) -> LRSc
     name = optim_cfg.LR_SCHEDULER
     stepsize = optim_cfg.STEPSIZE
     gamma = optim_cfg.GAMMA
-    max_epoch = optim_cfg.MAX_EPOCH
     if name not in AVAI_SCHEDS:
         raise ValueError(f"OPTIM.LR_SCHEDULER: unsupported scheduler '{name}'. Must be one of {AVAI_SCHEDS}")
 
@@ -167,14 +164,14 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: Any) -> LRSc
         if not isinstance(stepsize, int):
             raise TypeError(f"OPTIM.STEPSIZE for single_step must be an integer, got {stepsize!r}")
         if stepsize <= 0:
-            stepsize = max_epoch
+            stepsize = optim_cfg.MAX_EPOCH
         scheduler: LRScheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=stepsize, gamma=gamma)
     elif name == "multi_step":
         if not isinstance(stepsize, (list, tuple)):
             raise TypeError(f"OPTIM.STEPSIZE for multi_step must be a list of epochs, got {stepsize!r}")
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(stepsize), gamma=gamma)
     else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, float(max_epoch))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, float(optim_cfg.MAX_EPOCH))
 
     if optim_cfg.WARMUP_EPOCH > 0:
         if not optim_cfg.WARMUP_RECOUNT:

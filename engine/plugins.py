@@ -75,14 +75,8 @@ def plugin_specs(cli_specs: Optional[Sequence[str]] = None,
                  environ: Optional[Dict[str, str]] = None) -> List[Tuple[str, str]]:
     """The requested plug-ins as ``(spec, source)``: ``PROMPTKD_PLUGINS`` entries first, then ``--plugin``."""
     env = os.environ if environ is None else environ
-    out: List[Tuple[str, str]] = []
-    for part in (env.get(ENV_VAR) or "").split(":"):
-        if part.strip():
-            out.append((part.strip(), ENV_VAR))
-    for spec in cli_specs or ():
-        if str(spec).strip():
-            out.append((str(spec).strip(), "--plugin"))
-    return out
+    from_env = [(part.strip(), ENV_VAR) for part in (env.get(ENV_VAR) or "").split(":") if part.strip()]
+    return from_env + [(str(spec).strip(), "--plugin") for spec in cli_specs or () if str(spec).strip()]
 
 
 def _is_path(spec: str) -> bool:
@@ -102,12 +96,9 @@ def _display_path(path: str) -> str:
 def _origin_of(obj: Any) -> str:
     """The file that defines ``obj`` (where its registration ran), or its module name."""
     try:
-        path = inspect.getsourcefile(obj) or inspect.getfile(obj)
-    except (TypeError, OSError):
-        path = None
-    if path:
-        return _display_path(path)
-    return f"module {getattr(obj, '__module__', '?')}"
+        return _display_path(inspect.getsourcefile(obj) or inspect.getfile(obj))
+    except (TypeError, OSError):  # a built-in, or defined without a file
+        return f"module {getattr(obj, '__module__', '?')}"
 
 
 def _describe_obj(obj: Any) -> str:
@@ -219,23 +210,19 @@ def load_plugins(specs: Sequence[Tuple[str, str]]) -> List[ModuleType]:
     modules: List[ModuleType] = []
     for spec, source in specs:
         registries = _registries()
-        before = {name: set(_names(reg)) for name, reg in registries.items()}
+        before = {name: set(reg._obj_map) for name, reg in registries.items()}
         label = _display_path(spec) if _is_path(spec) else spec
         with _collision_guard(registries, label):
             try:
-                if _is_path(spec):
-                    key, module, location = _import_path(spec, source)
-                else:
-                    key, module, location = _import_module(spec, source)
-            except PluginError:
-                _rollback(registries, before)
-                raise
+                key, module, location = (_import_path if _is_path(spec) else _import_module)(spec, source)
             except Exception as exc:
                 _rollback(registries, before)
+                if isinstance(exc, PluginError):  # not found, a name collision: already a named error
+                    raise
                 raise PluginError(f"plug-in {label} (from {source}) failed while it was imported: "
                                   f"{exc.__class__.__name__}: {exc}") from exc
         if key not in _LOADED:
-            added = {name: sorted(set(_names(reg)) - before[name]) for name, reg in registries.items()}
+            added = {name: sorted(set(reg._obj_map) - before[name]) for name, reg in registries.items()}
             _LOADED[key] = LoadedPlugin(spec=spec, source=source, module=module, location=location,
                                         registered={k: v for k, v in added.items() if v})
             logger.info("Plug-in %s", _describe(_LOADED[key]))
@@ -251,10 +238,6 @@ def _rollback(registries: Dict[str, Any], before: Dict[str, set]) -> None:
             registry._obj_map.pop(added, None)
 
 
-def _names(registry: Any) -> List[str]:
-    return list(registry._obj_map)
-
-
 def _describe(plugin: LoadedPlugin) -> str:
     what = "; ".join(f"{reg.split('_')[0].lower()}: {', '.join(names)}" for reg, names in plugin.registered.items())
     return f"{plugin.location} (from {plugin.source}{'; ' + what if what else '; registered nothing'})"
@@ -268,6 +251,4 @@ def loaded_plugins() -> List[LoadedPlugin]:
 def describe_plugins(modules: Optional[Sequence[ModuleType]] = None) -> str:
     """One log line naming the plug-ins (``modules``: those of this run; default: all loaded)."""
     plugins = [p for p in _LOADED.values() if modules is None or p.module in modules]
-    if not plugins:
-        return "Plug-ins: none"
-    return "Plug-ins: " + " | ".join(_describe(p) for p in plugins)
+    return "Plug-ins: " + (" | ".join(_describe(p) for p in plugins) or "none")

@@ -13,14 +13,7 @@ from typing import Any, Dict, List, Optional
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Registry", "closest_matches"]
-
-
-def closest_matches(name: str, candidates: List[str], n: int = 3) -> List[str]:
-    """Return up to ``n`` candidates similar to ``name`` (case-insensitive difflib ratio)."""
-    lowered = {c.lower(): c for c in candidates}
-    hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.4)
-    return [lowered[h] for h in hits]
+__all__ = ["Registry"]
 
 
 class Registry:
@@ -66,8 +59,9 @@ class Registry:
         """Return the object registered as ``name``; unknown names raise a helpful ``KeyError``."""
         if name not in self._obj_map:
             registered = self.registered_names()
-            close = closest_matches(str(name), registered)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            lowered = {c.lower(): c for c in registered}  # the closest name, case-insensitively
+            close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.4)
+            hint = f" Did you mean '{lowered[close[0]]}'?" if close else ""
             raise KeyError(
                 f"'{name}' is not registered in the '{self._name}' registry.{hint} "
                 f"Registered names: {sorted(registered) if registered else '(none: is the package that registers them imported?)'}"

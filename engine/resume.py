@@ -29,23 +29,9 @@ from engine.checkpoint import (BEST_NAME, POINTER_NAME, PREV_STATE_NAME, RESUME_
                                load_resume_state, numbered_checkpoints, restore_rng_state, save_resume_state)
 from engine.epoch_log import METRICS_CSV_NAME
 from engine.optim import build_lr_scheduler
-from engine.utils import AverageMeter, MetricMeter
+from engine.utils import MetricMeter
 
 logger = logging.getLogger(__name__)
-
-
-def _meter_state(meters: MetricMeter) -> Dict[str, Dict[str, float]]:
-    meters.materialize()
-    return {k: {"val": float(m.val), "sum": float(m.sum), "count": int(m.count)} for k, m in meters.meters.items()}
-
-
-def _meters_from_state(state: Dict[str, Dict[str, float]]) -> MetricMeter:
-    meters = MetricMeter()
-    for k, v in state.items():
-        meters.meters[k] = m = AverageMeter()
-        m.val, m.sum, m.count = float(v["val"]), float(v["sum"]), int(v["count"])
-        m.avg = m.sum / m.count if m.count else 0.0
-    return meters
 
 
 def _rank_entry(per_rank: Any, path: str) -> Optional[Dict[str, Any]]:
@@ -179,18 +165,14 @@ class ResumableState:
         rng_start = dist.all_gather_object(self.rng_epoch_start) if batches_done > 0 else rng_now
         if dist.is_main_process():
             self._check_finite_weights(epoch, batches_done)
-            models = {}
-            for name in tr.get_model_names():
-                optim, sched = tr._optims[name], tr._scheds[name]
-                models[name] = dict(tr.state_for_resume(name),
-                                    optimizer=optim.state_dict() if optim is not None else None,
-                                    scheduler=sched.state_dict() if sched is not None else None)
+            models = {name: dict(tr.state_for_resume(name), **tr.optim_state_dicts(name))
+                      for name in tr.get_model_names()}
             best = float(tr.best_result) if math.isfinite(float(tr.best_result)) else None
             state = {  # "config": what the state continues (train.py compares it on resume)
                 "trainer": type(tr).__name__, "epoch": int(epoch), "batches_done": int(batches_done),
                 "num_batches": int(getattr(tr, "num_batches", 0) or 0), "max_epoch": int(tr.max_epoch),
                 "models": models, "extra": tr.extra_resume_state(), "rng_epoch_start": rng_start, "rng_now": rng_now,
-                "meters": _meter_state(tr.epoch_logger.meters) if batches_done > 0 else {},
+                "meters": tr.epoch_logger.meters.state() if batches_done > 0 else {},
                 "epoch_log": [dict(r) for r in tr.epoch_logger.rows], "best_result": best,
                 "best_epoch": tr.best_epoch, "config": tr.cfg.dump()}
             self._keep_previous_state()
@@ -341,9 +323,9 @@ class ResumableState:
         self._finish()
 
     def _finish(self) -> None:
+        """The resume point is reached (:meth:`begin_epoch` / :meth:`replay`, only while resuming into an epoch):
+        the interrupted run's RNG states and meters at that point."""
         point, self.point = self.point, None
-        if point is None:
-            return
         if point["rng_now"] is not None:
             restore_rng_state(point["rng_now"], self.generators())
-        self.trainer.epoch_logger.meters = _meters_from_state(point["meters"])
+        self.trainer.epoch_logger.meters = MetricMeter.from_state(point["meters"])

@@ -18,12 +18,13 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from engine.checkpoint import RESUME_STATE_NAME, load_checkpoint, numbered_checkpoints
 from engine.config import flatten_config
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ResumeConfigError", "UntrainedWeightsError", "RESULT_NEUTRAL_KEYS",
-           "resume_source", "config_changes", "check_resume_config", "check_untrained", "changes_comment"]
+           "resume_source", "check_resume_config", "check_untrained", "changes_comment"]
 
 #: config keys (or key prefixes ending in ".") that do not change what a run computes
 RESULT_NEUTRAL_KEYS = (
@@ -55,8 +56,6 @@ def resume_source(cfg: Any) -> Optional[str]:
         return None
     if mode.lower() in ("", "auto"):
         out = cfg.OUTPUT_DIR
-        from engine.checkpoint import RESUME_STATE_NAME, numbered_checkpoints
-
         subdirs = os.listdir(out) if os.path.isdir(out) else []
         has_ckpt = any(numbered_checkpoints(os.path.join(out, d)) for d in subdirs)
         return out if (os.path.isfile(os.path.join(out, RESUME_STATE_NAME)) or has_ckpt) else None
@@ -64,11 +63,6 @@ def resume_source(cfg: Any) -> Optional[str]:
     if os.path.isfile(path):
         return os.path.dirname(os.path.abspath(path))
     return path if os.path.isdir(path) else None
-
-
-def config_changes(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Tuple[Any, Any]]:
-    """Result-affecting keys present in both flattened configs whose values differ: key -> (old, new)."""
-    return {k: (old[k], new[k]) for k in sorted(set(old) & set(new)) if not _neutral(k) and old[k] != new[k]}
 
 
 def check_resume_config(cfg: Any, allow_changes: bool) -> Dict[str, Tuple[Any, Any]]:
@@ -87,7 +81,8 @@ def check_resume_config(cfg: Any, allow_changes: bool) -> Dict[str, Tuple[Any, A
         return {}
     old = flatten_config(yaml.safe_load(old_text) or {})
     new = flatten_config(yaml.safe_load(cfg.dump()) or {})
-    changes = config_changes(old, new)
+    # result-affecting keys present in both whose values differ: key -> (old, new)
+    changes = {k: (old[k], new[k]) for k in sorted(set(old) & set(new)) if not _neutral(k) and old[k] != new[k]}
     if not changes:
         return {}
     listing = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items())
@@ -105,11 +100,8 @@ def check_resume_config(cfg: Any, allow_changes: bool) -> Dict[str, Tuple[Any, A
 
 def _saved_config(cfg: Any, source: str) -> Tuple[Optional[str], str]:
     """The config text of what will be resumed: the resumable state's own copy, else ``config.yaml``."""
-    from engine.checkpoint import RESUME_STATE_NAME, load_checkpoint
-
-    mode = str(cfg.RESUME or "").strip()
-    state_file = os.path.expanduser(mode) if os.path.isfile(os.path.expanduser(mode)) else os.path.join(
-        source, RESUME_STATE_NAME)
+    given = os.path.expanduser(str(cfg.RESUME or "").strip())  # RESUME may name the state file itself
+    state_file = given if os.path.isfile(given) else os.path.join(source, RESUME_STATE_NAME)
     if os.path.isfile(state_file):
         state = load_checkpoint(state_file)
         if isinstance(state, dict) and isinstance(state.get("config"), str):

@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterator, List, Optional
 logger = logging.getLogger(__name__)
 
 __all__ = ["LOCK_NAME", "PREEMPTED_EXIT_CODE", "OutputLockedError", "OutputLock", "Preempted", "preemption_handlers",
-           "preemption_requested", "clear_preemption", "remove_stale_temp_files"]
+           "preemption_requested", "remove_stale_temp_files"]
 
 LOCK_NAME = ".lock"
 #: exit status of a run stopped by SIGTERM / SIGUSR1 after writing its resumable state (EX_TEMPFAIL:
@@ -127,12 +127,6 @@ class OutputLock:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.path)
 
-    def __enter__(self) -> "OutputLock":
-        return self.acquire()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
-
 
 # ------------------------------------------------------------------------------------------------
 # preemption signals
@@ -144,10 +138,6 @@ _requested: Dict[str, Optional[int]] = {"signum": None}
 def preemption_requested() -> Optional[int]:
     """The signal number received (SIGTERM / SIGUSR1) since the handlers were installed, else None."""
     return _requested["signum"]
-
-
-def clear_preemption() -> None:
-    _requested["signum"] = None
 
 
 def _handler(signum: int, frame: Any) -> None:
@@ -173,7 +163,7 @@ def preemption_handlers() -> Iterator[None]:
         yield
         return
     previous = {s: signal.getsignal(s) for s in _PREEMPT_SIGNALS}
-    clear_preemption()
+    _requested["signum"] = None
     for s in _PREEMPT_SIGNALS:
         signal.signal(s, _handler)
     try:
@@ -181,7 +171,7 @@ def preemption_handlers() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
-        clear_preemption()
+        _requested["signum"] = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -191,9 +181,7 @@ def remove_stale_temp_files(output_dir: str, depth: int = 2) -> List[str]:
     """Remove ``.NAME.XXXXXXXX.tmp`` files (left by a process killed during an atomic save) in
     ``output_dir`` and its sub-folders up to ``depth`` levels; returns the removed paths. Call it only
     while holding the folder's :class:`OutputLock` (a live writer's temp file would be removed)."""
-    removed: List[str] = []
-    if not os.path.isdir(output_dir):
-        return removed
+    removed: List[str] = []  # a missing folder: os.walk yields nothing
     base_depth = output_dir.rstrip(os.sep).count(os.sep)
     for folder, dirs, files in os.walk(output_dir):
         if folder.rstrip(os.sep).count(os.sep) - base_depth >= depth:

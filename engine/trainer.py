@@ -45,16 +45,15 @@ from engine import dist
 from engine.checkpoint import (BEST_NAME, load_checkpoint, numbered_checkpoint_name, read_checkpoint_pointer,
                                resume_from_checkpoint, save_checkpoint)
 from engine.data.data_manager import DataManager
-from engine.epoch_log import METRICS_CSV_NAME, EpochLog, progress_enabled
+from engine.epoch_log import EpochLog, progress_enabled
 from engine.evaluation import build_evaluator
 from engine.registry import Registry
 from engine.resume import ResumableState
-from engine.utils import AverageMeter, mkdir_if_missing, set_random_seed, tolist_if_not
+from engine.utils import AverageMeter, set_random_seed, tolist_if_not
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TRAINER_REGISTRY", "build_trainer", "TrainerBase", "TrainerX", "SimpleTrainer", "unwrap_model",
-           "METRICS_CSV_NAME"]
+__all__ = ["TRAINER_REGISTRY", "build_trainer", "TrainerBase", "TrainerX", "SimpleTrainer", "unwrap_model"]
 
 TRAINER_REGISTRY = Registry("TRAINER")
 _progress_enabled = progress_enabled  # the name trainers import
@@ -111,13 +110,17 @@ class TrainerBase:
         """
         if dist.is_main_process():
             for name in self.get_model_names():
-                optim, sched = self._optims[name], self._scheds[name]
                 save_checkpoint({"state_dict": unwrap_model(self._models[name]).state_dict(), "epoch": epoch + 1,
-                                 "optimizer": optim.state_dict() if optim is not None else None,
-                                 "scheduler": sched.state_dict() if sched is not None else None,
-                                 "val_result": val_result},
+                                 **self.optim_state_dicts(name), "val_result": val_result},
                                 osp.join(directory, name), is_best=is_best, model_name=model_name)
         dist.barrier()
+
+    def optim_state_dicts(self, name: str) -> Dict[str, Any]:
+        """``{"optimizer": ..., "scheduler": ...}`` state dicts of registered model ``name`` (None when it has none),
+        as the epoch checkpoints and the resumable state store them."""
+        optim, sched = self._optims[name], self._scheds[name]
+        return {"optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None}
 
     def resume_model_if_exist(self, directory: str) -> int:
         """Resume every registered model from ``<directory>/<name>/checkpoint``; returns the start epoch.
@@ -372,10 +375,7 @@ class TrainerX(TrainerBase):
             # the first resumable state exists before the first epoch checkpoint: a kill between
             # model.pth.tar-1 and the epoch-end state still resumes with every RNG state
             self.resumer.save(0, 0)
-        writer_dir = osp.join(self.output_dir, "tensorboard")
-        if dist.is_main_process():
-            mkdir_if_missing(writer_dir)
-        self.init_writer(writer_dir)
+        self.init_writer(osp.join(self.output_dir, "tensorboard"))  # SummaryWriter creates the folder
         self.time_start = time.time()
 
     def after_train(self) -> None:

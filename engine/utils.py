@@ -76,7 +76,9 @@ class _TqdmAwareStreamHandler(logging.StreamHandler):
 
 
 def _resolve_log_path(output: str) -> str:
+    """The log file for ``output`` (a folder or a .txt/.log path), its folder created."""
     fpath = output if output.endswith((".txt", ".log")) else osp.join(output, "log.txt")
+    mkdir_if_missing(osp.dirname(osp.abspath(fpath)))
     # Dassl behaviour: never overwrite an existing log, add a time stamp instead.
     return fpath + time.strftime("-%Y-%m-%d-%H-%M-%S") if osp.exists(fpath) else fpath
 
@@ -109,7 +111,6 @@ def setup_logger(output: Optional[str] = None, level: int = logging.INFO, rank: 
     fpath = None
     if output and rank == 0:
         fpath = _resolve_log_path(output)
-        mkdir_if_missing(osp.dirname(osp.abspath(fpath)))
         add(logging.FileHandler(fpath, mode="a", encoding="utf-8"), level)
     logging.captureWarnings(True)
     return fpath
@@ -142,9 +143,7 @@ def set_random_seed(seed: int, deterministic: bool = False) -> None:
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
@@ -292,10 +291,6 @@ class AverageMeter:
         self.count += n
         self._avg = self._avg * 0.9 + self._val * 0.1 if self.ema else self._sum / self.count
 
-    def pending(self) -> Optional[List[torch.Tensor]]:
-        """The device tensors not read yet (None when everything is on the host)."""
-        return self._pending
-
     def materialize(self, values: Optional[Sequence[float]] = None) -> None:
         """Read the pending tensors (``values``: already read by :meth:`MetricMeter.materialize`)."""
         if self._pending is None:
@@ -310,13 +305,9 @@ class AverageMeter:
         self.materialize()
         return getattr(self, name)
 
-    val = property(lambda self: self._read("_val"), lambda self, v: self._set("_val", v))
-    avg = property(lambda self: self._read("_avg"), lambda self, v: self._set("_avg", v))
-    sum = property(lambda self: self._read("_sum"), lambda self, v: self._set("_sum", v))
-
-    def _set(self, name: str, value: float) -> None:
-        self.materialize()
-        setattr(self, name, value)
+    val = property(lambda self: self._read("_val"))
+    avg = property(lambda self: self._read("_avg"))
+    sum = property(lambda self: self._read("_sum"))
 
 
 class MetricMeter:
@@ -343,13 +334,27 @@ class MetricMeter:
         """Read the pending device values of all meters with one device-to-host copy per device."""
         by_device: Dict[torch.device, List[AverageMeter]] = OrderedDict()
         for meter in self.meters.values():
-            pending = meter.pending()
-            if pending is not None:
-                by_device.setdefault(pending[0].device, []).append(meter)
+            if meter._pending is not None:  # device tensors not read yet
+                by_device.setdefault(meter._pending[0].device, []).append(meter)
         for meters in by_device.values():
-            values = torch.stack([t for m in meters for t in m.pending()]).tolist()
+            values = torch.stack([t for m in meters for t in m._pending]).tolist()
             for i, meter in enumerate(meters):
                 meter.materialize(values[2 * i:2 * i + 2])
+
+    def state(self) -> Dict[str, Dict[str, float]]:
+        """Each meter's ``val``, ``sum`` and ``count`` (what a resumable state stores mid-epoch)."""
+        self.materialize()
+        return {k: {"val": float(m.val), "sum": float(m.sum), "count": int(m.count)} for k, m in self.meters.items()}
+
+    @classmethod
+    def from_state(cls, state: Dict[str, Dict[str, float]]) -> "MetricMeter":
+        """Inverse of :meth:`state`."""
+        meters = cls()
+        for k, v in state.items():
+            meters.meters[k] = m = AverageMeter()
+            m._val, m._sum, m.count = float(v["val"]), float(v["sum"]), int(v["count"])
+            m._avg = m._sum / m.count if m.count else 0.0
+        return meters
 
     def __str__(self) -> str:
         self.materialize()

@@ -27,7 +27,7 @@ from typing import Any, Dict, Optional, Union
 
 from engine import fileio
 
-from .world import WorldConfig, config_digest
+from .world_config import WorldConfig, config_digest
 
 logger = logging.getLogger(__name__)
 

@@ -31,8 +31,6 @@ from engine.run_record import harmonic_mean
 
 logger = logging.getLogger(__name__)
 
-_hm = harmonic_mean  # the short name tests use; one implementation (engine.run_record)
-
 CLAIMS_FILE = "claims.json"
 
 #: Row labels written by the pipeline into results.json (proving_ground.pipeline.ROWS).

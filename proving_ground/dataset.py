@@ -29,6 +29,7 @@ from PIL import Image
 
 from . import world as W
 from .cache import PathLike, cache_root, read_json
+from .world_config import config_digest
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class DatasetConfig:
 
 def data_digest(world: W.WorldConfig, data: DatasetConfig) -> str:
     """Hash of what determines the dataset's files."""
-    return W.config_digest({"world": world.to_dict(), "data": data.to_dict()})
+    return config_digest({"world": world.to_dict(), "data": data.to_dict()})
 
 
 def default_data_root(world: W.WorldConfig, data: DatasetConfig, root: Optional[PathLike] = None) -> Path:

@@ -68,25 +68,20 @@ PRESETS = ("default", "reduced")
 #: Row key -> (label written into results.json, trainer, trainer config, model role, training protocol).
 #: ``protocol`` "fewshot_base": 16-shot labelled base classes (baselines and the teacher, paper Table 1);
 #: "zeroshot": evaluation only; "distill": PromptKD's yaml protocol (all unlabeled training images).
-ROWS: Dict[str, Dict[str, str]] = {
-    "teacher_zeroshot": {"label": "teacher zero-shot", "trainer": "ZeroshotCLIP",
-                         "config": "configs/trainers/ZeroshotCLIP/proving_ground.yaml", "model": "teacher",
-                         "protocol": "zeroshot"},
-    "teacher_promptsrc": {"label": "teacher PromptSRC", "trainer": "PromptSRCTeacher",
-                          "config": "configs/trainers/PromptSRC/proving_ground_teacher.yaml", "model": "teacher",
-                          "protocol": "fewshot_base"},
-    "student_zeroshot": {"label": "student zero-shot", "trainer": "ZeroshotCLIP",
-                         "config": "configs/trainers/ZeroshotCLIP/proving_ground.yaml", "model": "student",
-                         "protocol": "zeroshot"},
-    "student_coop": {"label": "student CoOp", "trainer": "CoOp", "config": "configs/trainers/CoOp/proving_ground.yaml",
-                     "model": "student", "protocol": "fewshot_base"},
-    "student_promptsrc": {"label": "student PromptSRC", "trainer": "PromptSRC",
-                          "config": "configs/trainers/PromptSRC/proving_ground.yaml", "model": "student",
-                          "protocol": "fewshot_base"},
-    "student_promptkd": {"label": "student PromptKD", "trainer": "PromptKD",
-                         "config": "configs/trainers/PromptKD/proving_ground.yaml", "model": "student",
-                         "protocol": "distill"},
-}
+_ROW_FIELDS = ("label", "trainer", "config", "model", "protocol")
+ROWS: Dict[str, Dict[str, str]] = {key: dict(zip(_ROW_FIELDS, row)) for key, row in {
+    "teacher_zeroshot": ("teacher zero-shot", "ZeroshotCLIP", "configs/trainers/ZeroshotCLIP/proving_ground.yaml",
+                         "teacher", "zeroshot"),
+    "teacher_promptsrc": ("teacher PromptSRC", "PromptSRCTeacher",
+                          "configs/trainers/PromptSRC/proving_ground_teacher.yaml", "teacher", "fewshot_base"),
+    "student_zeroshot": ("student zero-shot", "ZeroshotCLIP", "configs/trainers/ZeroshotCLIP/proving_ground.yaml",
+                         "student", "zeroshot"),
+    "student_coop": ("student CoOp", "CoOp", "configs/trainers/CoOp/proving_ground.yaml", "student", "fewshot_base"),
+    "student_promptsrc": ("student PromptSRC", "PromptSRC", "configs/trainers/PromptSRC/proving_ground.yaml",
+                          "student", "fewshot_base"),
+    "student_promptkd": ("student PromptKD", "PromptKD", "configs/trainers/PromptKD/proving_ground.yaml",
+                         "student", "distill"),
+}.items()}
 
 #: Scheduling priority (lower first): the teachers and PromptKD form the critical path.
 _PRIORITY = {"teacher_promptsrc": 0, "student_promptkd": 1, "student_coop": 2, "student_promptsrc": 3,

@@ -28,6 +28,7 @@
 #   TRAINER_CONFIG_DIR  folder holding <TRAINER>/<CFG>.yaml; default configs/trainers (plug-ins keep theirs
 #                elsewhere, e.g. examples/plugins/configs).
 # GPUs: nothing here sets CUDA_VISIBLE_DEVICES; choose the device(s) in your shell.
+# The table scripts' variables (SMOKE, SEEDS, DATASETS, TRAIN_TEACHERS, LAUNCHER, ...): scripts/lib/tables.sh.
 
 set -euo pipefail
 
@@ -255,6 +256,17 @@ train_py() {
     run_cmd "$PYTHON" train.py "${extra[@]}" "$@" ${custom[@]+"${custom[@]}"}
 }
 
+# run_job DIR TRAINER DATASET_CFG TRAINER_CFG SEED MESSAGE [ARGS ...]: unless DIR holds a finished run
+# (already_done), note MESSAGE and run train.py on DIR with these configs, SEED (left out when empty) and ARGS
+run_job() {
+    local dir="$1" trainer="$2" dataset_cfg="$3" trainer_cfg="$4" seed="$5" message="$6"
+    shift 6
+    if already_done "$dir"; then return 0; fi
+    note "$message"
+    train_py --root "$DATA" ${seed:+--seed "$seed"} --trainer "$trainer" \
+        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" "$@"
+}
+
 # already_done DIR: true (and a note) when DIR/DONE exists (written by train.py after results.json) and
 # FORCE is not 1; a run killed between results.json and DONE is run again (it resumes)
 already_done() {
@@ -289,296 +301,140 @@ teacher_dir() {
     fi
 }
 
-# teacher_opts: the trainer opts that point a PromptKD student at its teacher (from the environment)
-#   TEACHER_CKPT   teacher checkpoint file or teacher run folder -> TRAINER.PROMPTKD.TEACHER_CKPT
-#   CLASS_VECTORS  class-vector file        -> TRAINER.PROMPTKD.CLASS_VECTORS
-TEACHER_OPTS=()
-collect_teacher_opts() {
-    TEACHER_OPTS=()
-    if [[ -n "${TEACHER_CKPT:-}" ]]; then
-        TEACHER_OPTS+=(TRAINER.PROMPTKD.TEACHER_CKPT "$TEACHER_CKPT")
-    fi
-    if [[ -n "${CLASS_VECTORS:-}" ]]; then
-        TEACHER_OPTS+=(TRAINER.PROMPTKD.CLASS_VECTORS "$CLASS_VECTORS")
-    fi
-}
-
 # run_script SCRIPT ARGS...: run another script of this folder with the current environment
 run_script() {
     bash "$REPO_ROOT/scripts/$1" "${@:2}"
 }
 
-# existing_dirs DIR...: the arguments that exist (all of them with DRY_RUN=1)
-existing_dirs() {
-    local d
-    for d in "$@"; do
-        if [[ "$DRY_RUN" == 1 || -n "${SWEEP_PLAN:-}" || -d "$d" ]]; then
-            echo "$d"
-        fi
-    done
-}
-
 # ------------------------------------------------------------------------------------------------------
 # The four reference workflows of the prompt-learning baselines (CoOp, CoCoOp, IVLP, MaPLe, PromptSRC).
 # A script sets METHOD_OPTS (extra trainer opts) and DIR_SUB (extra folder level, CoOp only) if needed,
-# then calls one of these with: TRAINER DEFAULT_CFG "$@" (its own DATASET SEED [KEY VALUE ...]).
-# SHOTS (default 16) is the number of labeled shots per class.
+# then calls baseline_run WORKFLOW TRAINER DEFAULT_CFG "$@" (its own DATASET SEED [KEY VALUE ...]).
+# SHOTS (default 16) is the number of labeled shots per class. WORKFLOW:
+#   b2n_train  base-to-novel training on the base classes. Unlike the reference, the run also evaluates the
+#              novel classes with the same final checkpoint (DATASET.EVAL_PROTOCOL base2novel), so results.json
+#              holds base_acc, novel_acc and hm; b2n_test still gives the reference's separate novel evaluation.
+#   b2n_test   reference novel-class evaluation: --eval-only of the b2n_train checkpoint on the new classes.
+#   xd_train   cross-dataset / DG source training: SHOTS-shot, all classes (DATASET is normally imagenet).
+#   xd_test    cross-dataset / DG evaluation of the SOURCE (default imagenet) model on DATASET's test split.
 # ------------------------------------------------------------------------------------------------------
 METHOD_OPTS=()
 DIR_SUB=""
 
-# Base-to-novel training on the base classes. Unlike the reference, the run also evaluates the novel
-# classes with the same final checkpoint (DATASET.EVAL_PROTOCOL base2novel), so results.json holds
-# base_acc, novel_acc and hm; base2new_test.sh still gives the reference's separate novel evaluation.
-baseline_b2n_train() {
-    local trainer="$1" default_cfg="$2"
-    shift 2
-    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
+baseline_run() {
+    local workflow="$1" trainer="$2" default_cfg="$3" usage
+    shift 3
+    usage="$(basename "$0") DATASET SEED [KEY VALUE ...]"
+    [[ "$workflow" == xd_train ]] && usage+="  (DATASET: normally imagenet)"
+    require_dataset_seed "$usage" "$@"
     local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}"
-    local dataset_cfg trainer_cfg dir
+    local dataset_cfg trainer_cfg dir model_dir="" target="" loadep message opts
     dataset_cfg="$(dataset_config "$dataset")"
     trainer_cfg="$(trainer_config "$trainer" "$cfg")"
-    dir="${RUN_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
-    if already_done "$dir"; then return 0; fi
-    note "run this job and save the output to $dir"
-    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
-        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
-        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES base DATASET.EVAL_PROTOCOL base2novel \
-        "${METHOD_OPTS[@]}" "${@:3}"
-}
-
-# Reference novel-class evaluation: --eval-only of the base2new_train.sh checkpoint on the new classes.
-baseline_b2n_test() {
-    local trainer="$1" default_cfg="$2"
-    shift 2
-    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
-    local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}"
-    local dataset_cfg trainer_cfg dir model_dir loadep
-    dataset_cfg="$(dataset_config "$dataset")"
-    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
-    loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
-    model_dir="${MODEL_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
-    dir="${RUN_DIR:-$(b2n_dir test_new "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
-    if already_done "$dir"; then return 0; fi
-    note "evaluate $model_dir (epoch $loadep) on the novel classes; output in $dir"
-    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
-        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
-        --model-dir "$model_dir" --load-epoch "$loadep" --eval-only \
-        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES new DATASET.EVAL_PROTOCOL subsample \
-        "${METHOD_OPTS[@]}" "${@:3}"
-}
-
-# Cross-dataset / DG source training: SHOTS-shot, all classes (DATASET is normally imagenet).
-baseline_xd_train() {
-    local trainer="$1" default_cfg="$2"
-    shift 2
-    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]  (DATASET: normally imagenet)" "$@"
-    local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}"
-    local dataset_cfg trainer_cfg dir
-    dataset_cfg="$(dataset_config "$dataset")"
-    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
-    dir="${RUN_DIR:-$(xd_dir "$dataset" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
-    if already_done "$dir"; then return 0; fi
-    note "run this job and save the output to $dir"
-    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
-        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
-        DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample \
-        "${METHOD_OPTS[@]}" "${@:3}"
-}
-
-# Cross-dataset / DG evaluation of the SOURCE (default imagenet) model on DATASET's test split.
-baseline_xd_test() {
-    local trainer="$1" default_cfg="$2"
-    shift 2
-    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
-    local dataset="$1" seed="$2" cfg="${CFG:-$default_cfg}" shots="${SHOTS:-16}" source="${SOURCE:-imagenet}"
-    local dataset_cfg trainer_cfg dir model_dir loadep
-    dataset_cfg="$(dataset_config "$dataset")"
-    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
-    loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
-    model_dir="${MODEL_DIR:-$(xd_dir "$source" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
-    dir="${RUN_DIR:-$(xd_eval_dir "$trainer" "$cfg" "$shots" "$dataset" "$seed" "$DIR_SUB")}"
-    if already_done "$dir"; then return 0; fi
-    note "evaluate $model_dir (epoch $loadep) on $dataset; output in $dir"
-    train_py --root "$DATA" --seed "$seed" --trainer "$trainer" \
-        --dataset-config-file "$dataset_cfg" --config-file "$trainer_cfg" --output-dir "$dir" \
-        --model-dir "$model_dir" --load-epoch "$loadep" --eval-only \
-        DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample \
-        "${METHOD_OPTS[@]}" "${@:3}"
-}
-
-# ------------------------------------------------------------------------------------------------------
-# Table scripts (scripts/tables/*.sh)
-#   SMOKE=1           tiny configs (SMOKE_CFG), one seed, one epoch, teachers trained on the fly, output in
-#                     OUTPUT_ROOT (default output/smoke); DATA must point at a generated data root.
-#   SEEDS             seeds (default "1 2 3"; SMOKE: "1")
-#   DATASETS          datasets (table-specific default; SMOKE: "dtd")
-#   TRAIN_TEACHERS=1  train PromptKD's teachers with scripts/promptsrc/train_teacher.sh (seed TEACHER_SEED,
-#                     default 1) instead of using released ones under TEACHER_ROOT (default teacher_model,
-#                     reference layout <DATASET.NAME>/VLPromptLearner/model-best.pth.tar and
-#                     ImageNet-xd/VLPromptLearner_large/model.pth.tar-20). SMOKE implies TRAIN_TEACHERS=1.
-#   LAUNCHER          serial | local | slurm: hand the table to tools/sweep.py (parallel, resumable; options
-#                     for it in SWEEP_ARGS, e.g. SWEEP_ARGS="--per-gpu 2"); see docs/SWEEPS.md.
-# ------------------------------------------------------------------------------------------------------
-table_setup() {
-    if [[ -n "${LAUNCHER:-}" && -z "${SWEEP_PLAN:-}" ]]; then  # the sweep runner (tools/sweep.py) takes over
-        # shellcheck disable=SC2086
-        exec "$PYTHON" tools/sweep.py "$(basename "$0" .sh)" --launcher "$LAUNCHER" ${SWEEP_ARGS:-}
+    case "$workflow" in
+        b2n_train)
+            dir="${RUN_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
+            opts=(DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES base DATASET.EVAL_PROTOCOL base2novel) ;;
+        b2n_test)
+            model_dir="${MODEL_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
+            dir="${RUN_DIR:-$(b2n_dir test_new "$dataset" "$shots" "$trainer" "$cfg" "seed$seed")}"
+            target="the novel classes"
+            opts=(DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES new DATASET.EVAL_PROTOCOL subsample) ;;
+        xd_train)
+            dir="${RUN_DIR:-$(xd_dir "$dataset" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
+            opts=(DATASET.NUM_SHOTS "$shots" DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample) ;;
+        xd_test)
+            model_dir="${MODEL_DIR:-$(xd_dir "${SOURCE:-imagenet}" "$trainer" "$cfg" "$shots" "$seed" "$DIR_SUB")}"
+            dir="${RUN_DIR:-$(xd_eval_dir "$trainer" "$cfg" "$shots" "$dataset" "$seed" "$DIR_SUB")}"
+            target="$dataset"
+            opts=(DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample) ;;
+        *) die "baseline_run: unknown workflow '$workflow' (b2n_train, b2n_test, xd_train or xd_test)" ;;
+    esac
+    message="run this job and save the output to $dir"
+    if [[ -n "$model_dir" ]]; then  # an evaluation of the trained run's checkpoint
+        loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
+        message="evaluate $model_dir (epoch $loadep) on $target; output in $dir"
+        opts=(--model-dir "$model_dir" --load-epoch "$loadep" --eval-only "${opts[@]}")
     fi
-    SMOKE="${SMOKE:-0}"
-    if [[ "$SMOKE" == 1 ]]; then
-        if [[ -z "$_DATA_GIVEN" && "$DRY_RUN" != 1 ]]; then
-            die "SMOKE=1 needs DATA=<root of a generated dataset tree> (the tiny run reads real files)"
-        fi
-        if [[ "$OUTPUT_ROOT" == output ]]; then
-            OUTPUT_ROOT=output/smoke
-        fi
-        SEEDS="${SEEDS:-1}"
-        DATASETS="${DATASETS:-dtd}"
-        TRAIN_TEACHERS=1
-    fi
-    SEEDS="${SEEDS:-1 2 3}"
-    TRAIN_TEACHERS="${TRAIN_TEACHERS:-0}"
-    TEACHER_SEED="${TEACHER_SEED:-1}"
-    TEACHER_ROOT="${TEACHER_ROOT:-teacher_model}"
-    export OUTPUT_ROOT SEEDS
-    [[ "$TEACHER_SEED" =~ ^[0-9]+$ ]] || die "TEACHER_SEED must be an integer, got '$TEACHER_SEED'"
-    seed_list >/dev/null
+    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" "$message" "${opts[@]}" "${METHOD_OPTS[@]}" "${@:3}"
 }
 
-# cfg_for METHOD PROTOCOL(b2n|xd) -> config stem used by the table scripts
-cfg_for() {
-    local method="$1" protocol="$2"
-    [[ -n "${TRAINER_OF[$method]+x}" ]] || die "unknown method '$method'; expected one of: ${!TRAINER_OF[*]}"
-    if [[ "${SMOKE:-0}" == 1 && "$protocol" == xd && -n "${SMOKE_XD_CFG[$method]+x}" ]]; then
-        echo "${SMOKE_XD_CFG[$method]}"
-    elif [[ "${SMOKE:-0}" == 1 ]]; then
-        echo "${SMOKE_CFG[$method]}"
-    elif [[ "$protocol" == xd ]]; then
-        [[ -n "${XD_CFG[$method]+x}" ]] || die "method '$method' has no cross-dataset setting"
-        echo "${XD_CFG[$method]}"
+# CoOp's prompt options: NCTX (default 4), CSC (False), CTP (end) as METHOD_OPTS, and the cross-dataset run
+# folder level DIR_SUB they name
+coop_opts() {
+    NCTX="${NCTX:-4}"
+    CSC="${CSC:-False}"
+    CTP="${CTP:-end}"
+    METHOD_OPTS=(TRAINER.COOP.N_CTX "$NCTX" TRAINER.COOP.CSC "$CSC" TRAINER.COOP.CLASS_TOKEN_POSITION "$CTP")
+    DIR_SUB="nctx${NCTX}_csc${CSC}_ctp${CTP}"
+}
+
+# The PromptKD student (scripts/promptkd/*.sh): promptkd_run WORKFLOW "$@" (the script's DATASET SEED
+# [KEY VALUE ...]), WORKFLOW b2n_train | b2n_test | xd_train | xd_test as above; 0 shots (the student learns
+# from all unlabeled training images), protocol and shots in the trainer yaml. The teacher comes from the
+# environment: TEACHER_CKPT (checkpoint file or teacher run folder -> TRAINER.PROMPTKD.TEACHER_CKPT) and
+# CLASS_VECTORS (class-vector file -> TRAINER.PROMPTKD.CLASS_VECTORS). A cross-dataset student is trained
+# and evaluated on DATASET itself.
+promptkd_run() {
+    local workflow="$1" trainer=PromptKD shots=0
+    shift
+    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
+    local dataset="$1" seed="$2" cfg dataset_cfg trainer_cfg dir model_dir="" target="" loadep message eval_opts=()
+    local teacher_opts=()
+    case "$workflow" in
+        b2n_*) cfg="${CFG:-${B2N_CFG[promptkd]}}" ;;
+        *) cfg="${CFG:-${XD_CFG[promptkd]}}" ;;
+    esac
+    dataset_cfg="$(dataset_config "$dataset")"
+    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
+    case "$workflow" in
+        b2n_train) dir="${RUN_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed_$seed")}" ;;
+        b2n_test)
+            model_dir="${MODEL_DIR:-$(b2n_dir train_base "$dataset" "$shots" "$trainer" "$cfg" "seed_$seed")}"
+            dir="${RUN_DIR:-$(b2n_dir test_base2novel "$dataset" "$shots" "$trainer" "$cfg" "seed_$seed")}"
+            target="base and novel classes" ;;
+        xd_train) dir="${RUN_DIR:-$(xd_dir "$dataset" "$trainer" "$cfg" "$shots" "$seed")}" ;;
+        xd_test)
+            model_dir="${MODEL_DIR:-$(xd_dir "$dataset" "$trainer" "$cfg" "$shots" "$seed")}"
+            dir="${RUN_DIR:-$(xd_eval_dir "$trainer" "$cfg" "$shots" "$dataset" "$seed")}"
+            target="$dataset" ;;
+        *) die "promptkd_run: unknown workflow '$workflow' (b2n_train, b2n_test, xd_train or xd_test)" ;;
+    esac
+    [[ -n "${TEACHER_CKPT:-}" ]] && teacher_opts+=(TRAINER.PROMPTKD.TEACHER_CKPT "$TEACHER_CKPT")
+    [[ -n "${CLASS_VECTORS:-}" ]] && teacher_opts+=(TRAINER.PROMPTKD.CLASS_VECTORS "$CLASS_VECTORS")
+    message="run this job and save the output to $dir"
+    if [[ -n "$model_dir" ]]; then  # an evaluation of the trained student (the stored class vectors, no teacher)
+        loadep="${LOADEP:-$(cfg_max_epoch "$trainer_cfg")}"
+        message="evaluate $model_dir (epoch $loadep) on $target; output in $dir"
+        eval_opts=(--model-dir "$model_dir" --load-epoch "$loadep" --eval-only)
+    fi
+    run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" "$message" "${eval_opts[@]}" \
+        "${teacher_opts[@]}" "${@:3}"
+}
+
+# Zero-shot CLIP (scripts/zsclip/base2new_test.sh, xd_test.sh): zsclip_run b2n|xd "$@" (the script's DATASET
+# SEED [KEY VALUE ...]) evaluates the base and novel classes (b2n) or all classes of DATASET's test split (xd).
+zsclip_run() {
+    local protocol="$1" trainer=ZeroshotCLIP
+    shift
+    require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
+    local dataset="$1" seed="$2" cfg dataset_cfg trainer_cfg dir
+    [[ "$protocol" == b2n ]] && cfg="${CFG:-${B2N_CFG[zsclip]}}" || cfg="${CFG:-${XD_CFG[zsclip]}}"
+    dataset_cfg="$(dataset_config "$dataset")"
+    trainer_cfg="$(trainer_config "$trainer" "$cfg")"
+    if [[ "$protocol" == b2n ]]; then
+        dir="${RUN_DIR:-$OUTPUT_ROOT/base2new/zeroshot/$(dataset_tag "$dataset")/$trainer/$cfg/seed$seed}"
+        run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" \
+            "evaluate zero-shot CLIP on base and novel classes; output in $dir" \
+            --eval-only DATASET.SUBSAMPLE_CLASSES base DATASET.EVAL_PROTOCOL base2novel "${@:3}"
     else
-        echo "${B2N_CFG[$method]}"
+        dir="${RUN_DIR:-$OUTPUT_ROOT/evaluation/$trainer/$cfg/$(dataset_tag "$dataset")/seed$seed}"
+        run_job "$dir" "$trainer" "$dataset_cfg" "$trainer_cfg" "$seed" "evaluate zero-shot CLIP; output in $dir" \
+            --eval-only DATASET.SUBSAMPLE_CLASSES all DATASET.EVAL_PROTOCOL subsample "${@:3}"
     fi
 }
 
-first_seed() {
-    seed_list | head -n 1
-}
-
-# ensure_teacher PROTOCOL(base2novel|cross) DATASET [KEY VALUE ...]: with TRAIN_TEACHERS=1, trains the
-# teacher (skipped when done). Then teacher_ckpt PROTOCOL DATASET prints the TRAINER.PROMPTKD.TEACHER_CKPT
-# value to use (a checkpoint file or a run folder; the trainer takes its latest model.pth.tar-N).
-ensure_teacher() {
-    local protocol="$1" dataset="$2"
-    if [[ "$TRAIN_TEACHERS" == 1 ]]; then
-        CFG="$(cfg_for teacher "$protocol")" TEACHER_PROTOCOL="$protocol" \
-            run_script promptsrc/train_teacher.sh "$dataset" "$TEACHER_SEED" "${@:3}"
-    fi
-}
-
-teacher_ckpt() {
-    local protocol="$1" dataset="$2" f
-    if [[ "$TRAIN_TEACHERS" == 1 ]]; then
-        # a run folder: the trainer picks its latest model.pth.tar-N
-        teacher_dir "$protocol" "$dataset" "$(cfg_for teacher "$protocol")" "$TEACHER_SEED"
-        return 0
-    fi
-    if [[ "$protocol" == cross ]]; then
-        f="$TEACHER_ROOT/ImageNet-xd/VLPromptLearner_large/model.pth.tar-20"
-    else
-        f="$TEACHER_ROOT/$(dataset_name "$dataset")/VLPromptLearner"
-    fi
-    if [[ ! -e "$f" && "$DRY_RUN" != 1 ]]; then
-        die "teacher checkpoint $f not found: put the released teachers under TEACHER_ROOT=$TEACHER_ROOT (reference layout) or set TRAIN_TEACHERS=1 to train them"
-    fi
-    echo "$f"
-}
-
-# results_table KIND OUT_NAME DIR...: aggregate the given run folders with tools/results.py
-results_table() {
-    local kind="$1" name="$2" dirs=()
-    shift 2
-    mapfile -t dirs < <(existing_dirs "$@")
-    if [[ ${#dirs[@]} -eq 0 ]]; then
-        die "no run folder exists among: $*"
-    fi
-    run_cmd "$PYTHON" tools/results.py "${dirs[@]}" --table "$kind" --out "$OUTPUT_ROOT/tables/$name"
-}
-
-# xd_table KIND(cross|dg) DEFAULT_TARGETS: the cross-dataset / DG protocol for METHODS (paper Tables 2, 9).
-# Baselines: SOURCE-trained model (xd_train.sh, shared by both tables) evaluated on every target; zero-shot
-# CLIP: evaluated on every target; PromptKD: distilled on each target's unlabeled training images from the
-# SOURCE teacher (transductive) and evaluated on it.
-xd_table() {
-    local kind="$1" default_targets="$2" m d s cfg trainer ckpt
-    table_setup
-    local targets="${DATASETS:-$default_targets}" source="${SOURCE:-imagenet}"
-    [[ "$SMOKE" == 1 ]] && source="${SOURCE:-dtd}"
-    local methods="${METHODS:-zsclip coop cocoop maple promptsrc promptkd}"
-    local result_dirs=()
-    for d in $source $targets; do dataset_config "$d" >/dev/null; done
-    for m in $methods; do
-        cfg="$(cfg_for "$m" xd)"
-        trainer="${TRAINER_OF[$m]}"
-        case "$m" in
-            zsclip)
-                for d in $targets; do
-                    CFG="$cfg" run_script zsclip/xd_test.sh "$d" "$(first_seed)"
-                    result_dirs+=("$OUTPUT_ROOT/evaluation/$trainer/$cfg/$d")
-                done ;;
-            promptkd)
-                ensure_teacher cross "$source"
-                ckpt="$(teacher_ckpt cross "$source")"
-                for d in $targets; do
-                    for s in $(seed_list); do
-                        CFG="$cfg" TEACHER_CKPT="$ckpt" run_script promptkd/xd_train.sh "$d" "$s"
-                    done
-                    result_dirs+=("$OUTPUT_ROOT/$d/$trainer/${cfg}_0shots")
-                done ;;
-            coop | cocoop | maple | promptsrc)
-                for s in $(seed_list); do
-                    CFG="$cfg" SOURCE="$source" run_script "$m/xd_train.sh" "$source" "$s"
-                    for d in $targets; do
-                        CFG="$cfg" SOURCE="$source" run_script "$m/xd_test.sh" "$d" "$s"
-                    done
-                done
-                local sub=""
-                [[ "$m" == coop ]] && sub="/nctx${NCTX:-4}_csc${CSC:-False}_ctp${CTP:-end}"
-                for d in $targets; do
-                    result_dirs+=("$OUTPUT_ROOT/evaluation/$trainer/${cfg}_16shots$sub/$d")
-                done ;;
-            *) die "method '$m' has no cross-dataset protocol; choose from: zsclip coop cocoop maple promptsrc promptkd" ;;
-        esac
-    done
-    results_table "$kind" "table_${kind}" "${result_dirs[@]}"
-}
-
-# student_key_sweep NAME KEY TABLE "DEFAULT_VALUES" "SMOKE_VALUES"
-# One ablation of the PromptKD student: for each dataset of DATASETS (default imagenet), the stage-I teacher
-# (trained when missing), then one student run per value of the yacs KEY (VALUES overrides the defaults) and
-# seed, under OUTPUT_ROOT/ablations/NAME/<dataset>/<KEY leaf>_<value>/seed_<S>; ends with
-# tools/results.py --table TABLE. IMAGES_PER_CLASS caps the unlabeled images per class.
-student_key_sweep() {
-    local name="$1" key="$2" table="$3" defaults="$4" smoke_defaults="$5"
-    [[ "$SMOKE" == 1 ]] && defaults="$smoke_defaults"
-    local values="${VALUES:-$defaults}"
-    local datasets="${DATASETS:-imagenet}"
-    local student_cfg="ablations/vit_b16_c2_ep20_batch8_4+4ctx_64img"
-    [[ "$SMOKE" == 1 ]] && student_cfg="$(cfg_for promptkd b2n)"
-    local extra=()
-    [[ -n "${IMAGES_PER_CLASS:-}" ]] && extra=(DATASET.MAX_IMAGES_PER_CLASS "$IMAGES_PER_CLASS")
-    local base="$OUTPUT_ROOT/ablations/$name" d v s ckpt
-    for d in $datasets; do dataset_config "$d" >/dev/null; done
-    for d in $datasets; do
-        ensure_teacher base2novel "$d"
-        ckpt="$(teacher_ckpt base2novel "$d")"
-        for v in $values; do
-            for s in $(seed_list); do
-                RUN_DIR="$base/$d/${key##*.}_$v/seed_$s" CFG="$student_cfg" TEACHER_CKPT="$ckpt" \
-                    run_script promptkd/base2new_train.sh "$d" "$s" "$key" "$v" "${extra[@]}"
-            done
-        done
-    done
-    run_cmd "$PYTHON" tools/results.py "$base" --table "$table" --out "$OUTPUT_ROOT/tables/$name"
-}
+# The table scripts' helpers (table_setup, cfg_for, ensure_teacher, teacher_ckpt, results_table, xd_table,
+# student_key_sweep)
+# shellcheck source=scripts/lib/tables.sh
+source "$REPO_ROOT/scripts/lib/tables.sh"

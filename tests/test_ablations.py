@@ -167,7 +167,7 @@ def test_train_modes_choose_what_trains(env, tmp_path):
     ff.forward_backward({"img": fixed_batch(ff)})
     no_grad = [n for n, p in ff.model.visual.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not no_grad  # ... and every tensor of the student image tower receives a gradient
-    assert all(p.grad is None for p in ff.teacher_encoder.parameters())
+    assert all(p.grad is None for p in ff.teacher.encoder.parameters())
     # ... and an eval-only run with the same mode reloads it strictly and reproduces the accuracy
     ev = run(env, tmp_path / "ff_eval", ff_opts, eval_only=True, model_dir=tmp_path / "ff", load_epoch=1)
     assert results(tmp_path / "ff_eval")["metrics"] == results(tmp_path / "ff")["metrics"]
@@ -241,7 +241,7 @@ def test_maple_checkpoint_as_teacher(env, tmp_path):
     assert torch.allclose(tr.class_vectors.features, w, atol=1e-5)
     assert tr.class_vectors.teacher["type"] == "maple" and tr.class_vectors.teacher["prompt"]["depth"] == 2
     tr.build_teacher_encoder()
-    u_t = tr.teacher_encoder(images)
+    u_t = tr.teacher.encoder(images)
     assert torch.allclose(u_t, u_maple, atol=1e-5) and not torch.allclose(u_t, u_plain, atol=1e-3)
 
     # a released-layout MaPLe checkpoint (whole CustomCLIP in fp16) gives the same teacher

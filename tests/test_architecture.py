@@ -108,13 +108,7 @@ RULES = [
 ]
 
 # (rule, file, imported module) -> why it is still there (a known exception to remove, not a rule).
-ALLOWED: Dict[Tuple[str, str, str], str] = {
-    # The teacher builder reaches into the MaPLe trainer module for the MaPLe model and its key mapping.
-    ("trainers.common", "trainers/common/teacher.py", "trainers.maple"): "MaPLe teacher model + key map",
-    ("trainers.common", "trainers/common/teacher.py", "trainers.maple.MaPLeCLIP"): "same import",
-    ("trainers.common", "trainers/common/teacher.py", "trainers.maple.is_maple_reference_state"): "same import",
-    ("trainers.common", "trainers/common/teacher.py", "trainers.maple.map_maple_reference_state"): "same import",
-}
+ALLOWED: Dict[Tuple[str, str, str], str] = {}
 
 
 def violations(rule: Rule) -> Set[Tuple[str, int, str]]:

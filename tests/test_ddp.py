@@ -21,7 +21,7 @@ import train
 from engine.data.samplers import DistributedEvalSampler
 from engine.dist import DistributedBatchNorm, convert_sync_batchnorm, linear_scaled_lr, rank_seed
 from tests.helpers.fake_roots import make_root
-from tests.helpers.tiny_env import save_tiny_clips, start_torchrun
+from tests.helpers.tiny_env import save_tiny_clips, start_torchrun, tiny_student_args
 
 torch.set_num_threads(1)
 
@@ -33,14 +33,7 @@ pytestmark = pytest.mark.usefixtures("fast_env_info")
 
 
 def _common_args(root, student, teacher, out, batch):
-    return ["--root", root, "--seed", "1", "--trainer", "PromptKDStudent",
-            "--dataset-config-file", "configs/datasets/dtd.yaml",
-            "--config-file", "configs/trainers/PromptKD/tiny_smoke.yaml", "--output-dir", str(out),
-            "MODEL.BACKBONE.NAME", student, "TRAINER.PROMPTKD.TEACHER_TYPE", "zeroshot",
-            "TRAINER.PROMPTKD.TEACHER_NAME", teacher, "TRAINER.PROMPTKD.KD_WEIGHT", "10.0",
-            "OPTIM.MAX_EPOCH", "3", "OPTIM.LR", "0.05", "INPUT.TRANSFORMS", "['normalize']",
-            "DATALOADER.TRAIN_X.BATCH_SIZE", str(batch), "DATALOADER.TEST.BATCH_SIZE", "4",
-            "DATALOADER.NUM_WORKERS", "0", "TRAIN.PRINT_FREQ", "100"]
+    return tiny_student_args(root, student, teacher, out, batch, 3)
 
 
 def _state(out):

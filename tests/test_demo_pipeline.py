@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.run_record import harmonic_mean
 from proving_ground import claims as C
 from proving_ground import pipeline as P
 from proving_ground.build import preset
@@ -28,7 +29,7 @@ def _row(label, base, novel, seeds=(1, 2)):
     mb, mn = sum(base) / len(base), sum(novel) / len(novel)
     return {"dataset": "ProvingGround", "method": f"X/{label}", "label": label, "config": "proving_ground",
             "seeds": list(seeds), "base": {"mean": mb, "std": 0.0, "values": list(base)},
-            "novel": {"mean": mn, "std": 0.0, "values": list(novel)}, "hm": C._hm(mb, mn)}
+            "novel": {"mean": mn, "std": 0.0, "values": list(novel)}, "hm": harmonic_mean(mb, mn)}
 
 
 def _table(**over):
@@ -49,10 +50,10 @@ def test_claims_pass_with_numbers_and_per_seed_counts():
     by_id = {c["id"]: c for c in claims}
     assert [c["status"] for c in claims] == ["PASS"] * 5
     kd = by_id["kd_recovers_teacher"]
-    assert kd["left"]["hm"] == pytest.approx(C._hm(76, 64))
-    assert kd["right"]["hm"] == pytest.approx(C._hm(80, 70))
-    assert kd["ratio"] == pytest.approx(C._hm(76, 64) / C._hm(80, 70))
-    assert kd["threshold"] == pytest.approx(0.9 * C._hm(80, 70))
+    assert kd["left"]["hm"] == pytest.approx(harmonic_mean(76, 64))
+    assert kd["right"]["hm"] == pytest.approx(harmonic_mean(80, 70))
+    assert kd["ratio"] == pytest.approx(harmonic_mean(76, 64) / harmonic_mean(80, 70))
+    assert kd["threshold"] == pytest.approx(0.9 * harmonic_mean(80, 70))
     assert by_id["kd_beats_coop"]["seeds_holding"] == "2/2"
     text = C.render(claims)
     assert "5 of 5 claims hold." in text and "recovers" in text
@@ -61,7 +62,7 @@ def test_claims_pass_with_numbers_and_per_seed_counts():
 def test_claims_fail_and_margin_and_per_seed():
     # seed 2 of PromptKD falls below CoOp; the mean still beats it by 1.5 points
     t = _table(**{C.PROMPTKD: ([75, 40], [65, 30]), C.COOP: ([50, 50], [40, 40])})
-    kd_hm, coop_hm = C._hm(57.5, 47.5), C._hm(50, 40)
+    kd_hm, coop_hm = harmonic_mean(57.5, 47.5), harmonic_mean(50, 40)
     by_id = {c["id"]: c for c in C.check_claims(t)}
     assert by_id["kd_beats_coop"]["holds"] is (kd_hm > coop_hm)
     assert by_id["kd_beats_coop"]["per_seed"] == {"1": True, "2": False}
@@ -73,7 +74,7 @@ def test_claims_fail_and_margin_and_per_seed():
     t = _table(**{C.PROMPTKD: ([60, 60], [50, 50])})
     by_id = {c["id"]: c for c in C.check_claims(t)}
     assert by_id["kd_recovers_teacher"]["status"] == "FAIL"
-    assert by_id["kd_recovers_teacher"]["ratio"] == pytest.approx(C._hm(60, 50) / C._hm(80, 70))
+    assert by_id["kd_recovers_teacher"]["ratio"] == pytest.approx(harmonic_mean(60, 50) / harmonic_mean(80, 70))
     # the teacher's zero-shot below the student's
     t = _table(**{C.TEACHER_ZS: ([30, 30], [30, 30])})
     assert {c["id"]: c for c in C.check_claims(t)}["teacher_zs_beats_student_zs"]["status"] == "FAIL"

@@ -25,7 +25,7 @@ def real_meta():
 
 
 def _count(models, sections, fn):
-    with bench._meta_safe_autocast():
+    with bench.meta_safe_autocast():
         return bench.count_flops(fn, sections)
 
 

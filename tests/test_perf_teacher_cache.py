@@ -72,7 +72,7 @@ def test_record_then_replay_gives_the_same_student_without_a_teacher(env, tmp_pa
     rec_out = tmp_path / "record"
     opts = ["TRAINER.PROMPTKD.TEACHER_CACHE.MODE", "record", "TRAINER.PROMPTKD.TEACHER_CACHE.DIR", str(cache_dir)]
     rec = run(env, rec_out, opts)
-    assert rec.teacher_cache.mode == "record"
+    assert rec.teacher.mode == "record"
 
     # ---- the cache: complete, every (epoch, image) recorded, fp16 logits over the 4 training classes
     meta = json.loads((cache_dir / "meta.json").read_text())
@@ -90,7 +90,7 @@ def test_record_then_replay_gives_the_same_student_without_a_teacher(env, tmp_pa
     # a recorded logit row is the teacher's output on the replayed augmentation of that image
     item = rec.dm.dataset.train_x[7]
     image = tc_mod.ReplayableAugment(rec.cfg).apply(read_image(item.impath), aug[1, 7])
-    expected = rec.online_teacher_logits(image.unsqueeze(0))[0]
+    expected = rec.teacher.logits(image.unsqueeze(0), rec.teacher_class_weights)[0]
     assert torch.allclose(torch.from_numpy(logits[1, 7]).float(), expected, atol=0.05)
 
     # ---- replay with the same seed: no teacher, same student, same accuracy
@@ -98,7 +98,7 @@ def test_record_then_replay_gives_the_same_student_without_a_teacher(env, tmp_pa
     rep_out = tmp_path / "replay"
     rep = run(env, rep_out, ["TRAINER.PROMPTKD.TEACHER_CACHE.MODE", "replay",
                              "TRAINER.PROMPTKD.TEACHER_CACHE.DIR", str(cache_dir)])
-    assert rep.teacher_encoder is None and getattr(rep, "_teacher_obj", None) is None
+    assert rep.teacher.encoder is None and rep.teacher._teacher is None
     a, b = _ckpt_state(rec_out), _ckpt_state(rep_out)
     assert sorted(a) == sorted(b)
     for k in a:

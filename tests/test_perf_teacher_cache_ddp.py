@@ -18,7 +18,7 @@ import torch
 
 import train
 from tests.helpers.fake_roots import make_root
-from tests.helpers.tiny_env import save_tiny_clips, start_torchrun
+from tests.helpers.tiny_env import save_tiny_clips, start_torchrun, tiny_student_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOGIT_ATOL = 2e-2
@@ -27,15 +27,8 @@ pytestmark = [pytest.mark.usefixtures("run_hygiene", "one_thread"), pytest.mark.
 
 
 def _args(root, student, teacher, out, batch):
-    return ["--root", root, "--seed", "1", "--trainer", "PromptKDStudent",
-            "--dataset-config-file", "configs/datasets/dtd.yaml",
-            "--config-file", "configs/trainers/PromptKD/tiny_smoke.yaml", "--output-dir", str(out),
-            "MODEL.BACKBONE.NAME", student, "TRAINER.PROMPTKD.TEACHER_TYPE", "zeroshot",
-            "TRAINER.PROMPTKD.TEACHER_NAME", teacher, "TRAINER.PROMPTKD.KD_WEIGHT", "10.0",
-            "TRAINER.PROMPTKD.TEACHER_CACHE.MODE", "record", "OPTIM.MAX_EPOCH", "2", "OPTIM.LR", "0.05",
-            "INPUT.TRANSFORMS", "['normalize']", "DATALOADER.TRAIN_X.BATCH_SIZE", str(batch),
-            "DATALOADER.TEST.BATCH_SIZE", "4", "DATALOADER.NUM_WORKERS", "0", "TRAIN.PRINT_FREQ", "100",
-            "TEST.NO_TEST", "True"]
+    return tiny_student_args(root, student, teacher, out, batch, 2, "TRAINER.PROMPTKD.TEACHER_CACHE.MODE", "record",
+                             "TEST.NO_TEST", "True")
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")

@@ -16,6 +16,7 @@ from proving_ground import cache
 from proving_ground import dataset as D
 from proving_ground import pretrain as P
 from proving_ground import world as W
+from proving_ground import world_config as WC
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -30,7 +31,7 @@ def _tiny_world(seed=0):
 
 @pytest.mark.parametrize("nc,ns", [(8, 8), (3, 3), (4, 3), (2, 5)])
 def test_class_order_puts_every_colour_and_shape_in_base_and_novel(nc, ns):
-    world = W.WorldConfig(colours=tuple(W.COLOUR_RGB)[:nc], shapes=W.SHAPES[:ns])
+    world = W.WorldConfig(colours=tuple(W.COLOUR_RGB)[:nc], shapes=WC.SHAPES[:ns])
     classes = W.class_list(world)
     n = nc * ns
     n_base = math.ceil(n / 2)
@@ -104,7 +105,7 @@ def test_render_draws_the_class_colour_and_distinct_shapes():
     red = np.round(np.array(W.COLOUR_RGB["red"]) * 255)
     grey = np.round(np.full(3, 0.5) * 255)
     masks = {}
-    for shape in W.SHAPES:
+    for shape in WC.SHAPES:
         img = _scene(world, shape).astype(float)
         assert np.abs(img[0, 0] - grey).max() <= 1, shape  # corner: background
         is_obj = np.abs(img - red).max(axis=-1) <= 1
@@ -117,8 +118,8 @@ def test_render_draws_the_class_colour_and_distinct_shapes():
     assert masks["square"][8, 7] == 1 and masks["circle"][8, 7] == 0  # the square fills its corners
     assert masks["triangle"][10, 16] == 1 and masks["triangle"][10, 9] == 0  # apex up ...
     assert masks["triangle"][24, 9] == 1  # ... wide base at the bottom
-    for a in W.SHAPES:
-        for b in W.SHAPES:
+    for a in WC.SHAPES:
+        for b in WC.SHAPES:
             if a < b:
                 assert (masks[a] != masks[b]).sum() > 20, (a, b)
 
@@ -165,7 +166,7 @@ def test_world_config_round_trip_and_errors():
         W.WorldConfig.from_dict({"colors": ["red"]})
     with pytest.raises(ValueError, match="version 99"):
         W.WorldConfig.from_dict({**world.to_dict(), "version": 99})
-    bad = W.default_source_domain().__class__(**{**W.default_source_domain().__dict__, "textures": (("solid", 0.5),)})
+    bad = WC.default_source_domain().__class__(**{**WC.default_source_domain().__dict__, "textures": (("solid", 0.5),)})
     with pytest.raises(ValueError, match="source.textures.*summing to 1"):
         W.WorldConfig(source=bad)
     with pytest.raises(ValueError, match="labels must lie in \\[0, 64\\)"):

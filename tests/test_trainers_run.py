@@ -280,7 +280,6 @@ def promptkd_stage3(env, promptkd_stage1, promptkd_stage2):
     weights in the released reference layout (1x1-conv projector), with the teacher and every text encoder
     forbidden."""
     import trainers.common.teacher as teacher_mod
-    import trainers.promptkd as promptkd_mod
 
     tmp, st, sout, sopts = (promptkd_stage1["tmp"], promptkd_stage2["st"], promptkd_stage2["sout"],
                             promptkd_stage2["sopts"])
@@ -305,7 +304,7 @@ def promptkd_stage3(env, promptkd_stage1, promptkd_stage2):
     with pytest.MonkeyPatch.context() as mp:
         stub_env_info(mp)
         mp.setattr(clip, "encode_text", forbidden)
-        mp.setattr(promptkd_mod, "build_teacher", forbidden)
+        mp.setattr(teacher_mod, "build_teacher", forbidden)
         mp.setattr(teacher_mod, "load_teacher_checkpoint", forbidden)
         run(env, "PromptKD", ev, sopts, eval_only=True, model_dir=sout, load_epoch=2)
         run(env, "PromptKD", ev2, sopts, eval_only=True, model_dir=ref_dir)
@@ -355,7 +354,7 @@ def test_promptkd_stage2_student_training(promptkd_stage1, promptkd_stage2):
         assert st.kd_loss(s_logits, t_logits, 1.0).item() == pytest.approx(manual.item(), rel=1e-4, abs=1e-8)
     # labels are never read: a batch without labels trains; teacher gets no gradients
     check_gradients(st, {"img": batch["img"]}, ("image_prompts.", "projector."))
-    assert all(not p.requires_grad and p.grad is None for p in st.teacher_encoder.parameters())
+    assert all(not p.requires_grad and p.grad is None for p in st.teacher.encoder.parameters())
 
     # second student run: the file is reused, the teacher text branch never runs
     assert promptkd_stage2["second_calls"] == 0 and promptkd_stage2["mtime_after"] == promptkd_stage2["mtime"]

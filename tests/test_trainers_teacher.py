@@ -97,8 +97,8 @@ def test_released_layout_loads_strictly_with_identical_outputs(setup, tmp_path):
                 p.copy_(p.half().float())
     path = _save(tmp_path / "model.pth.tar-20", to_reference_layout(ref_model))
     teacher = load_teacher_checkpoint(_cfg(setup["weights"]), path, "cpu", "fp32")
-    assert teacher.identity["format"] == "reference"
-    assert teacher.identity["prompt"] == {"n_ctx_text": 4, "depth_text": 2, "n_ctx_vision": 3, "depth_vision": 3,
+    assert teacher.identity.format == "reference"
+    assert teacher.identity.prompt == {"n_ctx_text": 4, "depth_text": 2, "n_ctx_vision": 3, "depth_vision": 3,
                                           "ctx_init": "a photo of a"}
     images = torch.randn(3, 3, 32, 32)
     exp_text, exp_img = _expected(ref_model, images, CLASSES)
@@ -115,7 +115,7 @@ def test_our_checkpoint_loads_with_identical_outputs(setup, tmp_path):
                 "meta": {"backbone": setup["weights"], "ctx_init": "a photo of a", "trainer": "PromptSRCTeacher"}}, path)
     cfg = _cfg("ViT-L/14")  # ignored: the checkpoint names its backbone
     teacher = load_teacher_checkpoint(cfg, str(path.parent.parent / "ours"), "cpu", "fp32")  # a run dir works too
-    assert teacher.identity["format"] == "ours" and teacher.identity["model"] == setup["weights"]
+    assert teacher.identity.format == "ours" and teacher.identity.model == setup["weights"]
     images = torch.randn(2, 3, 32, 32)
     exp_text, exp_img = _expected(model, images, CLASSES)
     assert torch.allclose(compute_class_vectors(teacher, CLASSES), exp_text, atol=1e-6)

@@ -43,7 +43,6 @@ import platform
 import statistics
 import sys
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -54,15 +53,12 @@ if _REPO_ROOT not in sys.path:
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
-from torch.utils._pytree import tree_flatten  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-from torch.utils.weak import WeakIdKeyDictionary  # noqa: E402
 
 import clip  # noqa: E402
 from clip.configs import get_config  # noqa: E402
 from clip.weights import OPENAI_MODELS  # noqa: E402
 from engine.fileio import atomic_write_json  # noqa: E402
+from tools.measure import PeakTensorMemory, count_flops, meta_safe_autocast, peak_memory, time_median  # noqa: E402
 from trainers.common.kd import get_kd_loss  # noqa: E402
 from trainers.common.prompts import VisualPromptStack  # noqa: E402
 from trainers.common.teacher import TeacherImageEncoder  # noqa: E402
@@ -307,156 +303,6 @@ class BenchModels:
             return self.text_branch(n_classes)()
 
 
-# ------------------------------------------------------------------------------------------------
-# measurement helpers
-# ------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _meta_safe_autocast():
-    """``torch.autocast(device_type="meta")`` is not supported; the library code opens
-    ``torch.autocast(x.device.type, enabled=False)`` around its fp32 sections. While counting on the meta
-    device, map "meta" to "cpu" (a disabled / CPU autocast does not change the computed shapes or FLOPs)."""
-    real = torch.autocast
-
-    class _Autocast(real):  # type: ignore[misc, valid-type]
-        def __init__(self, device_type: str, *args: Any, **kwargs: Any) -> None:
-            super().__init__("cpu" if device_type == "meta" else device_type, *args, **kwargs)
-
-    torch.autocast = _Autocast
-    try:
-        yield
-    finally:
-        torch.autocast = real
-
-
-class _SectionFlops:
-    """Adds the FLOPs counted while blocks of given towers run (forward hooks around each block)."""
-
-    def __init__(self, counter: FlopCounterMode, sections: Dict[str, Sequence[nn.Module]]) -> None:
-        self.counter = counter
-        self.totals = {name: 0 for name in sections}
-        self._handles = []
-        for name, blocks in sections.items():
-            for block in blocks:
-                self._handles.append(block.register_forward_pre_hook(self._enter(name)))
-                self._handles.append(block.register_forward_hook(self._exit(name)))
-        self._start: Dict[str, int] = {}
-
-    def _enter(self, name: str):
-        def hook(module, args):
-            self._start[name] = self.counter.get_total_flops()
-        return hook
-
-    def _exit(self, name: str):
-        def hook(module, args, output):
-            self.totals[name] += self.counter.get_total_flops() - self._start.pop(name)
-        return hook
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-
-
-def count_flops(fn: Callable[[], Any], sections: Optional[Dict[str, Sequence[nn.Module]]] = None) -> Dict[str, int]:
-    """FLOPs of ``fn()`` (forward + backward when it runs one) with the MHA fast path disabled; plus the
-    FLOPs inside the blocks of each named section. Returns {"total": ..., <section>: ...}."""
-    previous = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with FlopCounterMode(display=False) as counter:
-            tracker = _SectionFlops(counter, sections or {})
-            try:
-                fn()
-            finally:
-                tracker.remove()
-        out = {"total": int(counter.get_total_flops())}
-        out.update({k: int(v) for k, v in tracker.totals.items()})
-        return out
-    finally:
-        torch.backends.mha.set_fastpath_enabled(previous)
-
-
-class PeakTensorMemory(TorchDispatchMode):
-    """Live-tensor accounting: every storage held before (``hold``) or created by an op inside the mode
-    counts until it is freed (weakref finalizer); ``peak`` is the maximum of the running total. Works on
-    the meta device, so the peak of a ViT-L/14 step costs no compute and no memory."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.current = 0
-        self.peak = 0
-        self._seen = WeakIdKeyDictionary()
-
-    def hold(self, tensor: torch.Tensor) -> None:
-        storage = tensor.untyped_storage()
-        if storage in self._seen:
-            return
-        nbytes = int(storage.nbytes())
-        self._seen[storage] = nbytes
-        self.current += nbytes
-        self.peak = max(self.peak, self.current)
-        weakref.finalize(storage, self._free, nbytes)
-
-    def _free(self, nbytes: int) -> None:
-        self.current -= nbytes
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor):
-                self.hold(t)
-        return out
-
-
-def _held_tensors(held: Sequence[Any]) -> List[torch.Tensor]:
-    out: List[torch.Tensor] = []
-    for obj in held:
-        if isinstance(obj, torch.Tensor):
-            out.append(obj)
-        elif isinstance(obj, nn.Module):
-            out += list(obj.parameters()) + list(obj.buffers())
-        elif isinstance(obj, torch.optim.Optimizer):
-            for state in obj.state.values():
-                out += [v for v in state.values() if isinstance(v, torch.Tensor)]
-    return out
-
-
-def peak_memory(fn: Callable[[], Any], held: Sequence[Any], device: torch.device) -> int:
-    """Peak bytes of ``fn()`` plus the tensors of ``held`` (modules, optimizers, tensors): on CUDA from the
-    allocator's peak, otherwise :class:`PeakTensorMemory` (meta device / CPU)."""
-    if device.type == "cuda":  # allocator peak above what was allocated before + the bytes the path holds
-        torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        torch.cuda.synchronize(device)
-        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in _held_tensors(held)}
-        return int(torch.cuda.max_memory_allocated(device) - before + sum(storages.values()))
-    mode = PeakTensorMemory()
-    for t in _held_tensors(held):
-        mode.hold(t)
-    with mode:
-        fn()
-    return int(mode.peak)
-
-
-def time_median(fn: Callable[[], Any], device: torch.device, reps: int, warmup: int) -> Tuple[float, List[float]]:
-    """Median wall time (s) of ``reps`` calls after ``warmup`` calls."""
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(max(1, reps)):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
-
-
 def _sections(models: BenchModels) -> Dict[str, Sequence[nn.Module]]:
     """Modules whose forward calls bracket a section's FLOPs. The image towers are bracketed by their
     callers (the teacher's image encoder, the student model): their first / last blocks are computed
@@ -496,68 +342,58 @@ def _count_all(meta: "BenchModels", sections: Dict[str, Sequence[nn.Module]], cl
     return rows, student_only, replay
 
 
-def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int], test_batch: int,
-                  device: torch.device, prec: str = "fp32", reps: int = 3, warmup: int = 0, timing: bool = True,
-                  max_timed_classes: int = 128, log: Callable[[str], None] = print,
-                  time_kinds: Sequence[str] = ("step", "infer")) -> Dict[str, Any]:
-    """Measure every (row, C, path); returns {"meta", "rows", "checks"} (see the module docstring)."""
-    log(f"[benchmark] counting FLOPs / memory on the meta device ({arch.name})")
-    meta = BenchModels(arch, torch.device("meta"), "fp32")
-    sections = _sections(meta)
-    with _meta_safe_autocast():
-        rows, student_only, replay = _count_all(meta, sections, classes, batches, test_batch, device)
-    del meta
-
-    if timing or device.type == "cuda":
-        log(f"[benchmark] building the real models on {device} ({prec})")
-        real = BenchModels(arch, device, prec)
-        by_key = {(r["kind"], r["batch"], r["classes"], r["path"]): r for r in rows}
-        for kind, batch, c in dict.fromkeys((r["kind"], r["batch"], r["classes"]) for r in rows):
-            images = real.images(batch)
-            call = real.step if kind == "step" else real.infer
-            fns = {path: (lambda p=path: call(p, images, c)) for path in PATHS}
-            if device.type == "cuda":
-                for path in PATHS:
-                    by_key[(kind, batch, c, path)]["peak_bytes"] = peak_memory(fns[path], real.modules_of(path, c, kind),
-                                                                               device)
-            if not timing or kind not in time_kinds:
-                continue
-            scaled = c > max_timed_classes
-            if scaled:  # the reference text branch is timed on max_timed_classes classes and scaled in C
-                fns["reference"] = lambda: call("reference", images, max_timed_classes)
-                fns["text"] = lambda: real.text_only(max_timed_classes)
-            for _ in range(warmup):
-                for fn in fns.values():
-                    fn()
-            times: Dict[str, List[float]] = {k: [] for k in fns}
-            cpu: Dict[str, List[float]] = {k: [] for k in fns}  # CPU time of this process (load-independent)
-            for _ in range(max(1, reps)):  # interleaved, so that both paths see the same machine load
-                for k, fn in fns.items():
-                    start_cpu = time.process_time()
-                    times[k].append(time_median(fn, device, 1, 0)[0])
-                    cpu[k].append(time.process_time() - start_cpu)
-            med = {k: statistics.median(v) for k, v in times.items()}
-            med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-            low = {k: min(v) for k, v in times.items()}
+def _time_rows(real: BenchModels, rows: List[Dict[str, Any]], reps: int, warmup: int, timing: bool,
+               max_timed_classes: int, log: Callable[[str], None], time_kinds: Sequence[str]) -> None:
+    """CUDA peak memory and wall / CPU time of every (row, C, path) with the real models, into ``rows``."""
+    device = real.device
+    by_key = {(r["kind"], r["batch"], r["classes"], r["path"]): r for r in rows}
+    for kind, batch, c in dict.fromkeys((r["kind"], r["batch"], r["classes"]) for r in rows):
+        images = real.images(batch)
+        call = real.step if kind == "step" else real.infer
+        fns = {path: (lambda p=path: call(p, images, c)) for path in PATHS}
+        if device.type == "cuda":
             for path in PATHS:
-                row = by_key[(kind, batch, c, path)]
-                row["time_s"] = med[path]
-                row["time_min_s"] = low[path]
-                row["times_s"] = times[path]
-                row["cpu_time_s"] = med_cpu[path]
-                row["time_note"] = f"median of {len(times[path])}"
-                if path == "reference" and scaled:
-                    factor = (c - max_timed_classes) / max_timed_classes
-                    row["time_s"] = med["reference"] + med["text"] * factor
-                    row["time_min_s"] = low["reference"] + low["text"] * factor
-                    row["cpu_time_s"] = med_cpu["reference"] + med_cpu["text"] * factor
-                    row["text_times_s"] = times["text"]
-                    row["time_note"] += (f"; text branch timed on {max_timed_classes} classes, scaled "
-                                         f"x{c / max_timed_classes:.2f}")
-                log(f"[benchmark] {kind}@{batch} C={c} {path}: {row['time_s']:.3f} s")
-        del real
+                by_key[(kind, batch, c, path)]["peak_bytes"] = peak_memory(fns[path], real.modules_of(path, c, kind),
+                                                                           device)
+        if not timing or kind not in time_kinds:
+            continue
+        scaled = c > max_timed_classes
+        if scaled:  # the reference text branch is timed on max_timed_classes classes and scaled in C
+            fns["reference"] = lambda: call("reference", images, max_timed_classes)
+            fns["text"] = lambda: real.text_only(max_timed_classes)
+        for _ in range(warmup):
+            for fn in fns.values():
+                fn()
+        times: Dict[str, List[float]] = {k: [] for k in fns}
+        cpu: Dict[str, List[float]] = {k: [] for k in fns}  # CPU time of this process (load-independent)
+        for _ in range(max(1, reps)):  # interleaved, so that both paths see the same machine load
+            for k, fn in fns.items():
+                start_cpu = time.process_time()
+                times[k].append(time_median(fn, device, 1, 0)[0])
+                cpu[k].append(time.process_time() - start_cpu)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+        low = {k: min(v) for k, v in times.items()}
+        for path in PATHS:
+            row = by_key[(kind, batch, c, path)]
+            row["time_s"] = med[path]
+            row["time_min_s"] = low[path]
+            row["times_s"] = times[path]
+            row["cpu_time_s"] = med_cpu[path]
+            row["time_note"] = f"median of {len(times[path])}"
+            if path == "reference" and scaled:
+                factor = (c - max_timed_classes) / max_timed_classes
+                row["time_s"] = med["reference"] + med["text"] * factor
+                row["time_min_s"] = low["reference"] + low["text"] * factor
+                row["cpu_time_s"] = med_cpu["reference"] + med_cpu["text"] * factor
+                row["text_times_s"] = times["text"]
+                row["time_note"] += (f"; text branch timed on {max_timed_classes} classes, scaled "
+                                     f"x{c / max_timed_classes:.2f}")
+            log(f"[benchmark] {kind}@{batch} C={c} {path}: {row['time_s']:.3f} s")
 
-    # ratios and per-image inference numbers
+
+def _add_ratios(rows: List[Dict[str, Any]], device: torch.device) -> None:
+    """Reference / ours ratios and per-image inference numbers, into ``rows``."""
     by_key = {(r["kind"], r["batch"], r["classes"], r["path"]): r for r in rows}
     for r in rows:
         ours = by_key[(r["kind"], r["batch"], r["classes"], "ours")]
@@ -572,10 +408,12 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
         if r["kind"] == "infer":
             r["flops_per_image"] = r["flops"] / r["batch"]
             r["time_per_image_s"] = r["time_s"] / r["batch"] if r["time_s"] else None
-    checks = _checks(rows, classes, batches, student_only / test_batch)
-    online = by_key[("step", replay["batch"], replay["classes"], "ours")]["flops"]
-    checks["replay_step"] = dict(replay, online_flops=online, online_over_replay=online / replay["flops"])
-    info = {
+
+
+def _run_info(arch: ArchSpec, device: torch.device, prec: str, reps: int, warmup: int, timing: bool,
+              time_kinds: Sequence[str]) -> Dict[str, Any]:
+    """The "meta" block of a result: architecture, machine and how each number was measured."""
+    return {
         "arch": arch.name, "teacher": arch.teacher, "student": arch.student, "image_size": arch.image_size,
         "prompts": {"student": [arch.student_ctx, arch.student_depth],
                     "teacher_vision": [arch.teacher_vision_ctx, arch.teacher_vision_depth],
@@ -590,7 +428,32 @@ def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int]
                         if timing else "not timed"),
         "weights": "random (architecture only)",
     }
-    return {"meta": info, "rows": rows, "checks": checks}
+
+
+def run_benchmark(arch: ArchSpec, classes: Sequence[int], batches: Sequence[int], test_batch: int,
+                  device: torch.device, prec: str = "fp32", reps: int = 3, warmup: int = 0, timing: bool = True,
+                  max_timed_classes: int = 128, log: Callable[[str], None] = print,
+                  time_kinds: Sequence[str] = ("step", "infer")) -> Dict[str, Any]:
+    """Measure every (row, C, path); returns {"meta", "rows", "checks"} (see the module docstring)."""
+    log(f"[benchmark] counting FLOPs / memory on the meta device ({arch.name})")
+    meta = BenchModels(arch, torch.device("meta"), "fp32")
+    sections = _sections(meta)
+    with meta_safe_autocast():
+        rows, student_only, replay = _count_all(meta, sections, classes, batches, test_batch, device)
+    del meta
+
+    if timing or device.type == "cuda":
+        log(f"[benchmark] building the real models on {device} ({prec})")
+        real = BenchModels(arch, device, prec)
+        _time_rows(real, rows, reps, warmup, timing, max_timed_classes, log, time_kinds)
+        del real
+
+    _add_ratios(rows, device)
+    checks = _checks(rows, classes, batches, student_only / test_batch)
+    online = next(r["flops"] for r in rows if (r["kind"], r["batch"], r["classes"], r["path"])
+                  == ("step", replay["batch"], replay["classes"], "ours"))
+    checks["replay_step"] = dict(replay, online_flops=online, online_over_replay=online / replay["flops"])
+    return {"meta": _run_info(arch, device, prec, reps, warmup, timing, time_kinds), "rows": rows, "checks": checks}
 
 
 def _checks(rows: List[Dict[str, Any]], classes: Sequence[int], batches: Sequence[int],

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import glob
 import json
 import logging
 import os
 import os.path as osp
-import re
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -35,6 +33,7 @@ _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
+from engine.checkpoint import numbered_checkpoint_name, numbered_checkpoints  # noqa: E402
 from stage3.artefact import ARTEFACT_FORMAT, ARTEFACT_VERSION  # noqa: E402
 
 logger = logging.getLogger("export_student")
@@ -42,7 +41,6 @@ logger = logging.getLogger("export_student")
 __all__ = ["ARTEFACT_FORMAT", "ARTEFACT_VERSION", "ExportError", "export_student", "build_parser", "main"]
 
 _MODEL_FOLDER = "VLPromptLearner"
-_NUMBERED = re.compile(r"^model\.pth\.tar-(\d+)$")
 
 
 class ExportError(ValueError):
@@ -71,15 +69,6 @@ def _read_results(run_dir: str) -> Optional[Dict[str, Any]]:
             raise ExportError(f"{path} is not valid JSON ({exc}); re-run the evaluation or pass --checkpoint") from exc
 
 
-def _numbered_checkpoints(folder: str) -> List[Tuple[int, str]]:
-    found = []
-    for path in glob.glob(osp.join(folder, "model.pth.tar-*")):
-        m = _NUMBERED.match(osp.basename(path))
-        if m:
-            found.append((int(m.group(1)), path))
-    return sorted(found)
-
-
 def choose_checkpoint(run_dir: str, results: Optional[Dict[str, Any]]) -> str:
     """The checkpoint results.json was computed with (see the module docstring)."""
     folder = osp.join(run_dir, _MODEL_FOLDER)
@@ -93,9 +82,9 @@ def choose_checkpoint(run_dir: str, results: Optional[Dict[str, Any]]) -> str:
         path = str(results["checkpoint"])
     else:
         epoch = results.get("epoch")
-        path = osp.join(folder, f"model.pth.tar-{epoch}")
+        path = osp.join(folder, numbered_checkpoint_name(epoch))
         if epoch is None or not osp.isfile(path):
-            numbered = _numbered_checkpoints(folder)
+            numbered = numbered_checkpoints(folder)
             path = numbered[-1][1] if numbered else path
     if not osp.isfile(path):
         have = sorted(os.listdir(folder)) if osp.isdir(folder) else []
@@ -124,26 +113,12 @@ def _portable(obj: Any) -> Any:
     return obj
 
 
-def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None,
-                   class_vectors: Optional[str] = None, dtype: str = "fp32") -> Dict[str, Any]:
-    """Build the artefact of the PromptKD run in ``run_dir`` and write it to ``out_file``; returns it.
-    ``dtype``: storage of the image tower's weights (fp32 | fp16)."""
-    if dtype not in ("fp32", "fp16"):
-        raise ExportError(f"--dtype {dtype!r}: expected fp32 or fp16")
-    import clip
-    import trainers  # registers the trainers
-    from datasets.utils import base_new_labels
-    from stage3.artefact import projector_layers
-    from trainers.common.backbone import build_clip
-    from trainers.promptkd import build_projector
-    from engine.checkpoint import load_checkpoint
-    from engine.fileio import atomic_torch_save
+def _check_run(run_dir: str):
+    """The run's config and trainer name; a clear error unless it is a PromptKD student run with the teacher's
+    class vectors."""
     from engine.trainer import TRAINER_REGISTRY
-    from trainers.common.checkpoints import file_sha256, is_reference_vl_state
-    from trainers.common.class_vectors import load_class_vectors
     from trainers.promptkd import PromptKDStudent
 
-    del trainers
     if not osp.isdir(run_dir):
         raise ExportError(f"Run directory not found: {run_dir}")
     cfg = _read_run_config(run_dir)
@@ -157,8 +132,14 @@ def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None
         raise ExportError(f"{run_dir}: TRAINER.PROMPTKD.CLASS_VECTORS_SOURCE is {pk.CLASS_VECTORS_SOURCE!r}; the "
                           "artefact stores the teacher's class vectors, so only runs with CLASS_VECTORS_SOURCE teacher "
                           "(the paper's setting) can be exported")
-    results = _read_results(run_dir)
-    ckpt_path = checkpoint or choose_checkpoint(run_dir, results)
+    return cfg, name
+
+
+def _read_student_state(ckpt_path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """The checkpoint and a CPU copy of its state_dict (this code's PromptKD layout only)."""
+    from engine.checkpoint import load_checkpoint
+    from trainers.common.checkpoints import is_reference_vl_state
+
     ckpt = load_checkpoint(ckpt_path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise ExportError(f"{ckpt_path} is not a checkpoint with a state_dict")
@@ -166,8 +147,12 @@ def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None
     if is_reference_vl_state(state) or any(k.startswith("VPT_image_trans.") for k in state):
         raise ExportError(f"{ckpt_path} is in the reference PromptKD layout (whole CustomCLIP); export needs a checkpoint "
                           "written by this code's PromptKD trainer (VLPromptLearner/model.pth.tar-N of a train.py run)")
-    meta = dict(ckpt.get("meta") or {})
+    return ckpt, state
 
+
+def _class_vectors_file(run_dir: str, class_vectors: Optional[str], results: Optional[Dict[str, Any]],
+                        meta: Dict[str, Any]) -> str:
+    """``--class-vectors``, else the file recorded in results.json (or the checkpoint's meta)."""
     cv_path = class_vectors
     if cv_path is None:
         teacher = (results or {}).get("teacher") or meta.get("teacher") or {}
@@ -180,14 +165,13 @@ def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None
     if not osp.isfile(cv_path):
         raise ExportError(f"Class-vectors file {cv_path} (recorded by the run) not found; pass --class-vectors FILE "
                           "(the file of the teacher that trained this student)")
-    linears = sorted((int(k.split(".")[1]), k) for k, v in state.items()
-                     if k.startswith("projector.") and k.endswith(".weight") and v.dim() == 2)
-    if not linears:
-        raise ExportError(f"{ckpt_path} has no projector weights (projector.N.weight): not a PromptKD student checkpoint")
-    first_linear, last_linear = linears[0][1], linears[-1][1]
-    out_dim = int(state[last_linear].shape[0])
-    cv = load_class_vectors(cv_path, expected_dim=out_dim)
-    train_names = list(meta.get("classnames") or [])
+    return cv_path
+
+
+def _class_subsets(cv, cv_path: str, train_names: List[str]) -> Dict[str, List[str]]:
+    """All classes of the class-vectors file with the base / novel halves (and the run's training classes)."""
+    from datasets.utils import base_new_labels
+
     missing = [c for c in train_names if c not in cv.classnames]
     if missing:
         raise ExportError(f"Class-vectors file {cv_path} lacks {len(missing)} training class(es) of the run, e.g. "
@@ -197,8 +181,16 @@ def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None
                "novel": [cv.classnames[i] for i in novel]}
     if train_names:
         subsets["train"] = train_names
+    return subsets
 
-    # the student image tower as the run loaded it (fp32), its architecture and logit scale
+
+def _student_tower(cfg, state: Dict[str, Any], ckpt_path: str,
+                   dtype: str) -> Tuple[Dict[str, Any], Dict[str, Any], float]:
+    """The student image tower as the run loaded it (fp32): its architecture, weights (with a fine-tuned tower's
+    weights from the checkpoint) and logit scale."""
+    import clip
+    from trainers.common.backbone import build_clip
+
     clip_model = build_clip(cfg, prec="fp32", what="MODEL.BACKBONE.NAME of the run")
     vision = clip.config_from_model(clip_model)
     vision = {"embed_dim": vision["embed_dim"], "quick_gelu": vision["quick_gelu"], "vision_cfg": vision["vision_cfg"]}
@@ -211,16 +203,58 @@ def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None
     visual_state.update(tuned)
     if dtype == "fp16":
         visual_state = {k: v.half() if v.is_floating_point() else v for k, v in visual_state.items()}
-    logit_scale = float(clip_model.logit_scale.detach().float().exp().item())
-    del clip_model
-    prompt_keys = sorted((int(k[len("image_prompts.layer"):]), k) for k in state if k.startswith("image_prompts.layer"))
-    prompts = [state[k].float() for _, k in prompt_keys]
-    projector = build_projector(int(state[first_linear].shape[1]), out_dim, int(pk.PROJECT_LAYER))
+    return vision, visual_state, float(clip_model.logit_scale.detach().float().exp().item())
+
+
+def _projector_dims(state: Dict[str, Any], ckpt_path: str) -> Tuple[int, int]:
+    """Input and output width of the checkpoint's projector (its first and last ``projector.N.weight``)."""
+    linears = sorted((int(k.split(".")[1]), k) for k, v in state.items()
+                     if k.startswith("projector.") and k.endswith(".weight") and v.dim() == 2)
+    if not linears:
+        raise ExportError(f"{ckpt_path} has no projector weights (projector.N.weight): not a PromptKD student checkpoint")
+    return int(state[linears[0][1]].shape[1]), int(state[linears[-1][1]].shape[0])
+
+
+def _student_projector(state: Dict[str, Any], ckpt_path: str, dims: Tuple[int, int], project_layer: int):
+    """The projector rebuilt from the checkpoint's ``projector.`` weights."""
+    from trainers.promptkd import build_projector
+
+    projector = build_projector(dims[0], dims[1], project_layer)
     projector_state = {k[len("projector."):]: v for k, v in state.items() if k.startswith("projector.")}
     try:
         projector.load_state_dict(projector_state, strict=True)
     except RuntimeError as exc:
-        raise ExportError(f"{ckpt_path}: the projector weights do not fit PROJECT_LAYER {pk.PROJECT_LAYER}: {exc}") from exc
+        raise ExportError(f"{ckpt_path}: the projector weights do not fit PROJECT_LAYER {project_layer}: {exc}") from exc
+    return projector
+
+
+def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None,
+                   class_vectors: Optional[str] = None, dtype: str = "fp32") -> Dict[str, Any]:
+    """Build the artefact of the PromptKD run in ``run_dir`` and write it to ``out_file``; returns it.
+    ``dtype``: storage of the image tower's weights (fp32 | fp16)."""
+    if dtype not in ("fp32", "fp16"):
+        raise ExportError(f"--dtype {dtype!r}: expected fp32 or fp16")
+    import trainers  # registers the trainers
+    from engine.fileio import atomic_torch_save
+    from stage3.artefact import projector_layers
+    from trainers.common.checkpoints import file_sha256
+    from trainers.common.class_vectors import load_class_vectors
+
+    del trainers
+    cfg, name = _check_run(run_dir)
+    pk = cfg.TRAINER.PROMPTKD
+    results = _read_results(run_dir)
+    ckpt_path = checkpoint or choose_checkpoint(run_dir, results)
+    ckpt, state = _read_student_state(ckpt_path)
+    meta = dict(ckpt.get("meta") or {})
+    cv_path = _class_vectors_file(run_dir, class_vectors, results, meta)
+    in_dim, out_dim = _projector_dims(state, ckpt_path)
+    cv = load_class_vectors(cv_path, expected_dim=out_dim)
+    subsets = _class_subsets(cv, cv_path, list(meta.get("classnames") or []))
+    vision, visual_state, logit_scale = _student_tower(cfg, state, ckpt_path, dtype)
+    prompt_keys = sorted((int(k[len("image_prompts.layer"):]), k) for k in state if k.startswith("image_prompts.layer"))
+    prompts = [state[k].float() for _, k in prompt_keys]
+    projector = _student_projector(state, ckpt_path, (in_dim, out_dim), int(pk.PROJECT_LAYER))
     backbone = str(cfg.MODEL.BACKBONE.NAME)
     if osp.sep in backbone or osp.isfile(backbone):  # a local weight file: keep its name only
         backbone = osp.basename(backbone)
@@ -240,7 +274,7 @@ def export_student(run_dir: str, out_file: str, checkpoint: Optional[str] = None
             "prompt_depth_vision": len(prompts),
             "project_layer": int(pk.PROJECT_LAYER),
             "train_mode": str(pk.get("TRAIN_MODE", "prompts_projector")),
-            "in_dim": int(state[first_linear].shape[1]),
+            "in_dim": in_dim,
             "out_dim": out_dim,
         },
         "class_vectors": cv.features.float().contiguous(),

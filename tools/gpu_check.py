@@ -149,15 +149,13 @@ def run_matrix(world: Dict[str, str], work: str, trainers: Sequence[str], precs:
 
 # ------------------------------------------------------------------------------------------------ pair
 class _ReplayedLogits:
-    """Stands in for a replayed teacher cache: ``teacher_logits`` returns logits recorded beforehand."""
-
-    mode = "replay"
+    """Stands in for a replayed teacher cache: ``logits`` returns logits recorded beforehand."""
 
     def __init__(self, logits: torch.Tensor) -> None:
-        self.logits = logits
+        self.recorded = logits
 
-    def teacher_logits(self, trainer: Any, images: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
-        return self.logits
+    def logits(self, images: torch.Tensor, class_weights: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
+        return self.recorded
 
 
 def _sync(device: torch.device) -> None:
@@ -215,12 +213,11 @@ def run_pair(world: Dict[str, str], work: str, precs: Sequence[str], batches: Se
             try:
                 images = torch.randn(batch, 3, size, size, device=device)
                 tr.set_model_mode("train")
-                tr.teacher_cache = None
+                online_teacher = tr.teacher
                 online = _timed(lambda: tr.forward_backward({"img": images}), device, warmup, steps)
-                logits = tr.online_teacher_logits(images)
-                tr.teacher_cache = _ReplayedLogits(logits)
+                tr.teacher = _ReplayedLogits(online_teacher.logits(images, tr.teacher_class_weights))
                 replay = _timed(lambda: tr.forward_backward({"img": images}), device, warmup, steps)
-                tr.teacher_cache = None
+                tr.teacher = online_teacher
                 tr.set_model_mode("eval")
 
                 def infer():

@@ -103,9 +103,9 @@ def main(argv: Optional[List[str]] = None) -> str:
 
     feats = compute_class_vectors(teacher, classnames, batch_size=args.batch_size, autocast=autocast)
     out = args.out or osp.join(default_dir, f"class_vectors_{cfg.DATASET.NAME}.pt")
-    save_class_vectors(out, feats, classnames, teacher.identity, teacher.logit_scale)
+    save_class_vectors(out, feats, classnames, teacher.identity.as_dict(), teacher.logit_scale)
     print(f"Wrote {out}: {len(classnames)} classes x {feats.shape[1]} dims "
-          f"(teacher {teacher.identity.get('model')}, {teacher.identity.get('type')})")
+          f"(teacher {teacher.identity.model}, {teacher.identity.type})")
     return out
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from engine.fileio import atomic_write_json
 from tools.sweep_plan import REPO, Plan, Run
 
 ACTIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED")
@@ -118,9 +119,7 @@ def _load_jobs(folder: Path) -> Dict[str, str]:
 
 
 def _save_jobs(folder: Path, jobs: Dict[str, str]) -> None:
-    tmp = folder / (JOBS_FILE + ".tmp")
-    tmp.write_text(json.dumps({"jobs": jobs}, indent=1) + "\n")
-    os.replace(tmp, folder / JOBS_FILE)
+    atomic_write_json(str(folder / JOBS_FILE), {"jobs": jobs}, indent=1)
 
 
 def submit_plan(plan: Plan, folder: Path, params: Dict[str, Any], force: bool = False, dry_run: bool = False,

@@ -28,28 +28,17 @@ Our checkpoint keys and the reference's (whole CustomCLIP, docs/REFERENCE.md M6)
 
 from __future__ import annotations
 
-import copy
 import logging
-import re
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict
 
 import torch
-from torch import nn
 from yacs.config import CfgNode as CN
 
-import clip
 from engine.api import TRAINER_REGISTRY
 
-from .common.checkpoints import (
-    CheckpointKeyError,
-    ReferenceVLState,
-    check_reference_backbone,
-    format_keys,
-    split_reference_vl_state,
-)
-from .common.prompts import TextPromptLearner
-from .common.vl_model import FrozenCLIPModel
 from .common.base import PromptTrainer
+from .common.checkpoints import CheckpointKeyError, check_reference_backbone, format_keys
+from .common.maple_model import MaPLeCLIP, is_maple_reference_state, map_maple_reference_state
 
 logger = logging.getLogger(__name__)
 
@@ -70,80 +59,6 @@ def add_config(cfg: CN) -> None:
     cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"  # words initialising the layer-0 text context
     cfg.TRAINER.MAPLE.PREC = "fp16"  # fp32 | fp16 (frozen CLIP in half) | amp | bf16
     cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9  # J: layers with coupled prompts (>= 1)
-
-
-class MaPLeCLIP(FrozenCLIPModel):
-    """Frozen CLIP (``backbone``) + text prompts (``text_prompts.layer{i}``) + couplings (``couplings.{i}``).
-
-    ``encode_text()`` -> prompted text features for the current class set [C, D] (fp32, unnormalised);
-    ``encode_image(images)`` -> [B, D]; ``forward(images, text_features=None)`` -> logits [B, C] (fp32).
-    """
-
-    def __init__(self, clip_model: nn.Module, classnames: Sequence[str], n_ctx: int, depth: int,
-                 ctx_init: str = "a photo of a") -> None:
-        info = clip.model_info(clip_model)
-        if not info.is_vit:
-            raise ValueError("MaPLe prompts the image transformer: MODEL.BACKBONE.NAME must be a ViT CLIP (e.g. ViT-B/16)")
-        max_depth = min(info.text_layers, info.vision_layers)
-        if not 1 <= depth <= max_depth:
-            raise ValueError(f"TRAINER.MAPLE.PROMPT_DEPTH = {depth}: need 1 <= depth <= {max_depth} "
-                             f"(blocks: text {info.text_layers}, vision {info.vision_layers})")
-        if n_ctx < 1:
-            raise ValueError(f"TRAINER.MAPLE.N_CTX = {n_ctx}: need >= 1 context token")
-        super().__init__(clip_model)
-        self.text_prompts = TextPromptLearner(clip_model, classnames, n_ctx, depth, ctx_init)
-        layer0 = nn.Linear(info.text_width, info.vision_width)
-        deep = nn.Linear(info.text_width, info.vision_width)
-        self.couplings = nn.ModuleList([layer0] + [copy.deepcopy(deep) for _ in range(depth - 1)])
-        self.depth = int(depth)
-
-    def visual_prompts(self) -> List[torch.Tensor]:
-        """[couplings[i](text layer i) for i < J]: the prompt list of :func:`clip.encode_image`."""
-        text_layers = [self.text_prompts.layer0] + self.text_prompts.deep_prompts()
-        return [coupling(p) for coupling, p in zip(self.couplings, text_layers)]
-
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encode_prompted_image(images, self.visual_prompts())
-
-
-# ------------------------------------------------------------------------------------------------
-# reference checkpoint layout
-# ------------------------------------------------------------------------------------------------
-_REF_COMPOUND_TEXT = re.compile(r"^prompt_learner\.compound_prompts_text\.(\d+)$")
-_REF_COMPOUND_PROJ = re.compile(r"^prompt_learner\.compound_prompt_projections\.(\d+)\.(weight|bias)$")
-_REF_PROJ = re.compile(r"^prompt_learner\.proj\.(weight|bias)$")
-
-
-def is_maple_reference_state(state: Mapping[str, torch.Tensor]) -> bool:
-    """True for the reference CustomCLIP layout (``prompt_learner.*`` / ``image_encoder.*`` keys)."""
-    return any(k.split(".", 1)[0] in ("prompt_learner", "image_encoder", "text_encoder")
-               or k.startswith("module.prompt_learner.") for k in state)
-
-
-def map_maple_reference_state(state: Mapping[str, torch.Tensor]) -> ReferenceVLState:
-    """Split a reference MaPLe state dict into our prompt keys (``prompts``), CLIP backbone keys
-    (``backbone``, open_clip names), skipped class-name buffers and unexpected keys (module docstring)."""
-    prompts: Dict[str, torch.Tensor] = {}
-    rest: Dict[str, torch.Tensor] = {}
-    ivlp_prompts: List[str] = []
-    for k, v in state.items():
-        key = k[len("module."):] if k.startswith("module.") else k
-        m_text, m_proj, m0 = _REF_COMPOUND_TEXT.match(key), _REF_COMPOUND_PROJ.match(key), _REF_PROJ.match(key)
-        if key == "image_encoder.VPT" or key.endswith(".VPT_shallow"):
-            ivlp_prompts.append(key)  # IVLP's independent prompts have no place in MaPLe
-        elif m_text:
-            prompts[f"text_prompts.layer{int(m_text.group(1)) + 1}"] = v
-        elif m_proj:
-            prompts[f"couplings.{int(m_proj.group(1)) + 1}.{m_proj.group(2)}"] = v
-        elif m0:
-            prompts[f"couplings.0.{m0.group(1)}"] = v
-        else:
-            rest[key] = v
-    # the rest has the IVLP/PromptSRC layout: prompt_learner.ctx, class-name buffers, CLIP towers
-    out = split_reference_vl_state(rest)
-    out.unexpected.extend(ivlp_prompts)
-    out.prompts.update(prompts)
-    return out
 
 
 @TRAINER_REGISTRY.register()

@@ -11,8 +11,10 @@ dimension to the teacher's (inferred from the two models, not hard-coded 512 -> 
 (the reference's 1x1 convolutions + BatchNorm2d on a 1x1 map are exactly these layers).
 
 Teacher knowledge = the class vectors W [N, d_t] (the teacher's normalised text features for all
-classes), read from a file or computed ONCE from the teacher after its weights are loaded, and the
-teacher's image features, computed by :class:`TeacherImageEncoder` (built only when training).
+classes) and the teacher's image features, both from ONE teacher object (``self.teacher``):
+:class:`trainers.common.teacher.OnlineTeacher` (W read from a file or computed once after the teacher's
+weights are loaded; its image tower built only when training) or, with ``TEACHER_CACHE`` record /
+replay, :class:`trainers.common.teacher_cache.TeacherOutputCache` (the same outputs, recorded or replayed).
 
 Training step (docs/REFERENCE.md T7): q_t = s_t * u_t W^T (no grad), q_s = s_s * norm(proj(f_s)) W^T,
 loss = KD_WEIGHT * LOSS(q_s, q_t, TEMPERATURE). Labels are never read. Evaluation uses the student
@@ -41,8 +43,6 @@ Ablation options (paper Tables 4-6, docs/ABLATIONS.md), all keys of TRAINER.PROM
 from __future__ import annotations
 
 import logging
-import os
-import os.path as osp
 import re
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -53,31 +53,19 @@ from yacs.config import CfgNode as CN
 
 import clip
 from engine.api import TRAINER_REGISTRY
-from engine import dist
 
 from .common.backbone import build_clip, check_input_size, freeze
 from .common.base import PromptTrainer
-from .common.checkpoints import CheckpointKeyError, file_sha256, format_keys
-from .common.class_vectors import ClassVectors, class_vectors_digest, load_class_vectors, save_class_vectors
+from .common.checkpoints import CheckpointKeyError, check_reference_backbone, format_keys
+from .common.class_vectors import ClassVectors, class_vectors_digest
 from .common.kd import get_kd_loss, kd_loss_inputs, kd_loss_names
 from .common import teacher_cache
 from .common.prompts import TextPromptLearner, VisualPromptStack, count_prompt_tokens
-from .common.teacher import (
-    TEACHER_TYPES,
-    Teacher,
-    TeacherImageEncoder,
-    build_teacher,
-    compute_class_vectors,
-    find_teacher_checkpoint,
-    resolve_teacher_path,
-)
+from .common.teacher import TEACHER_TYPES, TeacherIdentity
 from .common.teacher_paths import DEFAULT_TEACHER_CKPT
 from .common.vl_model import cast_prompts, cosine_logits, tower_dtype
 
 logger = logging.getLogger(__name__)
-
-__all__ = ["PromptKDStudent", "PromptKD", "PromptKDStudentModel", "build_projector", "add_config", "TRAIN_MODES",
-           "CLASS_VECTOR_SOURCES"]
 
 # TRAINER.PROMPTKD.TRAIN_MODE values (paper Table 5): what the student trains
 TRAIN_MODES = ("prompts_projector", "projector_only", "full_finetune")
@@ -95,7 +83,9 @@ def add_config(cfg: CN) -> None:
         cfg.TRAINER.MODAL = ""
     pk = CN()
     pk.N_CTX_VISION = 4  # student visual prompt tokens per layer (Nv)
-    pk.N_CTX_TEXT = 4  # kept for config compatibility: the teacher's prompt shape is read from its checkpoint
+    # the teacher's prompt shape is read from its checkpoint; N_CTX_TEXT is the frozen context length of
+    # CLASS_VECTORS_SOURCE student_text
+    pk.N_CTX_TEXT = 4
     pk.CTX_INIT = "a photo of a"  # teacher CTX_INIT for released checkpoints (matters only if Nt < its words)
     pk.PREC = "fp16"  # fp32 | fp16 (frozen towers in half) | amp | bf16
     pk.PROMPT_DEPTH_VISION = 9  # student Jv: layers with visual prompts
@@ -133,16 +123,12 @@ def add_config(cfg: CN) -> None:
 
 def build_projector(in_dim: int, out_dim: int, layers: int) -> nn.Sequential:
     """The student -> teacher feature projector (see the module docstring)."""
-    if layers == 1:
-        return nn.Sequential(nn.Linear(in_dim, out_dim))
-    if layers == 2:
-        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True),
-                             nn.Linear(out_dim, out_dim))
-    if layers == 3:
-        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True),
-                             nn.Linear(out_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True),
-                             nn.Linear(out_dim, out_dim))
-    raise ValueError(f"TRAINER.PROMPTKD.PROJECT_LAYER must be 1, 2 or 3, got {layers}")
+    if layers not in (1, 2, 3):
+        raise ValueError(f"TRAINER.PROMPTKD.PROJECT_LAYER must be 1, 2 or 3, got {layers}")
+    modules = [nn.Linear(in_dim, out_dim)]
+    for _ in range(layers - 1):
+        modules += [nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True), nn.Linear(out_dim, out_dim)]
+    return nn.Sequential(*modules)
 
 
 class PromptKDStudentModel(nn.Module):
@@ -151,8 +137,6 @@ class PromptKDStudentModel(nn.Module):
     def __init__(self, visual: nn.Module, n_ctx: int, depth: int, vision_width: int, in_dim: int, out_dim: int,
                  project_layers: int, logit_scale: float, train_mode: str = "prompts_projector") -> None:
         super().__init__()
-        if train_mode not in TRAIN_MODES:
-            raise ValueError(f"TRAINER.PROMPTKD.TRAIN_MODE = {train_mode!r}; expected one of {list(TRAIN_MODES)}")
         self.train_mode = train_mode
         self.visual = freeze(visual)
         if train_mode == "full_finetune":
@@ -192,31 +176,24 @@ class PromptKDStudent(PromptTrainer):
     """PromptKD stage II (training) and stage III (teacher-free inference)."""
 
     CFG_NODE = "PROMPTKD"
-    REGISTERED_NAME = "VLPromptLearner"
+    REGISTERED_NAME = "VLPromptLearner"  # the reference's checkpoint folder name, kept for released students
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)
         pk = cfg.TRAINER.PROMPTKD
         if float(pk.CE_WEIGHT) != 0.0:
-            raise ValueError(
-                f"TRAINER.PROMPTKD.CE_WEIGHT = {pk.CE_WEIGHT}: PromptKD distils without labels (the student never "
-                "reads them); set it to 0.0"
-            )
+            raise ValueError(f"TRAINER.PROMPTKD.CE_WEIGHT = {pk.CE_WEIGHT}: PromptKD distils without labels (the student "
+                             "never reads them); set it to 0.0")
         if pk.LOSS not in kd_loss_names():
             raise ValueError(f"TRAINER.PROMPTKD.LOSS = {pk.LOSS!r}; registered KD losses: {kd_loss_names()}")
-        if pk.TEACHER_TYPE not in TEACHER_TYPES:
-            raise ValueError(f"TRAINER.PROMPTKD.TEACHER_TYPE = {pk.TEACHER_TYPE!r}; expected one of {list(TEACHER_TYPES)}")
-        if pk.TRAIN_MODE not in TRAIN_MODES:
-            raise ValueError(f"TRAINER.PROMPTKD.TRAIN_MODE = {pk.TRAIN_MODE!r}; expected one of {list(TRAIN_MODES)}")
-        if pk.CLASS_VECTORS_SOURCE not in CLASS_VECTOR_SOURCES:
-            raise ValueError(f"TRAINER.PROMPTKD.CLASS_VECTORS_SOURCE = {pk.CLASS_VECTORS_SOURCE!r}; expected one of "
-                             f"{list(CLASS_VECTOR_SOURCES)}")
+        for key, allowed in (("TEACHER_TYPE", TEACHER_TYPES), ("TRAIN_MODE", TRAIN_MODES),
+                             ("CLASS_VECTORS_SOURCE", CLASS_VECTOR_SOURCES)):
+            if pk[key] not in allowed:
+                raise ValueError(f"TRAINER.PROMPTKD.{key} = {pk[key]!r}; expected one of {list(allowed)}")
         if pk.CLASS_VECTORS_SOURCE == "student_text" and kd_loss_inputs(pk.LOSS) == "features":
             raise ValueError(f"TRAINER.PROMPTKD.LOSS {pk.LOSS!r} compares features in the teacher's space, but "
                              "CLASS_VECTORS_SOURCE student_text projects the student into its own text space; use a "
                              "logit loss (kl_reference / kl_batchmean) or CLASS_VECTORS_SOURCE teacher")
-        if int(pk.PROJECT_LAYER) not in (1, 2, 3):
-            raise ValueError(f"TRAINER.PROMPTKD.PROJECT_LAYER must be 1, 2 or 3, got {pk.PROJECT_LAYER}")
         if float(pk.TEMPERATURE) <= 0:
             raise ValueError(f"TRAINER.PROMPTKD.TEMPERATURE must be > 0, got {pk.TEMPERATURE}")
         teacher_cache.check_cfg(cfg)
@@ -225,95 +202,8 @@ class PromptKDStudent(PromptTrainer):
             raise ValueError("TRAINER.PROMPTKD.TEACHER_CACHE stores teacher logits over the teacher's class vectors; "
                              "it needs a logit loss and CLASS_VECTORS_SOURCE teacher (set TEACHER_CACHE.MODE off)")
 
-    # ------------------------------------------------------------------ class vectors / teacher
-    def class_vectors_path(self) -> str:
-        cfg = self.cfg
-        pk = cfg.TRAINER.PROMPTKD
-        if pk.CLASS_VECTORS:
-            return os.path.expanduser(pk.CLASS_VECTORS)
-        filename = f"class_vectors_{cfg.DATASET.NAME}.pt"
-        if pk.TEACHER_TYPE == "zeroshot":
-            return osp.join(cfg.OUTPUT_DIR, filename)
-        ckpt = resolve_teacher_path(pk.TEACHER_CKPT, cfg.DATASET.NAME, cfg.DATASET.ROOT)
-        if osp.isdir(ckpt):
-            sub = osp.join(ckpt, self.REGISTERED_NAME)
-            folder = sub if osp.isdir(sub) else ckpt
-        else:
-            folder = osp.dirname(ckpt) or "."
-        return osp.join(folder, filename)
-
-    def _teacher(self) -> Teacher:
-        if getattr(self, "_teacher_obj", None) is None:
-            # building a teacher (random init before its weights are loaded) must not shift the RNG stream:
-            # the student's initialisation and augmentations depend on the seed only, whether the class
-            # vectors were cached, computed, or replayed from a teacher-output cache
-            devices = [self.device.index or 0] if torch.device(self.device).type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                self._teacher_obj = build_teacher(self.cfg, self.device, self.prec)
-        return self._teacher_obj
-
-    def _check_same_teacher(self, cv: ClassVectors) -> None:
-        """A class-vectors file must come from the configured teacher (type, and checkpoint hash when the
-        teacher checkpoint is available locally)."""
-        pk = self.cfg.TRAINER.PROMPTKD
-        kind = cv.teacher.get("type")
-        if kind != pk.TEACHER_TYPE:
-            raise ValueError(
-                f"Class-vectors file {cv.path} was made by a {kind!r} teacher but TRAINER.PROMPTKD.TEACHER_TYPE is "
-                f"{pk.TEACHER_TYPE!r}; delete the file or set TRAINER.PROMPTKD.CLASS_VECTORS"
-            )
-        if kind == "zeroshot":
-            if cv.teacher.get("model") != pk.TEACHER_NAME:
-                raise ValueError(
-                    f"Class-vectors file {cv.path} was made by zero-shot CLIP {cv.teacher.get('model')!r} but "
-                    f"TRAINER.PROMPTKD.TEACHER_NAME is {pk.TEACHER_NAME!r}; delete the file or set TRAINER.PROMPTKD.CLASS_VECTORS"
-                )
-            return
-        expected_sha = cv.teacher.get("checkpoint_sha256")
-        if not expected_sha:
-            logger.warning("Class-vectors file %s records no teacher checkpoint hash: it cannot be checked against "
-                           "TRAINER.PROMPTKD.TEACHER_CKPT", cv.path)
-            return
-        path = resolve_teacher_path(pk.TEACHER_CKPT, self.cfg.DATASET.NAME, self.cfg.DATASET.ROOT)
-        try:
-            path = find_teacher_checkpoint(path)
-        except FileNotFoundError:
-            logger.info("Teacher checkpoint %s not available: class vectors used as they are", path)
-            return
-        actual = file_sha256(path)
-        if actual != expected_sha:
-            raise ValueError(
-                f"Class-vectors file {cv.path} was computed from a teacher checkpoint with sha256 {expected_sha[:12]}..., "
-                f"but TRAINER.PROMPTKD.TEACHER_CKPT {path} has sha256 {actual[:12]}...; delete the stale file to "
-                "recompute it, or point TRAINER.PROMPTKD.CLASS_VECTORS to the matching file"
-            )
-
-    def load_or_compute_class_vectors(self) -> ClassVectors:
-        """Class vectors for ALL dataset classes: from the file when it exists (checked), else computed
-        once from the teacher (after its weights are loaded) and written atomically."""
-        path = self.class_vectors_path()
-        all_names = list(self.dm.dataset.all_classnames)
-        if self.replaying_teacher_cache:  # the recording run's W, no teacher
-            return self.teacher_cache.class_vectors(all_names)
-        if osp.isfile(path):
-            cv = load_class_vectors(path, expected_classnames=all_names)
-            self._check_same_teacher(cv)
-            logger.info("Class vectors: %s (%d classes x %d dims, teacher %s)", path, len(cv), cv.dim,
-                        cv.teacher.get("model"))
-            return cv
-        logger.info("Class-vectors file %s not found: computing it once from the teacher", path)
-        teacher = self._teacher()
-        feats = compute_class_vectors(teacher, all_names, autocast=self.autocast).cpu()
-        if dist.is_main_process():
-            try:
-                return save_class_vectors(path, feats, all_names, teacher.identity, teacher.logit_scale)
-            except OSError as exc:
-                raise OSError(getattr(exc, "errno", None) or 5,
-                              f"{exc}. The class vectors are written next to the teacher checkpoint by default; set "
-                              "TRAINER.PROMPTKD.CLASS_VECTORS to a writable file path (e.g. in OUTPUT_DIR)") from exc
-        return ClassVectors(feats, all_names, dict(teacher.identity), teacher.logit_scale, path)
-
-    def teacher_identity(self) -> Optional[Dict[str, Any]]:
+    def teacher_identity(self) -> Dict[str, Any]:
+        """The teacher record of the student's checkpoints and results.json: the class vectors' teacher + the file."""
         cv = self.class_vectors
         out = {**cv.teacher, "class_vectors": cv.path, "logit_scale": cv.logit_scale,
                "class_vectors_sha256": class_vectors_digest(cv.features)}
@@ -325,10 +215,10 @@ class PromptKDStudent(PromptTrainer):
         """A student checkpoint records the teacher (class vectors) it was distilled with; evaluating it with
         the class vectors of another teacher would give a silently wrong result, so it is refused."""
         super().load_extra_checkpoint_state(name, checkpoint, resume)
-        saved = ((checkpoint.get("meta") or {}).get("teacher") or {}) if isinstance(checkpoint, dict) else {}
-        if not saved or getattr(self, "class_vectors", None) is None:
+        saved = (checkpoint.get("meta") or {}).get("teacher") or {}
+        if not saved:
             return
-        current = self.teacher_identity() or {}
+        current = self.teacher_identity()
         fields = [k for k in ("class_vectors_sha256", "checkpoint_sha256", "type", "model")
                   if saved.get(k) is not None and current.get(k) is not None]
         differing = [k for k in fields if saved[k] != current[k]]
@@ -368,8 +258,7 @@ class PromptKDStudent(PromptTrainer):
                 f"TRAINER.PROMPTKD.CTX_INIT {pk.CTX_INIT!r} ({n_words} tokens), so N_CTX_TEXT must be in 1..{n_words} "
                 f"(got {n_ctx}); a randomly initialised frozen context would be meaningless"
             )
-        learner = TextPromptLearner(clip_model, names[:batch_size], n_ctx, 1, ctx_init).to(self.device)
-        learner.requires_grad_(False)
+        learner = TextPromptLearner(clip_model, names[:batch_size], n_ctx, 1, ctx_init).to(self.device).requires_grad_(False)
         dtype = tower_dtype(clip_model.transformer)
         feats = []
         for start in range(0, len(names), batch_size):
@@ -380,12 +269,11 @@ class PromptKDStudent(PromptTrainer):
             feats.append(out.float())
         features = F.normalize(torch.cat(feats), dim=-1).cpu()
         scale = float(clip_model.logit_scale.detach().float().exp().item())
-        identity = {"type": "student_text", "model": self.cfg.MODEL.BACKBONE.NAME,
-                    "prompt": {"ctx_init": ctx_init, "n_ctx": n_ctx, "frozen": True},
-                    "embed_dim": int(features.shape[1])}
+        identity = TeacherIdentity(type="student_text", model=self.cfg.MODEL.BACKBONE.NAME, embed_dim=int(features.shape[1]),
+                                   prompt={"ctx_init": ctx_init, "n_ctx": n_ctx, "frozen": True})
         logger.info("Student class vectors from the student's own frozen text tower (%s, prompt %r): %d x %d",
                     self.cfg.MODEL.BACKBONE.NAME, f"{ctx_init} {{class}}.", features.shape[0], features.shape[1])
-        return ClassVectors(features, names, identity, scale, None)
+        return ClassVectors(features, names, identity.as_dict(), scale, None)
 
     # ------------------------------------------------------------------ model
     def build_model(self) -> None:
@@ -404,7 +292,7 @@ class PromptKDStudent(PromptTrainer):
             student_cv = self.compute_student_text_class_vectors(clip_model)
         del clip_model  # otherwise the student's text tower is never used (docs/REFERENCE.md D22)
 
-        self.class_vectors = self.load_or_compute_class_vectors()
+        self.class_vectors = self.teacher.class_vectors(self.dm.dataset.all_classnames)
         # the class vectors the STUDENT's logits use (the teacher's, unless CLASS_VECTORS_SOURCE student_text)
         self.student_class_vectors = student_cv if student_cv is not None else self.class_vectors
         self.model = PromptKDStudentModel(
@@ -418,10 +306,8 @@ class PromptKDStudent(PromptTrainer):
                     int(pk.PROJECT_LAYER), pk.TRAIN_MODE, pk.CLASS_VECTORS_SOURCE)
         self.kd_loss = get_kd_loss(pk.LOSS)
         self.kd_inputs = kd_loss_inputs(pk.LOSS)
-        self.teacher_encoder: Optional[TeacherImageEncoder] = None
-        optim, sched = self.build_optim_sched(self.model.parameters())
-        self.optim, self.sched = optim, sched
-        self.register_model(self.REGISTERED_NAME, self.model, optim, sched)
+        self.optim, self.sched = self.build_optim_sched(self.model.parameters())
+        self.register_model(self.REGISTERED_NAME, self.model, self.optim, self.sched)
         self.set_eval_classnames(self.train_classnames)
 
     def set_eval_classnames(self, classnames: Sequence[str]) -> None:
@@ -435,49 +321,22 @@ class PromptKDStudent(PromptTrainer):
 
     # ------------------------------------------------------------------ training
     def build_data_loader(self) -> None:
-        """Dassl's loaders; with TEACHER_CACHE record / replay the training loader replays augmentations."""
+        """Dassl's loaders, and the teacher: online, or recorded / replayed by the teacher-output cache (whose
+        training loader replays augmentations)."""
         super().build_data_loader()
-        self.teacher_cache = teacher_cache.setup_teacher_cache(self)
-
-    @property
-    def replaying_teacher_cache(self) -> bool:
-        cache = getattr(self, "teacher_cache", None)
-        return cache is not None and cache.mode == "replay"
+        self.teacher = teacher_cache.distillation_teacher(self)
 
     def before_train(self) -> None:
         super().before_train()
-        if not self.replaying_teacher_cache:  # a replay never builds the teacher
-            self.build_teacher_encoder()
-        if getattr(self, "teacher_cache", None) is not None:
-            self.teacher_cache.begin(self)
+        self.build_teacher_encoder()
+
+    def build_teacher_encoder(self) -> None:
+        """The teacher's image side (a replay builds no teacher)."""
+        self.teacher.start(self)
 
     def on_epoch_end(self) -> None:
         super().on_epoch_end()
-        if getattr(self, "teacher_cache", None) is not None:
-            self.teacher_cache.end_epoch(self)
-
-    def build_teacher_encoder(self) -> None:
-        """The frozen teacher image tower + visual prompts (training only; never registered or saved)."""
-        teacher = self._teacher()
-        if teacher.embed_dim != self.class_vectors.dim:
-            raise ValueError(
-                f"Teacher {teacher.identity.get('model')} has {teacher.embed_dim}-d features but the class vectors "
-                f"{self.class_vectors.path} are {self.class_vectors.dim}-d: they come from another teacher"
-            )
-        if abs(teacher.logit_scale - self.class_vectors.logit_scale) > 1e-3 * max(1.0, teacher.logit_scale):
-            raise ValueError(f"Teacher logit scale {teacher.logit_scale} differs from the class-vectors file's "
-                             f"{self.class_vectors.logit_scale} ({self.class_vectors.path}): another teacher")
-        size = clip.model_info(teacher.clip_model).image_size
-        if tuple(self.cfg.INPUT.SIZE) != (size, size):
-            raise ValueError(
-                f"Teacher {teacher.identity.get('model')} takes {size}x{size} images but INPUT.SIZE is "
-                f"{tuple(self.cfg.INPUT.SIZE)}: the teacher and the student see the same image tensor, so use a "
-                f"teacher with the student's input size, or set INPUT.SIZE ({size}, {size}) if the student supports it"
-            )
-        self.teacher_encoder = teacher.image_encoder().to(self.device)
-        self.teacher_scale = teacher.logit_scale
-        self._teacher_obj = None  # drop the teacher's text side; only its image tower is kept
-        logger.info("Teacher image encoder ready (%s, frozen, not saved)", teacher.identity.get("model"))
+        self.teacher.end_epoch(self)
 
     def parse_batch_train(self, batch: Dict[str, Any]) -> torch.Tensor:
         """Images only: the student never reads labels (DATASET.TRAIN_LABELS drop gives -1)."""
@@ -486,50 +345,27 @@ class PromptKDStudent(PromptTrainer):
     def distillation_features(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(student feature norm(proj(f_s)) [B, d], teacher image feature u_t [B, d_t] (no grad)), both
         L2-normalised fp32; what the feature losses of Table 4 compare."""
-        with torch.no_grad():
-            with self.autocast():
-                u_t = self.teacher_encoder(images)
+        u_t = self.teacher.features(images)
         with self.autocast():
             f_s = self.model(images)
-        return f_s.float(), u_t.float()
-
-    def online_teacher_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Teacher logits s_t * u_t W^T [B, C] fp32 over the current class set (what the cache records)."""
-        if self.teacher_encoder is None:
-            raise RuntimeError("PromptKDStudent: the teacher image encoder is not built (before_train() was not run)")
-        with torch.no_grad():
-            with self.autocast():
-                u_t = self.teacher_encoder(images)
-            return cosine_logits(u_t.float(), self.teacher_class_weights, self.teacher_scale)
+        return f_s.float(), u_t
 
     def distillation_logits(self, images: torch.Tensor, batch: Optional[Dict[str, Any]] = None
                             ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(student logits, teacher logits) over the current class set, both fp32. With a teacher-output
-        cache and the training ``batch`` (its index / epoch / aug keys) the teacher logits come from it."""
-        cache = getattr(self, "teacher_cache", None)
-        if cache is not None and batch is not None:
-            teacher_logits = cache.teacher_logits(self, images, batch)
-            with self.autocast():
-                f_s = self.model(images)
-            f_s = f_s.float()
-        else:
-            f_s, u_t = self.distillation_features(images)
-            with torch.no_grad():
-                teacher_logits = cosine_logits(u_t, self.teacher_class_weights, self.teacher_scale)
-        student_logits = cosine_logits(f_s, self.class_weights, self.model.logit_scale)
-        return student_logits, teacher_logits
+        """(student logits s_s * norm(proj(f_s)) W^T, teacher logits s_t * u_t W^T) over the current class set,
+        both fp32. The teacher-output cache uses the training ``batch`` (its index / epoch / aug keys)."""
+        teacher_logits = self.teacher.logits(images, self.teacher_class_weights, batch)
+        with self.autocast():
+            f_s = self.model(images)
+        return cosine_logits(f_s.float(), self.class_weights, self.model.logit_scale), teacher_logits
 
     def forward_backward(self, batch) -> Dict[str, torch.Tensor]:
-        if self.teacher_encoder is None and not self.replaying_teacher_cache:
-            raise RuntimeError("PromptKDStudent.forward_backward: the teacher image encoder is not built "
-                               "(before_train() was not run)")
         images = self.parse_batch_train(batch)
         pk = self.cfg.TRAINER.PROMPTKD
         if self.kd_inputs == "features":  # Table 4: feature L1 / MSE in the teacher's feature space
             kd = self.kd_loss(*self.distillation_features(images), float(pk.TEMPERATURE))
         else:
-            student_logits, teacher_logits = self.distillation_logits(images, batch)
-            kd = self.kd_loss(student_logits, teacher_logits, float(pk.TEMPERATURE))
+            kd = self.kd_loss(*self.distillation_logits(images, batch), float(pk.TEMPERATURE))
         loss = float(pk.KD_WEIGHT) * kd
         grad_norm = self.optimize(loss)
         # device tensors: the engine's meters read them every TRAIN.PRINT_FREQ steps, not at every step
@@ -573,17 +409,10 @@ class PromptKDStudent(PromptTrainer):
                                      f"backbone's {float(self.model.logit_scale)}")
             else:
                 unexpected.append(k)
+        what = "reference PromptKD student checkpoint"
         if unexpected:
-            raise CheckpointKeyError(f"reference PromptKD student checkpoint: unexpected keys {format_keys(unexpected)}")
-        own = self.model.visual.state_dict()
-        unknown = sorted(k for k in backbone if k not in own)
-        differing = sorted(k for k in backbone if k in own and (own[k].shape != backbone[k].shape or not torch.allclose(
-            own[k].float().cpu(), backbone[k].float(), atol=1e-2, rtol=1e-2)))
-        if unknown or differing:
-            raise ValueError(
-                f"reference PromptKD student checkpoint: its image tower does not match MODEL.BACKBONE.NAME "
-                f"{self.cfg.MODEL.BACKBONE.NAME!r} (unknown keys {format_keys(unknown)}, differing tensors {format_keys(differing)})"
-            )
+            raise CheckpointKeyError(f"{what}: unexpected keys {format_keys(unexpected)}")
+        check_reference_backbone(self.model.visual, backbone, self.cfg.MODEL.BACKBONE.NAME, f"{what} (image tower)")
         logger.info("Reference PromptKD student checkpoint: %d prompt/projector tensors mapped, %d frozen image-tower "
                     "tensors checked against the backbone", len(out), len(backbone))
         return out

@@ -39,7 +39,7 @@ from .common.base import PromptTrainer
 from .common.checkpoints import file_sha256
 from .common.class_vectors import save_class_vectors
 from .common.kd import kl_reference
-from .common.teacher import Teacher, compute_class_vectors
+from .common.teacher import Teacher, TeacherIdentity, compute_class_vectors
 from .common.templates import IMAGENET_TEMPLATES, template_text_features
 from .common.vl_model import cosine_logits
 from .ivlp import IVLP, build_vl_model, vl_prompt_node
@@ -191,26 +191,20 @@ class PromptSRCTeacher(PromptSRC):
         """Run the prompted text branch once over ALL classes of the dataset and save the file."""
         node = self.cfg.TRAINER.PROMPTSRC
         all_names = list(self.dm.dataset.all_classnames)
-        identity: Dict[str, Any] = {
-            "type": "promptsrc",
-            "format": "ours",
-            "model": self.cfg.MODEL.BACKBONE.NAME,
-            "checkpoint": checkpoint_file,
-            "checkpoint_sha256": file_sha256(checkpoint_file) if checkpoint_file and osp.isfile(checkpoint_file) else None,
-            "prompt": {"n_ctx_text": int(node.N_CTX_TEXT), "depth_text": int(node.PROMPT_DEPTH_TEXT),
-                       "n_ctx_vision": int(node.N_CTX_VISION), "depth_vision": int(node.PROMPT_DEPTH_VISION),
-                       "ctx_init": self.model.text_prompts.ctx_init},
-            "embed_dim": int(self.model.embed_dim),
-            "trainer": self.cfg.TRAINER.NAME,
-            "dataset": self.cfg.DATASET.NAME,
-            "seed": self.cfg.SEED,
-        }
-        teacher = Teacher("promptsrc", self.model.backbone, identity, vl_model=self.model)
+        identity = TeacherIdentity(
+            type="promptsrc", format="ours", model=self.cfg.MODEL.BACKBONE.NAME, checkpoint=checkpoint_file,
+            checkpoint_sha256=file_sha256(checkpoint_file) if checkpoint_file and osp.isfile(checkpoint_file) else None,
+            prompt={"n_ctx_text": int(node.N_CTX_TEXT), "depth_text": int(node.PROMPT_DEPTH_TEXT),
+                    "n_ctx_vision": int(node.N_CTX_VISION), "depth_vision": int(node.PROMPT_DEPTH_VISION),
+                    "ctx_init": self.model.text_prompts.ctx_init},
+            embed_dim=int(self.model.embed_dim), trainer=self.cfg.TRAINER.NAME, dataset=self.cfg.DATASET.NAME,
+            seed=self.cfg.SEED)
+        teacher = Teacher(self.model.backbone, identity, self.model)
         self.set_model_mode("eval")
         feats = compute_class_vectors(teacher, all_names, autocast=self.autocast)
         path = self.class_vectors_path(osp.dirname(checkpoint_file) if checkpoint_file else None)
         if dist.is_main_process():
-            save_class_vectors(path, feats, all_names, identity, float(self.model.logit_scale.item()))
+            save_class_vectors(path, feats, all_names, identity.as_dict(), float(self.model.logit_scale.item()))
         return path
 
     def after_train(self) -> None:

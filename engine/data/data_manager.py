@@ -94,9 +94,10 @@ def build_data_loader(cfg: Any, sampler_type: str = "SequentialSampler", data_so
 class DataManager:
     """Build the dataset and its loaders from ``cfg`` (Dassl semantics).
 
-    Attributes: ``dataset``, ``train_loader_x``, ``train_loader_u`` (None unless the dataset has
-    ``train_u``), ``val_loader`` (None unless ``dataset.val`` is non-empty), ``test_loader``,
-    ``num_classes``, ``num_source_domains``, ``lab2cname``, ``tfm_train``, ``tfm_test``.
+    Attributes: ``dataset``, ``train_loader_x``, ``val_loader`` (None unless ``dataset.val`` is non-empty),
+    ``test_loader``, ``num_classes``, ``lab2cname``, ``tfm_train``, ``tfm_test``. Dassl's ``train_loader_u``
+    (unlabeled data, read by its ``TrainerXU`` only) is not built; the ``DATALOADER.TRAIN_U`` keys stay so
+    that Dassl-style configs merge.
     ``dataset_builder`` / ``transform_builder`` (default: this engine's) let the Dassl backend build the
     dataset and transforms with Dassl's own functions while the loaders stay this engine's.
     """
@@ -119,7 +120,6 @@ class DataManager:
                                      dataset_wrapper=dataset_wrapper, **batching)
 
         self.train_loader_x = loader(dataset.train_x, dl.TRAIN_X, True, optional=False)  # empty: a named error
-        self.train_loader_u = loader(dataset.train_u, dl.TRAIN_X if dl.TRAIN_U.SAME_AS_X else dl.TRAIN_U, True)
         self.val_loader = loader(dataset.val, dl.TEST, False)
         if not dataset.test:
             raise ValueError(f"Dataset '{cfg.DATASET.NAME}' has an empty test split; check its files under "
@@ -127,7 +127,6 @@ class DataManager:
         self.test_loader = loader(dataset.test, dl.TEST, False, optional=False)
         self.dataset = dataset
         self.num_classes: int = dataset.num_classes
-        self.num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
         self.lab2cname: Dict[int, str] = dataset.lab2cname
         if cfg.VERBOSE:
             self.show_dataset_summary(cfg)
@@ -142,10 +141,9 @@ class DataManager:
     def show_dataset_summary(self, cfg: Any) -> None:
         """Log a two-column summary table (dataset, domains, #classes, #train_x, #train_u, #val, #test)."""
         rows = [("Dataset", cfg.DATASET.NAME)]
-        if cfg.DATASET.SOURCE_DOMAINS:
-            rows.append(("Source", str(list(cfg.DATASET.SOURCE_DOMAINS))))
-        if cfg.DATASET.TARGET_DOMAINS:
-            rows.append(("Target", str(list(cfg.DATASET.TARGET_DOMAINS))))
+        for label, domains in (("Source", cfg.DATASET.SOURCE_DOMAINS), ("Target", cfg.DATASET.TARGET_DOMAINS)):
+            if domains:
+                rows.append((label, str(list(domains))))
         rows.append(("# classes", f"{self.num_classes:,}"))
         for name in ("train_x", "train_u", "val", "test"):
             items = getattr(self.dataset, name)

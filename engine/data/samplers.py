@@ -49,8 +49,6 @@ def build_sampler(sampler_type: str, cfg: Any = None, data_source: Optional[Sequ
     """Build a sampler by Dassl name (``batch_size``, ``n_domain``, ``n_ins``: Dassl's signature, used only
     by its balanced samplers). Under ``torch.distributed``, RandomSampler becomes a shuffling
     ``DistributedSampler`` (seeded with ``cfg.SEED``) and SequentialSampler a ``DistributedEvalSampler``."""
-    if data_source is None:
-        raise ValueError("build_sampler: data_source is required")
     if sampler_type in _DASSL_ONLY_SAMPLERS:
         raise ValueError(f"Sampler '{sampler_type}' (Dassl's domain/class balanced sampler) is not provided by this "
                          f"engine; the prompt-learning trainers use {AVAI_SAMPLERS}")

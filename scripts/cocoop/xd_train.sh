@@ -12,4 +12,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 if [[ $# -eq 1 && "$1" =~ ^[0-9]+$ ]]; then
     set -- imagenet "$1"
 fi
-baseline_xd_train CoCoOp "${XD_CFG[cocoop]}" "$@"
+baseline_run xd_train CoCoOp "${XD_CFG[cocoop]}" "$@"

@@ -10,8 +10,5 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 # CoOp prompt options (as in the CoOp repository's scripts/coop/main.sh). The default configs initialise
 # the context from "a photo of a", i.e. 4 context vectors.
-NCTX="${NCTX:-4}"
-CSC="${CSC:-False}"
-CTP="${CTP:-end}"
-METHOD_OPTS=(TRAINER.COOP.N_CTX "$NCTX" TRAINER.COOP.CSC "$CSC" TRAINER.COOP.CLASS_TOKEN_POSITION "$CTP")
-baseline_b2n_test CoOp "${B2N_CFG[coop]}" "$@"
+coop_opts
+baseline_run b2n_test CoOp "${B2N_CFG[coop]}" "$@"

@@ -16,4 +16,4 @@ export PROMPTKD_PLUGINS TRAINER_CONFIG_DIR
 W="${W:-8.0}"
 NCTX="${NCTX:-4}"
 METHOD_OPTS=(TRAINER.KGCOOP.W "$W" TRAINER.KGCOOP.N_CTX "$NCTX")
-baseline_b2n_train KgCoOp vit_b16_ep100_ctxv1 "$@"
+baseline_run b2n_train KgCoOp vit_b16_ep100_ctxv1 "$@"

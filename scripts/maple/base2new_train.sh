@@ -9,4 +9,4 @@
 #   DRY_RUN=1, FORCE=1 (see scripts/common.sh).
 # Trailing KEY VALUE pairs are passed to train.py as config opts.
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-baseline_b2n_train MaPLe "${B2N_CFG[maple]}" "$@"
+baseline_run b2n_train MaPLe "${B2N_CFG[maple]}" "$@"

@@ -8,4 +8,4 @@
 #   DRY_RUN=1, FORCE=1 (see scripts/common.sh).
 # Trailing KEY VALUE pairs are passed to train.py as config opts.
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-baseline_xd_train MaPLe "${XD_CFG[maple]}" "$@"
+baseline_run xd_train MaPLe "${XD_CFG[maple]}" "$@"

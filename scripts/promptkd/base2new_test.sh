@@ -10,32 +10,4 @@
 #   OUTPUT_ROOT, DRY_RUN=1, FORCE=1 (see scripts/common.sh).
 # Output: OUTPUT_ROOT/base2new/test_base2novel/DATASET/shots_0/PromptKD/CFG/seed_SEED
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
-
-TRAINER=PromptKD
-DATASET=$1
-SEED=$2
-CFG="${CFG:-${B2N_CFG[promptkd]}}"
-SHOTS=0
-
-DATASET_CFG="$(dataset_config "$DATASET")"
-TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
-LOADEP="${LOADEP:-$(cfg_max_epoch "$TRAINER_CFG")}"
-MODEL_DIR="${MODEL_DIR:-$(b2n_dir train_base "$DATASET" "$SHOTS" "$TRAINER" "$CFG" "seed_$SEED")}"
-DIR="${RUN_DIR:-$(b2n_dir test_base2novel "$DATASET" "$SHOTS" "$TRAINER" "$CFG" "seed_$SEED")}"
-collect_teacher_opts
-
-if already_done "$DIR"; then exit 0; fi
-note "evaluate $MODEL_DIR (epoch $LOADEP) on base and novel classes; output in $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
-    --model-dir "$MODEL_DIR" \
-    --load-epoch "$LOADEP" \
-    --eval-only \
-    "${TEACHER_OPTS[@]}" \
-    "${@:3}"
+promptkd_run b2n_test "$@"

@@ -16,27 +16,4 @@
 # fgvc_aircraft, oxford_flowers, dtd; trainer default 1000 otherwise), temperature, protocol and shots
 # from configs/trainers/PromptKD/<CFG>.yaml.
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
-
-TRAINER=PromptKD
-DATASET=$1
-SEED=$2
-CFG="${CFG:-${B2N_CFG[promptkd]}}"
-SHOTS=0
-
-DATASET_CFG="$(dataset_config "$DATASET")"
-TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
-DIR="${RUN_DIR:-$(b2n_dir train_base "$DATASET" "$SHOTS" "$TRAINER" "$CFG" "seed_$SEED")}"
-collect_teacher_opts
-
-if already_done "$DIR"; then exit 0; fi
-note "run this job and save the output to $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
-    "${TEACHER_OPTS[@]}" \
-    "${@:3}"
+promptkd_run b2n_train "$@"

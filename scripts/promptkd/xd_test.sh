@@ -8,32 +8,4 @@
 #   (see scripts/common.sh).
 # Output: OUTPUT_ROOT/evaluation/PromptKD/CFG_0shots/DATASET/seedSEED
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
-
-TRAINER=PromptKD
-DATASET=$1
-SEED=$2
-CFG="${CFG:-${XD_CFG[promptkd]}}"
-SHOTS=0
-
-DATASET_CFG="$(dataset_config "$DATASET")"
-TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
-LOADEP="${LOADEP:-$(cfg_max_epoch "$TRAINER_CFG")}"
-MODEL_DIR="${MODEL_DIR:-$(xd_dir "$DATASET" "$TRAINER" "$CFG" "$SHOTS" "$SEED")}"
-DIR="${RUN_DIR:-$(xd_eval_dir "$TRAINER" "$CFG" "$SHOTS" "$DATASET" "$SEED")}"
-collect_teacher_opts
-
-if already_done "$DIR"; then exit 0; fi
-note "evaluate $MODEL_DIR (epoch $LOADEP) on $DATASET; output in $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
-    --model-dir "$MODEL_DIR" \
-    --load-epoch "$LOADEP" \
-    --eval-only \
-    "${TEACHER_OPTS[@]}" \
-    "${@:3}"
+promptkd_run xd_test "$@"

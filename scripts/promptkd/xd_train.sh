@@ -13,27 +13,4 @@
 # Output: OUTPUT_ROOT/DATASET/PromptKD/CFG_0shots/seedSEED (as the reference).
 # KD_WEIGHT: 1000 for every target (set in the cross-dataset trainer yaml, as the reference's script).
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
-
-TRAINER=PromptKD
-DATASET=$1
-SEED=$2
-CFG="${CFG:-${XD_CFG[promptkd]}}"
-SHOTS=0
-
-DATASET_CFG="$(dataset_config "$DATASET")"
-TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
-DIR="${RUN_DIR:-$(xd_dir "$DATASET" "$TRAINER" "$CFG" "$SHOTS" "$SEED")}"
-collect_teacher_opts
-
-if already_done "$DIR"; then exit 0; fi
-note "run this job and save the output to $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
-    "${TEACHER_OPTS[@]}" \
-    "${@:3}"
+promptkd_run xd_train "$@"

@@ -25,15 +25,7 @@ DATASET_CFG="$(dataset_config "$DATASET")"
 TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
 for SEED in $(seed_list); do
     DIR="$(xd_dir "$DATASET" "$TRAINER" "$CFG" "$SHOTS" "$SEED")"
-    if already_done "$DIR"; then continue; fi
-    note "run this job and save the output to $DIR"
-    train_py \
-        --root "$DATA" \
-        --seed "$SEED" \
-        --trainer "$TRAINER" \
-        --dataset-config-file "$DATASET_CFG" \
-        --config-file "$TRAINER_CFG" \
-        --output-dir "$DIR" \
+    run_job "$DIR" "$TRAINER" "$DATASET_CFG" "$TRAINER_CFG" "$SEED" "run this job and save the output to $DIR" \
         DATASET.NUM_SHOTS "$SHOTS" \
         DATASET.SUBSAMPLE_CLASSES all \
         DATASET.EVAL_PROTOCOL subsample \

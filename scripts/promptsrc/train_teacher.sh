@@ -31,15 +31,7 @@ case "$PROTOCOL" in
 esac
 DIR="${RUN_DIR:-$(teacher_dir "$PROTOCOL" "$DATASET" "$CFG" "$SEED")}"
 
-if already_done "$DIR"; then exit 0; fi
-note "train a $PROTOCOL teacher; output in $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
+run_job "$DIR" "$TRAINER" "$DATASET_CFG" "$TRAINER_CFG" "$SEED" "train a $PROTOCOL teacher; output in $DIR" \
     DATASET.NUM_SHOTS "$SHOTS" \
     "${PROTOCOL_OPTS[@]}" \
     "${@:3}"

@@ -9,4 +9,4 @@
 #   MODEL_DIR (see scripts/common.sh).
 # Trailing KEY VALUE pairs are passed to train.py as config opts.
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-baseline_xd_test PromptSRC "${XD_CFG[promptsrc]}" "$@"
+baseline_run xd_test PromptSRC "${XD_CFG[promptsrc]}" "$@"

@@ -8,27 +8,4 @@
 #   (see scripts/common.sh).
 # Output: OUTPUT_ROOT/base2new/zeroshot/DATASET/ZeroshotCLIP/CFG/seedSEED
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
-
-TRAINER=ZeroshotCLIP
-DATASET=$1
-SEED=$2
-CFG="${CFG:-${B2N_CFG[zsclip]}}"
-
-DATASET_CFG="$(dataset_config "$DATASET")"
-TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
-DIR="${RUN_DIR:-$OUTPUT_ROOT/base2new/zeroshot/$(dataset_tag "$DATASET")/$TRAINER/$CFG/seed$SEED}"
-
-if already_done "$DIR"; then exit 0; fi
-note "evaluate zero-shot CLIP on base and novel classes; output in $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
-    --eval-only \
-    DATASET.SUBSAMPLE_CLASSES base \
-    DATASET.EVAL_PROTOCOL base2novel \
-    "${@:3}"
+zsclip_run b2n "$@"

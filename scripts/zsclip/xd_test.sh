@@ -6,27 +6,4 @@
 #   (see scripts/common.sh).
 # Output: OUTPUT_ROOT/evaluation/ZeroshotCLIP/CFG/DATASET/seedSEED
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-require_dataset_seed "$(basename "$0") DATASET SEED [KEY VALUE ...]" "$@"
-
-TRAINER=ZeroshotCLIP
-DATASET=$1
-SEED=$2
-CFG="${CFG:-${XD_CFG[zsclip]}}"
-
-DATASET_CFG="$(dataset_config "$DATASET")"
-TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
-DIR="${RUN_DIR:-$OUTPUT_ROOT/evaluation/$TRAINER/$CFG/$(dataset_tag "$DATASET")/seed$SEED}"
-
-if already_done "$DIR"; then exit 0; fi
-note "evaluate zero-shot CLIP; output in $DIR"
-train_py \
-    --root "$DATA" \
-    --seed "$SEED" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
-    --eval-only \
-    DATASET.SUBSAMPLE_CLASSES all \
-    DATASET.EVAL_PROTOCOL subsample \
-    "${@:3}"
+zsclip_run xd "$@"

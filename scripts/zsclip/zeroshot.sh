@@ -16,14 +16,7 @@ DATASET_CFG="$(dataset_config "$DATASET")"
 TRAINER_CFG="$(trainer_config "$TRAINER" "$CFG")"
 DIR="${RUN_DIR:-$OUTPUT_ROOT/$TRAINER/$CFG/$(dataset_tag "$DATASET")}"
 
-if already_done "$DIR"; then exit 0; fi
-note "evaluate zero-shot CLIP; output in $DIR"
-train_py \
-    --root "$DATA" \
-    --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CFG" \
-    --config-file "$TRAINER_CFG" \
-    --output-dir "$DIR" \
+run_job "$DIR" "$TRAINER" "$DATASET_CFG" "$TRAINER_CFG" "" "evaluate zero-shot CLIP; output in $DIR" \
     --eval-only \
     DATASET.SUBSAMPLE_CLASSES all \
     DATASET.EVAL_PROTOCOL subsample \

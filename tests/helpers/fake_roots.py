@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Dict, List, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple, Union
 
 from PIL import Image
 
@@ -116,6 +116,20 @@ def _assign(n_items: int) -> List[str]:
     return ["train"] * n_tr + ["val"] * n_val + ["test"] * n_te
 
 
+def _images(names: Sequence, per_class: int) -> Iterator[Tuple[int, Any, int, str]]:
+    """``(label, name, i, split)`` of every image: ``per_class`` per class, split as :func:`_assign`."""
+    for label, name in enumerate(names):
+        for i, split in enumerate(_assign(per_class)):
+            yield label, name, i, split
+
+
+def _write_lines(path: str, lines: Sequence[str]) -> None:
+    """A text file of ``lines`` (newline-terminated), its folder created."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def _write_split(path: str, rows: Dict[str, List[list]]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump({k: rows.get(k, []) for k in ("train", "val", "test")}, f, indent=1)
@@ -127,11 +141,10 @@ def _folder_dataset(root: PathLike, folder: str, image_sub: str, folders: Sequen
     ddir = os.path.join(root, folder)
     image_dir = os.path.join(ddir, image_sub)
     rows: Dict[str, List[list]] = {"train": [], "val": [], "test": []}
-    for label, (fold, cname) in enumerate(zip(folders, cnames)):
-        for i, split in enumerate(_assign(per_class)):
-            rel = f"{fold}/{fold.lower()}_{i:04d}.jpg"
-            write_image(os.path.join(image_dir, rel), label, i)
-            rows[split].append([rel, label, cname])
+    for label, (fold, cname), i, split in _images(list(zip(folders, cnames)), per_class):
+        rel = f"{fold}/{fold.lower()}_{i:04d}.jpg"
+        write_image(os.path.join(image_dir, rel), label, i)
+        rows[split].append([rel, label, cname])
     for extra in extra_dirs:  # folders the reader must ignore
         write_image(os.path.join(image_dir, extra, "ignored_0000.jpg"), 99)
     if with_split:
@@ -175,16 +188,13 @@ def make_oxford_pets_root(root: PathLike, n_classes: int = 4, per_class: int = 6
     breeds = _names(_PETS, n_classes, "breed_{:02d}")
     rows: Dict[str, List[list]] = {"train": [], "val": [], "test": []}
     trainval, test = [], []
-    for label, breed in enumerate(breeds):
-        for i, split in enumerate(_assign(per_class)):
-            imname = f"{breed}_{i + 1}"
-            write_image(os.path.join(ddir, "images", imname + ".jpg"), label, i)
-            rows[split].append([imname + ".jpg", label, breed.lower()])
-            (test if split == "test" else trainval).append(f"{imname} {label + 1} {1 + label % 2} {label + 1}")
-    os.makedirs(os.path.join(ddir, "annotations"), exist_ok=True)
+    for label, breed, i, split in _images(breeds, per_class):
+        imname = f"{breed}_{i + 1}"
+        write_image(os.path.join(ddir, "images", imname + ".jpg"), label, i)
+        rows[split].append([imname + ".jpg", label, breed.lower()])
+        (test if split == "test" else trainval).append(f"{imname} {label + 1} {1 + label % 2} {label + 1}")
     for name, lines in (("trainval.txt", trainval), ("test.txt", test)):
-        with open(os.path.join(ddir, "annotations", name), "w") as f:
-            f.write("\n".join(lines) + "\n")
+        _write_lines(os.path.join(ddir, "annotations", name), lines)
     if with_split:
         _write_split(os.path.join(ddir, "split_zhou_OxfordPets.json"), rows)
     return root
@@ -212,16 +222,14 @@ def make_stanford_cars_root(root: PathLike, n_classes: int = 4, per_class: int =
     raw = _names(_CARS, n_classes, "Make Model{:02d} Sedan 2010")
     rows: Dict[str, List[list]] = {"train": [], "val": [], "test": []}
     files = {"cars_train": ([], []), "cars_test": ([], [])}
-    for label, name in enumerate(raw):
+    for label, name, i, split in _images(raw, per_class):
         words = name.split(" ")
-        cname = " ".join([words[-1]] + words[:-1])
-        for i, split in enumerate(_assign(per_class)):
-            sub = "cars_test" if split == "test" else "cars_train"
-            fn = f"{len(files[sub][0]) + 1:05d}.jpg"
-            write_image(os.path.join(ddir, sub, fn), label, i)
-            files[sub][0].append(fn)
-            files[sub][1].append(label + 1)
-            rows[split].append([f"{sub}/{fn}", label, cname])
+        sub = "cars_test" if split == "test" else "cars_train"
+        fn = f"{len(files[sub][0]) + 1:05d}.jpg"
+        write_image(os.path.join(ddir, sub, fn), label, i)
+        files[sub][0].append(fn)
+        files[sub][1].append(label + 1)
+        rows[split].append([f"{sub}/{fn}", label, " ".join([words[-1]] + words[:-1])])
     os.makedirs(os.path.join(ddir, "devkit"), exist_ok=True)
     _savemat_annotations(os.path.join(ddir, "devkit", "cars_train_annos.mat"), *files["cars_train"])
     _savemat_annotations(os.path.join(ddir, "cars_test_annos_withlabels.mat"), *files["cars_test"])
@@ -244,12 +252,11 @@ def make_oxford_flowers_root(root: PathLike, n_classes: int = 4, per_class: int 
     names = _names(_FLOWERS, n_classes, "flower {:02d}")
     rows: Dict[str, List[list]] = {"train": [], "val": [], "test": []}
     labels = []
-    for label, name in enumerate(names):
-        for i, split in enumerate(_assign(per_class)):
-            fn = f"image_{len(labels) + 1:05d}.jpg"
-            write_image(os.path.join(ddir, "jpg", fn), label, i)
-            labels.append(label + 1)
-            rows[split].append([fn, label, name])
+    for label, name, i, split in _images(names, per_class):
+        fn = f"image_{len(labels) + 1:05d}.jpg"
+        write_image(os.path.join(ddir, "jpg", fn), label, i)
+        labels.append(label + 1)
+        rows[split].append([fn, label, name])
     savemat(os.path.join(ddir, "imagelabels.mat"), {"labels": np.array([labels], dtype=np.uint8)})
     with open(os.path.join(ddir, "cat_to_name.json"), "w") as f:
         json.dump({str(i + 1): n for i, n in enumerate(names)}, f)
@@ -264,18 +271,13 @@ def make_fgvc_aircraft_root(root: PathLike, n_classes: int = 4, per_class: int =
     ddir = os.path.join(root, "fgvc_aircraft")
     names = _names(_FGVC, n_classes, "Variant {:02d}")
     lists: Dict[str, List[str]] = {"train": [], "val": [], "test": []}
-    n = 0
-    for label, name in enumerate(names):
-        for i, split in enumerate(_assign(per_class)):
-            n += 1
-            image_id = f"{1000000 + n:07d}"
-            write_image(os.path.join(ddir, "images", image_id + ".jpg"), label, i)
-            lists[split].append(f"{image_id} {name}")
-    with open(os.path.join(ddir, "variants.txt"), "w") as f:
-        f.write("\n".join(names) + "\n")
+    for n, (label, name, i, split) in enumerate(_images(names, per_class), start=1):
+        image_id = f"{1000000 + n:07d}"
+        write_image(os.path.join(ddir, "images", image_id + ".jpg"), label, i)
+        lists[split].append(f"{image_id} {name}")
+    _write_lines(os.path.join(ddir, "variants.txt"), names)
     for split, lines in lists.items():
-        with open(os.path.join(ddir, f"images_variant_{split}.txt"), "w") as f:
-            f.write("\n".join(lines) + "\n")
+        _write_lines(os.path.join(ddir, f"images_variant_{split}.txt"), lines)
     return root
 
 
@@ -286,16 +288,13 @@ def make_sun397_root(root: PathLike, n_classes: int = 4, per_class: int = 6, wit
     dirs = _names(_SUN, n_classes, "z/zclass_{:02d}")
     rows: Dict[str, List[list]] = {"train": [], "val": [], "test": []}
     training, testing = [], []
-    for label, d in enumerate(dirs):
-        cname = " ".join(d.split("/")[1:][::-1])
-        for i, split in enumerate(_assign(per_class)):
-            rel = f"{d}/sun_{label:02d}{i:04d}.jpg"
-            write_image(os.path.join(ddir, "SUN397", rel), label, i)
-            rows[split].append([rel, label, cname])
-            (testing if split == "test" else training).append("/" + rel)
+    for label, d, i, split in _images(dirs, per_class):
+        rel = f"{d}/sun_{label:02d}{i:04d}.jpg"
+        write_image(os.path.join(ddir, "SUN397", rel), label, i)
+        rows[split].append([rel, label, " ".join(d.split("/")[1:][::-1])])
+        (testing if split == "test" else training).append("/" + rel)
     for name, lines in (("ClassName.txt", ["/" + d for d in dirs]), ("Training_01.txt", training), ("Testing_01.txt", testing)):
-        with open(os.path.join(ddir, name), "w") as f:
-            f.write("\n".join(lines) + "\n")
+        _write_lines(os.path.join(ddir, name), lines)
     if with_split:
         _write_split(os.path.join(ddir, "split_zhou_SUN397.json"), rows)
     return root
@@ -310,31 +309,25 @@ def make_ucf101_root(root: PathLike, n_classes: int = 4, per_class: int = 6, wit
     trainlist, testlist = [], []
     import re
 
-    for label, action in enumerate(actions):
+    for label, action, i, split in _images(actions, per_class):
         renamed = "_".join(re.findall("[A-Z][^A-Z]*", action))
-        for i, split in enumerate(_assign(per_class)):
-            video = f"v_{action}_g{i + 1:02d}_c01"
-            write_image(os.path.join(ddir, "UCF-101-midframes", renamed, video + ".jpg"), label, i)
-            rows[split].append([f"{renamed}/{video}.jpg", label, renamed])
-            if split == "test":
-                testlist.append(f"{action}/{video}.avi")
-            else:
-                trainlist.append(f"{action}/{video}.avi {label + 1}")
-    lst = os.path.join(ddir, "ucfTrainTestlist")
-    os.makedirs(lst, exist_ok=True)
+        video = f"v_{action}_g{i + 1:02d}_c01"
+        write_image(os.path.join(ddir, "UCF-101-midframes", renamed, video + ".jpg"), label, i)
+        rows[split].append([f"{renamed}/{video}.jpg", label, renamed])
+        if split == "test":
+            testlist.append(f"{action}/{video}.avi")
+        else:
+            trainlist.append(f"{action}/{video}.avi {label + 1}")
     for name, lines in (("classInd.txt", [f"{i + 1} {a}" for i, a in enumerate(actions)]),
                         ("trainlist01.txt", trainlist), ("testlist01.txt", testlist)):
-        with open(os.path.join(lst, name), "w") as f:
-            f.write("\n".join(lines) + "\n")
+        _write_lines(os.path.join(ddir, "ucfTrainTestlist", name), lines)
     if with_split:
         _write_split(os.path.join(ddir, "split_zhou_UCF101.json"), rows)
     return root
 
 
 def _write_classnames(path: str, pairs: Sequence[Tuple[str, str]]) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(f"{w} {n}" for w, n in pairs) + "\n")
+    _write_lines(path, [f"{w} {n}" for w, n in pairs])
 
 
 def make_imagenet_root(root: PathLike, n_classes: int = 4, per_class: int = 6, with_split: bool = True) -> str:
@@ -378,8 +371,7 @@ def _variant(root: PathLike, folder: str, sub: str, n_classes: int, per_class: i
         for i in range(per_class):
             write_image(os.path.join(ddir, sub, name, f"img_{i}{ext}"), label, i)
     if not numeric:
-        with open(os.path.join(ddir, sub, "README.txt"), "w") as f:
-            f.write("not a class folder\n")
+        _write_lines(os.path.join(ddir, sub, "README.txt"), ["not a class folder"])
     return root
 
 
@@ -417,16 +409,13 @@ def make_custom_csv_root(root: PathLike, n_classes: int = 4, per_class: int = 10
     root = os.fspath(root)
     names = [f"kind {chr(97 + i)}" for i in range(n_classes)]
     lines = ["path,label" + (",split" if with_split_column else "")]
-    for label, name in enumerate(names):
-        for i, split in enumerate(_assign(per_class)):
-            rel = f"img_{label}_{i:03d}.jpg"
-            write_image(os.path.join(root, "images", rel), label, i)
-            lab = name if i % 2 else str(label)  # both label forms: class name and index
-            lines.append(f"{rel},{lab}" + (f",{split}" if with_split_column else ""))
-    with open(os.path.join(root, "data.csv"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(os.path.join(root, "classnames.txt"), "w") as f:
-        f.write("\n".join(names) + "\n")
+    for label, name, i, split in _images(names, per_class):
+        rel = f"img_{label}_{i:03d}.jpg"
+        write_image(os.path.join(root, "images", rel), label, i)
+        lab = name if i % 2 else str(label)  # both label forms: class name and index
+        lines.append(f"{rel},{lab}" + (f",{split}" if with_split_column else ""))
+    _write_lines(os.path.join(root, "data.csv"), lines)
+    _write_lines(os.path.join(root, "classnames.txt"), names)
     return root
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -26,8 +26,8 @@ from engine import utils as engine_utils
 
 from .fake_roots import make_root
 
-__all__ = ["ENV_INFO_STUB", "TINY_CLIPS", "save_tiny_clips", "make_tiny_env", "start_torchrun", "stub_env_info",
-           "reset_run_state"]
+__all__ = ["ENV_INFO_STUB", "TINY_CLIPS", "save_tiny_clips", "make_tiny_env", "tiny_student_args", "start_torchrun",
+           "stub_env_info", "reset_run_state"]
 
 ENV_INFO_STUB = "env info skipped in tests"
 TINY_CLIPS = ("tiny-vit-student", "tiny-vit-teacher")
@@ -48,6 +48,20 @@ def make_tiny_env(base: os.PathLike, data_dir: Optional[os.PathLike] = None) -> 
     root = make_root("DescribableTextures", base if data_dir is None else data_dir, n_classes=4, per_class=6)
     paths = save_tiny_clips(base)
     return {"base": base, "root": root, "student": paths["tiny-vit-student"], "teacher": paths["tiny-vit-teacher"]}
+
+
+def tiny_student_args(root: str, student: str, teacher: str, out: os.PathLike, batch: int, epochs: int,
+                      *opts: str) -> List[str]:
+    """``train.py`` arguments of a tiny PromptKD student (zero-shot teacher, KD_WEIGHT 10, LR 0.05, normalize
+    only, no loader workers) on the DTD ``root``, training batch ``batch`` for ``epochs``, then ``opts``."""
+    return ["--root", root, "--seed", "1", "--trainer", "PromptKDStudent",
+            "--dataset-config-file", "configs/datasets/dtd.yaml",
+            "--config-file", "configs/trainers/PromptKD/tiny_smoke.yaml", "--output-dir", str(out),
+            "MODEL.BACKBONE.NAME", student, "TRAINER.PROMPTKD.TEACHER_TYPE", "zeroshot",
+            "TRAINER.PROMPTKD.TEACHER_NAME", teacher, "TRAINER.PROMPTKD.KD_WEIGHT", "10.0",
+            "OPTIM.MAX_EPOCH", str(epochs), "OPTIM.LR", "0.05", "INPUT.TRANSFORMS", "['normalize']",
+            "DATALOADER.TRAIN_X.BATCH_SIZE", str(batch), "DATALOADER.TEST.BATCH_SIZE", "4",
+            "DATALOADER.NUM_WORKERS", "0", "TRAIN.PRINT_FREQ", "100", *opts]
 
 
 def start_torchrun(train_args: Sequence[str], cwd: os.PathLike, nproc: int = 2) -> subprocess.Popen:

@@ -31,20 +31,6 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "trainable_state_dict",
-    "checkpoint_keys",
-    "is_classname_buffer",
-    "strict_load",
-    "CheckpointKeyError",
-    "ReferenceVLState",
-    "is_reference_vl_state",
-    "split_reference_vl_state",
-    "prompt_layout",
-    "file_sha256",
-    "format_keys",
-    "check_reference_backbone",
-]
 
 _CLASSNAME_BUFFER_RE = re.compile(r"(^|\.)token_(prefix|suffix)\d*$")
 
@@ -61,24 +47,17 @@ def is_classname_buffer(key: str) -> bool:
     return bool(_CLASSNAME_BUFFER_RE.search(key))
 
 
-def _owns_trainable(module: nn.Module) -> bool:
-    return any(p.requires_grad for p in module.parameters(recurse=False))
-
-
 def checkpoint_keys(model: nn.Module) -> List[str]:
     """Keys a checkpoint of ``model`` holds: every trainable parameter, plus the persistent buffers of
     modules that own a trainable parameter (e.g. BatchNorm running statistics of the projector)."""
     keys: List[str] = []
     for mod_name, module in model.named_modules():
         prefix = f"{mod_name}." if mod_name else ""
-        for p_name, p in module.named_parameters(recurse=False):
-            if p.requires_grad:
-                keys.append(prefix + p_name)
-        if _owns_trainable(module):
-            non_persistent = getattr(module, "_non_persistent_buffers_set", set())
-            for b_name, b in module.named_buffers(recurse=False):
-                if b is not None and b_name not in non_persistent:
-                    keys.append(prefix + b_name)
+        trainable = [prefix + n for n, p in module.named_parameters(recurse=False) if p.requires_grad]
+        keys += trainable
+        if trainable:
+            skip = module._non_persistent_buffers_set
+            keys += [prefix + n for n, b in module.named_buffers(recurse=False) if b is not None and n not in skip]
     return keys
 
 
@@ -93,8 +72,6 @@ def format_keys(keys: Iterable[str], limit: int = 20) -> str:
     keys = sorted(keys)
     shown = ", ".join(keys[:limit])
     return f"[{shown}{', ...' if len(keys) > limit else ''}] ({len(keys)})"
-
-
 
 
 def strict_load(model: nn.Module, state: Mapping[str, torch.Tensor], what: str,
@@ -123,19 +100,13 @@ def strict_load(model: nn.Module, state: Mapping[str, torch.Tensor], what: str,
                              f"{tuple(own[k].shape)} in the model (different N_CTX / width / projector config)")
     if skipped:
         logger.info("%s: skipped class-name buffers %s", what, skipped)
-    result = model.load_state_dict({k: state[k] for k in expected_set}, strict=False)
-    not_loaded = set(expected_set) & set(result.missing_keys)
-    if not_loaded:  # cannot happen when checkpoint_keys is consistent; kept as a hard check
-        raise CheckpointKeyError(f"{what}: keys not loaded {format_keys(not_loaded)}")
+    model.load_state_dict({k: state[k] for k in expected_set}, strict=False)
 
 
 def file_sha256(path: str, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                break
+        for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
 
@@ -220,8 +191,7 @@ class PromptLayout:
     vision_width: int
 
     def as_dict(self) -> Dict[str, int]:
-        return {"n_ctx_text": self.n_ctx_text, "depth_text": self.depth_text,
-                "n_ctx_vision": self.n_ctx_vision, "depth_vision": self.depth_vision}
+        return {k: getattr(self, k) for k in ("n_ctx_text", "depth_text", "n_ctx_vision", "depth_vision")}
 
 
 def _layers(prompts: Mapping[str, torch.Tensor], prefix: str, what: str) -> List[torch.Tensor]:
@@ -234,8 +204,7 @@ def _layers(prompts: Mapping[str, torch.Tensor], prefix: str, what: str) -> List
             "  (layer 0 = prompt_learner.ctx / image_encoder.VPT, layer i = ...resblocks.i.VPT_shallow)"
         )
     mats = [prompts[f"{prefix}{i}"] for i in idx]
-    shapes = {tuple(m.shape) for m in mats}
-    if len(shapes) > 1 or any(m.dim() != 2 for m in mats):
+    if len({tuple(m.shape) for m in mats}) > 1 or any(m.dim() != 2 for m in mats):
         detail = ", ".join(f"{prefix}{i}: {tuple(m.shape)}" for i, m in zip(idx, mats))
         raise ValueError(f"{what}: every {prefix}* prompt must be a [N_CTX, width] matrix of the same shape; got {detail}")
     return mats
@@ -243,12 +212,9 @@ def _layers(prompts: Mapping[str, torch.Tensor], prefix: str, what: str) -> List
 
 def prompt_layout(prompts: Mapping[str, torch.Tensor], what: str) -> PromptLayout:
     """Infer (Nt, Jt, Nv, Jv) from ``text_prompts.layer{i}`` / ``image_prompts.layer{i}`` tensors."""
-    text = _layers(prompts, "text_prompts.layer", what)
-    vis = _layers(prompts, "image_prompts.layer", what)
+    text, vis = _layers(prompts, "text_prompts.layer", what), _layers(prompts, "image_prompts.layer", what)
     if not text:
         raise ValueError(f"{what}: no text prompts (prompt_learner.ctx / text_prompts.layer0) in the checkpoint")
-    return PromptLayout(
-        n_ctx_text=int(text[0].shape[0]), depth_text=len(text), text_width=int(text[0].shape[1]),
-        n_ctx_vision=int(vis[0].shape[0]) if vis else 0, depth_vision=len(vis),
-        vision_width=int(vis[0].shape[1]) if vis else 0,
-    )
+    n_ctx_vision, vision_width = vis[0].shape if vis else (0, 0)
+    return PromptLayout(int(text[0].shape[0]), len(text), int(text[0].shape[1]), int(n_ctx_vision), len(vis),
+                        int(vision_width))

@@ -16,6 +16,7 @@ run expects and fails with a message that shows the first differing names.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -28,11 +29,9 @@ from engine.safe_load import safe_torch_load
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClassVectors", "save_class_vectors", "load_class_vectors", "FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "promptkd-class-vectors"
 FORMAT_VERSION = 1
-_NORM_TOL = 1e-3
 
 
 @dataclass
@@ -68,60 +67,36 @@ class ClassVectors:
 
 
 def _check_features(features: torch.Tensor, classnames: Sequence[str], what: str) -> None:
-    if features.ndim != 2:
-        raise ValueError(f"{what}: features must be a 2-D tensor [N, D], got shape {tuple(features.shape)}")
-    if features.shape[0] != len(classnames):
-        raise ValueError(f"{what}: {features.shape[0]} feature rows but {len(classnames)} class names")
+    if features.ndim != 2 or features.shape[0] != len(classnames):
+        raise ValueError(f"{what}: features must be a 2-D tensor [N, D] with one row per class name, got shape "
+                         f"{tuple(features.shape)} for {len(classnames)} class names")
     if len(set(classnames)) != len(classnames):
         dup = sorted({n for n in classnames if list(classnames).count(n) > 1})
         raise ValueError(f"{what}: duplicate class names {dup[:5]}")
     if not torch.isfinite(features).all():
         raise ValueError(f"{what}: features contain NaN/Inf values")
     norms = features.float().norm(dim=1)
-    if not torch.allclose(norms, torch.ones_like(norms), atol=_NORM_TOL):
-        raise ValueError(
-            f"{what}: rows must be L2-normalised (norms in [{norms.min():.4f}, {norms.max():.4f}]); "
-            "normalise the teacher text features before saving"
-        )
+    if not torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
+        raise ValueError(f"{what}: rows must be L2-normalised (norms in [{norms.min():.4f}, {norms.max():.4f}]); "
+                         "normalise the teacher text features before saving")
 
 
-def save_class_vectors(
-    path: str,
-    features: torch.Tensor,
-    classnames: Sequence[str],
-    teacher_identity: Dict[str, Any],
-    logit_scale: float,
-) -> ClassVectors:
-    """Write the class-vectors file atomically (temp file + ``os.replace``) and return its content."""
-    classnames = [str(n) for n in classnames]
-    features = features.detach().float().cpu().contiguous()
-    _check_features(features, classnames, f"save_class_vectors({path})")
-    payload = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "features": features,
-        "classnames": classnames,
-        "teacher": dict(teacher_identity),
-        "logit_scale": float(logit_scale),
-    }
-    atomic_torch_save(payload, path)
-    logger.info("Wrote class vectors %s: %d classes x %d dims (teacher: %s)",
-                path, features.shape[0], features.shape[1], teacher_identity.get("model", "?"))
-    return ClassVectors(features, classnames, dict(teacher_identity), float(logit_scale), path)
+def save_class_vectors(path: str, features: torch.Tensor, classnames: Sequence[str],
+                       teacher_identity: Dict[str, Any], logit_scale: float) -> ClassVectors:
+    """Write the class-vectors file atomically (temp file + ``os.replace``) and return its content.
+    ``teacher_identity``: the teacher's record (``TeacherIdentity.as_dict()``)."""
+    cv = ClassVectors(features.detach().float().cpu().contiguous(), [str(n) for n in classnames],
+                      dict(teacher_identity), float(logit_scale), path)
+    _check_features(cv.features, cv.classnames, f"save_class_vectors({path})")
+    atomic_torch_save({"format": FORMAT_NAME, "version": FORMAT_VERSION, "features": cv.features,
+                       "classnames": cv.classnames, "teacher": cv.teacher, "logit_scale": cv.logit_scale}, path)
+    logger.info("Wrote class vectors %s: %d classes x %d dims (teacher: %s)", path, len(cv), cv.dim,
+                cv.teacher.get("model", "?"))
+    return cv
 
 
-def _first_difference(a: Sequence[str], b: Sequence[str]) -> str:
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return f"first difference at index {i}: file has {x!r}, expected {y!r}"
-    return f"the shorter list is a prefix of the longer one (lengths {len(a)} vs {len(b)})"
-
-
-def load_class_vectors(
-    path: str,
-    expected_classnames: Optional[Sequence[str]] = None,
-    expected_dim: Optional[int] = None,
-) -> ClassVectors:
+def load_class_vectors(path: str, expected_classnames: Optional[Sequence[str]] = None,
+                       expected_dim: Optional[int] = None) -> ClassVectors:
     """Read a class-vectors file and check it against the run.
 
     Raises FileNotFoundError if missing, ValueError if the file is not a class-vectors file, if the
@@ -139,35 +114,31 @@ def load_class_vectors(
             f"{path} is not a class-vectors file (expected a dict with format={FORMAT_NAME!r}); "
             "write it with trainers.common.class_vectors.save_class_vectors or tools/make_class_vectors.py"
         )
-    if payload.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported class-vectors format version {payload.get('version')!r} "
-                         f"(this code reads version {FORMAT_VERSION})")
-    for key in ("features", "classnames", "teacher", "logit_scale"):
-        if key not in payload:
-            raise ValueError(f"{path}: class-vectors file lacks the key {key!r}")
-    features = payload["features"].float()
-    classnames = list(payload["classnames"])
-    _check_features(features, classnames, path)
-    if expected_classnames is not None:
-        expected = [str(n) for n in expected_classnames]
-        if classnames != expected:
-            raise ValueError(
-                f"Class-vectors file {path} does not match the dataset: it lists {len(classnames)} classes, the "
-                f"dataset has {len(expected)}; {_first_difference(classnames, expected)}. It was computed for another "
-                "dataset or class order: delete it to recompute it from the teacher, or point "
-                "TRAINER.PROMPTKD.CLASS_VECTORS to the file made for this dataset."
-            )
-    if expected_dim is not None and features.shape[1] != expected_dim:
+    missing = [k for k in ("features", "classnames", "teacher", "logit_scale") if k not in payload]
+    if payload.get("version") != FORMAT_VERSION or missing:
+        raise ValueError(f"{path}: unsupported class-vectors format version {payload.get('version')!r} or missing "
+                         f"keys {missing} (this code reads version {FORMAT_VERSION})")
+    cv = ClassVectors(payload["features"].float(), list(payload["classnames"]), dict(payload["teacher"]),
+                      float(payload["logit_scale"]), path)
+    _check_features(cv.features, cv.classnames, path)
+    expected = None if expected_classnames is None else [str(n) for n in expected_classnames]
+    if expected is not None and cv.classnames != expected:
+        i = next((i for i, (x, y) in enumerate(zip(cv.classnames, expected)) if x != y), None)
+        where = (f"first difference at index {i}: file has {cv.classnames[i]!r}, expected {expected[i]!r}"
+                 if i is not None else "the shorter list is a prefix of the longer one")
         raise ValueError(
-            f"Class-vectors file {path} has {features.shape[1]}-d features but {expected_dim} are expected "
+            f"Class-vectors file {path} does not match the dataset: it lists {len(cv)} classes, the dataset has "
+            f"{len(expected)}; {where}. It was computed for another dataset or class order: delete it to recompute "
+            "it from the teacher, or point TRAINER.PROMPTKD.CLASS_VECTORS to the file made for this dataset."
+        )
+    if expected_dim is not None and cv.dim != expected_dim:
+        raise ValueError(
+            f"Class-vectors file {path} has {cv.dim}-d features but {expected_dim} are expected "
             "(the teacher's embedding dimension); it was made by another teacher model."
         )
-    return ClassVectors(features, classnames, dict(payload["teacher"]), float(payload["logit_scale"]), path)
+    return cv
 
 
 def class_vectors_digest(features: torch.Tensor) -> str:
     """sha256 of the class vectors' fp32 values (identifies the teacher a student was distilled with)."""
-    import hashlib
-
-    data = features.detach().float().cpu().contiguous().numpy().tobytes()
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(features.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()

@@ -29,16 +29,11 @@ with ``inputs="features"``, take ``(student_features [B, D], teacher_features [B
 
 from __future__ import annotations
 
-import logging
 from typing import Callable, Dict, List
 
 import torch
 import torch.nn.functional as F
 
-logger = logging.getLogger(__name__)
-
-__all__ = ["KDLoss", "KD_INPUTS", "register_kd_loss", "get_kd_loss", "kd_loss_names", "kd_loss_inputs",
-           "kl_reference", "kl_batchmean", "feature_l1", "feature_mse"]
 
 KDLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 KD_INPUTS = ("logits", "features")

@@ -47,7 +47,7 @@ import logging
 import os
 import os.path as osp
 import shutil
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -63,22 +63,10 @@ from engine.fileio import atomic_write_json
 from engine.utils import read_image
 
 from .class_vectors import ClassVectors, load_class_vectors, save_class_vectors
+from .teacher import OnlineTeacher
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "MODES",
-    "AUG_FIELDS",
-    "SUPPORTED_TRANSFORMS",
-    "add_config",
-    "check_cfg",
-    "cache_bytes",
-    "ReplayableAugment",
-    "EpochTaggedSampler",
-    "CachedAugDataset",
-    "TeacherOutputCache",
-    "setup_teacher_cache",
-]
 
 MODES = ("off", "record", "replay")
 FORMAT_NAME = "promptkd-teacher-cache"
@@ -100,8 +88,8 @@ def add_config(pk: CN) -> None:
 
 def check_cfg(cfg: Any) -> None:
     """Validate the cache keys (mode name, DIR for replay, supported transforms, one view per image)."""
-    tc = cfg.TRAINER.PROMPTKD.get("TEACHER_CACHE", None)
-    if tc is None or tc.MODE == "off":
+    tc = cfg.TRAINER.PROMPTKD.TEACHER_CACHE
+    if tc.MODE == "off":
         return
     if tc.MODE not in MODES:
         raise ValueError(f"{_KEY}.MODE = {tc.MODE!r}; expected one of {list(MODES)}")
@@ -140,40 +128,26 @@ class ReplayableAugment:
     RATIO = (3.0 / 4.0, 4.0 / 3.0)
 
     def __init__(self, cfg: Any) -> None:
-        choices = list(cfg.INPUT.TRANSFORMS)
-        unsupported = [t for t in choices if t not in SUPPORTED_TRANSFORMS]
-        if unsupported:
-            raise ValueError(f"ReplayableAugment: INPUT.TRANSFORMS {unsupported} are not supported; "
-                             f"use {list(SUPPORTED_TRANSFORMS)}")
-        if cfg.INPUT.INTERPOLATION not in INTERPOLATION_MODES:
-            raise ValueError(f"INPUT.INTERPOLATION: unknown mode {cfg.INPUT.INTERPOLATION!r}; "
-                             f"valid: {sorted(INTERPOLATION_MODES)}")
+        choices = list(cfg.INPUT.TRANSFORMS)  # check_cfg allows only SUPPORTED_TRANSFORMS
         self.size = tuple(int(s) for s in cfg.INPUT.SIZE)
-        self.interpolation_name = cfg.INPUT.INTERPOLATION
         self.interpolation = INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]
-        self.random_crop = "random_crop" in choices
-        self.random_resized_crop = "random_resized_crop" in choices
-        self.random_flip = "random_flip" in choices
         self.padding = int(cfg.INPUT.CROP_PADDING)
-        self.scale = tuple(float(s) for s in cfg.INPUT.RRCROP_SCALE)
-        post: List[Callable] = [T.ToTensor()]
-        self.mean = [float(m) for m in cfg.INPUT.PIXEL_MEAN]
-        self.std = [float(s) for s in cfg.INPUT.PIXEL_STD]
-        self.normalize = "normalize" in choices
-        self.instance_norm = "instance_norm" in choices
-        if self.normalize:
-            post.append(T.Normalize(mean=self.mean, std=self.std))
-        if self.instance_norm:
+        self.scale = [float(s) for s in cfg.INPUT.RRCROP_SCALE]
+        self.random_crop, self.random_resized_crop, self.random_flip = (
+            t in choices for t in ("random_crop", "random_resized_crop", "random_flip"))
+        mean, std = [float(m) for m in cfg.INPUT.PIXEL_MEAN], [float(s) for s in cfg.INPUT.PIXEL_STD]
+        post = [T.ToTensor()]
+        if "normalize" in choices:
+            post.append(T.Normalize(mean=mean, std=std))
+        if "instance_norm" in choices:
             post.append(InstanceNormalization())
         self.post = T.Compose(post)
-
-    def describe(self) -> Dict[str, Any]:
-        """Everything that determines the image produced from (file, parameters); stored in meta.json."""
-        return {"size": list(self.size), "interpolation": self.interpolation_name, "random_crop": self.random_crop,
-                "crop_padding": self.padding, "random_resized_crop": self.random_resized_crop,
-                "rrcrop_scale": list(self.scale), "ratio": list(self.RATIO), "random_flip": self.random_flip,
-                "normalize": self.normalize, "pixel_mean": self.mean, "pixel_std": self.std,
-                "instance_norm": self.instance_norm}
+        #: everything that determines the image produced from (file, parameters); stored in meta.json
+        self.description = {
+            "size": list(self.size), "interpolation": cfg.INPUT.INTERPOLATION, "random_crop": self.random_crop,
+            "crop_padding": self.padding, "random_resized_crop": self.random_resized_crop, "rrcrop_scale": self.scale,
+            "ratio": list(self.RATIO), "random_flip": self.random_flip, "normalize": "normalize" in choices,
+            "pixel_mean": mean, "pixel_std": std, "instance_norm": "instance_norm" in choices}
 
     def _padded(self, img):
         return TF.pad(img, self.padding) if self.padding > 0 else img
@@ -190,7 +164,7 @@ class ReplayableAugment:
             params[0], params[1] = top, left
             img = TF.crop(padded, top, left, self.size[0], self.size[1])
         if self.random_resized_crop:
-            params[2:6] = T.RandomResizedCrop.get_params(img, list(self.scale), list(self.RATIO))
+            params[2:6] = T.RandomResizedCrop.get_params(img, self.scale, list(self.RATIO))
         if self.random_flip:
             params[6] = int(torch.rand(1).item() < 0.5)
         return params
@@ -240,10 +214,6 @@ class CachedAugDataset(Dataset):
 
     def __init__(self, cfg: Any, data_source: Sequence[Any], transform: Optional[ReplayableAugment] = None,
                  is_train: bool = True, mode: str = "record", aug_path: Optional[str] = None) -> None:
-        if mode not in ("record", "replay"):
-            raise ValueError(f"CachedAugDataset: mode must be record or replay, got {mode!r}")
-        if mode == "replay" and not aug_path:
-            raise ValueError("CachedAugDataset: replay needs the path of aug.npy")
         self.data_source = data_source
         self.augment = transform if transform is not None else ReplayableAugment(cfg)
         self.mode = mode
@@ -253,43 +223,26 @@ class CachedAugDataset(Dataset):
     def __len__(self) -> int:
         return len(self.data_source)
 
-    def _recorded(self, epoch: int, index: int) -> np.ndarray:
-        if self._aug is None:
-            self._aug = np.load(self.aug_path, mmap_mode="r")
-        if epoch >= self._aug.shape[0]:
-            raise IndexError(f"{self.aug_path} holds {self._aug.shape[0]} epochs; epoch {epoch + 1} was requested")
-        params = np.array(self._aug[epoch, index], dtype=np.int32)
-        return params
-
-    def __getitem__(self, key: Tuple[int, int]) -> Dict[str, Any]:
-        if not isinstance(key, (tuple, list)) or len(key) != 2:
-            raise TypeError(f"CachedAugDataset expects (epoch, index) keys from EpochTaggedSampler, got {key!r}")
+    def __getitem__(self, key: Tuple[int, ...]) -> Dict[str, Any]:
+        """``key``: ``(epoch, index)`` from :class:`EpochTaggedSampler`, or ``(epoch, index, seed)`` for an image a
+        recording epoch did not draw: its fresh parameters come from a generator seeded by (seed, epoch, index), so
+        the record does not depend on the number of ranks, the split between them or the loader's workers."""
+        if len(key) == 3:
+            epoch, index, seed = key
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed((seed * 1000003 + epoch) * 1000003 + index)
+                return self[(epoch, index)]
         epoch, index = int(key[0]), int(key[1])
         item = self.data_source[index]
         img = read_image(item.impath)
-        params = self.augment.sample(img) if self.mode == "record" else self._recorded(epoch, index)
+        if self.mode == "record":
+            params = self.augment.sample(img)
+        else:
+            if self._aug is None:
+                self._aug = np.load(self.aug_path, mmap_mode="r")
+            params = np.array(self._aug[epoch, index], dtype=np.int32)  # start() checked the epoch count
         return {"img": self.augment.apply(img, params), "label": item.label, "domain": item.domain,
                 "impath": item.impath, "index": index, "epoch": epoch, "aug": torch.from_numpy(params)}
-
-
-class _UndrawnImages(Dataset):
-    """The images a recording epoch did not draw, as keys ``(epoch, index, seed)``: each gets fresh
-    augmentation parameters from a generator seeded by (seed, epoch, index), so the record does not depend
-    on the number of ranks, the split between them or the loader's workers."""
-
-    def __init__(self, dataset: CachedAugDataset, keys: Sequence[Tuple[int, int, int]]) -> None:
-        self.dataset = dataset
-        self.keys = list(keys)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def __getitem__(self, i: int) -> Dict[str, Any]:
-        epoch, index, seed = self.keys[i]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((seed * 1000003 + epoch) * 1000003 + index)
-            item = self.dataset[(epoch, index)]
-        return {"img": item["img"], "index": index, "aug": item["aug"]}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -321,24 +274,23 @@ def _read_meta(directory: str) -> Dict[str, Any]:
     return meta
 
 
-class TeacherOutputCache:
-    """Record or replay teacher outputs for a :class:`trainers.promptkd.PromptKDStudent` run."""
+class TeacherOutputCache(OnlineTeacher):
+    """The teacher of a :class:`trainers.promptkd.PromptKDStudent` run that records (online teacher, outputs
+    written) or replays (no teacher: class vectors, augmentations and logits read) its outputs."""
 
-    def __init__(self, mode: str, directory: str, expected: Dict[str, Any]) -> None:
+    def __init__(self, trainer: Any, mode: str, directory: str, expected: Dict[str, Any]) -> None:
+        super().__init__(trainer.cfg, trainer.device, trainer.prec, trainer.autocast)
         self.mode = mode
         self.directory = directory
         self.expected = expected  # dataset, fingerprint, num_images, train classnames, augment
-        self.meta: Dict[str, Any] = {}
-        self._logits: Optional[np.ndarray] = None
-        self._aug: Optional[np.ndarray] = None
-        self._filled: Optional[np.ndarray] = None
-        self.dataset: Optional[CachedAugDataset] = None
-        self._pending: List[Tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # records not yet written
+        self._logits = self._aug = self._filled = None  # the arrays (memory maps), opened by start()
+        self.dataset: Optional[CachedAugDataset] = None  # record: draws the undrawn images' augmentations
+        self.trainer: Any = None
+        self._pending: List[Tuple[torch.Tensor, torch.Tensor]] = []  # records not yet written: (int rows, logits)
+        self.meta: Dict[str, Any] = _read_meta(directory) if mode == "replay" else {}
         if mode == "replay":
-            self.meta = _read_meta(directory)
             self._check_compatible()
 
-    # -------------------------------------------------------------------------------- paths
     @property
     def write_dir(self) -> str:
         return self.directory + ".partial" if self.mode == "record" else self.directory
@@ -346,7 +298,6 @@ class TeacherOutputCache:
     def _path(self, name: str) -> str:
         return osp.join(self.write_dir, name)
 
-    # -------------------------------------------------------------------------------- checks
     def _check_compatible(self) -> None:
         meta, exp = self.meta, self.expected
         if not meta.get("complete"):
@@ -367,17 +318,18 @@ class TeacherOutputCache:
             raise ValueError(f"Teacher cache {self.directory} does not match this run: " + "; ".join(problems)
                              + f". Record a new cache ({_KEY}.MODE record) for these settings.")
 
-    # -------------------------------------------------------------------------------- lifecycle
-    def class_vectors(self, expected_classnames: Sequence[str]) -> ClassVectors:
+    def class_vectors(self, classnames: Sequence[str]) -> ClassVectors:
         """Replay: the class vectors W the recording run used (no teacher, no text encoder)."""
-        cv = load_class_vectors(osp.join(self.directory, "class_vectors.pt"), expected_classnames=expected_classnames)
+        if self.mode == "record":
+            return super().class_vectors(classnames)
+        cv = load_class_vectors(osp.join(self.directory, "class_vectors.pt"), expected_classnames=classnames)
         logger.info("Teacher cache %s: class vectors of %d classes (teacher %s), teacher not built",
                     self.directory, len(cv), cv.teacher.get("model"))
         return cv
 
-    def begin(self, trainer: Any) -> None:
-        """Before training: open (replay) or create / reopen (record) the arrays."""
-        epochs = int(trainer.max_epoch)
+    def start(self, trainer: Any) -> None:
+        """Before training: open (replay) or create / reopen (record, after building the online teacher) the arrays."""
+        self.trainer, epochs = trainer, int(trainer.max_epoch)
         if self.mode == "replay":
             if epochs > int(self.meta["epochs"]):
                 raise ValueError(f"Teacher cache {self.directory} holds {self.meta['epochs']} epochs but OPTIM.MAX_EPOCH "
@@ -388,8 +340,11 @@ class TeacherOutputCache:
                         self.directory, self.meta["epochs"], self.meta["num_images"],
                         len(self.meta["train_classnames"]), self.meta.get("seed"))
             return
-        if not dist.is_main_process():
-            return
+        super().start(trainer)
+        if dist.is_main_process():
+            self._open_recording(trainer, epochs)
+
+    def _open_recording(self, trainer: Any, epochs: int) -> None:
         if osp.exists(self.directory):
             raise FileExistsError(f"Teacher cache {self.directory} already exists; replay it ({_KEY}.MODE replay) or "
                                   "delete it to record again")
@@ -398,7 +353,7 @@ class TeacherOutputCache:
         self.meta = {
             "format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": False, **self.expected,
             "epochs": epochs, "aug_fields": list(AUG_FIELDS), "logits_dtype": "float16",
-            "teacher": dict(cv.teacher), "teacher_logit_scale": float(getattr(trainer, "teacher_scale", cv.logit_scale)),
+            "teacher": dict(cv.teacher), "teacher_logit_scale": float(self.logit_scale),
             "seed": int(trainer.cfg.SEED), "bytes": cache_bytes(n, epochs, c),
         }
         resumable = False
@@ -409,82 +364,74 @@ class TeacherOutputCache:
             except (FileNotFoundError, ValueError):
                 resumable = False
         if resumable:
-            mode = "r+"
             logger.info("Teacher cache: resuming the recording in %s at epoch %d", self.write_dir, trainer.start_epoch + 1)
-        else:
-            if osp.isdir(self.write_dir):
-                shutil.rmtree(self.write_dir)
-            os.makedirs(self.write_dir)
-            mode = "w+"
-            save_class_vectors(self._path("class_vectors.pt"), cv.features, cv.classnames, cv.teacher, cv.logit_scale)
-            atomic_write_json(self._path("meta.json"), self.meta)
-            logger.info("Teacher cache: recording %d epochs x %d images x %d classes to %s (%.1f MiB)",
-                        epochs, n, c, self.directory, self.meta["bytes"] / 2**20)
+            self._logits, self._aug, self._filled = (np.load(self._path(f"{a}.npy"), mmap_mode="r+")
+                                                     for a in ("logits", "aug", "filled"))
+            return
+        if osp.isdir(self.write_dir):
+            shutil.rmtree(self.write_dir)
+        os.makedirs(self.write_dir)
+        save_class_vectors(self._path("class_vectors.pt"), cv.features, cv.classnames, cv.teacher, cv.logit_scale)
+        atomic_write_json(self._path("meta.json"), self.meta)
+        logger.info("Teacher cache: recording %d epochs x %d images x %d classes to %s (%.1f MiB)",
+                    epochs, n, c, self.directory, self.meta["bytes"] / 2**20)
         open_memmap = np.lib.format.open_memmap
-        if mode == "w+":
-            self._logits = open_memmap(self._path("logits.npy"), mode="w+", dtype=np.float16, shape=(epochs, n, c))
-            self._aug = open_memmap(self._path("aug.npy"), mode="w+", dtype=np.int32, shape=(epochs, n, len(AUG_FIELDS)))
-            self._aug[:] = -1
-            self._filled = open_memmap(self._path("filled.npy"), mode="w+", dtype=np.uint8, shape=(epochs, n))
-        else:
-            self._logits = np.load(self._path("logits.npy"), mmap_mode="r+")
-            self._aug = np.load(self._path("aug.npy"), mmap_mode="r+")
-            self._filled = np.load(self._path("filled.npy"), mmap_mode="r+")
+        self._logits = open_memmap(self._path("logits.npy"), mode="w+", dtype=np.float16, shape=(epochs, n, c))
+        self._aug = open_memmap(self._path("aug.npy"), mode="w+", dtype=np.int32, shape=(epochs, n, len(AUG_FIELDS)))
+        self._aug[:] = -1
+        self._filled = open_memmap(self._path("filled.npy"), mode="w+", dtype=np.uint8, shape=(epochs, n))
 
-    # -------------------------------------------------------------------------------- per step
-    def teacher_logits(self, trainer: Any, images: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
-        """Teacher logits [B, C] fp32 for a training batch of the cache loader (record: computed online,
-        rounded to fp16 and stored; replay: read)."""
+    def logits(self, images: torch.Tensor, class_weights: torch.Tensor,
+               batch: Optional[Dict[str, Any]] = None) -> torch.Tensor:
+        """Teacher logits [B, C] fp32 for a training batch of the cache loader (record: computed online, rounded
+        to fp16 and stored; replay: read). Without a batch: the online teacher's logits."""
+        if batch is None:
+            return super().logits(images, class_weights)
         for key in ("index", "epoch", "aug"):
             if key not in batch:
                 raise KeyError(f"Teacher cache: the training batch has no {key!r}; it must come from the cache loader")
-        index = batch["index"].cpu().numpy().astype(np.int64)
-        epochs = batch["epoch"].cpu().numpy()
-        if (epochs != trainer.epoch).any():
-            raise RuntimeError(f"Teacher cache: batch tagged with epochs {sorted(set(epochs.tolist()))} during epoch "
-                               f"{trainer.epoch}; the loader's sampler epoch is out of sync")
+        epoch, index = self.trainer.epoch, batch["index"].cpu().numpy().astype(np.int64)
+        if (batch["epoch"].cpu().numpy() != epoch).any():
+            raise RuntimeError(f"Teacher cache: batch tagged with epochs {sorted(set(batch['epoch'].tolist()))} during "
+                               f"epoch {epoch}; the loader's sampler epoch is out of sync")
         if self.mode == "replay":
-            if self._logits is None:
-                raise RuntimeError("Teacher cache: begin() was not called before training")
-            if not np.all(self._filled[trainer.epoch, index]):
-                missing = index[np.asarray(self._filled[trainer.epoch, index]) == 0]
-                raise ValueError(f"Teacher cache {self.directory}: no record for epoch {trainer.epoch + 1}, images "
+            if not np.all(self._filled[epoch, index]):
+                missing = index[np.asarray(self._filled[epoch, index]) == 0]
+                raise ValueError(f"Teacher cache {self.directory}: no record for epoch {epoch + 1}, images "
                                  f"{missing[:5].tolist()}; the recording is incomplete")
-            logits = np.asarray(self._logits[trainer.epoch, index], dtype=np.float32)
-            return torch.from_numpy(logits).to(images.device)
-        logits = trainer.online_teacher_logits(images).half()
-        self._pending.append((getattr(trainer, "batch_idx", 0), batch["index"].to(torch.int64), batch["aug"].to(torch.int64), logits))
+            return torch.from_numpy(np.asarray(self._logits[epoch, index], dtype=np.float32)).to(images.device)
+        logits = super().logits(images, class_weights).half()
+        self._record(getattr(self.trainer, "batch_idx", 0), batch, logits)
         if len(self._pending) >= FLUSH_STEPS:
-            self._flush(trainer.epoch)
+            self._flush(epoch)
         return logits.float()
+
+    def _record(self, step: int, batch: Dict[str, Any], logits: torch.Tensor) -> None:
+        """Buffer the records of one batch: int64 rows (step, image index, aug) and the fp16 logits."""
+        index = batch["index"].to(torch.int64).view(-1, 1)
+        aug = batch["aug"].to(torch.int64).view(len(index), -1)
+        self._pending.append((torch.cat([torch.full_like(index, step), index, aug], dim=1), logits))
 
     def _flush(self, epoch: int) -> None:
         """Write the buffered records of this rank (and, under DDP, of every rank: two tensor gathers, called
         by every rank at the same steps) into the arrays on rank 0. Records are applied in (step, rank)
         order, so a DistributedSampler's padding duplicate keeps the last record, as a per-step write would."""
         pending, self._pending = self._pending, []
-        if not pending:
-            logits = torch.zeros((0, len(self.expected["train_classnames"])), dtype=torch.float16)
-            ints = torch.zeros((0, 2 + len(AUG_FIELDS)), dtype=torch.int64)
-        else:
-            logits = torch.cat([p[3] for p in pending])
-            ints = torch.cat([torch.cat([torch.full((len(p[1]), 1), p[0], dtype=torch.int64), p[1].view(-1, 1),
-                                         p[2].view(len(p[1]), -1)], dim=1) for p in pending])
-        device = logits.device
-        all_ints = dist.all_gather_tensors(ints.to(device))
+        pending = pending or [(torch.zeros((0, 2 + len(AUG_FIELDS)), dtype=torch.int64),
+                               torch.zeros((0, len(self.expected["train_classnames"])), dtype=torch.float16))]
+        ints, logits = torch.cat([p[0] for p in pending]), torch.cat([p[1] for p in pending])
+        all_ints = dist.all_gather_tensors(ints.to(logits.device))
         all_logits = dist.all_gather_tensors(logits)
         if not dist.is_main_process():
             return
         ints_np = np.concatenate([t.cpu().numpy() for t in all_ints])
         logits_np = np.concatenate([t.cpu().numpy() for t in all_logits])
-        order = np.argsort(ints_np[:, 0], kind="stable")  # by step; rank order kept within a step
-        for row in order:
+        for row in np.argsort(ints_np[:, 0], kind="stable"):  # by step; rank order kept within a step
             idx = int(ints_np[row, 1])
             self._logits[epoch, idx] = logits_np[row]
             self._aug[epoch, idx] = ints_np[row, 2:].astype(np.int32)
             self._filled[epoch, idx] = 1
 
-    # -------------------------------------------------------------------------------- per epoch
     @torch.no_grad()
     def end_epoch(self, trainer: Any) -> None:
         """Record: flush, add the images this epoch did not draw (split over the ranks, each with a loader),
@@ -500,11 +447,10 @@ class TeacherOutputCache:
         if len(missing):
             logger.info("Teacher cache: recording %d image(s) not drawn in epoch %d (%d on this rank)",
                         len(missing), epoch + 1, len(mine))
-        seed = int(trainer.cfg.SEED)
-        keys = [(epoch, int(i), seed) for i in mine]
+        keys = [(epoch, int(i), int(trainer.cfg.SEED)) for i in mine]
         loader = torch.utils.data.DataLoader(
-            _UndrawnImages(self.dataset, keys), batch_size=max(1, int(trainer.cfg.DATALOADER.TEST.BATCH_SIZE)),
-            shuffle=False, num_workers=int(trainer.cfg.DATALOADER.NUM_WORKERS),
+            self.dataset, batch_size=max(1, int(trainer.cfg.DATALOADER.TEST.BATCH_SIZE)), sampler=keys,
+            num_workers=int(trainer.cfg.DATALOADER.NUM_WORKERS),
             pin_memory=torch.device(trainer.device).type == "cuda")
         batches = iter(loader)
         steps = -(-len(missing) // (loader.batch_size * dist.get_world_size()))  # equal count on every rank
@@ -512,9 +458,8 @@ class TeacherOutputCache:
             batch = next(batches, None)
             if batch is not None:
                 images = batch["img"].to(trainer.device, non_blocking=True)
-                logits = trainer.online_teacher_logits(images).half()
-                self._pending.append((trainer.num_batches + step, batch["index"].to(torch.int64),
-                                      batch["aug"].to(torch.int64), logits))
+                logits = super().logits(images, trainer.teacher_class_weights).half()
+                self._record(trainer.num_batches + step, batch, logits)
             self._flush(epoch)  # collective: every rank calls it the same number of times
         if dist.is_main_process():
             for arr in (self._logits, self._aug, self._filled):
@@ -535,25 +480,22 @@ class TeacherOutputCache:
         logger.info("Teacher cache complete: %s (%.1f MiB)", self.directory, self.meta["bytes"] / 2**20)
 
 
-def setup_teacher_cache(trainer: Any) -> Optional[TeacherOutputCache]:
-    """For ``TEACHER_CACHE.MODE`` record / replay: build the cache and replace ``trainer.train_loader_x`` by a
-    loader over :class:`CachedAugDataset` with an :class:`EpochTaggedSampler`. Returns None when MODE is off."""
+def distillation_teacher(trainer: Any) -> OnlineTeacher:
+    """The teacher a PromptKD student distils from: :class:`OnlineTeacher` (``TEACHER_CACHE.MODE off``) or, for
+    record / replay, a :class:`TeacherOutputCache`, whose training loader (over :class:`CachedAugDataset` with an
+    :class:`EpochTaggedSampler`) replaces ``trainer.train_loader_x``."""
     cfg = trainer.cfg
     tc = cfg.TRAINER.PROMPTKD.TEACHER_CACHE
     if tc.MODE == "off":
-        return None
+        return OnlineTeacher(cfg, trainer.device, trainer.prec, trainer.autocast)
     check_cfg(cfg)
     directory = osp.abspath(osp.expanduser(tc.DIR or osp.join(cfg.OUTPUT_DIR, "teacher_cache")))
     train_x = trainer.dm.dataset.train_x
     augment = ReplayableAugment(cfg)
-    expected = {
-        "dataset": cfg.DATASET.NAME,
-        "num_images": len(train_x),
-        "fingerprint": _fingerprint(train_x, cfg.DATASET.ROOT),
-        "train_classnames": list(trainer.dm.dataset.classnames),
-        "augment": augment.describe(),
-    }
-    cache = TeacherOutputCache(tc.MODE, directory, expected)
+    expected = {"dataset": cfg.DATASET.NAME, "num_images": len(train_x),
+                "fingerprint": _fingerprint(train_x, cfg.DATASET.ROOT),
+                "train_classnames": list(trainer.dm.dataset.classnames), "augment": augment.description}
+    cache = TeacherOutputCache(trainer, tc.MODE, directory, expected)
     aug_path = osp.join(directory, "aug.npy") if tc.MODE == "replay" else None
     wrapper = functools.partial(CachedAugDataset, mode=tc.MODE, aug_path=aug_path)
     dl = cfg.DATALOADER

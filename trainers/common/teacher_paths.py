@@ -21,30 +21,18 @@ where released teachers go.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import re
 from typing import Dict, List, Tuple
+
+from engine.checkpoint import numbered_checkpoints, read_checkpoint_pointer
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "DEFAULT_TEACHER_CKPT",
-    "RELEASED_FOLDER_SPELLINGS",
-    "TeacherCheckpointNotFoundError",
-    "find_teacher_checkpoint",
-    "resolve_teacher_path",
-]
-
 DEFAULT_TEACHER_CKPT = "teacher_model/{dataset}/VLPromptLearner"
 #: DATASET.NAME -> the folder names the released teachers' README uses instead
-RELEASED_FOLDER_SPELLINGS: Dict[str, Tuple[str, ...]] = {
-    "FGVCAircraft": ("FGVCaircraft",),
-    "StanfordCars": ("StandfordCars",),
-}
+RELEASED_FOLDER_SPELLINGS: Dict[str, str] = {"FGVCAircraft": "FGVCaircraft", "StanfordCars": "StandfordCars"}
 _SUBFOLDERS = ("VLPromptLearner", "VLPromptLearner_large", "MultiModalPromptLearner")
-_EPOCH_RE = re.compile(r"model\.pth\.tar-(\d+)$")
 _WHERE = (
     "Released PromptKD teachers go in teacher_model/<DATASET.NAME>/VLPromptLearner/model-best.pth.tar under the "
     "working directory (e.g. teacher_model/DescribableTextures/VLPromptLearner/model-best.pth.tar; cross-dataset: "
@@ -77,42 +65,35 @@ def resolve_teacher_path(template: str, dataset: str, root: str) -> str:
     registry-name path (whose absence :func:`find_teacher_checkpoint` reports).
     """
     path = _fill(template, dataset, root)
-    if os.path.exists(path) or "{dataset}" not in template:
-        return path
-    for spelling in RELEASED_FOLDER_SPELLINGS.get(dataset, ()):
-        alt = _fill(template, spelling, root)
-        if os.path.exists(alt):
-            logger.info("Teacher: %s does not exist; using the released folder spelling %s", path, alt)
-            return alt
+    alt = _fill(template, RELEASED_FOLDER_SPELLINGS.get(dataset, dataset), root)
+    if not os.path.exists(path) and alt != path and os.path.exists(alt):
+        logger.info("Teacher: %s does not exist; using the released folder spelling %s", path, alt)
+        return alt
     return path
 
 
 def _alternatives(path: str) -> List[str]:
     """The released-spelling variants of ``path`` that :func:`resolve_teacher_path` would have tried."""
     parts = path.split(os.sep)
-    out = []
-    for name, spellings in RELEASED_FOLDER_SPELLINGS.items():
-        if name in parts:
-            out += [os.sep.join(s if p == name else p for p in parts) for s in spellings]
-    return out
+    if not set(parts) & set(RELEASED_FOLDER_SPELLINGS):
+        return []
+    return [os.sep.join(RELEASED_FOLDER_SPELLINGS.get(p, p) for p in parts)]
 
 
 def _pointer_target(folder: str) -> Tuple[str, str]:
     """``(file named by folder/checkpoint, note)``; the file is "" when the pointer is absent or unusable."""
     pointer = os.path.join(folder, "checkpoint")
-    if not os.path.isfile(pointer):
-        return "", f"{pointer} (absent)"
     try:
-        with open(pointer, "r", encoding="utf-8") as f:
-            name = f.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
+        name = read_checkpoint_pointer(folder)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         return "", f"{pointer} (unreadable: {exc})"
-    if not name or os.path.basename(name) != name or name in (".", ".."):
+    if name is None:
+        return "", f"{pointer} (absent)"
+    if os.path.basename(name) != name or name in (".", ".."):
         return "", f"{pointer} (does not name a file in its folder: {name!r})"
-    target = os.path.join(folder, name)
-    if not os.path.isfile(target):
+    if not os.path.isfile(os.path.join(folder, name)):
         return "", f"{pointer} (names {name}, which does not exist)"
-    return target, pointer
+    return os.path.join(folder, name), pointer
 
 
 def find_teacher_checkpoint(path: str) -> str:
@@ -140,13 +121,9 @@ def find_teacher_checkpoint(path: str) -> str:
             chosen, how = target, f"the checkpoint pointer {note}"
             break
         tried.append(note)
-        numbered = []
-        for f in glob.glob(os.path.join(folder, "model.pth.tar-*")):
-            m = _EPOCH_RE.search(f)
-            if m:
-                numbered.append((int(m.group(1)), f))
+        numbered = numbered_checkpoints(folder)
         if numbered:
-            chosen, how = max(numbered)[1], "the highest epoch"
+            chosen, how = numbered[-1][1], "the highest epoch"
             break
         tried.append(os.path.join(folder, "model.pth.tar-<N>"))
     else:

@@ -6,7 +6,7 @@ frozen sub-module ``backbone`` and stays in eval mode even when the wrapper is p
 
 :class:`FrozenCLIPModel` is that frozen-backbone part on its own (class set, logit scale, prompted
 encoders, cosine logits), the base of :class:`VLPromptCLIP`, ``trainers.coop.CoOpCLIP`` and
-``trainers.maple.MaPLeCLIP``.
+``trainers.common.maple_model.MaPLeCLIP``.
 """
 
 from __future__ import annotations
