@@ -1,29 +1,9 @@
 """MaPLe: multi-modal prompt learning (Khattak et al., CVPR 2023; docs/REFERENCE.md M3, T4).
 
-Text prompts as IVLP's text side (:class:`TextPromptLearner`, depth J, N context tokens; layer 0
-initialised from the first N words of ``CTX_INIT`` whose remaining words stay fixed in the prompt,
-layers 1..J-1 N(0, 0.02^2)). The visual prompts are not independent: they are COUPLED to the text
-prompts by linear maps ``text width -> vision width`` (dimensions read from the model, not the
-reference's hard-coded 512/768)::
-
-    visual prompt of layer 0 = couplings[0](text layer 0)        (the reference's ``proj``)
-    visual prompt of layer i = couplings[i](text layer i), 1 <= i < J
-                                (``compound_prompt_projections[i-1]``, deep copies of ONE freshly
-                                 initialised Linear, so they all start identical)
-
-and both go through the shared :func:`clip.encode_image` / :func:`clip.encode_text` (layer-0 visual
-prompts appended after the positional embedding, deeper ones replacing the last N tokens; deep text
-prompts replacing positions 1..N). Loss: cross-entropy. Trainable: the text prompts and the J
-couplings (3,555,072 parameters for ViT-B/16, J = 9, N = 2). Registered as "MultiModalPromptLearner".
-
-Our checkpoint keys and the reference's (whole CustomCLIP, docs/REFERENCE.md M6) map as::
-
-    prompt_learner.ctx                                   -> text_prompts.layer0
-    prompt_learner.compound_prompts_text.{k}             -> text_prompts.layer{k+1}
-    prompt_learner.proj.{weight,bias}                    -> couplings.0.{weight,bias}
-    prompt_learner.compound_prompt_projections.{k}.*     -> couplings.{k+1}.*
-    prompt_learner.token_prefix / token_suffix           -> skipped (class-name buffers)
-    image_encoder.* / text_encoder.* / logit_scale       -> frozen CLIP: checked against the backbone
+The trainer: cross-entropy over ``exp(logit_scale) * cos(prompted image, prompted text)``, trainable text
+prompts and their text -> vision couplings, registered as "MultiModalPromptLearner". The model (the coupled
+prompts, 3,555,072 trainable parameters for ViT-B/16, J = 9, N = 2) and the key map between our checkpoints
+and the released ones live in :mod:`trainers.common.maple_model`, which a MaPLe PromptKD teacher shares.
 """
 
 from __future__ import annotations
