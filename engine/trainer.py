@@ -56,7 +56,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["TRAINER_REGISTRY", "build_trainer", "TrainerBase", "TrainerX", "SimpleTrainer", "unwrap_model"]
 
 TRAINER_REGISTRY = Registry("TRAINER")
-_progress_enabled = progress_enabled  # the name trainers import
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
