@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from abc import ABC, abstractmethod
 import os
 import os.path as osp
 import signal
@@ -63,7 +64,7 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else model
 
 
-class TrainerBase:
+class TrainerBase(ABC):
     """Base class for iterative trainers: model registry, checkpoints, LR/optimiser steps, tensorboard writer.
     The loop, its hooks and Dassl's ``run_epoch`` / ``test`` / ``parse_batch_*`` / ``model_inference`` are
     :class:`TrainerX`'s."""
@@ -317,11 +318,11 @@ class TrainerX(TrainerBase):
         self.lab2cname = dm.lab2cname
         self.dm = dm
 
+    @abstractmethod
     def build_model(self) -> None:
-        """Build the model(s), their optimisers and schedulers and ``register_model`` them (every trainer)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must define build_model(): the engine has no default model (Dassl's SimpleNet "
-            "is not provided); build the model, its optimiser and scheduler and call self.register_model(...)")
+        """Build the model(s), their optimisers and schedulers and ``register_model`` them. Every trainer defines
+        it: the engine has no default model (Dassl's ``SimpleNet`` is not provided), so a trainer without it
+        cannot be instantiated."""
 
     def wrap_model_ddp(self) -> None:
         """Under torchrun, wrap ``self.model`` in DistributedDataParallel if it has trainable parameters.

@@ -268,3 +268,15 @@ def test_cuda_run_then_cpu_eval_only(tmp_path, registered):
     cpu = EngineTestLinearProbe.records[-1]
     assert cpu["accuracy"] == gpu["accuracy"]
     assert cpu["logit_sum"] == pytest.approx(gpu["logit_sum"], abs=1e-3)
+
+
+def test_a_trainer_without_build_model_cannot_be_instantiated():
+    """The engine has no default model (no Dassl SimpleNet): build_model is abstract, so the omission is named at
+    construction, before any data is read."""
+    from engine.trainer import TrainerX as BuiltinTrainerX
+
+    class NoModel(BuiltinTrainerX):
+        pass
+
+    with pytest.raises(TypeError, match="build_model"):
+        NoModel(None)
