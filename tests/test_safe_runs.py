@@ -438,3 +438,33 @@ def test_one_line_errors_disk_full_and_read_only_teacher_folder(env, tmp_path, c
                                       r"folder writable.*set TRAINER\.PROMPTKD\.CLASS_VECTORS to a writable file path"):
         train.main(student_argv(env, tmp_path / "ro_run", ["TRAINER.PROMPTKD.TEACHER_TYPE", "promptsrc",
                                                            "TRAINER.PROMPTKD.TEACHER_CKPT", ckpt], epochs=1))
+
+
+def test_convert_checkpoint_never_runs_code_in_the_legacy_format(tmp_path):
+    """torch's pre-zip reader calls ``pickle_module.load`` itself (magic number, protocol, system info) before the
+    Unpickler: the tool's restricted module must serve that call too. A legacy file whose first pickle opens a file
+    for writing must leave no file behind; a benign legacy checkpoint still converts."""
+    import pickle
+
+    from tools import convert_checkpoint
+
+    marker = tmp_path / "ran"
+
+    class OpensAFile:
+        def __reduce__(self):
+            return open, (str(marker), "w")
+
+    hostile = tmp_path / "hostile.pth.tar"
+    hostile.write_bytes(pickle.dumps(OpensAFile()))
+    with pytest.raises(ValueError, match=r"hostile\.pth\.tar is not a torch checkpoint this tool can read"):
+        convert_checkpoint.convert_checkpoint(str(hostile), str(tmp_path / "out.pth.tar"))
+    assert not marker.exists(), "the checkpoint's code ran"
+    assert not (tmp_path / "out.pth.tar").exists()
+
+    legacy = tmp_path / "legacy.pth.tar"
+    weights = {"prompt_learner.ctx": torch.randn(2, 8)}
+    torch.save({"state_dict": weights, "epoch": 5}, legacy, _use_new_zipfile_serialization=False)
+    report = convert_checkpoint.convert_checkpoint(str(legacy), str(tmp_path / "legacy_out.pth.tar"))
+    loaded = torch.load(tmp_path / "legacy_out.pth.tar", weights_only=True)
+    assert torch.equal(loaded["state_dict"]["prompt_learner.ctx"], weights["prompt_learner.ctx"])
+    assert loaded["epoch"] == 5 and report["dropped_objects"] == []

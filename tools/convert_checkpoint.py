@@ -69,9 +69,12 @@ def _restricted_pickle_module(allowed: Dict[str, Any], dropped: Set[str]) -> typ
             dropped.add(key)
             return type("Dropped", (_Dropped,), {"qualname": key})
 
+    def load(file: Any, **kwargs: Any) -> Any:  # torch's legacy (pre-zip) reader calls pickle_module.load directly
+        return RestrictedUnpickler(file, **kwargs).load()
+
     mod = types.ModuleType("restricted_pickle")
     mod.Unpickler = RestrictedUnpickler  # type: ignore[attr-defined]
-    mod.load = pickle.load  # type: ignore[attr-defined]  (never used by torch's zip reader)
+    mod.load = load  # type: ignore[attr-defined]
     mod.__name__ = "pickle"
     return mod
 
@@ -105,9 +108,13 @@ def convert_checkpoint(src: str, dst: str) -> Dict[str, Any]:
         raise FileNotFoundError(f"checkpoint not found: {src}")
     dropped: Set[str] = set()
     module = _restricted_pickle_module(_allowed_globals(), dropped)
-    # weights_only is off here only so that torch uses `module`: its Unpickler resolves torch's weights_only allow-list
-    # and replaces every other global by an inert placeholder (nothing from the file is imported or called)
-    obj = torch.load(src, map_location="cpu", weights_only=False, pickle_module=module)
+    # weights_only is off here only so that torch uses `module`: its Unpickler and load (every pickle torch reads, in
+    # the zip and the legacy format) resolve torch's weights_only allow-list and replace every other global by an
+    # inert placeholder (nothing from the file is imported or called)
+    try:
+        obj = torch.load(src, map_location="cpu", weights_only=False, pickle_module=module)
+    except (RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        raise ValueError(f"{src} is not a torch checkpoint this tool can read ({exc}); nothing was converted") from exc
     if not isinstance(obj, dict):
         raise ValueError(f"{src}: expected a checkpoint dict, got {type(obj).__name__}")
     state = obj.get("state_dict", obj if all(isinstance(v, torch.Tensor) for v in obj.values()) else None)
