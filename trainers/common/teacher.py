@@ -393,7 +393,8 @@ class OnlineTeacher:
     def start(self, trainer: Any) -> None:
         """Before training: the frozen teacher image tower + visual prompts (never registered or saved), checked
         against the class vectors and the input size; the teacher's text side is dropped."""
-        teacher, cv, name = self.teacher(), trainer.class_vectors, self.teacher().identity.model
+        teacher, cv = self.teacher(), trainer.class_vectors
+        name = teacher.identity.model
         if teacher.identity.embed_dim != cv.dim:
             raise ValueError(f"Teacher {name} has {teacher.identity.embed_dim}-d features but the class vectors {cv.path} are "
                              f"{cv.dim}-d: they come from another teacher")
