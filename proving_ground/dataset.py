@@ -123,11 +123,13 @@ def is_complete(dataset_dir: PathLike, world: W.WorldConfig, data: DatasetConfig
 
 
 def write_dataset(
-    world: W.WorldConfig, data: DatasetConfig, root: PathLike, overwrite: bool = False
+    world: W.WorldConfig, data: DatasetConfig, root: PathLike, overwrite: bool = False, name: Optional[str] = None
 ) -> Path:
     """Render the target domain into ``<root>/proving_ground`` (cached: reused when complete).
 
-    Returns the dataset folder. ``root`` is what ``DATASET.ROOT`` / ``--root`` must point to.
+    Returns the dataset folder. ``root`` is what ``DATASET.ROOT`` / ``--root`` must point to. ``name``: the
+    dataset's name in results (``world.json`` "name"; default ``ProvingGround``), e.g. the protocol datasets of
+    :mod:`proving_ground.protocols`.
     """
     root = Path(root)
     final = root / DATASET_DIR
@@ -152,6 +154,8 @@ def write_dataset(
             "num_base": sum(ci.base for ci in W.class_list(world)),
             "held_out": [ci.name for ci in W.class_list(world) if ci.held_out],
         }
+        if name:
+            meta["name"] = name
         with open(tmp / WORLD_FILE, "w") as f:
             json.dump(meta, f, indent=2, sort_keys=True)
         try:

@@ -102,10 +102,11 @@ class RunSpec:
     out_dir: str
     argv: List[str]
     needs: List[str] = field(default_factory=list)  # keys of runs that must finish first
+    rank: Optional[int] = None  # scheduling rank (lower first); None: the demo rows' _PRIORITY
 
     @property
     def priority(self) -> tuple:
-        return (_PRIORITY[self.row], self.seed)
+        return (_PRIORITY[self.row] if self.rank is None else self.rank, self.seed)
 
 
 @dataclass

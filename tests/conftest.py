@@ -18,6 +18,13 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="session")
+def reduced_cache(tmp_path_factory):
+    """Cache root of the reduced proving ground, shared by the slow end-to-end tests: the first one builds the
+    world and pre-trains both tiny CLIPs (about 90 s), the others reuse them."""
+    return tmp_path_factory.mktemp("reduced_pg")
+
+
 @pytest.fixture
 def fast_env_info(monkeypatch):
     """Skip torch's environment probe in train.main's log header (it shells out for seconds per call)."""

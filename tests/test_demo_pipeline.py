@@ -280,12 +280,12 @@ def test_demo_script_is_strict_bash_and_runs_the_pipeline():
 
 # ---------------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
-def reduced_run(tmp_path_factory):
-    """World + pre-training + the whole pipeline (1 seed) on the reduced preset, run once per module."""
+def reduced_run(tmp_path_factory, reduced_cache):
+    """World + pre-training (shared cache) + the whole pipeline (1 seed) on the reduced preset, run once per module."""
     tmp = tmp_path_factory.mktemp("reduced")
     out = tmp / "demo"
-    record = P.run_pipeline("reduced", [1], out, jobs=2, threads=1, cache_dir=tmp / "pg")
-    return tmp, out, record
+    record = P.run_pipeline("reduced", [1], out, jobs=2, threads=1, cache_dir=reduced_cache)
+    return reduced_cache, out, record
 
 
 @pytest.mark.slow
@@ -306,7 +306,7 @@ def test_reduced_preset_end_to_end_pipeline(reduced_run):
     kd = json.loads((out / P.RUNS_DIR / "student_promptkd" / "seed1" / "results.json").read_text())
     assert kd["trainer"] in ("PromptKD", "PromptKDStudent") and kd["teacher"] is not None
     # a second call reuses every finished run (and the cached proving ground)
-    again = P.run_pipeline("reduced", [1], out, jobs=0, cache_dir=tmp / "pg")
+    again = P.run_pipeline("reduced", [1], out, jobs=0, cache_dir=tmp)
     assert {o["status"] for o in again["runs"].values()} == {"reused"}
     assert again["seconds"]["pretrain_reused"] is True
 
