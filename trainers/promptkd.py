@@ -38,6 +38,15 @@ Ablation options (paper Tables 4-6, docs/ABLATIONS.md), all keys of TRAINER.PROM
   teacher's class vectors.
 - ``TEACHER_TYPE`` (Table 6): ``promptsrc``, ``maple`` (a MaPLe checkpoint; its coupled visual prompts
   prompt the teacher's image tower) or ``zeroshot``.
+
+Beyond the paper (docs/ABLATIONS.md):
+
+- ``LOSS topk_skl`` with ``TOPK`` (default 5): KDPL's symmetric KL over the teacher's top-K classes of each image,
+  both distributions renormalised over them, with ``kl_reference``'s divisor B * C (:mod:`trainers.common.kd`).
+- ``ENSEMBLE`` (TYPES / NAMES / CKPTS / CLASS_VECTORS of extra teachers, WEIGHTING confidence | uniform):
+  :class:`trainers.common.teacher_ensemble.EnsembleTeacher`, the target log of the per-image confidence-weighted
+  (or uniform) mixture of the teachers' distributions. The student's logits still use the MAIN teacher's class
+  vectors; each extra teacher's distribution is over its own class vectors of the same (training) classes.
 """
 
 from __future__ import annotations
@@ -58,8 +67,8 @@ from .common.backbone import build_clip, check_input_size, freeze
 from .common.base import PromptTrainer
 from .common.checkpoints import CheckpointKeyError, check_reference_backbone, format_keys
 from .common.class_vectors import ClassVectors, class_vectors_digest
-from .common.kd import get_kd_loss, kd_loss_inputs, kd_loss_names
-from .common import teacher_cache
+from .common.kd import bind_kd_loss, kd_loss_inputs, kd_loss_names
+from .common import teacher_cache, teacher_ensemble
 from .common.prompts import TextPromptLearner, VisualPromptStack, count_prompt_tokens
 from .common.teacher import TEACHER_TYPES, TeacherIdentity
 from .common.teacher_paths import DEFAULT_TEACHER_CKPT
@@ -97,6 +106,7 @@ def add_config(cfg: CN) -> None:
     # kl_reference (sum-KL*T^2/(B*C), reference) | kl_batchmean (T^2 * batch-mean KL) |
     # feature_l1 | feature_mse (projected student feature vs teacher image feature, Table 4)
     pk.LOSS = "kl_reference"
+    pk.TOPK = 5  # LOSS topk_skl: K teacher top classes per image (>= 1; K >= number of classes = all classes)
     # Table 5: prompts_projector (paper) | projector_only (no visual prompts) | full_finetune (whole student
     # image tower + projector, CLIP-KD style)
     pk.TRAIN_MODE = "prompts_projector"
@@ -118,6 +128,8 @@ def add_config(cfg: CN) -> None:
     pk.TEACHER_PROMPT_DEPTH_TEXT = 0
     pk.TEACHER_PROMPT_DEPTH_VISION = 0
     teacher_cache.add_config(pk)  # TEACHER_CACHE.{MODE: off|record|replay, DIR} (docs/PERFORMANCE.md)
+    # ENSEMBLE.{TYPES, NAMES, CKPTS, CLASS_VECTORS: extra teachers; WEIGHTING: confidence|uniform} (docs/ABLATIONS.md)
+    teacher_ensemble.add_config(pk)
     cfg.TRAINER.PROMPTKD = pk
 
 
@@ -196,7 +208,10 @@ class PromptKDStudent(PromptTrainer):
                              "logit loss (kl_reference / kl_batchmean) or CLASS_VECTORS_SOURCE teacher")
         if float(pk.TEMPERATURE) <= 0:
             raise ValueError(f"TRAINER.PROMPTKD.TEMPERATURE must be > 0, got {pk.TEMPERATURE}")
+        if int(pk.TOPK) < 1:
+            raise ValueError(f"TRAINER.PROMPTKD.TOPK must be >= 1 (top-K classes of LOSS topk_skl), got {pk.TOPK}")
         teacher_cache.check_cfg(cfg)
+        teacher_ensemble.check_cfg(cfg)
         if pk.TEACHER_CACHE.MODE != "off" and (kd_loss_inputs(pk.LOSS) == "features"
                                               or pk.CLASS_VECTORS_SOURCE != "teacher"):
             raise ValueError("TRAINER.PROMPTKD.TEACHER_CACHE stores teacher logits over the teacher's class vectors; "
@@ -209,6 +224,8 @@ class PromptKDStudent(PromptTrainer):
                "class_vectors_sha256": class_vectors_digest(cv.features)}
         if self.student_class_vectors is not cv:
             out["student_class_vectors"] = dict(self.student_class_vectors.teacher)
+        if isinstance(getattr(self, "teacher", None), teacher_ensemble.EnsembleTeacher):
+            out["ensemble"] = self.teacher.identity()
         return out
 
     def load_extra_checkpoint_state(self, name: str, checkpoint: Dict[str, Any], resume: bool) -> None:
@@ -240,7 +257,7 @@ class PromptKDStudent(PromptTrainer):
         """
         pk = self.cfg.TRAINER.PROMPTKD
         return {"distillation": {"kd_weight": float(pk.KD_WEIGHT), "loss": str(pk.LOSS),
-                                 "temperature": float(pk.TEMPERATURE)}}
+                                 "temperature": float(pk.TEMPERATURE), **self.kd_loss.keywords}}
 
     @torch.no_grad()
     def compute_student_text_class_vectors(self, clip_model: nn.Module, batch_size: int = 256) -> ClassVectors:
@@ -304,7 +321,7 @@ class PromptKDStudent(PromptTrainer):
                     info.embed_dim, cfg.MODEL.BACKBONE.NAME, self.student_class_vectors.dim,
                     self.student_class_vectors.teacher.get("type"), self.student_class_vectors.teacher.get("model"),
                     int(pk.PROJECT_LAYER), pk.TRAIN_MODE, pk.CLASS_VECTORS_SOURCE)
-        self.kd_loss = get_kd_loss(pk.LOSS)
+        self.kd_loss = bind_kd_loss(pk.LOSS, pk)  # + the loss's own keys (topk_skl: TOPK)
         self.kd_inputs = kd_loss_inputs(pk.LOSS)
         self.optim, self.sched = self.build_optim_sched(self.model.parameters())
         self.register_model(self.REGISTERED_NAME, self.model, self.optim, self.sched)
@@ -321,10 +338,11 @@ class PromptKDStudent(PromptTrainer):
 
     # ------------------------------------------------------------------ training
     def build_data_loader(self) -> None:
-        """Dassl's loaders, and the teacher: online, or recorded / replayed by the teacher-output cache (whose
-        training loader replays augmentations)."""
+        """Dassl's loaders, and the teacher: online, an ensemble (ENSEMBLE.TYPES), or recorded / replayed by the
+        teacher-output cache (whose training loader replays augmentations)."""
         super().build_data_loader()
-        self.teacher = teacher_cache.distillation_teacher(self)
+        self.teacher = (teacher_ensemble.EnsembleTeacher(self) if self.cfg.TRAINER.PROMPTKD.ENSEMBLE.TYPES
+                        else teacher_cache.distillation_teacher(self))
 
     def before_train(self) -> None:
         super().before_train()
