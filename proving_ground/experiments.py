@@ -45,6 +45,7 @@ from proving_ground import pipeline as P  # noqa: E402
 from proving_ground import protocols  # noqa: E402
 from proving_ground.build import BuildResult, build, preset  # noqa: E402
 from proving_ground.cache import atomic_write_json, read_json  # noqa: E402
+from proving_ground.world_config import WorldConfig  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,13 @@ XD_ROWS = {
 }
 
 
+#: Added AFTER the first results (the cross-dataset students fell below their zero-shot start; the first full-LR
+#: epoch overshoots): PromptKD on each target with KD_WEIGHT x (target classes / base-to-novel classes), i.e. the
+#: base-to-novel run's effective batch-mean KL weight (the reference loss divides by B x C, so KD_WEIGHT 1000
+#: weighs a 16-class target 4 times as strongly as the 64-class world). Reported, never used in a verdict.
+DIAGNOSTIC_LABEL = "student PromptKD, KD weight x C/C_b2n (diagnostic)"
+
+
 def max_epoch(config: str) -> int:
     """OPTIM.MAX_EPOCH of a trainer yaml: the epoch whose checkpoint an evaluation run loads."""
     import yaml
@@ -108,8 +116,12 @@ def max_epoch(config: str) -> int:
 class Planner:
     """Builds the :class:`~proving_ground.pipeline.RunSpec` of every run (argv of ``train.py``)."""
 
-    def __init__(self, res: BuildResult, roots: Dict[str, Path], out: Path, train_per_class: int) -> None:
+    def __init__(self, res: BuildResult, roots: Dict[str, Path], out: Path, train_per_class: int,
+                 world: Optional[WorldConfig] = None) -> None:
         self.res, self.roots, self.out = res, roots, out
+        # class counts: the base-to-novel world's and every protocol dataset's (the diagnostic KD weight)
+        self.world = world or preset("default").world
+        self.classes = {d.name: d.world.num_classes for d in protocols.protocol_datasets(self.world)}
         self.size = P.input_size(res)
         self.models = {"teacher": (res.teacher.weights, P.model_shape(res.teacher)),
                        "student": (res.student.weights, P.model_shape(res.student))}
@@ -200,6 +212,12 @@ class Planner:
                         PK + "CLASS_VECTORS", P._rel(run_dir / "class_vectors.pt")]
                     specs.append(self.spec(key, label, trainer, config, model, seed, root, opts,
                                            needs=[trained["teacher_promptsrc"]], rank=2))
+                    weight = 1000.0 * self.classes[name] / self.world.num_classes
+                    scaled_dir = self.out / "xd" / P.RUNS_DIR / name / f"{row}_scaled" / f"seed{seed}"
+                    opts = XD_EVAL + self.distill_opts(teacher_dir, config) + [
+                        PK + "CLASS_VECTORS", P._rel(scaled_dir / "class_vectors.pt"), PK + "KD_WEIGHT", str(weight)]
+                    specs.append(self.spec(f"{key}_scaled", DIAGNOSTIC_LABEL, trainer, config, model, seed, root,
+                                           opts, needs=[trained["teacher_promptsrc"]], rank=4))
                 elif row in trained:
                     if name == src:
                         continue  # the training run itself reports the source accuracy
@@ -265,7 +283,7 @@ def run_experiments(seeds: Sequence[int], out: Path, preset_name: str = "default
         P._check_out_dir(out / group, fp if group != "b2n" else P._fingerprint(res), force)
     if reuse is not None:
         reuse_b2n(Path(reuse), out, res)
-    specs = Planner(res, roots, out, train_per_class).plan(seeds, groups)
+    specs = Planner(res, roots, out, train_per_class, world).plan(seeds, groups)
     for group in GROUPS:
         (out / group).mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / group / P.PLAN_FILE, {"fingerprint": fp if group != "b2n" else P._fingerprint(res),

@@ -107,6 +107,54 @@ def test_verdict_rule_needs_the_mean_and_a_majority_of_seeds():
     assert D.compare(None, (1.0, {1: 1}))["verdict"] == D.NOT_MEASURABLE
 
 
+# ---------------------------------------------------------------------------------------------- document
+def _synthetic_runs(tmp_path, seeds=(1, 2)):
+    """Every planned run as a finished run folder with known numbers (results.json + log.txt)."""
+    from engine.run_record import RunRecord, write_run_record
+
+    res = _res(tmp_path / "pg", preset("default"))
+    roots = {n: tmp_path / "data" / n for n in (protocols.SOURCE, *protocols.CROSS_TARGETS, *protocols.DG_TARGETS)}
+    specs = E.Planner(res, roots, tmp_path / "out", train_per_class=80).plan(list(seeds))
+    # every row scores its own level + the seed; PromptKD rows score highest, feature L1 above the KL reference
+    level = {"student PromptKD": 80, "feature L1": 75, "PromptKD (ablation setting)": 70}
+    for i, spec in enumerate(specs):
+        run = Path(spec.out_dir)
+        run.mkdir(parents=True)
+        (run / "log.txt").write_text("...\nElapsed: 0:00:10\n")
+        value = level.get(spec.label, 50 + (i % 7)) + spec.seed
+        xd = spec.key.startswith("xd/")
+        record = RunRecord(trainer=spec.trainer, dataset=spec.key.split("/")[1] if xd else "ProvingGround",
+                           seed=spec.seed, label=spec.label, config=spec.argv[spec.argv.index("--config-file") + 1],
+                           accuracy=value if xd else None, base_acc=None if xd else value + 4,
+                           novel_acc=None if xd else value - 4)
+        write_run_record(record, run / "results.json")
+    return specs, {"specs": {s.key: s.out_dir for s in specs}, "seeds": list(seeds), "jobs": 2,
+                   "runs": {s.key: {} for s in specs}, "seconds": {"build": 1.0},
+                   "world": {"classes": 64, "colours": 8, "shapes": 8, "image_size": 32, "train_per_class": 80,
+                             "ablation_images": 40, "preset": "default"}}
+
+
+def test_document_tables_and_verdicts_come_from_the_runs(tmp_path):
+    specs, record = _synthetic_runs(tmp_path)
+    doc = D.write_document(tmp_path / "out", tmp_path / "docs" / "RESULTS.md", record)
+    text = doc.read_text()
+    assert f"take {10 * len(specs)} s of one core" in text  # the logged elapsed times, summed
+    # the PromptKD row of Table 1: mean over seeds 1, 2 of base (84 + s) and novel (76 + s), HM of the means
+    b, n = 85.5, 77.5
+    row = next(l for l in text.split("## Table 1 analogue")[1].splitlines() if l.startswith("| student PromptKD |"))
+    assert f"{b:.2f} +- 0.50" in row and f"**{2 * b * n / (b + n):.2f}**" in row
+    assert "- PromptKD student HM beats CoOp (student backbone) HM (paper: 83.73 vs 71.66): ours" in text
+    verdicts = {l.split(" (paper:")[0][2:]: l.rsplit("**", 2)[1] for l in text.splitlines()
+                if l.startswith("- ") and l.endswith("**.")}
+    assert verdicts["PromptKD student HM beats CoOp (student backbone) HM"] == D.HOLDS
+    assert verdicts["logit KL beats feature L1"] == D.FAILS  # feature L1 scored above the KL reference
+    assert verdicts["PromptKD beats student PromptSRC on the cross-dataset target average"] == D.HOLDS
+    assert verdicts["PromptKD beats the test-time prompt-tuning methods (TPT, CoOp+TPT, PromptAlign)"] == D.NOT_MEASURABLE
+    # every plot the document links exists
+    for png in {l.split("(results/")[1].rstrip(")") for l in text.splitlines() if "](results/" in l}:
+        assert (doc.parent / "results" / png).stat().st_size > 1000, png
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 @pytest.mark.slow
 def test_reduced_variant_regenerates_the_document_from_its_runs(reduced_cache, tmp_path):
