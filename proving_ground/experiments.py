@@ -272,6 +272,7 @@ def run_experiments(seeds: Sequence[int], out: Path, preset_name: str = "default
     """Build, plan, run, then write the tables and (``doc``) the results document. Returns the record."""
     from proving_ground import results_doc
 
+    P.check_seeds(seeds)
     t0 = time.perf_counter()
     res = P.load_build_json(build_json) if build_json else build(preset(preset_name), root=cache_dir)
     world = protocols.world_of(res.dataset_dir)
@@ -333,20 +334,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        record = run_experiments(args.seeds, Path(args.out), args.preset, jobs=args.jobs, cache_dir=args.cache_dir,
-                                 build_json=args.build_json, doc=Path(args.doc) if args.doc else None,
-                                 groups=args.groups, reuse=args.reuse_b2n, force=args.force,
-                                 progress=P._progress_printer())
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    record, code = P.cli_call(run_experiments, args.seeds, Path(args.out), args.preset, jobs=args.jobs,
+                              cache_dir=args.cache_dir, build_json=args.build_json,
+                              doc=Path(args.doc) if args.doc else None, groups=args.groups, reuse=args.reuse_b2n,
+                              force=args.force, progress=P._progress_printer())
+    if code:
+        return code
     sec = record["seconds"]
     print(f"time: build {sec['build']:.0f} s, runs {sec['runs']:.0f} s wall ({sec['run_seconds_sum']:.0f} s summed over "
-          f"runs), total {sec['total']:.0f} s" + (f"; wrote {args.doc}" if args.doc else ""))
+          f"the runs of this call), total {sec['total']:.0f} s" + (f"; wrote {args.doc}" if args.doc else ""))
     return 0
 
 

@@ -509,6 +509,19 @@ def run_pipeline(preset_name: str, seeds: Sequence[int], out: os.PathLike, jobs:
     return record
 
 
+def cli_call(fn, *args: Any, **kwargs: Any) -> tuple:
+    """``(fn(*args, **kwargs), 0)``; bad input (ValueError, FileNotFoundError, KeyError) -> ``(None, 2)`` and a run
+    that did not finish (RuntimeError) -> ``(None, 1)``, each printed as one ``error:`` line."""
+    try:
+        return fn(*args, **kwargs), 0
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None, 2
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None, 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m proving_ground.pipeline",
@@ -540,17 +553,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     print(f"PromptKD pipeline on the proving ground: preset {args.preset}, seeds {args.seeds}, "
           f"{args.jobs} job(s) x {args.threads} thread(s), output {args.out}", flush=True)
-    try:
-        record = run_pipeline(args.preset, args.seeds, args.out, jobs=args.jobs, threads=args.threads,
-                              cache_dir=args.cache_dir, force=args.force,
-                              quiet=not args.verbose, progress=_progress_printer(), world_seed=args.world_seed,
-                              build_json=args.build_json)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    record, code = cli_call(run_pipeline, args.preset, args.seeds, args.out, jobs=args.jobs, threads=args.threads,
+                            cache_dir=args.cache_dir, force=args.force, quiet=not args.verbose,
+                            progress=_progress_printer(), world_seed=args.world_seed, build_json=args.build_json)
+    if code:
+        return code
     out = Path(args.out)
     print()
     print((out / f"results_{TABLE_KIND}.md").read_text(encoding="utf-8"), end="")

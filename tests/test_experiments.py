@@ -107,6 +107,14 @@ def test_verdict_rule_needs_the_mean_and_a_majority_of_seeds():
     assert D.compare(None, (1.0, {1: 1}))["verdict"] == D.NOT_MEASURABLE
 
 
+def test_cli_refuses_bad_arguments_before_building(capsys, tmp_path):
+    assert E.main(["--seeds", "1", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "seeds must be distinct" in capsys.readouterr().err
+    assert E.main(["--build-json", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x")]) == 2
+    assert "missing.json" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 # ---------------------------------------------------------------------------------------------- document
 def _synthetic_runs(tmp_path, seeds=(1, 2)):
     """Every planned run as a finished run folder with known numbers (results.json + log.txt)."""
