@@ -77,6 +77,9 @@ ABLATION_ROWS: Dict[str, tuple] = {
     "kd_feature_mse": ("feature MSE", [PK + "LOSS", "feature_mse"], True),
     "kd_projector_only": ("projector only (no prompts)", [PK + "TRAIN_MODE", "projector_only"], True),
     "kd_full_finetune": ("full fine-tune (CLIP-KD style)", [PK + "TRAIN_MODE", "full_finetune"], True),
+    # added after the first results (the row above diverged: every accuracy near chance); reported, in no verdict
+    "kd_full_finetune_lr": ("full fine-tune, LR x 0.1 (diagnostic)", [PK + "TRAIN_MODE", "full_finetune",
+                                                                     "OPTIM.LR", "0.002"], True),
     "kd_student_text": ("w/o shared class vectors (student's own text)", [PK + "CLASS_VECTORS_SOURCE", "student_text"],
                         True),
     "kd_teacher_zeroshot": ("student of the zero-shot teacher", [PK + "TEACHER_TYPE", "zeroshot"], True),
