@@ -300,7 +300,8 @@ def run_experiments(seeds: Sequence[int], out: Path, preset_name: str = "default
               "world": {"classes": world.num_classes, "colours": len(world.colours), "shapes": len(world.shapes),
                         "image_size": world.image_size, "train_per_class": train_per_class,
                         "ablation_images": max(1, int(train_per_class * ABLATION_IMAGE_FRACTION)),
-                        "preset": preset_name if build_json is None else f"from {build_json}"},
+                        "preset": preset_name if build_json is None else next(
+                            (n for n in P.PRESETS if preset(n).world == world), "of the given build")},
               "runs": {k: {"status": o.status, "seconds": o.seconds} for k, o in outcomes.items()},
               "seconds": {"build": round(t_plan - t0, 1), "runs": round(t_runs - t_plan, 1),
                           "run_seconds_sum": round(sum(o.seconds for o in outcomes.values()), 1)},
