@@ -101,19 +101,29 @@ XD_ROWS = {
 }
 
 
-#: Added AFTER the first results (the cross-dataset students fell below their zero-shot start; the first full-LR
-#: epoch overshoots): PromptKD on each target with KD_WEIGHT x (target classes / base-to-novel classes), i.e. the
-#: base-to-novel run's effective batch-mean KL weight (the reference loss divides by B x C, so KD_WEIGHT 1000
-#: weighs a 16-class target 4 times as strongly as the 64-class world). Reported, never used in a verdict.
-DIAGNOSTIC_LABEL = "student PromptKD, KD weight x C/C_b2n (diagnostic)"
+#: Diagnostics, added AFTER the first results (the cross-dataset / DG students fell below their zero-shot start),
+#: reported beside the PromptKD row of every target and never used in a verdict: row suffix -> label.
+#: "_scaled": KD_WEIGHT x (target classes / base-to-novel classes), the base-to-novel run's effective batch-mean KL
+#: weight (the reference loss divides by B x C, so KD_WEIGHT 1000 weighs a 16-class target 4x as strongly).
+#: "_steps": as many optimisation steps as the base-to-novel student (more epochs over the smaller target sets).
+DIAGNOSTICS = {"_scaled": "student PromptKD, KD weight x C/C_b2n (diagnostic)",
+               "_steps": "student PromptKD, base-to-novel's number of steps (diagnostic)"}
+DIAGNOSTIC_LABELS = list(DIAGNOSTICS.values())
+
+
+def _yaml_key(config: str, *path: str) -> Any:
+    import yaml
+
+    with open(REPO_ROOT / config, "r", encoding="utf-8") as f:
+        node = yaml.safe_load(f) or {}
+    for key in path:
+        node = node[key]
+    return node
 
 
 def max_epoch(config: str) -> int:
     """OPTIM.MAX_EPOCH of a trainer yaml: the epoch whose checkpoint an evaluation run loads."""
-    import yaml
-
-    with open(REPO_ROOT / config, "r", encoding="utf-8") as f:
-        return int(((yaml.safe_load(f) or {}).get("OPTIM") or {})["MAX_EPOCH"])
+    return int(_yaml_key(config, "OPTIM", "MAX_EPOCH"))
 
 
 class Planner:
@@ -121,7 +131,7 @@ class Planner:
 
     def __init__(self, res: BuildResult, roots: Dict[str, Path], out: Path, train_per_class: int,
                  world: Optional[WorldConfig] = None) -> None:
-        self.res, self.roots, self.out = res, roots, out
+        self.res, self.roots, self.out, self.train_per_class = res, roots, out, train_per_class
         # class counts: the base-to-novel world's and every protocol dataset's (the diagnostic KD weight)
         self.world = world or preset("default").world
         self.classes = {d.name: d.world.num_classes for d in protocols.protocol_datasets(self.world)}
@@ -210,17 +220,8 @@ class Planner:
                 if row == "student_promptkd":
                     if name == src:
                         continue  # PromptKD distils on targets; on the source it would be the b2n setting
-                    run_dir = self.out / "xd" / P.RUNS_DIR / name / row / f"seed{seed}"
-                    opts = XD_EVAL + self.distill_opts(teacher_dir, config) + [
-                        PK + "CLASS_VECTORS", P._rel(run_dir / "class_vectors.pt")]
-                    specs.append(self.spec(key, label, trainer, config, model, seed, root, opts,
-                                           needs=[trained["teacher_promptsrc"]], rank=2))
-                    weight = 1000.0 * self.classes[name] / self.world.num_classes
-                    scaled_dir = self.out / "xd" / P.RUNS_DIR / name / f"{row}_scaled" / f"seed{seed}"
-                    opts = XD_EVAL + self.distill_opts(teacher_dir, config) + [
-                        PK + "CLASS_VECTORS", P._rel(scaled_dir / "class_vectors.pt"), PK + "KD_WEIGHT", str(weight)]
-                    specs.append(self.spec(f"{key}_scaled", DIAGNOSTIC_LABEL, trainer, config, model, seed, root,
-                                           opts, needs=[trained["teacher_promptsrc"]], rank=4))
+                    specs += self.kd_target_specs(key, name, seed, root, teacher_dir,
+                                                  [trained["teacher_promptsrc"]])
                 elif row in trained:
                     if name == src:
                         continue  # the training run itself reports the source accuracy
@@ -231,6 +232,24 @@ class Planner:
                 else:  # zero-shot
                     specs.append(self.spec(key, label, trainer, config, model, seed, root, XD_EVAL, rank=7,
                                            eval_only=True))
+        return specs
+
+    def kd_target_specs(self, key: str, name: str, seed: int, root: Path, teacher_dir: Path,
+                        needs: List[str]) -> List[P.RunSpec]:
+        """PromptKD distilled on target ``name`` from the source teacher, and its two diagnostics (DIAGNOSTICS)."""
+        label, trainer, config, model = XD_ROWS["student_promptkd"]
+        batch = int(_yaml_key(CONFIGS[config], "DATALOADER", "TRAIN_X", "BATCH_SIZE"))
+        b2n_steps = (self.world.num_classes * self.train_per_class // batch) * max_epoch(CONFIGS["promptkd"])
+        target_steps = max(1, self.classes[name] * protocols.PROTOCOL_DATA.train_per_class // batch)
+        extra = {"": [], "_scaled": [PK + "KD_WEIGHT", str(1000.0 * self.classes[name] / self.world.num_classes)],
+                 "_steps": ["OPTIM.MAX_EPOCH", str(-(-b2n_steps // target_steps))]}
+        specs = []
+        for suffix, opts in extra.items():
+            run_dir = self.out / "xd" / P.RUNS_DIR / name / f"student_promptkd{suffix}" / f"seed{seed}"
+            opts = XD_EVAL + self.distill_opts(teacher_dir, config) + [
+                PK + "CLASS_VECTORS", P._rel(run_dir / "class_vectors.pt"), *opts]
+            specs.append(self.spec(key + suffix, DIAGNOSTICS.get(suffix, label), trainer, config, model, seed, root,
+                                   opts, needs=needs, rank=2 if not suffix else 4))
         return specs
 
     def plan(self, seeds: Sequence[int], groups: Sequence[str] = GROUPS) -> List[P.RunSpec]:

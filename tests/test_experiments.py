@@ -93,6 +93,12 @@ def test_plan_changes_one_key_per_ablation_row_and_wires_every_evaluation(tmp_pa
         assert opts["TRAINER.PROMPTKD.TEACHER_CKPT"] == str(Path(by_key[f"xd/{protocols.SOURCE}/teacher_promptsrc/seed2"].out_dir))
         assert opts["TRAINER.PROMPTKD.CLASS_VECTORS"].startswith(str(Path(kd.out_dir)))  # per target: own classes
         assert kd.argv[kd.argv.index("--config-file") + 1].endswith("proving_ground_cross_datasets.yaml")
+        # the diagnostics: KD weight x C / 64 and the base-to-novel student's 1,600 steps (5120 images / 32 x 10)
+        classes = 16 if name in protocols.CROSS_TARGETS else 32
+        scaled = _argv_opts(by_key[f"xd/{name}/student_promptkd_scaled/seed2"].argv)
+        assert float(scaled["TRAINER.PROMPTKD.KD_WEIGHT"]) == 1000.0 * classes / 64
+        steps = _argv_opts(by_key[f"xd/{name}/student_promptkd_steps/seed2"].argv)
+        assert int(steps["OPTIM.MAX_EPOCH"]) * (classes * 64 // 32) == 1600
     assert "xd/PG-Source/student_promptkd/seed1" not in by_key
     assert sorted(specs, key=lambda s: s.priority)[0].rank == 0  # teachers first
 
