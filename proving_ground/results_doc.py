@@ -410,8 +410,8 @@ seeds (paired by seed), otherwise "does not hold"; "not measurable here" when th
 Configurations (written before any run; `proving_ground/experiments.py` holds the plan): the proving-ground
 trainer configs under `configs/trainers/*/proving_ground*.yaml` (the paper's recipes, with the CPU deviations
 marked in each file), 16 shots for every labelled method, the PromptKD student at its Table 1 recipe
-(10 epochs, batch 32, KL with T = 1, KD weight 1000). Nothing was tuned after seeing a result: the two rows
-marked "diagnostic" were added after the first results to look into two of them, and enter no verdict.
+(10 epochs, batch 32, KL with T = 1, KD weight 1000). Nothing was tuned after seeing a result: the rows
+marked "diagnostic" were added after the first results to look into them, and enter no verdict.
 
 The cross-dataset and domain-generalisation datasets (`proving_ground/protocols.py`): the source dataset
 `PG-Source` holds the first half of the colours x every shape; the cross-dataset targets `PG-XD-A` and `PG-XD-B`
