@@ -157,8 +157,7 @@ class Planner:
                          out_dir=str(run_dir), argv=argv, needs=[f"{n}/seed{seed}" for n in needs], rank=rank)
 
     def prompt_opts(self, config: str, node: str, model: str) -> List[str]:
-        opts = P._prompt_opts(REPO_ROOT / CONFIGS[config], node, self.models[model][1], text=node != "PROMPTKD")
-        return opts
+        return P._prompt_opts(REPO_ROOT / CONFIGS[config], node, self.models[model][1], text=node != "PROMPTKD")
 
     def maple_opts(self) -> List[str]:
         shape = self.models["teacher"][1]
@@ -330,7 +329,7 @@ def run_experiments(seeds: Sequence[int], out: Path, preset_name: str = "default
         raise RuntimeError(f"{len(failed)} run(s) did not finish: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
                            + f". Their log.txt files under {out} say why; re-run the same command to retry them")
     if doc is not None:
-        results_doc.write_document(out, Path(doc), record)
+        results_doc.write_document(Path(doc), record)
     record["seconds"]["total"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(out / "experiments.json", record)
     return record

@@ -146,8 +146,8 @@ PAPER_T1 = {"teacher zero-shot": "(ViT-L/14 CLIP, not in Table 1)", "teacher Pro
 B2N_LABELS = list(PAPER_T1)
 
 
-def section_b2n(record: Dict[str, Any], plots: Path) -> Tuple[str, List[Dict[str, Any]]]:
-    agg = _rows(record, ["b2n/"], "base2novel")
+def section_b2n(record: Dict[str, Any], tables: Dict[str, Any], plots: Path) -> Tuple[str, List[Dict[str, Any]]]:
+    agg = tables["b2n"]
     rows = _by_label(agg)
     cl = [claim(c["claim"], p, compare(_hm(rows.get(c["left"]["label"])) if c.get("left") else None,
                                        _hm(rows.get(c["right"]["label"])) if c.get("right") else None,
@@ -213,9 +213,9 @@ def _xd_claims(agg: Dict[str, Any], targets: Sequence[str], paper: Dict[str, str
     return out
 
 
-def section_xd(record: Dict[str, Any], plots: Path) -> Tuple[str, List[Dict[str, Any]]]:
-    agg = _rows(record, ["xd/"], "cross")
-    b2n = _by_label(_rows(record, ["b2n/"], "base2novel"))
+def section_xd(record: Dict[str, Any], tables: Dict[str, Any], plots: Path) -> Tuple[str, List[Dict[str, Any]]]:
+    agg = tables["xd"]
+    b2n = _by_label(tables["b2n"])
     b2n_gap = (f"{b2n['teacher PromptSRC']['hm'] - b2n['student PromptKD']['hm']:.2f} HM"
                if {"teacher PromptSRC", "student PromptKD"} <= set(b2n) else "-")
     src, xd, dg = protocols.SOURCE, list(protocols.CROSS_TARGETS), list(protocols.DG_TARGETS)
@@ -245,20 +245,11 @@ def section_xd(record: Dict[str, Any], plots: Path) -> Tuple[str, List[Dict[str,
     return "\n\n".join(parts), cl_xd + cl_dg
 
 
-def _ablation_rows(record: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    b2n = _by_label(_rows(record, ["b2n/"], "base2novel"))
-    abl = _by_label(_rows(record, ["ablation/"], "base2novel"))
-    return {**b2n, **abl}
-
-
-def _ablation_section(title: str, intro: str, rows: Dict[str, Dict[str, Any]], labels: Sequence[str],
-                      paper: Dict[str, str], claims: List[Dict[str, Any]], png: str, plots: Path,
-                      record: Dict[str, Any]) -> str:
-    from tools import results_lib
-
-    runs = [r for label in labels if rows.get(label) for r in rows[label]["runs"]]
-    agg = results_lib.aggregate(results_lib.collect_runs(runs), "base2novel") if runs else None
-    if agg is not None:
+def _ablation_section(title: str, intro: str, agg: Dict[str, Any], labels: Sequence[str], paper: Dict[str, str],
+                      claims: List[Dict[str, Any]], png: str, plots: Path) -> str:
+    """One base-to-novel ablation table: ``agg`` holds the b2n and the ablation rows (distinct labels)."""
+    rows = _by_label(agg)
+    if any(label in rows for label in labels):
         plot(agg, list(labels), plots / png, f"{title.split(': ')[-1]}: HM")
     return "\n\n".join([f"## {title}", intro, bnh_table([(label, rows.get(label)) for label in labels], paper),
                         claims_list(claims), f"![{title}](results/{png})"])
@@ -268,10 +259,11 @@ KD = "PromptKD (ablation setting)"
 STUDENT_ZS, KD_FULL, SRC = "student zero-shot", "student PromptKD", "student PromptSRC"
 
 
-def section_ablations(record: Dict[str, Any], plots: Path) -> Tuple[str, List[Dict[str, Any]]]:
+def section_ablations(record: Dict[str, Any], tables: Dict[str, Any], plots: Path) -> Tuple[str, List[Dict[str, Any]]]:
     from proving_ground.experiments import ABLATION_ROWS, MAPLE_TEACHER, TOPK
 
-    rows = _ablation_rows(record)
+    agg = {**tables["ablation"], "rows": tables["b2n"]["rows"] + tables["ablation"]["rows"]}
+    rows = _by_label(agg)
     lab = {k: v[0] for k, v in ABLATION_ROWS.items()}
     world = record["world"]
     setting = ("Ablation setting: the PromptKD student of the seed's stage-I PromptSRC teacher on half of the "
@@ -281,7 +273,7 @@ def section_ablations(record: Dict[str, Any], plots: Path) -> Tuple[str, List[Di
 
     def add(title, intro, labels, paper, specs, png):
         cl = [claim(text, p, compare(_hm(rows.get(a)), _hm(rows.get(b)))) for text, p, a, b in specs]
-        sections.append(_ablation_section(title, intro, rows, labels, paper, cl, png, plots, record))
+        sections.append(_ablation_section(title, intro, agg, labels, paper, cl, png, plots))
         all_claims.extend(cl)
 
     add("Table 4 analogue: distillation form", setting,
@@ -365,13 +357,15 @@ def _summary(claims: Sequence[Dict[str, Any]]) -> str:
             f"{counts[NOT_MEASURABLE]}.")
 
 
-def write_document(out: Path, doc: Path, record: Dict[str, Any]) -> Path:
+def write_document(doc: Path, record: Dict[str, Any]) -> Path:
     """Write the results document ``doc`` (and its plots in ``results/`` beside it) from the finished runs."""
     plots = doc.parent / RESULTS_SUBDIR
     plots.mkdir(parents=True, exist_ok=True)
+    tables = {"b2n": _rows(record, ["b2n/"], "base2novel"), "ablation": _rows(record, ["ablation/"], "base2novel"),
+              "xd": _rows(record, ["xd/"], "cross")}  # each group's results.json files read once
     parts, claims = [], []
     for section in (section_b2n, section_xd, section_ablations):
-        text, cl = section(record, plots)
+        text, cl = section(record, tables, plots)
         parts.append(text)
         claims += cl
     sec = record["seconds"]

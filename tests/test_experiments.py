@@ -150,7 +150,7 @@ def _synthetic_runs(tmp_path, seeds=(1, 2)):
 
 def test_document_tables_and_verdicts_come_from_the_runs(tmp_path):
     specs, record = _synthetic_runs(tmp_path)
-    doc = D.write_document(tmp_path / "out", tmp_path / "docs" / "RESULTS.md", record)
+    doc = D.write_document(tmp_path / "docs" / "RESULTS.md", record)
     text = doc.read_text()
     assert f"take {10 * len(specs)} s of one core" in text  # the logged elapsed times, summed
     # the PromptKD row of Table 1: mean over seeds 1, 2 of base (84 + s) and novel (76 + s), HM of the means
