@@ -16,7 +16,7 @@ split is generated as in the reference and saved:
   and ``UCF101`` (``ucfTrainTestlist/{classInd,trainlist01,testlist01}.txt``; ``ApplyEyeMakeup`` ->
   ``Apply_Eye_Makeup``, also the frame folder name): the official train(+val) list split 80/20 into
   train/val per class (``split_trainval``) + the official test list.
-- ``OxfordFlowers`` (``jpg/image_XXXXX.jpg``, ``imagelabels.mat`` with 1-based labels, names from
+- ``OxfordFlowers`` (``jpg/image_00001.jpg, ...``, ``imagelabels.mat`` with 1-based labels, names from
   ``cat_to_name.json``; needs scipy): 50/20/30 per class of the listed images.
 
 ``FGVCAircraft`` has no split file: the official ``images_variant_{train,val,test}.txt`` lists are the

@@ -28,18 +28,18 @@ def reduced_cache(tmp_path_factory):
 @pytest.fixture
 def fast_env_info(monkeypatch):
     """Skip torch's environment probe in train.main's log header (it shells out for seconds per call)."""
-    from tests.helpers.tiny_env import stub_env_info
+    from tests.helpers.tiny_env import skip_env_probe
 
-    stub_env_info(monkeypatch)
+    skip_env_probe(monkeypatch)
 
 
 @pytest.fixture
 def run_hygiene(monkeypatch):
     """fast_env_info + afterwards undo the process-wide state a train.main run leaves behind
     (ENGINE.DETERMINISTIC's flag, the log handlers on the root logger)."""
-    from tests.helpers.tiny_env import reset_run_state, stub_env_info
+    from tests.helpers.tiny_env import reset_run_state, skip_env_probe
 
-    stub_env_info(monkeypatch)
+    skip_env_probe(monkeypatch)
     yield
     reset_run_state()
 

@@ -30,7 +30,7 @@ import train
 from engine import utils as engine_utils
 from tests.helpers.fake_roots import make_root
 from tests.helpers.reference_layouts import maple_reference_layout
-from tests.helpers.tiny_env import make_tiny_env, stub_env_info
+from tests.helpers.tiny_env import make_tiny_env, skip_env_probe
 from tools import results as R
 from trainers.common import kd
 from trainers.common.checkpoints import CheckpointKeyError
@@ -48,7 +48,7 @@ PAPER = R.load_paper_numbers()
 
 @pytest.fixture(autouse=True)
 def _fast_env_info(monkeypatch):
-    stub_env_info(monkeypatch)
+    skip_env_probe(monkeypatch)
     root = logging.getLogger()
     level = root.level
     yield

@@ -13,7 +13,7 @@ import torch
 import clip
 import train
 from engine.utils import read_image
-from tests.helpers.tiny_env import make_tiny_env, reset_run_state, stub_env_info
+from tests.helpers.tiny_env import make_tiny_env, reset_run_state, skip_env_probe
 from tests.test_reliability_resume import student_argv
 from tools import export_student, predict
 
@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
     env = make_tiny_env(base)
     out = base / "run"
     with pytest.MonkeyPatch.context() as mp:  # module scope: no function-scoped monkeypatch fixture
-        stub_env_info(mp)
+        skip_env_probe(mp)
         try:
             trainer = train.main(student_argv(env, out))
         finally:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 import clip
 import train
-from tests.helpers.tiny_env import make_tiny_env, reset_run_state, stub_env_info
+from tests.helpers.tiny_env import make_tiny_env, reset_run_state, skip_env_probe
 from trainers.common import kd
 from trainers.common.class_vectors import load_class_vectors
 from trainers.common.teacher import OnlineTeacher
@@ -30,7 +30,7 @@ ZS = ["TRAINER.PROMPTKD.TEACHER_TYPE", "zeroshot"]
 
 @pytest.fixture(autouse=True)
 def _hygiene(monkeypatch, one_thread):
-    stub_env_info(monkeypatch)
+    skip_env_probe(monkeypatch)
     yield
     reset_run_state()
 
@@ -165,7 +165,7 @@ def test_ensemble_end_to_end_records_the_ensemble(env, tmp_path):
     # two teachers, two class-vector files, each from its own teacher
     assert load_class_vectors(cv_main).teacher["model"] == env["teacher"]
     assert load_class_vectors(cv_extra).teacher["model"] == env["student"]
-    ckpt = torch.load(out / "VLPromptLearner/model.pth.tar-1", map_location="cpu", weights_only=False)
+    ckpt = torch.load(out / "VLPromptLearner/model.pth.tar-1", map_location="cpu", weights_only=True)
     assert ckpt["meta"]["teacher"]["ensemble"] == res["teacher"]["ensemble"]
 
 

@@ -15,7 +15,7 @@ from engine.checkpoint import (DONE_NAME, RESUME_STATE_NAME, load_checkpoint, lo
                                save_resume_state)
 from engine.trainer import TrainerBase
 from engine.utils import read_json, write_json
-from tests.helpers.tiny_env import ENV_INFO_STUB, make_tiny_env
+from tests.helpers.tiny_env import CANNED_ENV_INFO, make_tiny_env
 from tests.test_reliability_resume import ckpt_state, read_csv, student_argv
 from trainers.common.run_results import collapse_report
 from trainers.common.class_vectors import load_class_vectors, save_class_vectors
@@ -72,7 +72,7 @@ def test_failed_saves_leave_the_previous_files_intact(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="injected"):
         save_class_vectors(cv_path, torch.eye(2, 4).flip(0), names, {"model": "other"}, 50.0)
     monkeypatch.undo()
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: ENV_INFO_STUB)
+    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: CANNED_ENV_INFO)
 
     def failing_fsync(fd):
         raise OSError(5, "I/O error (injected)")

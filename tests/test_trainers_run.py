@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import clip
 import train
-from tests.helpers.tiny_env import make_tiny_env, stub_env_info
+from tests.helpers.tiny_env import make_tiny_env, skip_env_probe
 
 torch.set_num_threads(1)
 
@@ -232,7 +232,7 @@ def promptkd_stage1(env, tmp_path_factory):
     --eval-only run of it that writes the class vectors again."""
     tmp = tmp_path_factory.mktemp("promptkd_stage1")
     with pytest.MonkeyPatch.context() as mp:
-        stub_env_info(mp)
+        skip_env_probe(mp)
         tout = tmp / "teacher"
         teacher = run(env, "PromptSRCTeacher", tout, DEPTH2 + ["OPTIM.MAX_EPOCH", "1"], node="PROMPTSRC",
                       backbone=env["teacher"])
@@ -263,7 +263,7 @@ def promptkd_stage2(env, promptkd_stage1):
              "DATASET.TRAIN_LABELS", "drop"]
     sout = tmp / "student"
     with pytest.MonkeyPatch.context() as mp:
-        stub_env_info(mp)
+        skip_env_probe(mp)
         mp.setattr(clip, "encode_text", counting)
         st = run(env, "PromptKD", sout, sopts)
         first_calls = calls["n"]
@@ -302,7 +302,7 @@ def promptkd_stage3(env, promptkd_stage1, promptkd_stage2):
 
     ev, ev2 = tmp / "student_eval", tmp / "student_eval_reference"
     with pytest.MonkeyPatch.context() as mp:
-        stub_env_info(mp)
+        skip_env_probe(mp)
         mp.setattr(clip, "encode_text", forbidden)
         mp.setattr(teacher_mod, "build_teacher", forbidden)
         mp.setattr(teacher_mod, "load_teacher_checkpoint", forbidden)
@@ -373,7 +373,7 @@ def test_promptkd_stage3_teacher_free_evaluation(env, promptkd_stage1, promptkd_
     ref["VPT_image_trans.conv1.9.weight"] = torch.zeros(1)
     torch.save({"state_dict": ref, "epoch": 20}, ref_dir / "VLPromptLearner" / "model-best.pth.tar")
     with pytest.MonkeyPatch.context() as mp:
-        stub_env_info(mp)
+        skip_env_probe(mp)
         with pytest.raises(KeyError, match=r"unexpected: \[projector.9.weight\]"):
             run(env, "PromptKD", tmp / "student_eval_bad", sopts, eval_only=True, model_dir=ref_dir)
 

@@ -243,7 +243,7 @@ def make_stanford_cars_root(root: PathLike, n_classes: int = 4, per_class: int =
 
 
 def make_oxford_flowers_root(root: PathLike, n_classes: int = 4, per_class: int = 6, with_split: bool = True) -> str:
-    """``oxford_flowers/jpg/image_XXXXX.jpg``, ``imagelabels.mat``, ``cat_to_name.json``, split file."""
+    """``oxford_flowers/jpg/image_00001.jpg, ...``, ``imagelabels.mat``, ``cat_to_name.json``, split file."""
     import numpy as np
     from scipy.io import savemat
 

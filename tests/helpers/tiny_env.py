@@ -4,7 +4,7 @@
   module gets the same weights) to ``<base>/<name>.pt`` files, which every run of a test then loads;
 - :func:`make_tiny_env` adds a 4-class DTD root (6 images per class: 3 train / 1 val / 2 test) and
   returns ``{"base", "root", "student", "teacher"}``;
-- :func:`stub_env_info` replaces torch's environment probe (it shells out for seconds per call and is
+- :func:`skip_env_probe` replaces torch's environment probe (it shells out for seconds per call and is
   not what the tests check); :func:`reset_run_state` undoes the process-wide state a ``train.main``
   run leaves behind (deterministic-algorithms flag, log handlers on the root logger).
 
@@ -26,10 +26,10 @@ from engine import utils as engine_utils
 
 from .fake_roots import make_root
 
-__all__ = ["ENV_INFO_STUB", "TINY_CLIPS", "save_tiny_clips", "make_tiny_env", "tiny_student_args", "start_torchrun",
-           "stub_env_info", "reset_run_state"]
+__all__ = ["CANNED_ENV_INFO", "TINY_CLIPS", "save_tiny_clips", "make_tiny_env", "tiny_student_args", "start_torchrun",
+           "skip_env_probe", "reset_run_state"]
 
-ENV_INFO_STUB = "env info skipped in tests"
+CANNED_ENV_INFO = "env info skipped in tests"
 TINY_CLIPS = ("tiny-vit-student", "tiny-vit-teacher")
 
 
@@ -73,9 +73,9 @@ def start_torchrun(train_args: Sequence[str], cwd: os.PathLike, nproc: int = 2) 
                             stderr=subprocess.STDOUT, text=True)
 
 
-def stub_env_info(monkeypatch) -> None:
+def skip_env_probe(monkeypatch) -> None:
     """Skip torch's slow environment probe in the log header of ``train.main`` runs."""
-    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: ENV_INFO_STUB)
+    monkeypatch.setattr(engine_utils, "collect_env_info", lambda: CANNED_ENV_INFO)
 
 
 def reset_run_state() -> None:
